@@ -1,0 +1,33 @@
+/* `peerflash sim NAME ...`: simulated targets. Each simulator lives in sim/
+ * and registers one line in this table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct sim_entry {
+    const char *name;
+    pf_cli_fn fn;
+    const char *summary;
+} sim_entry;
+
+static const sim_entry sims[] = {
+    {NULL, NULL, NULL},
+};
+
+int pf_cmd_sim(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        printf("usage: peerflash sim NAME --port PATH [options]   (peerflash sim NAME --help)\n\nsimulators:\n");
+        for (size_t i = 0; sims[i].name; i++)
+            printf("  %-8s %s\n", sims[i].name, sims[i].summary);
+        if (!sims[0].name)
+            printf("  (none built yet)\n");
+        return argc < 2 ? PF_EXIT_USAGE : PF_EXIT_OK;
+    }
+    for (size_t i = 0; sims[i].name; i++)
+        if (!strcmp(argv[1], sims[i].name))
+            return sims[i].fn(argc - 1, argv + 1);
+    pf_cli_error("unknown simulator '%s' (see peerflash sim --help)", argv[1]);
+    return PF_EXIT_USAGE;
+}

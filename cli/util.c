@@ -1,0 +1,117 @@
+/* Exit codes, error printing, progress display and JSON helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "peerflash/pf_posix.h"
+
+int pf_cli_exit_code(int err)
+{
+    switch (err) {
+    case PF_OK: return PF_EXIT_OK;
+    case PF_ERR_FORMAT:
+    case PF_ERR_RANGE:
+    case PF_ERR_OVERLAP:
+    case PF_ERR_NOMEM: return PF_EXIT_IMAGE;
+    case PF_ERR_IO:
+    case PF_ERR_TIMEOUT:
+    case PF_ERR_CLOSED:
+    case PF_ERR_NO_SYNC:
+    case PF_ERR_CRC:
+    case PF_ERR_PROTOCOL: return PF_EXIT_LINK;
+    case PF_ERR_TARGET:
+    case PF_ERR_UNSUPPORTED:
+    case PF_ERR_CHIP:
+    case PF_ERR_PROTECTED:
+    case PF_ERR_AUTH:
+    case PF_ERR_STATE: return PF_EXIT_TARGET;
+    case PF_ERR_VERIFY: return PF_EXIT_VERIFY;
+    default: return PF_EXIT_FAIL;
+    }
+}
+
+void pf_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("peerflash: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void pf_cli_progress_init(pf_cli_progress *p, int quiet)
+{
+    p->tty = isatty(STDERR_FILENO);
+    p->quiet = quiet;
+    p->last_phase = -1;
+    p->last_decile = -1;
+    p->phase_start_us = pf_posix_now_us();
+    p->last_draw_us = 0;
+}
+
+static void draw_bar(pf_phase phase, uint32_t done, uint32_t total, double secs)
+{
+    const int width = 30;
+    int fill = total ? (int)((uint64_t)done * width / total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    double rate = secs > 0 ? done / secs / 1024.0 : 0;
+    fprintf(stderr, "\r%-7s [%s] %3u%% %8u/%u B %7.1f KiB/s", pf_phase_name(phase), bar,
+            total ? (unsigned)((uint64_t)done * 100 / total) : 100u, done, total, rate);
+    fflush(stderr);
+}
+
+void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t total)
+{
+    pf_cli_progress *p = user;
+    if (p->quiet)
+        return;
+    uint64_t now = pf_posix_now_us();
+    if ((int)phase != p->last_phase) {
+        if (p->tty && p->last_phase >= 0)
+            fputc('\n', stderr);
+        p->last_phase = (int)phase;
+        p->last_decile = -1;
+        p->phase_start_us = now;
+        p->last_draw_us = 0;
+    }
+    double secs = (double)(now - p->phase_start_us) / 1e6;
+    if (p->tty) {
+        if (done == total || now - p->last_draw_us > 100000) {
+            draw_bar(phase, done, total, secs);
+            p->last_draw_us = now;
+        }
+        return;
+    }
+    int decile = total ? (int)((uint64_t)done * 10 / total) : 10;
+    if (decile != p->last_decile) {
+        p->last_decile = decile;
+        fprintf(stderr, "%s: %u/%u bytes (%d%%) %.1f s\n", pf_phase_name(phase), done, total, decile * 10, secs);
+    }
+}
+
+void pf_cli_progress_end(pf_cli_progress *p)
+{
+    if (!p->quiet && p->tty && p->last_phase >= 0)
+        fputc('\n', stderr);
+    p->last_phase = -1;
+}
+
+void pf_cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}

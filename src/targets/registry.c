@@ -1,0 +1,19 @@
+/* The drivers built into libpeerflash. Each driver file defines one
+ * `const pf_target_ops pf_target_<name>`; add it here once it is real. */
+#include <string.h>
+
+#include "peerflash/pf_target.h"
+
+const pf_target_ops *const pf_target_drivers[] = {
+    NULL,
+};
+
+const pf_target_ops *pf_target_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; pf_target_drivers[i]; i++)
+        if (strcmp(pf_target_drivers[i]->name, name) == 0)
+            return pf_target_drivers[i];
+    return NULL;
+}
