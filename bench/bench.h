@@ -1,0 +1,24 @@
+/* `make bench`: one program that measures and prints a table. Each component
+ * adds bench/bench_<name>.c with one function and one line in main.c. A row
+ * holds our figure, the third-party peer's figure measured in the same run
+ * (NAN when there is none), and their ratio. */
+#ifndef PEERFLASH_BENCH_H
+#define PEERFLASH_BENCH_H
+
+#include <math.h>
+
+typedef struct pf_bench {
+    const char *exe_dir; /* folder of pf-bench, where build/peerflash is */
+    int quick;           /* --quick: smaller sizes (CI smoke run) */
+    int rows;
+} pf_bench;
+
+/* Prints one row: group, what was measured, our value and unit, the peer's
+ * value (or NAN), and a note saying how it was measured. */
+void pf_bench_row(pf_bench *b, const char *group, const char *what, double value, const char *unit,
+                  double peer, const char *note);
+
+/* Path of build/peerflash next to pf-bench. */
+const char *pf_bench_cli(const pf_bench *b);
+
+#endif
