@@ -1,0 +1,86 @@
+/* The update agent (target side; portable C, no malloc, caller buffers).
+ *
+ * Two layers:
+ *  - the store: pf_agent_recv_begin / _data / _end put an image into the
+ *    secondary slot of a pf_boot, recording progress in the state journal so
+ *    that a transfer of the same image (same SHA-256) resumes after a
+ *    disconnect or power loss; _end checks the whole-file hash, the image
+ *    (hash TLV, signature, downgrade) and marks it for installation;
+ *  - the protocol engine: pf_agent_poll reads frames of the native protocol
+ *    (docs/PROTOCOL.md) from a pf_port and answers them, driving the store.
+ */
+#ifndef PEERFLASH_PF_AGENT_H
+#define PEERFLASH_PF_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pf_boot.h"
+#include "pf_err.h"
+#include "pf_port.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pf_agent_config {
+    pf_boot *boot;        /* opened (pf_boot_open) by the caller; shares its journal */
+    const pf_port *port;  /* the link for pf_agent_poll; NULL for store-only use */
+    /* Program staging buffer: a multiple of prog_size that divides erase_size. */
+    uint8_t *wbuf;
+    uint32_t wbuf_size;
+    /* Frame buffers for the protocol engine (each >= PF_AGENT_FRAME_BUF). */
+    uint8_t *rxbuf, *txbuf;
+    uint32_t rxbuf_size, txbuf_size;
+    uint16_t window;      /* data frames the host may have in flight (1..32) */
+    int allow_downgrade;
+    uint32_t device_id;   /* reported in HELLO */
+    pf_diag *diag;
+} pf_agent_config;
+
+#define PF_AGENT_CONFIG_DEFAULT() \
+    { NULL, NULL, NULL, 0, NULL, NULL, 0, 0, 8, 0, 0, NULL }
+
+typedef struct pf_agent {
+    pf_agent_config cfg;
+    uint32_t _size;   /* image bytes announced by begin */
+    uint32_t _stored; /* bytes programmed into secondary */
+    uint32_t _fill;   /* bytes waiting in wbuf */
+    uint8_t _hash[32];
+    int _open;        /* a transfer is in progress */
+    /* protocol engine */
+    uint32_t _rxlen;  /* bytes of the frame being collected */
+    int _rx_esc, _rx_drop;
+    uint8_t _last_seq;
+    uint16_t _max_payload;
+    int _reboot;      /* set when the host asked for a reset */
+    int _status;      /* last store error (negative pf_err) or 0 */
+} pf_agent;
+
+int pf_agent_init(pf_agent *a, const pf_agent_config *cfg);
+
+/* Starts (or resumes) storing the image whose whole-file SHA-256 is hash.
+ * *resume = the offset the data must continue from (0 for a new image, a
+ * multiple of the erase size or the full size when resuming). Refused while
+ * an upgrade runs on trial (PF_ERR_STATE). */
+int pf_agent_recv_begin(pf_agent *a, const uint8_t hash[32], uint32_t size, uint32_t *resume);
+/* Stores the next len bytes: off must be the next expected offset. */
+int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len);
+/* Bytes received so far (stored or buffered): the next expected offset. */
+uint32_t pf_agent_recv_offset(const pf_agent *a);
+/* Completes: every byte stored, file hash matches, image valid (signature,
+ * no downgrade): marks it for install at the next boot (trial unless
+ * permanent). */
+int pf_agent_recv_end(pf_agent *a, int permanent);
+
+/* Protocol engine: handles what has arrived on the port within timeout_ms.
+ * Returns 0, or PF_ERR_CLOSED when the link closed; *reboot (if not NULL)
+ * set to 1 when the host asked the device to reset. */
+int pf_agent_poll(pf_agent *a, uint32_t timeout_ms, int *reboot);
+/* Sends the greeting (HELLO) a device sends when it starts. */
+int pf_agent_announce(pf_agent *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,175 @@
+/* The agent's store: images into the secondary slot, with resume. */
+#include <string.h>
+
+#include "peerflash/pf_agent.h"
+#include "peerflash/pf_digest.h"
+
+int pf_agent_init(pf_agent *a, const pf_agent_config *cfg)
+{
+    if (!a || !cfg || !cfg->boot || !cfg->wbuf)
+        return PF_ERR_ARG;
+    memset(a, 0, sizeof *a);
+    a->cfg = *cfg;
+    const pf_flash *f = cfg->boot->cfg.flash;
+    if (!cfg->wbuf_size || cfg->wbuf_size % f->prog_size || cfg->wbuf_size % f->read_size ||
+        f->erase_size % cfg->wbuf_size)
+        return pf_diag_set(cfg->diag, PF_ERR_ARG, "agent write buffer of %lu bytes must be a multiple of %lu dividing %lu",
+                           (unsigned long)cfg->wbuf_size, (unsigned long)f->prog_size, (unsigned long)f->erase_size);
+    if (a->cfg.window == 0)
+        a->cfg.window = 1;
+    return PF_OK;
+}
+
+uint32_t pf_agent_recv_offset(const pf_agent *a) { return a->_stored + a->_fill; }
+
+int pf_agent_recv_begin(pf_agent *a, const uint8_t hash[32], uint32_t size, uint32_t *resume)
+{
+    if (!a || !hash)
+        return PF_ERR_ARG;
+    pf_boot *b = a->cfg.boot;
+    pf_diag *d = a->cfg.diag;
+    const pf_boot_record *cur = &b->rec;
+    if (cur->state == PF_BOOT_TRIAL || cur->state == PF_BOOT_SWAPPING || cur->state == PF_BOOT_REVERTING)
+        return pf_diag_set(d, PF_ERR_STATE, "an upgrade runs on trial (state %s): confirm it or reset first",
+                           pf_boot_state_name(cur->state));
+    if (size < PF_IMAGE_HEADER_SIZE || size > b->cfg.slot_size)
+        return pf_diag_set(d, PF_ERR_RANGE, "image of %lu bytes does not fit the %lu-byte slot",
+                           (unsigned long)size, (unsigned long)b->cfg.slot_size);
+    a->_open = 0;
+    a->_fill = 0;
+    a->_size = size;
+    memcpy(a->_hash, hash, 32);
+    if ((cur->state == PF_BOOT_RECEIVING || cur->state == PF_BOOT_PENDING) && cur->size == size &&
+        memcmp(cur->hash, hash, 32) == 0) {
+        a->_stored = cur->state == PF_BOOT_PENDING ? size : cur->received;
+    } else {
+        pf_boot_record nr = *cur;
+        nr.state = PF_BOOT_RECEIVING;
+        nr.flags = 0;
+        nr.step = nr.nsec = 0;
+        nr.size = size;
+        nr.received = 0;
+        memcpy(nr.hash, hash, 32);
+        int r = pf_boot_write_record(b, &nr);
+        if (r < 0)
+            return r;
+        a->_stored = 0;
+    }
+    a->_open = 1;
+    if (resume)
+        *resume = a->_stored;
+    return PF_OK;
+}
+
+/* Programs the staged buffer (len bytes, a multiple of prog_size). */
+static int flush(pf_agent *a, uint32_t len)
+{
+    pf_boot *b = a->cfg.boot;
+    const pf_flash *f = b->cfg.flash;
+    uint32_t E = f->erase_size, at = b->cfg.secondary_off + a->_stored;
+    int r;
+    if (a->_stored % E == 0 && (r = f->erase(f->ctx, at)) < 0)
+        return pf_diag_set(a->cfg.diag, r, "erase of secondary at 0x%lx failed", (unsigned long)at);
+    if ((r = f->prog(f->ctx, at, a->cfg.wbuf, len)) < 0)
+        return pf_diag_set(a->cfg.diag, r, "program of secondary at 0x%lx failed", (unsigned long)at);
+    a->_stored += len;
+    a->_fill = 0;
+    if (a->_stored % E == 0 || a->_stored >= a->_size) {
+        if (f->sync && (r = f->sync(f->ctx)) < 0)
+            return r;
+        pf_boot_record nr = b->rec;
+        nr.received = a->_stored < a->_size ? a->_stored : a->_size;
+        return pf_boot_write_record(b, &nr);
+    }
+    return PF_OK;
+}
+
+int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len)
+{
+    if (!a || (!data && len))
+        return PF_ERR_ARG;
+    if (!a->_open)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data without a begun transfer");
+    if (off != pf_agent_recv_offset(a))
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data at offset %lu, expected %lu", (unsigned long)off,
+                           (unsigned long)pf_agent_recv_offset(a));
+    if ((uint64_t)off + len > a->_size)
+        return pf_diag_set(a->cfg.diag, PF_ERR_RANGE, "data beyond the announced image size %lu",
+                           (unsigned long)a->_size);
+    while (len) {
+        uint32_t n = a->cfg.wbuf_size - a->_fill;
+        if (n > len)
+            n = len;
+        memcpy(a->cfg.wbuf + a->_fill, data, n);
+        a->_fill += n;
+        data += n;
+        len -= n;
+        if (a->_fill == a->cfg.wbuf_size) {
+            int r = flush(a, a->_fill);
+            if (r < 0) {
+                a->_open = 0;
+                return r;
+            }
+        }
+    }
+    return PF_OK;
+}
+
+int pf_agent_recv_end(pf_agent *a, int permanent)
+{
+    if (!a)
+        return PF_ERR_ARG;
+    pf_boot *b = a->cfg.boot;
+    const pf_flash *f = b->cfg.flash;
+    pf_diag *d = a->cfg.diag;
+    if (!a->_open)
+        return pf_diag_set(d, PF_ERR_STATE, "end without a begun transfer");
+    if (pf_agent_recv_offset(a) != a->_size)
+        return pf_diag_set(d, PF_ERR_STATE, "end after %lu of %lu bytes", (unsigned long)pf_agent_recv_offset(a),
+                           (unsigned long)a->_size);
+    int r;
+    if (a->_fill) {
+        uint32_t p = f->prog_size, len = (a->_fill + p - 1) / p * p;
+        memset(a->cfg.wbuf + a->_fill, f->erase_value, len - a->_fill);
+        if ((r = flush(a, len)) < 0)
+            return r;
+    }
+    /* the whole file as stored, against the hash the host announced */
+    pf_digest dg;
+    uint8_t h[32];
+    if ((r = pf_digest_begin(&dg, PF_DIGEST_SHA256)) < 0)
+        return r;
+    for (uint32_t o = 0; o < a->_size; o += a->cfg.wbuf_size) {
+        uint32_t n = a->_size - o < a->cfg.wbuf_size ? a->_size - o : a->cfg.wbuf_size;
+        uint32_t rn = (n + f->read_size - 1) / f->read_size * f->read_size;
+        if ((r = f->read(f->ctx, b->cfg.secondary_off + o, a->cfg.wbuf, rn)) < 0) {
+            pf_digest_finish(&dg, h);
+            return r;
+        }
+        pf_digest_update(&dg, a->cfg.wbuf, n);
+    }
+    pf_digest_finish(&dg, h);
+    a->_open = 0;
+    if (memcmp(h, a->_hash, 32) != 0) {
+        pf_boot_record nr = b->rec;
+        nr.state = PF_BOOT_IDLE;
+        nr.received = 0;
+        pf_boot_write_record(b, &nr);
+        return pf_diag_set(d, PF_ERR_VERIFY, "stored image SHA-256 differs from the announced one");
+    }
+    r = pf_boot_request_install(b, permanent, a->cfg.allow_downgrade);
+    if (r < 0 && r != PF_ERR_IO) {
+        /* refused (bad signature, downgrade, malformed): forget the transfer */
+        pf_diag saved;
+        if (d)
+            saved = *d;
+        pf_boot_record nr = b->rec;
+        nr.state = PF_BOOT_IDLE;
+        nr.received = 0;
+        memset(nr.hash, 0, sizeof nr.hash);
+        pf_boot_write_record(b, &nr);
+        if (d)
+            *d = saved;
+    }
+    return r;
+}
