@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pf_agent_proto.h"
 #include "pf_boot.h"
 #include "pf_err.h"
 #include "pf_port.h"
@@ -29,14 +30,19 @@ typedef struct pf_agent_config {
     /* Program staging buffer: a multiple of prog_size that divides erase_size. */
     uint8_t *wbuf;
     uint32_t wbuf_size;
-    /* Frame buffers for the protocol engine (each >= PF_AGENT_FRAME_BUF). */
+    /* Frame buffers for the protocol engine: rxbuf holds one unescaped frame
+     * (its size - 8 is the largest payload the agent accepts, at most 4096;
+     * >= 64), txbuf one encoded answer (>= PF_AGENT_TXBUF_MIN). */
     uint8_t *rxbuf, *txbuf;
     uint32_t rxbuf_size, txbuf_size;
-    uint16_t window;      /* data frames the host may have in flight (1..32) */
+    uint16_t window;      /* DATA frames the host may have in flight (1..255): the
+                           * receive buffering (UART DMA ring) the device has */
     int allow_downgrade;
     uint32_t device_id;   /* reported in HELLO */
     pf_diag *diag;
 } pf_agent_config;
+
+#define PF_AGENT_TXBUF_MIN 320u
 
 #define PF_AGENT_CONFIG_DEFAULT() \
     { NULL, NULL, NULL, 0, NULL, NULL, 0, 0, 8, 0, 0, NULL }
@@ -49,12 +55,9 @@ typedef struct pf_agent {
     uint8_t _hash[32];
     int _open;        /* a transfer is in progress */
     /* protocol engine */
-    uint32_t _rxlen;  /* bytes of the frame being collected */
-    int _rx_esc, _rx_drop;
-    uint8_t _last_seq;
+    pf_ap_decoder _dec;
     uint16_t _max_payload;
-    int _reboot;      /* set when the host asked for a reset */
-    int _status;      /* last store error (negative pf_err) or 0 */
+    uint32_t frames_in, frames_bad, acks_dup; /* counters for diagnostics */
 } pf_agent;
 
 int pf_agent_init(pf_agent *a, const pf_agent_config *cfg);

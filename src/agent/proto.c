@@ -1,0 +1,208 @@
+/* The agent's protocol engine: frames in, store operations, answers out.
+ * docs/PROTOCOL.md is the specification. */
+#include <string.h>
+
+#include "peerflash/pf_agent.h"
+#include "peerflash/pf_bytes.h"
+#include "peerflash/pf_digest.h"
+
+#define TEXT_MAX 140u
+
+static int send(pf_agent *a, uint8_t type, uint8_t seq, const uint8_t *p, size_t n)
+{
+    const pf_port *port = a->cfg.port;
+    size_t w = pf_ap_encode(a->cfg.txbuf, a->cfg.txbuf_size, type, seq, p, n);
+    if (!w)
+        return PF_ERR_NOMEM;
+    int r = port->write(port->ctx, a->cfg.txbuf, w);
+    return r < 0 ? r : PF_OK;
+}
+
+/* An answer: status byte, then either `extra` (success) or the diag text. */
+static int answer(pf_agent *a, const pf_ap_frame *f, int err, const uint8_t *extra, size_t n)
+{
+    uint8_t p[1 + TEXT_MAX];
+    size_t len = 1;
+    p[0] = (uint8_t)(err < 0 ? -err : 0);
+    if (err >= 0 && extra && n <= TEXT_MAX) {
+        memcpy(p + 1, extra, n);
+        len += n;
+    } else if (err < 0 && a->cfg.diag) {
+        size_t t = strlen(a->cfg.diag->text);
+        if (t > TEXT_MAX)
+            t = TEXT_MAX;
+        memcpy(p + 1, a->cfg.diag->text, t);
+        len += t;
+    }
+    return send(a, (uint8_t)(f->type | PF_AP_RESPONSE), f->seq, p, len);
+}
+
+static int hello(pf_agent *a, const pf_ap_frame *f)
+{
+    pf_boot *b = a->cfg.boot;
+    const pf_flash *fl = b->cfg.flash;
+    uint8_t p[99];
+    memset(p, 0, sizeof p);
+    p[0] = PF_AP_VERSION;
+    pf_put_le16(p + 1, a->_max_payload);
+    p[3] = (uint8_t)a->cfg.window;
+    p[4] = PF_AP_CAP_SHA256 | PF_AP_CAP_RESUME | (b->cfg.pubkey ? PF_AP_CAP_SIGNED : 0);
+    p[5] = b->rec.state;
+    p[6] = b->rec.flags;
+    pf_put_le32(p + 7, b->cfg.slot_size);
+    pf_put_le32(p + 11, fl->erase_size);
+    pf_put_le32(p + 15, fl->prog_size);
+    pf_put_le32(p + 19, a->cfg.device_id);
+    pf_image_info cur;
+    pf_diag *saved = b->cfg.diag;
+    b->cfg.diag = NULL;
+    if (pf_boot_check_slot(b, 0, &cur) == PF_OK) {
+        p[23] = cur.version.major;
+        p[24] = cur.version.minor;
+        pf_put_le16(p + 25, cur.version.revision);
+        pf_put_le32(p + 27, cur.version.build);
+        memcpy(p + 31, cur.hash, 32);
+    }
+    b->cfg.diag = saved;
+    pf_put_le32(p + 63, b->rec.state == PF_BOOT_RECEIVING ? b->rec.received : 0);
+    memcpy(p + 67, b->rec.hash, 32);
+    return answer(a, f, PF_OK, p, sizeof p);
+}
+
+static int ack(pf_agent *a, uint8_t seq, int err)
+{
+    uint8_t p[5];
+    p[0] = (uint8_t)(err < 0 ? -err : 0);
+    pf_put_le32(p + 1, pf_agent_recv_offset(a));
+    return send(a, PF_AP_ACK, seq, p, sizeof p);
+}
+
+static int hash_range(pf_agent *a, const pf_ap_frame *f)
+{
+    pf_boot *b = a->cfg.boot;
+    const pf_flash *fl = b->cfg.flash;
+    if (f->len < 9)
+        return answer(a, f, pf_diag_set(a->cfg.diag, PF_ERR_PROTOCOL, "HASH needs 9 bytes"), NULL, 0);
+    int slot = f->payload[0];
+    uint32_t off = pf_get_le32(f->payload + 1), len = pf_get_le32(f->payload + 5);
+    if (slot > 1 || off > b->cfg.slot_size || len > b->cfg.slot_size - off)
+        return answer(a, f, pf_diag_set(a->cfg.diag, PF_ERR_RANGE, "HASH range outside the slot"), NULL, 0);
+    uint32_t base = pf_boot_slot_off(b, slot) + off, rs = fl->read_size;
+    pf_digest dg;
+    uint8_t h[32];
+    int r = pf_digest_begin(&dg, PF_DIGEST_SHA256);
+    if (r < 0)
+        return answer(a, f, r, NULL, 0);
+    /* the range need not be aligned to read_size: read whole units around it */
+    uint32_t at = base / rs * rs, end = base + len;
+    while (at < end) {
+        uint32_t n = a->cfg.wbuf_size;
+        if ((r = fl->read(fl->ctx, at, a->cfg.wbuf, n)) < 0)
+            break;
+        uint32_t from = at < base ? base - at : 0, to = end - at < n ? end - at : n;
+        pf_digest_update(&dg, a->cfg.wbuf + from, to - from);
+        at += n;
+    }
+    pf_digest_finish(&dg, h);
+    if (r < 0)
+        return answer(a, f, pf_diag_set(a->cfg.diag, r, "flash read failed"), NULL, 0);
+    return answer(a, f, PF_OK, h, 32);
+}
+
+static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
+{
+    const uint8_t *p = f->payload;
+    pf_diag *d = a->cfg.diag;
+    int r;
+    a->frames_in++;
+    switch (f->type) {
+    case PF_AP_HELLO: return hello(a, f);
+    case PF_AP_BEGIN: {
+        if (f->len < 37)
+            return answer(a, f, pf_diag_set(d, PF_ERR_PROTOCOL, "BEGIN needs 37 bytes"), NULL, 0);
+        uint32_t resume = 0;
+        r = pf_agent_recv_begin(a, p + 5, pf_get_le32(p), &resume);
+        uint8_t out[4];
+        pf_put_le32(out, resume);
+        return answer(a, f, r, out, 4);
+    }
+    case PF_AP_DATA: {
+        if (f->len < 4)
+            return ack(a, f->seq, PF_ERR_PROTOCOL);
+        if (!a->_open)
+            return ack(a, f->seq, PF_ERR_STATE);
+        uint32_t off = pf_get_le32(p);
+        if (off != pf_agent_recv_offset(a)) {
+            a->acks_dup++;
+            return ack(a, f->seq, PF_OK); /* lost or repeated frame: say where we are */
+        }
+        r = pf_agent_recv_data(a, off, p + 4, (uint32_t)f->len - 4);
+        return ack(a, f->seq, r);
+    }
+    case PF_AP_END:
+        r = pf_agent_recv_end(a, f->len >= 1 && (p[0] & PF_AP_F_PERMANENT));
+        return answer(a, f, r, NULL, 0);
+    case PF_AP_RESET:
+        r = answer(a, f, PF_OK, NULL, 0);
+        if (a->cfg.port->drain)
+            a->cfg.port->drain(a->cfg.port->ctx);
+        *reboot = 1;
+        return r;
+    case PF_AP_CONFIRM:
+        r = pf_boot_confirm(a->cfg.boot);
+        return answer(a, f, r, NULL, 0);
+    case PF_AP_HASH: return hash_range(a, f);
+    default:
+        return answer(a, f, pf_diag_set(d, PF_ERR_UNSUPPORTED, "unknown request type 0x%02x", (unsigned)f->type),
+                      NULL, 0);
+    }
+}
+
+static int engine_ready(pf_agent *a)
+{
+    if (!a->cfg.port || !a->cfg.rxbuf || a->cfg.rxbuf_size < 64 || !a->cfg.txbuf ||
+        a->cfg.txbuf_size < PF_AGENT_TXBUF_MIN)
+        return PF_ERR_ARG;
+    if (a->_dec.buf != a->cfg.rxbuf) {
+        pf_ap_decoder_init(&a->_dec, a->cfg.rxbuf, a->cfg.rxbuf_size);
+        uint32_t mp = a->cfg.rxbuf_size - PF_AP_OVERHEAD;
+        a->_max_payload = (uint16_t)(mp > PF_AP_MAX_PAYLOAD ? PF_AP_MAX_PAYLOAD : mp);
+    }
+    return PF_OK;
+}
+
+int pf_agent_announce(pf_agent *a)
+{
+    int r = engine_ready(a);
+    if (r < 0)
+        return r;
+    pf_ap_frame f = {PF_AP_HELLO, 0, 0, NULL};
+    return hello(a, &f);
+}
+
+int pf_agent_poll(pf_agent *a, uint32_t timeout_ms, int *reboot)
+{
+    int r = engine_ready(a);
+    if (r < 0)
+        return r;
+    int rb = 0;
+    uint8_t in[256];
+    int n = a->cfg.port->read(a->cfg.port->ctx, in, sizeof in, timeout_ms);
+    if (n < 0)
+        return n;
+    size_t at = 0;
+    while (at < (size_t)n) {
+        pf_ap_frame f;
+        int got;
+        at += pf_ap_decode(&a->_dec, in + at, (size_t)n - at, &f, &got);
+        if (got) {
+            r = handle(a, &f, &rb);
+            if (r < 0)
+                return r;
+        }
+    }
+    a->frames_bad = a->_dec.dropped;
+    if (reboot)
+        *reboot = rb;
+    return PF_OK;
+}
