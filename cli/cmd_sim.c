@@ -11,7 +11,9 @@ typedef struct sim_entry {
     const char *summary;
 } sim_entry;
 
+int pf_sim_agent_main(int argc, char **argv);
 static const sim_entry sims[] = {
+    {"agent", pf_sim_agent_main, "peerflash agent + bootloader over simulated NOR flash, with resets"},
     {NULL, NULL, NULL},
 };
 

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 
+int pf_cmd_sign(int argc, char **argv); /* cmd_sign.c: sign and keygen */
 static const pf_cli_command commands[] = {
     {"flash", pf_cmd_flash, "write images to a target, verify, optionally run"},
     {"verify", pf_cmd_flash, "compare a target's flash with images"},
@@ -13,6 +14,8 @@ static const pf_cli_command commands[] = {
     {"ports", pf_cmd_ports, "list serial ports with USB VID:PID and serial number"},
     {"wire", pf_cmd_wire, "link emulator: join two endpoints at a real line rate, with faults"},
     {"sim", pf_cmd_sim, "run a simulated target (bootloader) on a pty or socket"},
+    {"sign", pf_cmd_sign, "make an MCUboot-layout image for the agent (SHA-256, ECDSA-P256)"},
+    {"keygen", pf_cmd_sign, "new ECDSA-P256 signing key for the agent's images"},
 };
 
 static void usage(FILE *f)

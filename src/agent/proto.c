@@ -122,6 +122,12 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
             return answer(a, f, pf_diag_set(d, PF_ERR_PROTOCOL, "BEGIN needs 37 bytes"), NULL, 0);
         uint32_t resume = 0;
         r = pf_agent_recv_begin(a, p + 5, pf_get_le32(p), &resume);
+        if (r < 0)
+            pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes refused: %s", (unsigned long)pf_get_le32(p),
+                         d ? d->text : pf_strerror(r));
+        else
+            pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes, resume at %lu", (unsigned long)pf_get_le32(p),
+                         (unsigned long)resume);
         uint8_t out[4];
         pf_put_le32(out, resume);
         return answer(a, f, r, out, 4);
@@ -141,6 +147,10 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
     }
     case PF_AP_END:
         r = pf_agent_recv_end(a, f->len >= 1 && (p[0] & PF_AP_F_PERMANENT));
+        pf_port_logf(a->cfg.port, 1, "agent: END: %s%s%s (%lu frames, %lu bad, %lu out of order)",
+                     r < 0 ? "refused: " : "image accepted, installs at next reset", r < 0 && d ? d->text : "",
+                     r < 0 && !d ? pf_strerror(r) : "", (unsigned long)a->frames_in, (unsigned long)a->_dec.dropped,
+                     (unsigned long)a->acks_dup);
         return answer(a, f, r, NULL, 0);
     case PF_AP_RESET:
         r = answer(a, f, PF_OK, NULL, 0);
@@ -150,6 +160,7 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
         return r;
     case PF_AP_CONFIRM:
         r = pf_boot_confirm(a->cfg.boot);
+        pf_port_logf(a->cfg.port, 1, "agent: CONFIRM: %s", r < 0 ? pf_strerror(r) : "image permanent");
         return answer(a, f, r, NULL, 0);
     case PF_AP_HASH: return hash_range(a, f);
     default:

@@ -1,0 +1,325 @@
+/* The simulated device: bootloader + agent over simulated NOR flash. At
+ * every (simulated) reset the bootloader runs first (finishing or undoing a
+ * swap, rolling back an unconfirmed trial), then the agent serves the link.
+ * Flash program and erase take simulated time (real sleeps), during which the
+ * link keeps buffering bytes as a UART DMA ring would. */
+#include "agent_sim.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nor_flash.h"
+#include "peerflash/pf_agent.h"
+#include "peerflash/pf_boot.h"
+#include "peerflash/pf_bytes.h"
+#include "peerflash/pf_posix.h"
+#include "peerflash/pf_sign.h"
+
+#define SIM_E 4096u
+
+static volatile sig_atomic_t sim_signalled;
+static void on_signal(int s)
+{
+    (void)s;
+    sim_signalled = 1;
+}
+
+typedef struct timed_flash {
+    pf_flash flash; /* what the agent sees */
+    pf_nor nor;
+    uint32_t prog_us_per_kib, erase_ms;
+    uint64_t debt_us; /* accumulated program time not slept yet */
+} timed_flash;
+
+static int t_read(void *ctx, uint32_t off, void *buf, uint32_t len)
+{
+    timed_flash *t = ctx;
+    return t->nor.flash.read(&t->nor, off, buf, len);
+}
+
+static int t_prog(void *ctx, uint32_t off, const void *buf, uint32_t len)
+{
+    timed_flash *t = ctx;
+    int r = t->nor.flash.prog(&t->nor, off, buf, len);
+    t->debt_us += (uint64_t)len * t->prog_us_per_kib / 1024u;
+    if (t->debt_us >= 1000) { /* sleep in whole milliseconds */
+        usleep((useconds_t)t->debt_us);
+        t->debt_us = 0;
+    }
+    return r;
+}
+
+static int t_erase(void *ctx, uint32_t off)
+{
+    timed_flash *t = ctx;
+    int r = t->nor.flash.erase(&t->nor, off);
+    if (t->erase_ms)
+        usleep(t->erase_ms * 1000u);
+    return r;
+}
+
+static int t_sync(void *ctx)
+{
+    timed_flash *t = ctx;
+    return t->nor.flash.sync(&t->nor);
+}
+
+typedef struct sim_log {
+    FILE *f;
+} sim_log;
+
+static void log_line(void *ctx, int level, const char *msg)
+{
+    (void)level;
+    sim_log *l = ctx;
+    fprintf(l->f, "%s\n", msg);
+    fflush(l->f);
+}
+
+/* Log callback on a port: the port's own ctx is needed for I/O, so the sim
+ * keeps a copy of the table with log redirected. */
+static FILE *g_log;
+static void port_log(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    sim_log l = {g_log};
+    log_line(&l, level, msg);
+}
+
+static int load_file(const char *path, uint8_t **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return PF_ERR_IO;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc(n > 0 ? (size_t)n + 1 : 1);
+    *len = n > 0 && fread(*data, 1, (size_t)n, f) == (size_t)n ? (size_t)n : 0;
+    (*data)[*len] = 0;
+    fclose(f);
+    return PF_OK;
+}
+
+int pf_agent_sim_run(const pf_agent_sim_opts *o)
+{
+    FILE *log = o->log ? o->log : stderr;
+    g_log = log;
+    uint32_t slot = o->slot_size ? o->slot_size : 256u * 1024u;
+    if (slot % SIM_E) {
+        fprintf(log, "sim agent: slot size must be a multiple of 4 KiB\n");
+        return PF_ERR_ARG;
+    }
+    uint32_t total = 2 * slot + 3 * SIM_E;
+    timed_flash tf;
+    memset(&tf, 0, sizeof tf);
+    int r = pf_nor_init(&tf.nor, total, 1, 8, SIM_E, 0xFF, o->flash_path);
+    if (r < 0) {
+        fprintf(log, "sim agent: cannot open flash file %s\n", o->flash_path ? o->flash_path : "(memory)");
+        return r;
+    }
+    tf.prog_us_per_kib = o->prog_us_per_kib;
+    tf.erase_ms = o->erase_ms;
+    tf.flash = tf.nor.flash;
+    tf.flash.ctx = &tf;
+    tf.flash.read = t_read;
+    tf.flash.prog = t_prog;
+    tf.flash.erase = t_erase;
+    tf.flash.sync = t_sync;
+
+    uint8_t pub[128];
+    int pub_len = 0;
+    pf_diag diag;
+    memset(&diag, 0, sizeof diag);
+    if (o->key_path) {
+        uint8_t *pem;
+        size_t n;
+        if (load_file(o->key_path, &pem, &n) < 0 || (pub_len = pf_sign_pubkey_der((char *)pem, pub, sizeof pub, &diag)) < 0) {
+            fprintf(log, "sim agent: key %s: %s\n", o->key_path, diag.text);
+            pf_nor_free(&tf.nor);
+            return PF_ERR_FORMAT;
+        }
+        free(pem);
+    }
+    if (o->factory) {
+        uint8_t *img;
+        size_t n;
+        if (load_file(o->factory, &img, &n) < 0 || n > slot) {
+            fprintf(log, "sim agent: factory image %s unreadable or too big\n", o->factory);
+            pf_nor_free(&tf.nor);
+            return PF_ERR_IO;
+        }
+        if (pf_get_le32(tf.nor.mem) != PF_IMAGE_MAGIC) {
+            memset(tf.nor.mem, 0xFF, slot + SIM_E);
+            memcpy(tf.nor.mem, img, n);
+        }
+        free(img);
+    }
+
+    pf_posix_link link;
+    r = pf_posix_open(&link, o->port, &diag);
+    if (r < 0) {
+        fprintf(log, "sim agent: %s\n", diag.text);
+        pf_nor_free(&tf.nor);
+        return r;
+    }
+    pf_port port;
+    pf_posix_port(&link, &port);
+    port.log = port_log;
+
+    static uint8_t bbuf[1024], wbuf[1024], rxbuf[PF_AP_MAX_PAYLOAD + PF_AP_OVERHEAD], txbuf[512];
+    unsigned payload = o->payload ? o->payload : 1024;
+    if (payload > PF_AP_MAX_PAYLOAD - 4)
+        payload = PF_AP_MAX_PAYLOAD - 4;
+    if (!o->stop) {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        signal(SIGPIPE, SIG_IGN);
+    }
+    fprintf(log, "sim agent: flash %s (%lu KiB slots), link %s\n", o->flash_path ? o->flash_path : "(memory)",
+            (unsigned long)(slot / 1024), o->port);
+    unsigned boots = 0;
+    while (!sim_signalled && !(o->stop && *o->stop)) {
+        /* reset: the bootloader */
+        pf_boot boot;
+        pf_boot_config bc = PF_BOOT_CONFIG_DEFAULT();
+        bc.flash = &tf.flash;
+        bc.primary_off = 0;
+        bc.secondary_off = slot + SIM_E;
+        bc.slot_size = slot;
+        bc.state_off = 2 * slot + SIM_E;
+        if (pub_len > 0) {
+            bc.pubkey = pub;
+            bc.pubkey_len = (size_t)pub_len;
+            bc.sig_verify = pf_ecdsa_p256_verify;
+        }
+        bc.buf = bbuf;
+        bc.buf_size = sizeof bbuf;
+        bc.diag = &diag;
+        r = pf_boot_open(&boot, &bc);
+        if (r < 0) {
+            fprintf(log, "boot: %s\n", diag.text);
+            break;
+        }
+        pf_boot_result res;
+        r = pf_boot_run(&boot, &res);
+        boots++;
+        if (r < 0)
+            fprintf(log, "boot %u: no bootable image (%s): staying in the agent for recovery\n", boots, diag.text);
+        else
+            fprintf(log, "boot %u: image %u.%u.%u%s%s%s, state %s\n", boots, (unsigned)res.image.version.major,
+                    (unsigned)res.image.version.minor, (unsigned)res.image.version.revision,
+                    res.trial ? " on trial" : "", res.swapped && !res.reverted ? " (swapped in)" : "",
+                    res.reverted ? " (rolled back)" : "", pf_boot_state_name(boot.rec.state));
+        fflush(log);
+
+        /* the application: the agent */
+        pf_agent agent;
+        pf_agent_config ac = PF_AGENT_CONFIG_DEFAULT();
+        ac.boot = &boot;
+        ac.port = &port;
+        ac.wbuf = wbuf;
+        ac.wbuf_size = sizeof wbuf;
+        ac.rxbuf = rxbuf;
+        ac.rxbuf_size = payload + 4 + PF_AP_OVERHEAD;
+        ac.txbuf = txbuf;
+        ac.txbuf_size = sizeof txbuf;
+        ac.window = (uint16_t)(o->window ? o->window : 8);
+        ac.allow_downgrade = o->allow_downgrade;
+        ac.device_id = 0x50460001u;
+        ac.diag = &diag;
+        if ((r = pf_agent_init(&agent, &ac)) < 0)
+            break;
+        pf_agent_announce(&agent);
+        int reboot = 0;
+        while (!reboot && !sim_signalled && !(o->stop && *o->stop)) {
+            r = pf_agent_poll(&agent, 50, &reboot);
+            if (r == PF_ERR_CLOSED) {
+                pf_posix_sleep_ms(20); /* peer gone: wait for the next one */
+                continue;
+            }
+            if (r < 0) {
+                fprintf(log, "agent: %s\n", pf_strerror(r));
+                pf_posix_sleep_ms(20);
+            }
+        }
+        if (reboot) {
+            fprintf(log, "reset requested\n");
+            pf_posix_sleep_ms(20); /* the reset itself */
+        }
+    }
+    pf_posix_close(&link);
+    pf_nor_free(&tf.nor);
+    return PF_OK;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: peerflash sim agent --port PATH [--flash FILE] [--slot-kib N] [--key PEM]\n"
+               "                           [--factory IMAGE] [--prog-us-per-kib N] [--erase-ms N]\n"
+               "                           [--window N] [--payload N] [--allow-downgrade] [--log FILE]\n"
+               "  the peerflash agent and bootloader over simulated NOR flash (4 KiB sectors,\n"
+               "  8-byte program granule; program/erase take simulated time). The flash file keeps\n"
+               "  the device's state across runs. --key: images must be signed by that key.\n");
+}
+
+int pf_sim_agent_main(int argc, char **argv)
+{
+    pf_agent_sim_opts o = PF_AGENT_SIM_OPTS_DEFAULT();
+    const char *log_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--allow-downgrade")) {
+            o.allow_downgrade = 1;
+            continue;
+        }
+        if (!v) {
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--port"))
+            o.port = v;
+        else if (!strcmp(a, "--flash"))
+            o.flash_path = v;
+        else if (!strcmp(a, "--slot-kib"))
+            o.slot_size = (uint32_t)strtoul(v, NULL, 0) * 1024u;
+        else if (!strcmp(a, "--key"))
+            o.key_path = v;
+        else if (!strcmp(a, "--factory"))
+            o.factory = v;
+        else if (!strcmp(a, "--prog-us-per-kib"))
+            o.prog_us_per_kib = (uint32_t)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--erase-ms"))
+            o.erase_ms = (uint32_t)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--window"))
+            o.window = (unsigned)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--payload"))
+            o.payload = (unsigned)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--log"))
+            log_path = v;
+        else {
+            fprintf(stderr, "peerflash sim agent: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.port) {
+        usage(stderr);
+        return 2;
+    }
+    if (log_path && !(o.log = fopen(log_path, "a"))) {
+        perror(log_path);
+        return 1;
+    }
+    int r = pf_agent_sim_run(&o);
+    if (o.log)
+        fclose(o.log);
+    return r < 0 ? 1 : 0;
+}

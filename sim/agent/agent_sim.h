@@ -1,0 +1,33 @@
+/* `peerflash sim agent`: the agent and the bootloader over simulated NOR
+ * flash (file-backed), on a pty or socket endpoint, with simulated resets. */
+#ifndef PEERFLASH_SIM_AGENT_H
+#define PEERFLASH_SIM_AGENT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct pf_agent_sim_opts {
+    const char *port;       /* endpoint spec (pf_posix_open) */
+    const char *flash_path; /* NULL = memory only */
+    uint32_t slot_size;     /* bytes, multiple of 4 KiB (default 256 KiB) */
+    const char *key_path;   /* PEM public or private key: images must be signed; NULL = hash only */
+    uint32_t prog_us_per_kib; /* simulated program time (default 2800: SPI NOR, 0.7 ms per 256 B page) */
+    uint32_t erase_ms;      /* simulated 4 KiB sector erase (default 45 ms, SPI NOR typical) */
+    unsigned window;        /* DATA frames in flight the device buffers (default 8) */
+    unsigned payload;       /* data bytes per frame (default 1024) */
+    int allow_downgrade;
+    int verbose;
+    FILE *log;              /* event lines; NULL = stderr */
+    volatile int *stop;     /* set to 1 to stop (tests); NULL = run until a signal */
+    const char *factory;    /* optional image file written into primary if it holds none */
+} pf_agent_sim_opts;
+
+#define PF_AGENT_SIM_OPTS_DEFAULT() \
+    { NULL, NULL, 256u * 1024u, NULL, 2800, 45, 8, 1024, 0, 0, NULL, NULL, NULL }
+
+/* Runs until *stop (or SIGINT/SIGTERM). Returns 0 or a pf_err. */
+int pf_agent_sim_run(const pf_agent_sim_opts *o);
+/* The `peerflash sim agent` command. */
+int pf_sim_agent_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,381 @@
+/* Host driver for the peerflash agent (docs/PROTOCOL.md).
+ *
+ * The target's "flash" as the job sees it is the image file: address 0 is
+ * the first byte of a signed MCUboot image, flash_size the slot size, and
+ * write_max the slot size, so the job hands the whole image to one write().
+ * That write hashes it (SHA-256: the resume key), sends BEGIN, learns where
+ * to resume, streams DATA frames through a sliding window with cumulative
+ * ACKs and go-back-N retransmission, and ends with END: the agent checks
+ * the file hash, the image hash TLV, the signature and the version, and marks
+ * the image for installation. digest() hashes what runs (primary) or what
+ * is pending (secondary), so an image that already runs is skipped; run()
+ * resets the device, waits for it to come back on trial and confirms it. */
+#include <string.h>
+
+#include "peerflash/pf_agent_proto.h"
+#include "peerflash/pf_boot.h"
+#include "peerflash/pf_bytes.h"
+#include "peerflash/pf_digest.h"
+#include "peerflash/pf_target.h"
+
+#define HOST_RXBUF 512u
+#define TEXT_MAX 160u
+
+typedef struct agent_host {
+    pf_target_config cfg;
+    uint8_t seq;
+    pf_ap_decoder dec;
+    uint8_t rxbuf[HOST_RXBUF];
+    uint8_t in[512];
+    size_t in_len, in_pos;
+    uint8_t tx[PF_AP_WIRE_MAX(PF_AP_MAX_PAYLOAD)];
+    uint8_t payload[PF_AP_MAX_PAYLOAD];
+    /* from HELLO */
+    uint16_t max_payload;
+    uint8_t window, caps, state, flags;
+    uint32_t slot_size, erase_size, device_id;
+    uint8_t version[4];
+    uint32_t run_len;
+    uint32_t resumed_from; /* offset the last transfer resumed at */
+    uint32_t retransmits, timeouts;
+} agent_host;
+
+static const pf_port *P(agent_host *h) { return h->cfg.port; }
+
+static int send_frame(agent_host *h, uint8_t type, uint8_t seq, const uint8_t *p, size_t n)
+{
+    size_t w = pf_ap_encode(h->tx, sizeof h->tx, type, seq, p, n);
+    if (!w)
+        return PF_ERR_ARG;
+    return pf_port_write_all(P(h), h->tx, w) < 0 ? PF_ERR_IO : PF_OK;
+}
+
+/* Next valid frame before the deadline; PF_ERR_TIMEOUT if none. */
+static int next_frame(agent_host *h, uint32_t deadline, pf_ap_frame *f)
+{
+    for (;;) {
+        while (h->in_pos < h->in_len) {
+            int got;
+            h->in_pos += pf_ap_decode(&h->dec, h->in + h->in_pos, h->in_len - h->in_pos, f, &got);
+            if (got)
+                return PF_OK;
+        }
+        uint32_t left = pf_remaining(P(h), deadline);
+        if (left == 0)
+            return PF_ERR_TIMEOUT;
+        int n = P(h)->read(P(h)->ctx, h->in, sizeof h->in, left);
+        if (n < 0)
+            return n;
+        h->in_len = (size_t)n;
+        h->in_pos = 0;
+    }
+}
+
+/* Target error from an answer's status byte and text. */
+static int refused(agent_host *h, const char *what, const pf_ap_frame *f)
+{
+    int st = f->len ? f->payload[0] : 0;
+    char text[TEXT_MAX + 1];
+    size_t t = f->len > 1 ? f->len - 1u : 0;
+    if (t > TEXT_MAX)
+        t = TEXT_MAX;
+    memcpy(text, f->payload + 1, t);
+    text[t] = 0;
+    for (size_t i = 0; i < t; i++)
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
+            text[i] = '?';
+    int err = st >= 1 && st <= 18 ? -st : PF_ERR_TARGET;
+    return pf_diag_set(h->cfg.diag, err, "agent refused %s: %s (status %d)%s%s", what, pf_strerror(-st), st,
+                       t ? ": " : "", text);
+}
+
+/* Sends a request and waits for its answer (retrying on silence). */
+static int request(agent_host *h, uint8_t type, const uint8_t *p, size_t n, uint32_t timeout_ms, int tries,
+                   pf_ap_frame *ans)
+{
+    for (int k = 0; k < tries; k++) {
+        uint8_t seq = ++h->seq;
+        int r = send_frame(h, type, seq, p, n);
+        if (r < 0)
+            return r;
+        uint32_t deadline = pf_deadline(P(h), timeout_ms);
+        for (;;) {
+            r = next_frame(h, deadline, ans);
+            if (r == PF_ERR_TIMEOUT)
+                break;
+            if (r < 0)
+                return r;
+            if (ans->type == (type | PF_AP_RESPONSE) && ans->seq == seq && ans->len >= 1)
+                return PF_OK;
+        }
+    }
+    return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT, "no answer from the agent to request 0x%02x after %d tries",
+                       (unsigned)type, tries);
+}
+
+static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info)
+{
+    const uint8_t *p = f->payload + 1;
+    if (f->len < 1 + 99)
+        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "HELLO answer of %u bytes is too short", (unsigned)f->len);
+    if (p[0] != PF_AP_VERSION)
+        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent speaks protocol version %u, we speak %u",
+                           (unsigned)p[0], (unsigned)PF_AP_VERSION);
+    h->max_payload = pf_get_le16(p + 1);
+    h->window = p[3] ? p[3] : 1;
+    h->caps = p[4];
+    h->state = p[5];
+    h->flags = p[6];
+    h->slot_size = pf_get_le32(p + 7);
+    h->erase_size = pf_get_le32(p + 11);
+    h->device_id = pf_get_le32(p + 19);
+    memcpy(h->version, p + 23, 4);
+    if (h->max_payload < 8 || h->max_payload > PF_AP_MAX_PAYLOAD)
+        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent max payload %u unusable", (unsigned)h->max_payload);
+    if (info) {
+        memset(info, 0, sizeof *info);
+        pf_format(info->chip, sizeof info->chip, "agent %08lx", (unsigned long)h->device_id);
+        pf_format(info->bootloader, sizeof info->bootloader, "peerflash agent v%u, image %u.%u.%u, %s",
+                  (unsigned)p[0], (unsigned)p[23], (unsigned)p[24], (unsigned)pf_get_le16(p + 25),
+                  pf_boot_state_name(h->state));
+        info->chip_id = h->device_id;
+        info->caps = PF_CAP_DIGEST | PF_CAP_RUN;
+        info->digest = PF_DIGEST_SHA256;
+        info->geom.flash_start = 0;
+        info->geom.flash_size = h->slot_size;
+        info->geom.write_align = 1;
+        info->geom.write_max = h->slot_size;
+        info->geom.erased_value = 0xFF;
+        info->geom.erase_style = PF_ERASE_BY_WRITE;
+    }
+    return PF_OK;
+}
+
+static int a_open(void *self, const pf_target_config *cfg)
+{
+    agent_host *h = self;
+    if (!cfg || !cfg->port)
+        return PF_ERR_ARG;
+    memset(h, 0, sizeof *h);
+    h->cfg = *cfg;
+    pf_ap_decoder_init(&h->dec, h->rxbuf, sizeof h->rxbuf);
+    return PF_OK;
+}
+
+static int a_connect(void *self, pf_target_info *info)
+{
+    agent_host *h = self;
+    pf_port_set_line(P(h), h->cfg.baud ? h->cfg.baud : 115200, PF_FRAME_8N1);
+    if (P(h)->flush_input)
+        P(h)->flush_input(P(h)->ctx);
+    uint8_t p[3] = {PF_AP_VERSION, 0, 0};
+    pf_put_le16(p + 1, HOST_RXBUF - PF_AP_OVERHEAD);
+    pf_ap_frame f;
+    int r = request(h, PF_AP_HELLO, p, sizeof p, 500, 8, &f);
+    if (r < 0)
+        return pf_diag_set(h->cfg.diag, PF_ERR_NO_SYNC, "no peerflash agent answered HELLO (8 tries, 4 s)");
+    if (f.payload[0])
+        return refused(h, "HELLO", &f);
+    return parse_hello(h, &f, info);
+}
+
+static int a_write_begin(void *self, uint32_t addr, uint32_t len)
+{
+    agent_host *h = self;
+    if (addr != 0)
+        return pf_diag_set(h->cfg.diag, PF_ERR_RANGE,
+                           "the agent takes a whole signed image at address 0, not data at 0x%08lx",
+                           (unsigned long)addr);
+    h->run_len = len;
+    return PF_OK;
+}
+
+static uint32_t frame_ms(agent_host *h, uint32_t bytes)
+{
+    uint32_t baud = h->cfg.baud ? h->cfg.baud : 115200;
+    return (uint32_t)((uint64_t)bytes * 10u * 1000u / baud) + 1;
+}
+
+static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t from)
+{
+    uint32_t chunk = h->max_payload - 4u;
+    uint32_t win = h->window;
+    uint32_t acked = from, next = from, recover = from;
+    unsigned stalls = 0;
+    /* an ACK must come within a window's worth of frames plus slack for
+     * latency and flash erases */
+    uint32_t rto = 2u * frame_ms(h, win * (chunk + 16u)) + 400u;
+    while (acked < size) {
+        while (next < size && next - acked < win * chunk) {
+            uint32_t n = size - next < chunk ? size - next : chunk;
+            pf_put_le32(h->payload, next);
+            memcpy(h->payload + 4, data + next, n);
+            int r = send_frame(h, PF_AP_DATA, ++h->seq, h->payload, n + 4u);
+            if (r < 0)
+                return pf_diag_set(h->cfg.diag, r, "link write failed at offset %lu", (unsigned long)next);
+            next += n;
+        }
+        pf_ap_frame f;
+        int r = next_frame(h, pf_deadline(P(h), rto), &f);
+        if (r == PF_ERR_TIMEOUT) {
+            h->timeouts++;
+            if (++stalls > 8)
+                return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT,
+                                   "transfer stalled at offset %lu of %lu: no ACK after 8 retransmissions",
+                                   (unsigned long)acked, (unsigned long)size);
+            h->retransmits++;
+            next = acked; /* go back and resend the window */
+            recover = acked;
+            continue;
+        }
+        if (r < 0)
+            return pf_diag_set(h->cfg.diag, r, "link lost at offset %lu of %lu", (unsigned long)acked,
+                               (unsigned long)size);
+        if (f.type != PF_AP_ACK || f.len < 5)
+            continue; /* a late answer to something else */
+        if (f.payload[0])
+            return refused(h, "data", &f);
+        uint32_t off = pf_get_le32(f.payload + 1);
+        if (off > size)
+            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged offset %lu beyond %lu",
+                               (unsigned long)off, (unsigned long)size);
+        if (off > acked) {
+            acked = off;
+            stalls = 0;
+            if (next < acked)
+                next = acked;
+        } else if (off == acked && next > acked && acked >= recover) {
+            /* the agent saw a later frame: one was lost or corrupt */
+            h->retransmits++;
+            recover = next;
+            next = acked;
+        }
+    }
+    return PF_OK;
+}
+
+static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
+{
+    agent_host *h = self;
+    if (addr != 0 || len != h->run_len)
+        return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent write of %lu bytes at 0x%lx: expected the whole image",
+                           (unsigned long)len, (unsigned long)addr);
+    uint8_t begin[37];
+    pf_digest dg;
+    pf_digest_begin(&dg, PF_DIGEST_SHA256);
+    pf_digest_update(&dg, data, len);
+    pf_digest_finish(&dg, begin + 5);
+    pf_put_le32(begin, len);
+    begin[4] = 0;
+    pf_ap_frame f;
+    int r = request(h, PF_AP_BEGIN, begin, sizeof begin, 2000, 4, &f);
+    if (r < 0)
+        return r;
+    if (f.payload[0])
+        return refused(h, "BEGIN", &f);
+    if (f.len < 5)
+        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "short BEGIN answer");
+    uint32_t resume = pf_get_le32(f.payload + 1);
+    if (resume > len)
+        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu", (unsigned long)resume,
+                           (unsigned long)len);
+    h->resumed_from = resume;
+    if (resume)
+        pf_port_logf(P(h), 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume, (unsigned long)len);
+    r = transfer(h, data, len, resume);
+    if (r < 0)
+        return r;
+    uint8_t fl = 0;
+    /* END: hash, image and signature checks take a moment on the device */
+    r = request(h, PF_AP_END, &fl, 1, 10000, 2, &f);
+    if (r < 0)
+        return r;
+    if (f.payload[0])
+        return refused(h, "the image", &f);
+    h->state = PF_BOOT_PENDING;
+    return PF_OK;
+}
+
+static int a_write_end(void *self)
+{
+    (void)self;
+    return PF_OK;
+}
+
+static int a_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
+{
+    agent_host *h = self;
+    uint8_t p[9];
+    /* pending or partly received: the staging slot; else what runs */
+    p[0] = (h->state == PF_BOOT_PENDING || h->state == PF_BOOT_RECEIVING) ? 1 : 0;
+    pf_put_le32(p + 1, addr);
+    pf_put_le32(p + 5, len);
+    pf_ap_frame f;
+    int r = request(h, PF_AP_HASH, p, sizeof p, 5000, 2, &f);
+    if (r < 0)
+        return r;
+    if (f.payload[0])
+        return refused(h, "HASH", &f);
+    if (f.len < 33)
+        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "short HASH answer");
+    memcpy(out, f.payload + 1, 32);
+    return 32;
+}
+
+static int a_run(void *self)
+{
+    agent_host *h = self;
+    int was_pending = h->state == PF_BOOT_PENDING;
+    pf_ap_frame f;
+    int r = request(h, PF_AP_RESET, NULL, 0, 1000, 3, &f);
+    if (r < 0)
+        return r;
+    /* the device resets, the bootloader swaps (seconds for big images), the
+     * agent greets with an unsolicited HELLO answer */
+    uint32_t deadline = pf_deadline(P(h), 60000);
+    for (;;) {
+        r = next_frame(h, deadline, &f);
+        if (r == PF_ERR_TIMEOUT)
+            return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT, "the device did not come back within 60 s after reset");
+        if (r < 0)
+            return r;
+        if (f.type == (PF_AP_HELLO | PF_AP_RESPONSE) && f.len >= 100 && f.payload[0] == 0)
+            break;
+    }
+    r = parse_hello(h, &f, NULL);
+    if (r < 0)
+        return r;
+    if (!was_pending)
+        return PF_OK;
+    if (h->state != PF_BOOT_TRIAL)
+        return pf_diag_set(h->cfg.diag, PF_ERR_TARGET,
+                           "the new image did not start: the device is back in state %s%s",
+                           pf_boot_state_name(h->state), (h->flags & PF_BOOT_F_REVERTED) ? " (rolled back)" : "");
+    /* it runs and talks: make it permanent */
+    r = request(h, PF_AP_CONFIRM, NULL, 0, 2000, 3, &f);
+    if (r < 0)
+        return r;
+    if (f.payload[0])
+        return refused(h, "CONFIRM", &f);
+    h->state = PF_BOOT_IDLE;
+    return PF_OK;
+}
+
+static void a_close(void *self) { (void)self; }
+
+const pf_target_ops pf_target_agent = {
+    "agent",
+    "peerflash update agent: windowed, resumable transfer of signed MCUboot images",
+    sizeof(agent_host),
+    a_open,
+    a_connect,
+    NULL, /* erase: the agent erases what it stores */
+    NULL,
+    a_write_begin,
+    a_write,
+    a_write_end,
+    NULL, /* read: not exposed, digest instead */
+    a_digest,
+    a_run,
+    a_close,
+};
