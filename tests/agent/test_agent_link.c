@@ -1,0 +1,341 @@
+/* The agent over a real pty link: host driver <-> simulated device (agent +
+ * bootloader over simulated NOR flash, in a thread), with a fault-injecting
+ * port on the host side (bit flips, dropped bytes, a cut link, from a seed).
+ * Proves: the transfer completes or fails cleanly, a corrupt image is never
+ * accepted, a transfer cut at 50% resumes and sends only the rest, the new
+ * image runs on trial and is confirmed, and the agent refuses bad images. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "agent_fixture.h"
+#include "agent_sim.h"
+#include "peerflash/pf_posix.h"
+#include "peerflash/pf_target.h"
+#include "pf_test.h"
+
+/* ---- fault-injecting port ----------------------------------------------- */
+typedef struct fault_port {
+    pf_port port;        /* the faulty view */
+    const pf_port *real;
+    uint32_t rng;
+    uint32_t flip_ppm, drop_ppm; /* per byte, both directions */
+    uint64_t cut_after;  /* bytes written before the link is cut; 0 = never */
+    uint64_t written, flips, drops;
+    int cut;
+} fault_port;
+
+static uint32_t frng(fault_port *f)
+{
+    f->rng ^= f->rng << 13;
+    f->rng ^= f->rng >> 17;
+    f->rng ^= f->rng << 5;
+    return f->rng;
+}
+
+static size_t mangle(fault_port *f, uint8_t *b, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (f->drop_ppm && frng(f) % 1000000u < f->drop_ppm) {
+            f->drops++;
+            continue;
+        }
+        uint8_t c = b[i];
+        if (f->flip_ppm && frng(f) % 1000000u < f->flip_ppm) {
+            c ^= (uint8_t)(1u << (frng(f) % 8));
+            f->flips++;
+        }
+        b[out++] = c;
+    }
+    return out;
+}
+
+static int fp_write(void *ctx, const uint8_t *buf, size_t n)
+{
+    fault_port *f = ctx;
+    if (f->cut)
+        return PF_ERR_CLOSED;
+    if (f->cut_after && f->written + n >= f->cut_after) {
+        f->cut = 1;
+        n = (size_t)(f->cut_after - f->written);
+    }
+    uint8_t tmp[16384];
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < sizeof tmp ? n - done : sizeof tmp;
+        memcpy(tmp, buf + done, k);
+        size_t m = mangle(f, tmp, k);
+        int r = pf_port_write_all(f->real, tmp, m);
+        if (r < 0)
+            return r;
+        done += k;
+    }
+    f->written += n;
+    return f->cut ? PF_ERR_CLOSED : (int)n;
+}
+
+static int fp_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
+{
+    fault_port *f = ctx;
+    if (f->cut)
+        return PF_ERR_CLOSED;
+    int r = f->real->read(f->real->ctx, buf, n, timeout_ms);
+    if (r <= 0)
+        return r;
+    return (int)mangle(f, buf, (size_t)r);
+}
+
+static uint32_t fp_now(void *ctx) { return ((fault_port *)ctx)->real->now_ms(((fault_port *)ctx)->real->ctx); }
+static void fp_delay(void *ctx, uint32_t ms) { ((fault_port *)ctx)->real->delay_ms(((fault_port *)ctx)->real->ctx, ms); }
+static int fp_flush(void *ctx) { return pf_port_drain_input(((fault_port *)ctx)->real, 20, pf_deadline(((fault_port *)ctx)->real, 200)) < 0 ? PF_ERR_IO : PF_OK; }
+
+static void fault_init(fault_port *f, const pf_port *real, uint32_t seed)
+{
+    memset(f, 0, sizeof *f);
+    f->real = real;
+    f->rng = seed * 2654435761u + 1;
+    f->port.ctx = f;
+    f->port.read = fp_read;
+    f->port.write = fp_write;
+    f->port.flush_input = fp_flush;
+    f->port.now_ms = fp_now;
+    f->port.delay_ms = fp_delay;
+}
+
+/* ---- the device in a thread ------------------------------------------------ */
+static pf_agent_sim_opts sim;
+static volatile int sim_stop;
+static char dir[64], dev[96], keyfile[96], logfile[96];
+
+static void *sim_thread(void *arg)
+{
+    (void)arg;
+    pf_agent_sim_run(&sim);
+    return NULL;
+}
+
+static fx F; /* for the key and images */
+
+typedef struct host {
+    pf_posix_link link;
+    pf_port port;
+    fault_port fault;
+    const pf_target_ops *ops;
+    void *self;
+    pf_diag diag;
+    pf_target_info info;
+} host;
+
+static int host_open(host *h, uint32_t seed, uint32_t flip_ppm, uint32_t drop_ppm, uint64_t cut_after)
+{
+    memset(&h->diag, 0, sizeof h->diag);
+    int r = pf_posix_open(&h->link, dev, &h->diag);
+    if (r < 0)
+        return r;
+    pf_posix_port(&h->link, &h->port);
+    fault_init(&h->fault, &h->port, seed);
+    h->fault.flip_ppm = flip_ppm;
+    h->fault.drop_ppm = drop_ppm;
+    h->fault.cut_after = cut_after;
+    h->ops = pf_target_find("agent");
+    if (!h->ops)
+        return PF_ERR_UNSUPPORTED;
+    h->self = calloc(1, h->ops->ctx_size);
+    pf_target_config c = PF_TARGET_CONFIG_DEFAULT();
+    c.port = &h->fault.port;
+    c.diag = &h->diag;
+    c.baud = 921600; /* retransmission timer sized for this rate */
+    if ((r = h->ops->open(h->self, &c)) < 0)
+        return r;
+    return h->ops->connect(h->self, &h->info);
+}
+
+static void host_close(host *h)
+{
+    if (h->self) {
+        h->ops->close(h->self);
+        free(h->self);
+        h->self = NULL;
+    }
+    pf_posix_close(&h->link);
+}
+
+static int host_flash(host *h, const fx_image *im)
+{
+    int r = h->ops->write_begin(h->self, 0, (uint32_t)im->len);
+    if (r >= 0)
+        r = h->ops->write(h->self, 0, im->data, (uint32_t)im->len);
+    if (r >= 0)
+        r = h->ops->write_end(h->self);
+    return r;
+}
+
+/* The device's running image version after a reset (major number). */
+static int running_major(host *h)
+{
+    const char *p = strstr(h->info.bootloader, "image ");
+    return p ? atoi(p + 6) : -1;
+}
+
+static void test_clean_update_and_refusals(void)
+{
+    fx_image v2, v1, unsigned_v3;
+    REQUIRE(fx_make_image(&v2, F.key, 2, 0, 40000, 11) == 0);
+    REQUIRE(fx_make_image(&v1, F.key, 1, 0, 30000, 12) == 0);
+    REQUIRE(fx_make_image(&unsigned_v3, NULL, 3, 0, 30000, 13) == 0);
+    host h;
+    REQUIRE(host_open(&h, 1, 0, 0, 0) == PF_OK);
+    CHECK_STR_CONTAINS(h.info.chip, "agent");
+    CHECK_EQ(h.info.geom.flash_size, 64 * 1024);
+    CHECK_EQ(host_flash(&h, &v2), PF_OK);
+    uint8_t dg[32];
+    CHECK_EQ(h.ops->digest(h.self, 0, (uint32_t)v2.len, dg), 32);
+    CHECK(memcmp(dg, v2.file_hash, 32) == 0);
+    CHECK_EQ(h.ops->run(h.self), PF_OK);
+    host_close(&h);
+    REQUIRE(host_open(&h, 2, 0, 0, 0) == PF_OK);
+    CHECK_EQ(running_major(&h), 2);
+    CHECK_STR_CONTAINS(h.info.bootloader, "idle"); /* confirmed */
+    /* what runs hashes as the image: the job would skip it */
+    CHECK_EQ(h.ops->digest(h.self, 0, (uint32_t)v2.len, dg), 32);
+    CHECK(memcmp(dg, v2.file_hash, 32) == 0);
+    /* downgrade and unsigned images are refused with the agent's reason */
+    CHECK_EQ(host_flash(&h, &v1), PF_ERR_AUTH);
+    CHECK_STR_CONTAINS(h.diag.text, "downgrade");
+    CHECK_EQ(host_flash(&h, &unsigned_v3), PF_ERR_AUTH);
+    CHECK_STR_CONTAINS(h.diag.text, "not signed");
+    host_close(&h);
+    free(v2.data);
+    free(v1.data);
+    free(unsigned_v3.data);
+}
+
+static void test_noise(void)
+{
+    for (uint32_t seed = 1; seed <= 3; seed++) {
+        fx_image im;
+        REQUIRE(fx_make_image(&im, F.key, (uint8_t)(10 + seed), 0, 50000, 20 + seed) == 0);
+        host h;
+        int r = host_open(&h, seed, 0, 0, 0);
+        REQUIRE(r == PF_OK);
+        /* ~1 error per 5 KB each way: flips and drops */
+        h.fault.flip_ppm = 100;
+        h.fault.drop_ppm = 100;
+        r = host_flash(&h, &im);
+        h.fault.flip_ppm = h.fault.drop_ppm = 0;
+        fprintf(stderr, "  seed %u: %s, %lu flips, %lu drops\n", (unsigned)seed, r == PF_OK ? "ok" : h.diag.text,
+                (unsigned long)h.fault.flips, (unsigned long)h.fault.drops);
+        CHECK(h.fault.flips + h.fault.drops > 0);
+        CHECK_EQ(r, PF_OK);
+        if (r == PF_OK)
+            CHECK_EQ(h.ops->run(h.self), PF_OK);
+        host_close(&h);
+        REQUIRE(host_open(&h, 100 + seed, 0, 0, 0) == PF_OK);
+        CHECK_EQ(running_major(&h), 10 + (int)seed);
+        host_close(&h);
+        free(im.data);
+    }
+}
+
+static void test_heavy_noise_never_accepts_garbage(void)
+{
+    /* so much noise that the transfer may fail: then it must fail cleanly
+     * and the device must keep running its image */
+    fx_image im;
+    REQUIRE(fx_make_image(&im, F.key, 20, 0, 30000, 30) == 0);
+    host h;
+    REQUIRE(host_open(&h, 7, 0, 0, 0) == PF_OK);
+    int before = running_major(&h);
+    h.fault.flip_ppm = 3000;
+    h.fault.drop_ppm = 3000;
+    int r = host_flash(&h, &im);
+    h.fault.flip_ppm = h.fault.drop_ppm = 0;
+    fprintf(stderr, "  heavy noise: %s\n", r == PF_OK ? "completed" : h.diag.text);
+    if (r == PF_OK)
+        CHECK_EQ(h.ops->run(h.self), PF_OK);
+    host_close(&h);
+    REQUIRE(host_open(&h, 8, 0, 0, 0) == PF_OK);
+    CHECK_EQ(running_major(&h), r == PF_OK ? 20 : before);
+    host_close(&h);
+    free(im.data);
+}
+
+static void test_cut_and_resume(void)
+{
+    fx_image im;
+    REQUIRE(fx_make_image(&im, F.key, 30, 0, 60000, 40) == 0);
+    host h;
+    REQUIRE(host_open(&h, 9, 0, 0, im.len / 2) == PF_OK);
+    uint64_t before = h.fault.written;
+    CHECK(host_flash(&h, &im) < 0); /* the link is cut half way */
+    CHECK(h.fault.cut);
+    host_close(&h);
+    REQUIRE(host_open(&h, 10, 0, 0, 0) == PF_OK);
+    before = h.fault.written;
+    CHECK_EQ(host_flash(&h, &im), PF_OK);
+    uint64_t sent = h.fault.written - before;
+    fprintf(stderr, "  resume: second session sent %lu of %lu bytes\n", (unsigned long)sent, (unsigned long)im.len);
+    CHECK(sent < im.len * 6 / 10); /* only the rest (plus framing) */
+    CHECK(sent > im.len * 4 / 10 - 8192);
+    CHECK_EQ(h.ops->run(h.self), PF_OK);
+    host_close(&h);
+    REQUIRE(host_open(&h, 11, 0, 0, 0) == PF_OK);
+    CHECK_EQ(running_major(&h), 30);
+    host_close(&h);
+    free(im.data);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    pf_diag d;
+    if (pf_sign_keygen(F.key, sizeof F.key, &d) < 0)
+        return 1;
+    snprintf(dir, sizeof dir, "/tmp/pf_agent_link_XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(dev, sizeof dev, "%s/dev", dir);
+    snprintf(keyfile, sizeof keyfile, "%s/key.pem", dir);
+    snprintf(logfile, sizeof logfile, "%s/sim.log", dir);
+    FILE *k = fopen(keyfile, "w");
+    fputs(F.key, k);
+    fclose(k);
+    FILE *log = fopen(logfile, "w");
+    pf_agent_sim_opts o = PF_AGENT_SIM_OPTS_DEFAULT();
+    o.port = dev;
+    o.slot_size = 64 * 1024;
+    o.key_path = keyfile;
+    o.prog_us_per_kib = 0; /* flash timing is not what this test measures */
+    o.erase_ms = 0;
+    o.log = log;
+    o.stop = &sim_stop;
+    sim = o;
+    pthread_t t;
+    pthread_create(&t, NULL, sim_thread, NULL);
+    /* wait (bounded) for the pty to appear */
+    for (int i = 0; i < 200 && access(dev, F_OK) != 0; i++)
+        pf_posix_sleep_ms(10);
+    RUN(test_clean_update_and_refusals);
+    RUN(test_noise);
+    RUN(test_heavy_noise_never_accepts_garbage);
+    RUN(test_cut_and_resume);
+    sim_stop = 1;
+    pthread_join(t, NULL);
+    fclose(log);
+    if (pf_test_failed) {
+        fprintf(stderr, "device log (%s):\n", logfile);
+        char line[300];
+        FILE *l = fopen(logfile, "r");
+        while (l && fgets(line, sizeof line, l))
+            fputs(line, stderr);
+        if (l)
+            fclose(l);
+    }
+    unlink(keyfile);
+    unlink(logfile);
+    rmdir(dir);
+    return pf_test_summary();
+}
