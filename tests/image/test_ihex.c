@@ -3,7 +3,7 @@
  * must name the line and the cause. */
 #include "image_test.h"
 
-static uint8_t pat[256];
+static uint8_t pat[512];
 
 static void test_simple_contiguous(void)
 {
@@ -265,7 +265,7 @@ static void test_sink_errors(void)
 
 int main(void)
 {
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < (int)sizeof pat; i++)
         pat[i] = (uint8_t)(i * 37 + 11);
     RUN(test_simple_contiguous);
     RUN(test_extended_linear_multi_segment);

@@ -2,7 +2,7 @@
  * S5/S6 checked, and malformed files whose errors name line and cause. */
 #include "image_test.h"
 
-static uint8_t pat[256];
+static uint8_t pat[512];
 
 static void test_s1_s5_s9(void)
 {
@@ -155,7 +155,7 @@ static void test_errors(void)
 
 int main(void)
 {
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < (int)sizeof pat; i++)
         pat[i] = (uint8_t)(i * 53 + 7);
     RUN(test_s1_s5_s9);
     RUN(test_s2_s8_and_s3_s7_multi_segment);
