@@ -78,6 +78,41 @@ static void log_line(void *ctx, int level, const char *msg)
     fflush(l->f);
 }
 
+/* The device's UART: silent while the power is off. */
+static timed_flash *g_flash;
+static const pf_port *g_link;
+static int sim_write(void *ctx, const uint8_t *buf, size_t n)
+{
+    if (!g_flash->nor.powered)
+        return (int)n; /* a dead device sends nothing */
+    return g_link->write(ctx, buf, n);
+}
+
+/* Arms the next cut of the list (absolute operation numbers). */
+static void arm_cut(timed_flash *t, const char **cuts)
+{
+    while (*cuts && **cuts) {
+        char *end;
+        unsigned long op = strtoul(*cuts, &end, 0);
+        *cuts = *end == ',' ? end + 1 : end;
+        if (op > t->nor.ops) {
+            pf_nor_cut_after(&t->nor, op - t->nor.ops, (uint32_t)op);
+            return;
+        }
+    }
+}
+
+static int power_cut(timed_flash *t, FILE *log, const char **cuts)
+{
+    if (t->nor.powered)
+        return 0;
+    fprintf(log, "power cut at flash operation %lu: rebooting\n", (unsigned long)t->nor.ops);
+    fflush(log);
+    pf_nor_reboot(&t->nor);
+    arm_cut(t, cuts);
+    return 1;
+}
+
 /* Log callback on a port: the port's own ctx is needed for I/O, so the sim
  * keeps a copy of the table with log redirected. */
 static FILE *g_log;
@@ -165,9 +200,15 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         pf_nor_free(&tf.nor);
         return r;
     }
-    pf_port port;
-    pf_posix_port(&link, &port);
+    pf_port port, raw;
+    pf_posix_port(&link, &raw);
+    port = raw;
     port.log = port_log;
+    port.write = sim_write;
+    g_flash = &tf;
+    g_link = &raw;
+    const char *cuts = o->power_cuts;
+    arm_cut(&tf, &cuts);
 
     static uint8_t bbuf[1024], wbuf[1024], rxbuf[PF_AP_MAX_PAYLOAD + PF_AP_OVERHEAD], txbuf[512];
     unsigned payload = o->payload ? o->payload : 1024;
@@ -199,6 +240,8 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         bc.buf_size = sizeof bbuf;
         bc.diag = &diag;
         r = pf_boot_open(&boot, &bc);
+        if (power_cut(&tf, log, &cuts))
+            continue;
         if (r < 0) {
             fprintf(log, "boot: %s\n", diag.text);
             break;
@@ -206,6 +249,8 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         pf_boot_result res;
         r = pf_boot_run(&boot, &res);
         boots++;
+        if (power_cut(&tf, log, &cuts))
+            continue;
         if (r < 0)
             fprintf(log, "boot %u: no bootable image (%s): staying in the agent for recovery\n", boots, diag.text);
         else
@@ -236,6 +281,8 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         int reboot = 0;
         while (!reboot && !sim_signalled && !(o->stop && *o->stop)) {
             r = pf_agent_poll(&agent, 50, &reboot);
+            if (power_cut(&tf, log, &cuts))
+                break;
             if (r == PF_ERR_CLOSED) {
                 pf_posix_sleep_ms(20); /* peer gone: wait for the next one */
                 continue;
@@ -260,9 +307,12 @@ static void usage(FILE *f)
     fprintf(f, "usage: peerflash sim agent --port PATH [--flash FILE] [--slot-kib N] [--key PEM]\n"
                "                           [--factory IMAGE] [--prog-us-per-kib N] [--erase-ms N]\n"
                "                           [--window N] [--payload N] [--allow-downgrade] [--log FILE]\n"
+               "                           [--power-cut N[,N...]]\n"
                "  the peerflash agent and bootloader over simulated NOR flash (4 KiB sectors,\n"
                "  8-byte program granule; program/erase take simulated time). The flash file keeps\n"
-               "  the device's state across runs. --key: images must be signed by that key.\n");
+               "  the device's state across runs. --key: images must be signed by that key.\n"
+               "  --power-cut: power fails at those flash operations (program/erase, counted from\n"
+               "  start), the device goes silent and reboots (the bootloader runs again).\n");
 }
 
 int pf_sim_agent_main(int argc, char **argv)
@@ -302,6 +352,8 @@ int pf_sim_agent_main(int argc, char **argv)
             o.window = (unsigned)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--payload"))
             o.payload = (unsigned)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--power-cut"))
+            o.power_cuts = v;
         else if (!strcmp(a, "--log"))
             log_path = v;
         else {

@@ -20,10 +20,12 @@ typedef struct pf_agent_sim_opts {
     FILE *log;              /* event lines; NULL = stderr */
     volatile int *stop;     /* set to 1 to stop (tests); NULL = run until a signal */
     const char *factory;    /* optional image file written into primary if it holds none */
+    const char *power_cuts; /* "N[,N...]": cut power at these flash operations (counted
+                             * from start; prog+erase), then reboot */
 } pf_agent_sim_opts;
 
 #define PF_AGENT_SIM_OPTS_DEFAULT() \
-    { NULL, NULL, 256u * 1024u, NULL, 2800, 45, 8, 1024, 0, 0, NULL, NULL, NULL }
+    { NULL, NULL, 256u * 1024u, NULL, 2800, 45, 8, 1024, 0, 0, NULL, NULL, NULL, NULL }
 
 /* Runs until *stop (or SIGINT/SIGTERM). Returns 0 or a pf_err. */
 int pf_agent_sim_run(const pf_agent_sim_opts *o);

@@ -237,9 +237,14 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                                (unsigned long)size);
         if (f.type != PF_AP_ACK || f.len < 5)
             continue; /* a late answer to something else */
-        if (f.payload[0])
-            return refused(h, "data", &f);
         uint32_t off = pf_get_le32(f.payload + 1);
+        if (f.payload[0] == (uint8_t)-PF_ERR_STATE)
+            return pf_diag_set(h->cfg.diag, PF_ERR_STATE,
+                               "the agent lost the transfer at offset %lu (did the device reset?)",
+                               (unsigned long)acked);
+        if (f.payload[0])
+            return pf_diag_set(h->cfg.diag, -(int)f.payload[0], "agent refused data at offset %lu: %s (status %u)",
+                               (unsigned long)off, pf_strerror(-(int)f.payload[0]), (unsigned)f.payload[0]);
         if (off > size)
             return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged offset %lu beyond %lu",
                                (unsigned long)off, (unsigned long)size);
@@ -272,21 +277,30 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     pf_put_le32(begin, len);
     begin[4] = 0;
     pf_ap_frame f;
-    int r = request(h, PF_AP_BEGIN, begin, sizeof begin, 2000, 4, &f);
-    if (r < 0)
-        return r;
-    if (f.payload[0])
-        return refused(h, "BEGIN", &f);
-    if (f.len < 5)
-        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "short BEGIN answer");
-    uint32_t resume = pf_get_le32(f.payload + 1);
-    if (resume > len)
-        return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu", (unsigned long)resume,
-                           (unsigned long)len);
-    h->resumed_from = resume;
-    if (resume)
-        pf_port_logf(P(h), 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume, (unsigned long)len);
-    r = transfer(h, data, len, resume);
+    int r;
+    /* a device that resets mid-transfer (power loss, watchdog) forgets the
+     * session but not what it stored: BEGIN again and go on from there */
+    for (int attempt = 0;; attempt++) {
+        r = request(h, PF_AP_BEGIN, begin, sizeof begin, 2000, 4, &f);
+        if (r < 0)
+            return r;
+        if (f.payload[0])
+            return refused(h, "BEGIN", &f);
+        if (f.len < 5)
+            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "short BEGIN answer");
+        uint32_t resume = pf_get_le32(f.payload + 1);
+        if (resume > len)
+            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu", (unsigned long)resume,
+                               (unsigned long)len);
+        h->resumed_from = resume;
+        if (resume)
+            pf_port_logf(P(h), 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume,
+                         (unsigned long)len);
+        r = transfer(h, data, len, resume);
+        if (r != PF_ERR_STATE || attempt >= 3)
+            break;
+        pf_port_logf(P(h), 1, "agent: the device restarted; resuming");
+    }
     if (r < 0)
         return r;
     uint8_t fl = 0;

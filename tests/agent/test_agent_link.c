@@ -288,6 +288,50 @@ static void test_cut_and_resume(void)
     free(im.data);
 }
 
+/* A device that loses power during the transfer and during the swap: one
+ * flash session still ends with the new image confirmed. */
+static void test_power_cuts_during_session(void)
+{
+    fx_image im;
+    REQUIRE(fx_make_image(&im, F.key, 40, 0, 50000, 50) == 0);
+    host h;
+    REQUIRE(host_open(&h, 12, 0, 0, 0) == PF_OK);
+    CHECK_EQ(host_flash(&h, &im), PF_OK);
+    CHECK_EQ(h.ops->run(h.self), PF_OK);
+    host_close(&h);
+    REQUIRE(host_open(&h, 13, 0, 0, 0) == PF_OK);
+    CHECK_EQ(running_major(&h), 40);
+    host_close(&h);
+    free(im.data);
+}
+
+static pthread_t start_sim(FILE *log, const char *cuts)
+{
+    pf_agent_sim_opts o = PF_AGENT_SIM_OPTS_DEFAULT();
+    o.port = dev;
+    o.slot_size = 64 * 1024;
+    o.key_path = keyfile;
+    o.prog_us_per_kib = 0; /* flash timing is not what this test measures */
+    o.erase_ms = 0;
+    o.log = log;
+    o.stop = &sim_stop;
+    o.power_cuts = cuts;
+    sim = o;
+    sim_stop = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, sim_thread, NULL);
+    /* wait (bounded) for the pty to appear */
+    for (int i = 0; i < 300 && access(dev, F_OK) != 0; i++)
+        pf_posix_sleep_ms(10);
+    return t;
+}
+
+static void stop_sim(pthread_t t)
+{
+    sim_stop = 1;
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -304,31 +348,30 @@ int main(void)
     fputs(F.key, k);
     fclose(k);
     FILE *log = fopen(logfile, "w");
-    pf_agent_sim_opts o = PF_AGENT_SIM_OPTS_DEFAULT();
-    o.port = dev;
-    o.slot_size = 64 * 1024;
-    o.key_path = keyfile;
-    o.prog_us_per_kib = 0; /* flash timing is not what this test measures */
-    o.erase_ms = 0;
-    o.log = log;
-    o.stop = &sim_stop;
-    sim = o;
-    pthread_t t;
-    pthread_create(&t, NULL, sim_thread, NULL);
-    /* wait (bounded) for the pty to appear */
-    for (int i = 0; i < 200 && access(dev, F_OK) != 0; i++)
-        pf_posix_sleep_ms(10);
+    pthread_t t = start_sim(log, NULL);
     RUN(test_clean_update_and_refusals);
     RUN(test_noise);
     RUN(test_heavy_noise_never_accepts_garbage);
     RUN(test_cut_and_resume);
-    sim_stop = 1;
-    pthread_join(t, NULL);
+    stop_sim(t);
+    /* a fresh device (empty flash) that loses power at flash operations 30
+     * (receiving) and 150 (swapping) */
+    t = start_sim(log, "30,150");
+    RUN(test_power_cuts_during_session);
+    stop_sim(t);
+    fflush(log);
+    int cuts_seen = 0;
+    char line[300];
+    FILE *l = fopen(logfile, "r");
+    while (l && fgets(line, sizeof line, l))
+        cuts_seen += strstr(line, "power cut at flash operation") != NULL;
+    if (l)
+        fclose(l);
+    CHECK_EQ(cuts_seen, 2);
     fclose(log);
     if (pf_test_failed) {
         fprintf(stderr, "device log (%s):\n", logfile);
-        char line[300];
-        FILE *l = fopen(logfile, "r");
+        l = fopen(logfile, "r");
         while (l && fgets(line, sizeof line, l))
             fputs(line, stderr);
         if (l)
