@@ -179,7 +179,12 @@ int pf_boot_check_slot(pf_boot *b, int slot, pf_image_info *info)
             r = pf_boot_read_any(b, base + p, sig, len);
             if (r < 0)
                 return r;
-            r = b->cfg.sig_verify(b->cfg.sig_user, b->cfg.pubkey, b->cfg.pubkey_len, calc, sig, len);
+            /* imgtool --pad-sig (MCUboot < 1.5) pads the DER signature
+             * with zeros to 72 bytes: verify only the DER SEQUENCE */
+            uint16_t slen = len;
+            if (len >= 2 && sig[0] == 0x30 && sig[1] < 0x80 && (uint16_t)(sig[1] + 2) < len)
+                slen = (uint16_t)(sig[1] + 2);
+            r = b->cfg.sig_verify(b->cfg.sig_user, b->cfg.pubkey, b->cfg.pubkey_len, calc, sig, slen);
             if (r < 0)
                 return pf_diag_set(d, PF_ERR_AUTH, "%s: bad signature (ECDSA-P256 check failed)", sname);
             sig_checked = 1;

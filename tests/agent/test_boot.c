@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "agent_fixture.h"
+#include "peerflash/pf_bytes.h"
 #include "pf_test.h"
 
 static fx F;
@@ -59,6 +60,26 @@ static void test_image_checks(void)
     F.nor.mem[FX_PRIMARY + a.len - 10] ^= 0x01;
     REQUIRE(fx_open_boot(&F, 1) == PF_OK);
     CHECK(pf_boot_run(&F.boot, &res) < 0);
+
+    /* a signature padded with zeros to 72 bytes (imgtool --pad-sig) is accepted */
+    {
+        uint8_t *pd = malloc(a.len + 8);
+        memcpy(pd, a.data, a.len);
+        uint32_t tlv = 32 + 5000, tot = pf_get_le16(pd + tlv + 2);
+        uint32_t sig_hdr = tlv + 4 + 36 + 36; /* SHA-256, key hash, then the signature */
+        REQUIRE(pf_get_le16(pd + sig_hdr) == PF_IMAGE_TLV_ECDSA_SIG);
+        uint16_t sl = pf_get_le16(pd + sig_hdr + 2);
+        REQUIRE(sl < 72 && tot == 4u + 36 + 36 + 4 + sl);
+        memset(pd + sig_hdr + 4 + sl, 0, 72u - sl);
+        pf_put_le16(pd + sig_hdr + 2, 72);
+        pf_put_le16(pd + tlv + 2, (uint16_t)(tot + 72 - sl));
+        setup();
+        memcpy(F.nor.mem + FX_PRIMARY, pd, a.len + 72 - sl);
+        REQUIRE(fx_open_boot(&F, 1) == PF_OK);
+        CHECK_EQ(pf_boot_run(&F.boot, &res), PF_OK);
+        CHECK_EQ(res.image.signature_ok, 1);
+        free(pd);
+    }
 
     /* no image at all */
     setup();
