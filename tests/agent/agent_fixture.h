@@ -21,6 +21,16 @@
 #define FX_STATE (FX_SECONDARY + FX_SLOT)
 #define FX_FLASH (FX_STATE + 2 * FX_E)
 
+/* A fixed test key (made with `peerflash keygen`, for tests only): with
+ * deterministic ECDSA (RFC 6979, as mbedTLS signs) the test images are the
+ * same bytes on every run, so a replayed power-cut case is exact. */
+#define FX_TEST_KEY                                                        \
+    "-----BEGIN EC PRIVATE KEY-----\n"                                    \
+    "MHcCAQEEIDQ6MfPIG1tN6ReEKYDka0zUnpklufNEqT1qbRffxp2aoAoGCCqGSM49\n"  \
+    "AwEHoUQDQgAEqRzCGqkXmz+lOHxoaqwEgNdt2nWFJxB9qr1vSYpcmQ3VcTc1h0kC\n"  \
+    "6CAd/pseciwHshnrW6vsdC0xaCPON+N2Ig==\n"                              \
+    "-----END EC PRIVATE KEY-----\n"
+
 typedef struct fx_image {
     uint8_t *data;
     size_t len;
