@@ -115,7 +115,7 @@ static inline int fx_open_agent(fx *f)
 /* Puts an image into primary directly (factory programming). */
 static inline void fx_factory(fx *f, const fx_image *im)
 {
-    memset(f->nor.mem + FX_PRIMARY, 0xFF, FX_SLOT + FX_E);
+    memset(f->nor.mem + FX_PRIMARY, f->nor.flash.erase_value, FX_SLOT + FX_E);
     memcpy(f->nor.mem + FX_PRIMARY, im->data, im->len);
 }
 

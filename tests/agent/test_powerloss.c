@@ -17,6 +17,15 @@ static fx_image A, B;
 static uint8_t snapshot[FX_FLASH];
 static int replay_mode;
 
+/* flash geometries: program granule, read unit, erased value */
+static const struct geo {
+    uint32_t read, prog;
+    uint8_t ev;
+    const char *tag;
+} geos[] = {{1, 8, 0xFF, ""}, {16, 16, 0xFF, "@r16p16"}, {4, 4, 0x00, "@r4p4e00"}};
+#define N_GEO (sizeof geos / sizeof geos[0])
+static const struct geo *G = &geos[0];
+
 enum { SC_RECEIVE, SC_INSTALL, SC_CONFIRM, SC_ROLLBACK, SC_COUNT };
 static const char *const sc_names[SC_COUNT] = {"receive", "install", "confirm", "rollback"};
 
@@ -46,7 +55,7 @@ static int prefill_journal(int records)
 static int setup(int sc, int wrap)
 {
     pf_nor_free(&F.nor);
-    if (pf_nor_init(&F.nor, FX_FLASH, 1, 8, FX_E, 0xFF, NULL) < 0)
+    if (pf_nor_init(&F.nor, FX_FLASH, G->read, G->prog, FX_E, G->ev, NULL) < 0)
         return -1;
     fx_factory(&F, &A);
     if (fx_open_boot(&F, 1) < 0 || fx_open_agent(&F) < 0)
@@ -93,8 +102,8 @@ static int fail_case(const char *sc, unsigned i, unsigned seed, const char *what
 /* One cut at operation i of scenario sc, reboot, check. Returns 1 if ok. */
 static int one_cut(int sc, int wrap, unsigned i, unsigned seed)
 {
-    char name[32];
-    snprintf(name, sizeof name, "%s%s", sc_names[sc], wrap ? "+wrap" : "");
+    char name[48];
+    snprintf(name, sizeof name, "%s%s%s", sc_names[sc], wrap ? "+wrap" : "", G->tag);
     memcpy(F.nor.mem, snapshot, FX_FLASH);
     F.diag.text[0] = 0;
     pf_nor_cut_after(&F.nor, i, seed);
@@ -164,8 +173,8 @@ static void sweep(int sc, int wrap, unsigned seed)
     unsigned bad = 0;
     for (unsigned i = 1; i <= n; i++)
         bad += !one_cut(sc, wrap, i, seed + i);
-    fprintf(stderr, "  %s%s: %u flash operations, %u cut points, %u failed\n", sc_names[sc], wrap ? "+wrap" : "", n,
-            n, bad);
+    fprintf(stderr, "  %s%s%s: %u flash operations, %u cut points, %u failed\n", sc_names[sc], wrap ? "+wrap" : "",
+            G->tag, n, n, bad);
     CHECK(n >= (sc == SC_CONFIRM ? 1u : 10u));
 }
 
@@ -271,28 +280,35 @@ int main(void)
         return 1;
     const char *rep = getenv("PF_REPLAY");
     if (rep && *rep) {
-        char sc[32];
+        char sc[48];
         unsigned i, seed;
         replay_mode = 1;
-        if (sscanf(rep, "%31[^:]:%u:%u", sc, &i, &seed) != 3) {
+        if (sscanf(rep, "%47[^:]:%u:%u", sc, &i, &seed) != 3) {
             fprintf(stderr, "PF_REPLAY=scenario:i:seed\n");
             return 2;
         }
         if (!strcmp(sc, "random"))
             random_run(seed, 1);
-        for (int s = 0; s < SC_COUNT; s++)
-            for (int wrap = 0; wrap < 2; wrap++) {
-                char name[32];
-                snprintf(name, sizeof name, "%s%s", sc_names[s], wrap ? "+wrap" : "");
-                if (!strcmp(name, sc) && setup(s, wrap) == 0 && one_cut(s, wrap, i, seed))
-                    fprintf(stderr, "%s:%u:%u passes\n", sc, i, seed);
-            }
+        for (size_t g = 0; g < N_GEO; g++)
+            for (int s = 0; s < SC_COUNT; s++)
+                for (int wrap = 0; wrap < 2; wrap++) {
+                    char name[48];
+                    G = &geos[g];
+                    snprintf(name, sizeof name, "%s%s%s", sc_names[s], wrap ? "+wrap" : "", G->tag);
+                    if (!strcmp(name, sc) && setup(s, wrap) == 0 && one_cut(s, wrap, i, seed))
+                        fprintf(stderr, "%s:%u:%u passes\n", sc, i, seed);
+                }
+        G = &geos[0];
         return pf_test_summary();
     }
     unsigned base = 1;
-    for (int s = 0; s < SC_COUNT; s++)
-        for (int wrap = 0; wrap < 2; wrap++)
-            sweep(s, wrap, base);
+    for (size_t g = 0; g < N_GEO; g++) {
+        G = &geos[g];
+        for (int s = 0; s < SC_COUNT; s++)
+            for (int wrap = 0; wrap < 2; wrap++)
+                sweep(s, wrap, base);
+    }
+    G = &geos[0];
     unsigned runs = getenv("PF_RANDOM_RUNS") ? (unsigned)atoi(getenv("PF_RANDOM_RUNS")) : 40;
     unsigned bad = 0;
     for (unsigned seed = 1; seed <= runs; seed++)
