@@ -71,10 +71,18 @@ static int hello(pf_agent *a, const pf_ap_frame *f)
 
 static int ack(pf_agent *a, uint8_t seq, int err)
 {
-    uint8_t p[5];
+    uint8_t p[5 + TEXT_MAX];
+    size_t len = 5;
     p[0] = (uint8_t)(err < 0 ? -err : 0);
     pf_put_le32(p + 1, pf_agent_recv_offset(a));
-    return send(a, PF_AP_ACK, seq, p, sizeof p);
+    if (err < 0 && a->cfg.diag) { /* a refusal says why */
+        size_t t = strlen(a->cfg.diag->text);
+        if (t > TEXT_MAX)
+            t = TEXT_MAX;
+        memcpy(p + 5, a->cfg.diag->text, t);
+        len += t;
+    }
+    return send(a, PF_AP_ACK, seq, p, len);
 }
 
 static int hash_range(pf_agent *a, const pf_ap_frame *f)
@@ -136,13 +144,15 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
         if (f->len < 4)
             return ack(a, f->seq, PF_ERR_PROTOCOL);
         if (!a->_open)
-            return ack(a, f->seq, PF_ERR_STATE);
+            return ack(a, f->seq, pf_diag_set(d, PF_ERR_STATE, "no transfer in progress (BEGIN first)"));
         uint32_t off = pf_get_le32(p);
         if (off != pf_agent_recv_offset(a)) {
             a->acks_dup++;
             return ack(a, f->seq, PF_OK); /* lost or repeated frame: say where we are */
         }
         r = pf_agent_recv_data(a, off, p + 4, (uint32_t)f->len - 4);
+        if (r < 0)
+            pf_port_logf(a->cfg.port, 1, "agent: data at %lu refused: %s", (unsigned long)off, d ? d->text : "");
         return ack(a, f->seq, r);
     }
     case PF_AP_END:

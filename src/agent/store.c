@@ -84,6 +84,35 @@ static int flush(pf_agent *a, uint32_t len)
     return PF_OK;
 }
 
+/* As soon as the header is in: refuse what END would refuse anyway (not
+ * an image, too big, a downgrade) before the rest is sent. */
+static int early_check(pf_agent *a)
+{
+    pf_boot *b = a->cfg.boot;
+    const pf_flash *f = b->cfg.flash;
+    pf_diag *d = a->cfg.diag;
+    pf_image_info neu, cur;
+    int r = pf_image_parse_header(a->cfg.wbuf, &neu, d);
+    if (r < 0)
+        return pf_diag_set(d, r, "not an MCUboot image (magic 0x%08lx): sign it first",
+                           (unsigned long)(a->cfg.wbuf[0] | (uint32_t)a->cfg.wbuf[1] << 8 |
+                                           (uint32_t)a->cfg.wbuf[2] << 16 | (uint32_t)a->cfg.wbuf[3] << 24));
+    if ((uint64_t)neu.hdr_size + neu.img_size + neu.protect_tlv_size + 4 > a->_size)
+        return pf_diag_set(d, PF_ERR_FORMAT, "image header says %lu bytes of body, the file has %lu in all",
+                           (unsigned long)neu.img_size, (unsigned long)a->_size);
+    if (a->cfg.allow_downgrade)
+        return PF_OK;
+    uint8_t hdr[PF_IMAGE_HEADER_SIZE + 32];
+    uint32_t n = (PF_IMAGE_HEADER_SIZE + f->read_size - 1) / f->read_size * f->read_size;
+    if (n > sizeof hdr || f->read(f->ctx, b->cfg.primary_off, hdr, n) < 0 || pf_image_parse_header(hdr, &cur, NULL) < 0)
+        return PF_OK; /* no readable running image: nothing to compare with */
+    if (pf_image_version_cmp(&neu.version, &cur.version) < 0)
+        return pf_diag_set(d, PF_ERR_AUTH, "downgrade refused: new image is %u.%u.%u, running %u.%u.%u",
+                           (unsigned)neu.version.major, (unsigned)neu.version.minor, (unsigned)neu.version.revision,
+                           (unsigned)cur.version.major, (unsigned)cur.version.minor, (unsigned)cur.version.revision);
+    return PF_OK;
+}
+
 int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len)
 {
     if (!a || (!data && len))
@@ -101,9 +130,29 @@ int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t 
         if (n > len)
             n = len;
         memcpy(a->cfg.wbuf + a->_fill, data, n);
+        uint32_t before = a->_fill;
         a->_fill += n;
         data += n;
         len -= n;
+        if (a->_stored == 0 && before < PF_IMAGE_HEADER_SIZE && a->_fill >= PF_IMAGE_HEADER_SIZE) {
+            int r = early_check(a);
+            if (r < 0) { /* forget the transfer, keep the reason */
+                a->_open = 0;
+                a->_fill = 0;
+                pf_boot *b = a->cfg.boot;
+                pf_boot_record nr = b->rec;
+                nr.state = PF_BOOT_IDLE;
+                nr.received = 0;
+                memset(nr.hash, 0, sizeof nr.hash);
+                pf_diag saved;
+                if (a->cfg.diag)
+                    saved = *a->cfg.diag;
+                pf_boot_write_record(b, &nr);
+                if (a->cfg.diag)
+                    *a->cfg.diag = saved;
+                return r;
+            }
+        }
         if (a->_fill == a->cfg.wbuf_size) {
             int r = flush(a, a->_fill);
             if (r < 0) {

@@ -242,9 +242,18 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             return pf_diag_set(h->cfg.diag, PF_ERR_STATE,
                                "the agent lost the transfer at offset %lu (did the device reset?)",
                                (unsigned long)acked);
-        if (f.payload[0])
-            return pf_diag_set(h->cfg.diag, -(int)f.payload[0], "agent refused data at offset %lu: %s (status %u)",
-                               (unsigned long)off, pf_strerror(-(int)f.payload[0]), (unsigned)f.payload[0]);
+        if (f.payload[0]) {
+            char text[TEXT_MAX + 1];
+            size_t t = f.len > 5 ? f.len - 5u : 0;
+            if (t > TEXT_MAX)
+                t = TEXT_MAX;
+            for (size_t i = 0; i < t; i++)
+                text[i] = f.payload[5 + i] >= 0x20 && f.payload[5 + i] <= 0x7e ? (char)f.payload[5 + i] : '?';
+            text[t] = 0;
+            return pf_diag_set(h->cfg.diag, -(int)f.payload[0], "agent refused data at offset %lu: %s (status %u)%s%s",
+                               (unsigned long)off, pf_strerror(-(int)f.payload[0]), (unsigned)f.payload[0],
+                               t ? ": " : "", text);
+        }
         if (off > size)
             return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged offset %lu beyond %lu",
                                (unsigned long)off, (unsigned long)size);
@@ -269,6 +278,11 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     if (addr != 0 || len != h->run_len)
         return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent write of %lu bytes at 0x%lx: expected the whole image",
                            (unsigned long)len, (unsigned long)addr);
+    if (len < PF_IMAGE_HEADER_SIZE || pf_get_le32(data) != PF_IMAGE_MAGIC)
+        return pf_diag_set(h->cfg.diag, PF_ERR_FORMAT,
+                           "the agent installs MCUboot-layout images (magic 0x96f3b83d); this one starts with "
+                           "0x%08lx: make one with `peerflash sign`",
+                           (unsigned long)(len >= 4 ? pf_get_le32(data) : 0));
     uint8_t begin[37];
     pf_digest dg;
     pf_digest_begin(&dg, PF_DIGEST_SHA256);

@@ -203,8 +203,19 @@ static void test_clean_update_and_refusals(void)
     CHECK_EQ(h.ops->digest(h.self, 0, (uint32_t)v2.len, dg), 32);
     CHECK(memcmp(dg, v2.file_hash, 32) == 0);
     /* downgrade and unsigned images are refused with the agent's reason */
+    uint64_t w0 = h.fault.written;
     CHECK_EQ(host_flash(&h, &v1), PF_ERR_AUTH);
     CHECK_STR_CONTAINS(h.diag.text, "downgrade");
+    CHECK(h.fault.written - w0 < 12 * 1024); /* refused at the header, not after 30 KB */
+    /* a raw binary is refused before anything is sent */
+    fx_image raw = v1;
+    raw.data = malloc(v1.len);
+    memset(raw.data, 0x5A, v1.len);
+    w0 = h.fault.written;
+    CHECK_EQ(host_flash(&h, &raw), PF_ERR_FORMAT);
+    CHECK_STR_CONTAINS(h.diag.text, "peerflash sign");
+    CHECK_EQ(h.fault.written - w0, 0);
+    free(raw.data);
     CHECK_EQ(host_flash(&h, &unsigned_v3), PF_ERR_AUTH);
     CHECK_STR_CONTAINS(h.diag.text, "not signed");
     host_close(&h);
