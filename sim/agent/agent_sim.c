@@ -277,6 +277,9 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         ac.diag = &diag;
         if ((r = pf_agent_init(&agent, &ac)) < 0)
             break;
+        /* a reset loses whatever the UART had received */
+        if (raw.flush_input)
+            raw.flush_input(raw.ctx);
         pf_agent_announce(&agent);
         int reboot = 0;
         while (!reboot && !sim_signalled && !(o->stop && *o->stop)) {

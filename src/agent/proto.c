@@ -104,11 +104,14 @@ static int hash_range(pf_agent *a, const pf_ap_frame *f)
     /* the range need not be aligned to read_size: read whole units around it */
     uint32_t at = base / rs * rs, end = base + len;
     while (at < end) {
-        uint32_t n = a->cfg.wbuf_size;
-        if ((r = fl->read(fl->ctx, at, a->cfg.wbuf, n)) < 0)
+        /* the bootloader's work buffer: wbuf may hold data of a transfer */
+        uint32_t n = b->cfg.buf_size;
+        if (n > fl->size - at)
+            n = fl->size - at;
+        if ((r = fl->read(fl->ctx, at, b->cfg.buf, n)) < 0)
             break;
         uint32_t from = at < base ? base - at : 0, to = end - at < n ? end - at : n;
-        pf_digest_update(&dg, a->cfg.wbuf + from, to - from);
+        pf_digest_update(&dg, b->cfg.buf + from, to - from);
         at += n;
     }
     pf_digest_finish(&dg, h);
@@ -156,6 +159,10 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
         return ack(a, f->seq, r);
     }
     case PF_AP_END:
+        /* a repeated END (its answer was lost): the image is already pending */
+        if (!a->_open && a->cfg.boot->rec.state == PF_BOOT_PENDING && a->_size &&
+            memcmp(a->cfg.boot->rec.hash, a->_hash, 32) == 0)
+            return answer(a, f, PF_OK, NULL, 0);
         r = pf_agent_recv_end(a, f->len >= 1 && (p[0] & PF_AP_F_PERMANENT));
         pf_port_logf(a->cfg.port, 1, "agent: END: %s%s%s (%lu frames, %lu bad, %lu out of order)",
                      r < 0 ? "refused: " : "image accepted, installs at next reset", r < 0 && d ? d->text : "",
@@ -163,6 +170,13 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
                      (unsigned long)a->acks_dup);
         return answer(a, f, r, NULL, 0);
     case PF_AP_RESET:
+        /* optional guard: reset only in the state the host expects, so a
+         * repeated RESET cannot hit the new image on trial (= rollback) */
+        if (f->len >= 1 && p[0] && p[0] != a->cfg.boot->rec.state)
+            return answer(a, f,
+                          pf_diag_set(d, PF_ERR_STATE, "not resetting: state is %s, the host expected %s",
+                                      pf_boot_state_name(a->cfg.boot->rec.state), pf_boot_state_name(p[0])),
+                          NULL, 0);
         r = answer(a, f, PF_OK, NULL, 0);
         if (a->cfg.port->drain)
             a->cfg.port->drain(a->cfg.port->ctx);

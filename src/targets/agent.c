@@ -367,9 +367,22 @@ static int a_run(void *self)
     agent_host *h = self;
     int was_pending = h->state == PF_BOOT_PENDING;
     pf_ap_frame f;
-    int r = request(h, PF_AP_RESET, NULL, 0, 1000, 3, &f);
-    if (r < 0)
-        return r;
+    /* RESET names the state we expect (pending, or idle when nothing is to
+     * install): a RESET repeated after a lost answer then cannot reset the
+     * new image on trial, which would roll it back */
+    uint8_t expect = h->state;
+    int r;
+    for (int k = 0;; k++) {
+        r = request(h, PF_AP_RESET, &expect, 1, 1000, 1, &f);
+        if (r == PF_OK && f.payload[0] == 0)
+            break;
+        if (r == PF_OK && k > 0 && f.payload[0] == (uint8_t)-PF_ERR_STATE)
+            break; /* an earlier RESET got through: the device already restarted */
+        if (r == PF_OK)
+            return refused(h, "RESET", &f);
+        if (k >= 2)
+            return r;
+    }
     /* the device resets, the bootloader swaps (seconds for big images), the
      * agent greets with an unsolicited HELLO answer */
     uint32_t deadline = pf_deadline(P(h), 60000);
@@ -379,7 +392,7 @@ static int a_run(void *self)
             return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT, "the device did not come back within 60 s after reset");
         if (r < 0)
             return r;
-        if (f.type == (PF_AP_HELLO | PF_AP_RESPONSE) && f.len >= 100 && f.payload[0] == 0)
+        if (f.type == (PF_AP_HELLO | PF_AP_RESPONSE) && f.len >= 100 && f.payload[0] == 0 && f.seq == 0)
             break;
     }
     r = parse_hello(h, &f, NULL);
