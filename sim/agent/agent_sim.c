@@ -6,6 +6,7 @@
 #include "agent_sim.h"
 
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,6 +25,52 @@ static void on_signal(int s)
 {
     (void)s;
     sim_signalled = 1;
+}
+
+/* The UART's receive ring while the CPU is busy programming or erasing
+ * flash: what arrives beyond its capacity is lost, as on a device whose
+ * DMA ring overflows. Bytes taken from the link during a busy period wait
+ * here and are handed to the agent first. */
+static struct {
+    int fd;            /* the link's descriptor, -1 = not modelled */
+    uint32_t cap;
+    uint8_t buf[65536];
+    size_t len, pos;
+    uint64_t lost;
+} ring = {-1, 0, {0}, 0, 0, 0};
+
+static void ring_busy_end(void)
+{
+    int avail = 0;
+    if (ring.fd < 0 || ring.cap == 0 || ioctl(ring.fd, FIONREAD, &avail) != 0 || avail <= 0)
+        return;
+    if (ring.pos) { /* keep the unread bytes at the front */
+        memmove(ring.buf, ring.buf + ring.pos, ring.len - ring.pos);
+        ring.len -= ring.pos;
+        ring.pos = 0;
+    }
+    size_t held = ring.len - ring.pos, room = held < ring.cap ? ring.cap - held : 0;
+    if (room > sizeof ring.buf - ring.len)
+        room = sizeof ring.buf - ring.len;
+    uint8_t drop[4096];
+    size_t want = (size_t)avail;
+    while (want) {
+        size_t take = want < room ? want : room;
+        ssize_t r;
+        if (take) {
+            r = read(ring.fd, ring.buf + ring.len, take);
+            if (r <= 0)
+                return;
+            ring.len += (size_t)r;
+            room -= (size_t)r;
+        } else {
+            r = read(ring.fd, drop, want < sizeof drop ? want : sizeof drop);
+            if (r <= 0)
+                return;
+            ring.lost += (uint64_t)r;
+        }
+        want -= (size_t)r;
+    }
 }
 
 typedef struct timed_flash {
@@ -47,6 +94,7 @@ static int t_prog(void *ctx, uint32_t off, const void *buf, uint32_t len)
     if (t->debt_us >= 1000) { /* sleep in whole milliseconds */
         usleep((useconds_t)t->debt_us);
         t->debt_us = 0;
+        ring_busy_end();
     }
     return r;
 }
@@ -55,8 +103,10 @@ static int t_erase(void *ctx, uint32_t off)
 {
     timed_flash *t = ctx;
     int r = t->nor.flash.erase(&t->nor, off);
-    if (t->erase_ms)
+    if (t->erase_ms) {
         usleep(t->erase_ms * 1000u);
+        ring_busy_end();
+    }
     return r;
 }
 
@@ -81,6 +131,17 @@ static void log_line(void *ctx, int level, const char *msg)
 /* The device's UART: silent while the power is off. */
 static timed_flash *g_flash;
 static const pf_port *g_link;
+static int sim_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
+{
+    if (ring.pos < ring.len) {
+        size_t k = ring.len - ring.pos < n ? ring.len - ring.pos : n;
+        memcpy(buf, ring.buf + ring.pos, k);
+        ring.pos += k;
+        return (int)k;
+    }
+    return g_link->read(ctx, buf, n, timeout_ms);
+}
+
 static int sim_write(void *ctx, const uint8_t *buf, size_t n)
 {
     if (!g_flash->nor.powered)
@@ -205,6 +266,11 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
     port = raw;
     port.log = port_log;
     port.write = sim_write;
+    port.read = sim_read;
+    ring.fd = link.fd;
+    ring.cap = o->rx_ring;
+    ring.len = ring.pos = 0;
+    ring.lost = 0;
     g_flash = &tf;
     g_link = &raw;
     const char *cuts = o->power_cuts;
@@ -280,6 +346,10 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         /* a reset loses whatever the UART had received */
         if (raw.flush_input)
             raw.flush_input(raw.ctx);
+        ring.len = ring.pos = 0;
+        if (ring.lost)
+            fprintf(log, "uart: %lu bytes lost so far (receive ring of %lu bytes overflowed during flash work)\n",
+                    (unsigned long)ring.lost, (unsigned long)ring.cap);
         pf_agent_announce(&agent);
         int reboot = 0;
         while (!reboot && !sim_signalled && !(o->stop && *o->stop)) {
@@ -310,12 +380,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: peerflash sim agent --port PATH [--flash FILE] [--slot-kib N] [--key PEM]\n"
                "                           [--factory IMAGE] [--prog-us-per-kib N] [--erase-ms N]\n"
                "                           [--window N] [--payload N] [--allow-downgrade] [--log FILE]\n"
-               "                           [--power-cut N[,N...]]\n"
+               "                           [--power-cut N[,N...]] [--rx-ring BYTES]\n"
                "  the peerflash agent and bootloader over simulated NOR flash (4 KiB sectors,\n"
                "  8-byte program granule; program/erase take simulated time). The flash file keeps\n"
                "  the device's state across runs. --key: images must be signed by that key.\n"
                "  --power-cut: power fails at those flash operations (program/erase, counted from\n"
-               "  start), the device goes silent and reboots (the bootloader runs again).\n");
+               "  start), the device goes silent and reboots (the bootloader runs again).\n"
+               "  --rx-ring: bytes the UART buffers while flash is busy (default 12288); more is lost.\n");
 }
 
 int pf_sim_agent_main(int argc, char **argv)
@@ -355,6 +426,8 @@ int pf_sim_agent_main(int argc, char **argv)
             o.window = (unsigned)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--payload"))
             o.payload = (unsigned)strtoul(v, NULL, 0);
+        else if (!strcmp(a, "--rx-ring"))
+            o.rx_ring = (uint32_t)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--power-cut"))
             o.power_cuts = v;
         else if (!strcmp(a, "--log"))

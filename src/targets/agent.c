@@ -204,13 +204,17 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
 {
     uint32_t chunk = h->max_payload - 4u;
     uint32_t win = h->window;
+    /* frames in flight: the device's window, halved after a loss and grown
+     * back by one per window of clean ACKs (AIMD), so a device whose UART
+     * overflows while it erases is not flooded again at once */
+    uint32_t cwnd = win, clean = 0;
     uint32_t acked = from, next = from, recover = from;
     unsigned stalls = 0;
     /* an ACK must come within a window's worth of frames plus slack for
      * latency and flash erases */
     uint32_t rto = 2u * frame_ms(h, win * (chunk + 16u)) + 400u;
     while (acked < size) {
-        while (next < size && next - acked < win * chunk) {
+        while (next < size && next - acked < cwnd * chunk) {
             uint32_t n = size - next < chunk ? size - next : chunk;
             pf_put_le32(h->payload, next);
             memcpy(h->payload + 4, data + next, n);
@@ -230,6 +234,8 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             h->retransmits++;
             next = acked; /* go back and resend the window */
             recover = acked;
+            cwnd = cwnd > 1 ? cwnd / 2 : 1;
+            clean = 0;
             continue;
         }
         if (r < 0)
@@ -262,11 +268,17 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             stalls = 0;
             if (next < acked)
                 next = acked;
+            if (cwnd < win && ++clean >= cwnd) {
+                cwnd++;
+                clean = 0;
+            }
         } else if (off == acked && next > acked && acked >= recover) {
             /* the agent saw a later frame: one was lost or corrupt */
             h->retransmits++;
             recover = next;
             next = acked;
+            cwnd = cwnd > 1 ? cwnd / 2 : 1;
+            clean = 0;
         }
     }
     return PF_OK;
