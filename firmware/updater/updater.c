@@ -435,6 +435,54 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
     return PF_OK;
 }
 
+/* "link-test --count N --timeout MS": a check of the board's link for the
+ * port tests (tests/firmware/test_port.sh), no target involved. Echoes N
+ * bytes, each XOR 0x5A (so a wire that merely loops back is caught), then
+ * reads once more with the timeout and reports how long the board's clock
+ * waited: a port whose deadline expires early (a clock that runs fast) or
+ * that loses bytes shows up here. */
+static int link_test(char *line, pf_diag *d)
+{
+    char *argv[8];
+    int argc = split(line, argv, 8);
+    int i = argc > 0 && strcmp(argv[0], "link-test") ? 1 : 0;
+    uint32_t count = 0, timeout = 0;
+    for (i++; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--count") && !parse_u32(argv[i + 1], &count))
+            continue;
+        if (!strcmp(argv[i], "--timeout") && !parse_u32(argv[i + 1], &timeout))
+            continue;
+        return pf_diag_set(d, PF_ERR_ARG, "link-test takes --count N --timeout MS");
+    }
+    const pf_port *p = board->link;
+    pf_port_set_line(p, 115200, PF_FRAME_8N1);
+    say("link-test: ready for %lu bytes", (unsigned long)count);
+    uint32_t done = 0, t0 = now();
+    while (done < count) {
+        uint8_t buf[64];
+        size_t want = count - done < sizeof buf ? count - done : sizeof buf;
+        int n = p->read(p->ctx, buf, want, timeout);
+        if (n < 0)
+            return pf_diag_set(d, n, "link-test: read failed after %lu bytes", (unsigned long)done);
+        if (n == 0)
+            return pf_diag_set(d, PF_ERR_TIMEOUT, "link-test: nothing for %lu ms after %lu bytes",
+                               (unsigned long)timeout, (unsigned long)done);
+        for (int k = 0; k < n; k++)
+            buf[k] ^= 0x5A;
+        int w = pf_port_write_all(p, buf, (size_t)n);
+        if (w < 0)
+            return pf_diag_set(d, w, "link-test: write failed");
+        done += (uint32_t)n;
+    }
+    uint32_t t1 = now();
+    uint8_t extra;
+    int n = p->read(p->ctx, &extra, 1, timeout);
+    uint32_t waited = now() - t1;
+    say("link-test: echoed=%lu in %lu ms; idle read returned %d after %lu ms (timeout %lu ms)",
+        (unsigned long)done, (unsigned long)(t1 - t0), n, (unsigned long)waited, (unsigned long)timeout);
+    return n == 0 ? PF_OK : pf_diag_set(d, PF_ERR_PROTOCOL, "link-test: unexpected extra byte 0x%02x", extra);
+}
+
 int pf_updater_run(const pf_board *b)
 {
     board = b;
@@ -444,6 +492,12 @@ int pf_updater_run(const pf_board *b)
     say("peerflash updater on %s: %s", b->name, n > 0 ? jobline : "(no job)");
     job_opts o;
     int status = EXIT_USAGE;
+    if (n > 0 && strstr(jobline, "link-test")) {
+        int r = link_test(jobline, &diag);
+        if (r < 0)
+            say("updater: error: %s", diag.text);
+        return r < 0 ? exit_code(r) : EXIT_OK;
+    }
     int r = n < 0 ? pf_diag_set(&diag, PF_ERR_ARG, "no job (QEMU: -append \"flash --target ... --image ...\")")
                   : parse_job(jobline, &o, &diag);
     if (r == PF_OK)

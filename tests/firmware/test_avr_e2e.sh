@@ -52,12 +52,12 @@ check "verified" 0 "verified \((read-back|digest)"
 # The new application runs and reports the CRC of its own flash.
 got=""
 for _ in $(seq 200); do
-    got=$(grep -aoE "PFAPP seed=$seed len=[0-9]+ crc=[0-9a-f]{4}" "$tmp/uart.log" 2>/dev/null | tail -n 1)
+    got=$(grep -aoE "PFAPP seed=$seed len=[0-9]+ crc=[0-9a-fA-F]{4}" "$tmp/uart.log" 2>/dev/null | tail -n 1)
     [[ -n $got ]] && break
     sleep 0.1 # polling the log file with a 20 s deadline
 done
 t1=$(date +%s.%N)
-if [[ $got == *"crc=$want_crc" ]]; then
+if [[ ${got,,} == *"crc=$want_crc" ]]; then
     echo "ok: the new application runs: $got"
     passed=$((passed + 1))
 else
