@@ -102,7 +102,11 @@ void pf_bench_firmware(pf_bench *b)
         snprintf(note, sizeof note, "data+bss%s",
                  !strcmp(name, "updater-mps2") ? ": image arena 256 KiB, driver state 240 KiB, work 32 KiB, stack not counted"
                                                : "");
-        pf_bench_row(b, "firmware", what, (double)(data + bss) / 1024.0, "KiB", NAN, note);
+        unsigned long ram = data + bss;
+        if (ram < 10240)
+            pf_bench_row(b, "firmware", what, (double)ram, "bytes", NAN, note);
+        else
+            pf_bench_row(b, "firmware", what, (double)ram / 1024.0, "KiB", NAN, note);
     }
     fclose(f);
 }
