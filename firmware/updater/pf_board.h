@@ -21,6 +21,10 @@ typedef struct pf_board {
      * length or a negative pf_err. QEMU: the -append text; a real board
      * might read job.txt from the card. */
     int (*job)(char *buf, size_t size);
+    /* Optional (may be NULL): a second clock in ms to check the link's clock
+     * against, used by the link-test self-test (QEMU: the host's clock
+     * through semihosting). */
+    uint32_t (*reference_ms)(void);
 } pf_board;
 
 /* Brings up clocks, the link and the storage and fills *b. */

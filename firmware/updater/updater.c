@@ -475,11 +475,14 @@ static int link_test(char *line, pf_diag *d)
         done += (uint32_t)n;
     }
     uint32_t t1 = now();
+    uint32_t r1 = board->reference_ms ? board->reference_ms() : 0;
     uint8_t extra;
     int n = p->read(p->ctx, &extra, 1, timeout);
     uint32_t waited = now() - t1;
-    say("link-test: echoed=%lu in %lu ms; idle read returned %d after %lu ms (timeout %lu ms)",
-        (unsigned long)done, (unsigned long)(t1 - t0), n, (unsigned long)waited, (unsigned long)timeout);
+    uint32_t ref = board->reference_ms ? board->reference_ms() - r1 : 0;
+    say("link-test: echoed=%lu in %lu ms; idle read returned %d after %lu ms (timeout %lu ms); reference clock %s%lu ms",
+        (unsigned long)done, (unsigned long)(t1 - t0), n, (unsigned long)waited, (unsigned long)timeout,
+        board->reference_ms ? "" : "none ", (unsigned long)ref);
     return n == 0 ? PF_OK : pf_diag_set(d, PF_ERR_PROTOCOL, "link-test: unexpected extra byte 0x%02x", extra);
 }
 

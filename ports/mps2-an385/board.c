@@ -277,6 +277,11 @@ static int job(char *buf, size_t size)
     return n < 0 ? PF_ERR_IO : n;
 }
 
+static uint32_t host_ms(void)
+{
+    return pf_sh_elapsed_ms();
+}
+
 int pf_board_init(pf_board *b)
 {
     clock_init();
@@ -286,6 +291,7 @@ int pf_board_init(pf_board *b)
     b->storage = &sd_storage;
     b->console = console;
     b->job = job;
+    b->reference_ms = host_ms;
     return PF_OK;
 }
 

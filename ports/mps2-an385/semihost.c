@@ -13,6 +13,8 @@ enum {
     SYS_ERRNO = 0x13,
     SYS_GET_CMDLINE = 0x15,
     SYS_EXIT_EXTENDED = 0x20,
+    SYS_ELAPSED = 0x30,
+    SYS_TICKFREQ = 0x31,
 };
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
 
@@ -72,6 +74,16 @@ int pf_sh_cmdline(char *buf, size_t size)
     size_t n = args[1] < size - 1 ? args[1] : size - 1;
     buf[n] = '\0';
     return (int)n;
+}
+
+uint32_t pf_sh_elapsed_ms(void)
+{
+    uint32_t ticks[2] = { 0, 0 }; /* 64-bit count, low word first */
+    int freq = sh_call(SYS_TICKFREQ, NULL);
+    if (freq <= 0 || sh_call(SYS_ELAPSED, ticks) != 0)
+        return 0;
+    uint64_t t = ((uint64_t)ticks[1] << 32) | ticks[0];
+    return (uint32_t)(t / ((uint64_t)freq / 1000u ? (uint64_t)freq / 1000u : 1u));
 }
 
 void pf_sh_exit(int status)

@@ -21,6 +21,10 @@ int pf_sh_errno(void);
 void pf_sh_write0(const char *s);
 /* Copies the command line into buf (NUL-terminated); returns its length or -1. */
 int pf_sh_cmdline(char *buf, size_t size);
+/* The host's monotonic wall clock in ms since QEMU started (SYS_ELAPSED /
+ * SYS_TICKFREQ; SYS_CLOCK would be the host process's CPU time, which
+ * stands still while the guest sleeps). 0 if the host does not offer it. */
+uint32_t pf_sh_elapsed_ms(void);
 /* Ends the emulation with this exit status (any value, not just 0/1). */
 __attribute__((noreturn)) void pf_sh_exit(int status);
 

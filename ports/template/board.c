@@ -210,6 +210,7 @@ int pf_board_init(pf_board *b)
     b->storage = &board_storage;
     b->console = console;
     b->job = job;
+    b->reference_ms = NULL; /* optional: an independent clock (RTC) for the link self-test */
     return PF_OK;
 }
 

@@ -5,14 +5,18 @@ failed=0
 pids=()
 tmp=$(mktemp -d /tmp/pf-fw-test.XXXXXX)
 cleanup() {
-    local p
+    local status=$? p
     for p in "${pids[@]}"; do
         kill "$p" 2>/dev/null
     done
     for p in "${pids[@]}"; do
         wait "$p" 2>/dev/null
     done
-    rm -rf "$tmp"
+    if [[ $status -ne 0 && $status -ne 77 ]]; then
+        echo "logs kept in $tmp"
+    else
+        rm -rf "$tmp"
+    fi
 }
 trap cleanup EXIT
 

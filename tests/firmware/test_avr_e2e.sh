@@ -43,9 +43,10 @@ pids+=($!)
 wait_for "$tmp/mcu" 20 || { echo "FAIL: wire made no pty"; cat "$tmp/wire.log"; exit 1; }
 
 # Opening the wire's pty propagates to the simulator's: the ATmega resets
-# into Optiboot as an Uno does when its port is opened.
+# into Optiboot as an Uno does when its port is opened. (The mps2 port has no
+# reset line: a lost sync cannot be retried from inside the firmware.)
 qemu_updater "flash --target avr --image $tmp/app.hex" -chardev "serial,id=link,path=$tmp/mcu" -serial chardev:link
-echo "$out"
+echo "$out" | grep -vE '^(write|verify): '
 check "updater in QEMU wrote and verified through Optiboot" 0 "updater: ok"
 check "verified" 0 "verified \((read-back|digest)"
 

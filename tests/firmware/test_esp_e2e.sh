@@ -35,7 +35,8 @@ t0=$(date +%s.%N)
 sim_pid=$!
 pids+=($sim_pid)
 wait_for "$tmp/esp" 20 || { echo "FAIL: sim esp32 made no pty"; cat "$tmp/sim.log"; exit 1; }
-"$PEERFLASH" wire --a "pty:$tmp/mcu" --b "$tmp/esp" --baud 115200 --stats "$tmp/wire.json" 2>"$tmp/wire.log" &
+# The ROM loader needs no reset on open (it is already waiting): no open propagation.
+"$PEERFLASH" wire --a "pty:$tmp/mcu" --b "$tmp/esp" --baud 115200 --no-open-propagation --stats "$tmp/wire.json" 2>"$tmp/wire.log" &
 wire_pid=$!
 pids+=($wire_pid)
 wait_for "$tmp/mcu" 20 || { echo "FAIL: wire made no pty"; cat "$tmp/wire.log"; exit 1; }
