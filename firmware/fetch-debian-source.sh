@@ -26,19 +26,28 @@ fi
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 apt_dir="$dest/.apt"
 mkdir -p "$apt_dir/etc/sources.list.d" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-cat > "$apt_dir/etc/sources.list.d/debian-src.sources" <<SRC
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $suite $suite-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: $suite-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+# The deb-src entries mirror the machine's own Debian entries (same mirror,
+# suites and keyring): the archives this machine is set up to use, no others.
+src_list="$apt_dir/etc/sources.list.d/debian-src.sources"
+: > "$src_list"
+for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] || continue
+    # deb822 stanzas signed by Debian's archive keyring, as deb-src.
+    awk -v RS= -v ORS='\n\n' '/debian-archive-keyring/ { sub(/Types:[^\n]*/, "Types: deb-src"); print }' "$f" >> "$src_list"
+done
+if [[ -f /etc/apt/sources.list ]]; then
+    # one-line entries: "deb [opts] URI SUITE COMPONENTS" of the Debian suites
+    awk -v suite="$suite" '$1 == "deb" && $0 ~ (" " suite "([-/][a-z]+)? ") { $1 = "deb-src"; print }' \
+        /etc/apt/sources.list | sed 's/^/# one-line: /' > "$apt_dir/oneline.txt"
+    if [[ -s "$apt_dir/oneline.txt" ]]; then
+        mkdir -p "$apt_dir/etc/sources.list.d"
+        sed 's/^# one-line: //' "$apt_dir/oneline.txt" > "$apt_dir/etc/sources.list.d/debian-src.list"
+    fi
+fi
+if [[ ! -s "$src_list" && ! -s "$apt_dir/etc/sources.list.d/debian-src.list" ]]; then
+    echo "fetch-debian-source: no Debian archive found in this machine's apt sources" >&2
+    exit 1
+fi
 opts=(-q -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_dir/etc/sources.list.d"
       -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
       -o "APT::Sandbox::User=$(id -un)" -o "Debug::NoLocking=1")
