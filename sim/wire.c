@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -44,6 +45,7 @@
 #define PF_WIRE_HUP_CHECK_NS 4000000LL   /* a closed pty is checked for an opener this often */
 #define PF_WIRE_RETRY_NS 200000000LL     /* reopen a lost path side */
 #define PF_WIRE_RECONNECT_NS 500000000LL /* reconnect a tcp:// side */
+#define PF_WIRE_LINGER_NS 1000000000LL  /* cut in close mode: wait for programs to read at most this long */
 #define NEVER INT64_MAX
 
 enum { END_PTY, END_PATH, END_TCP, END_LISTEN };
@@ -112,6 +114,7 @@ struct pf_wire {
     int64_t cut_count;
     int cut_done;
     int finished;
+    int64_t closing_since; /* cut in close mode: when everything was delivered (-1 before) */
     uint32_t queue_bytes;
     pthread_mutex_t mu;
     pthread_t thread;
@@ -717,7 +720,7 @@ static void accept_byte(pf_wire *w, wire_dir *d, uint8_t byte, int64_t t_read, u
             d->need_high = 0;
         }
         if (!dropped)
-            f_push(d, make_frame((double)start, (double)(end - start), byte, bits));
+            f_push(d, make_frame((double)start, (double)(end - start) / bits, byte, bits));
         return;
     }
     if (d->garbling)
@@ -979,6 +982,25 @@ static void service_ends(pf_wire *w, int64_t now)
     }
 }
 
+/* 1 if a program has not read all we delivered to its pty yet. */
+static int unread_input(pf_wire *w)
+{
+    for (int i = 0; i < 2; i++) {
+        wire_end *e = &w->end[i];
+        if (e->kind != END_PTY || e->fd < 0 || !e->open)
+            continue;
+        int s = open(e->pts, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (s < 0)
+            continue;
+        int n = 0;
+        ioctl(s, FIONREAD, &n);
+        close(s);
+        if (n > 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int all_delivered(pf_wire *w)
 {
     for (int i = 0; i < 2; i++) {
@@ -1012,13 +1034,19 @@ int pf_wire_run(pf_wire *w)
             for (int di = 0; di < 2; di++)
                 if (w->dir[di].garbling && (w->cfg.cut_dirs & (1u << di)))
                     garble_flush(w, &w->dir[di], now);
-            if (all_delivered(w)) {
+            /* Closing a pty master throws away what its program has not read
+             * yet: let the programs read the bytes that passed before the cut. */
+            if (all_delivered(w) && w->closing_since < 0)
+                w->closing_since = now;
+            if (w->closing_since >= 0 && (now - w->closing_since > PF_WIRE_LINGER_NS || !unread_input(w))) {
                 wlog(w, "cable cut: closing both sides");
                 for (int s = 0; s < 2; s++)
                     end_close(&w->end[s]);
                 w->finished = 1;
                 break;
             }
+            if (w->closing_since >= 0 && wake > now + PF_WIRE_HUP_CHECK_NS)
+                wake = now + PF_WIRE_HUP_CHECK_NS;
         }
         struct pollfd pfd[5];
         int who[5];
@@ -1163,6 +1191,7 @@ int pf_wire_create(pf_wire **out, const pf_wire_config *cfg, pf_diag *diag)
     }
     w->queue_bytes = qb;
     w->cut_done = cfg->cut_after == 0;
+    w->closing_since = -1;
     w->t0_abs = mono_ns();
     int rc = parse_spec(&w->end[0], cfg->a, diag);
     if (rc == 0)
