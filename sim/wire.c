@@ -239,8 +239,10 @@ static void set_raw(int fd, uint32_t baud, pf_frame frame)
         return;
     cfmakeraw(&t);
     t.c_cflag |= CLOCAL | CREAD;
-    t.c_cc[VMIN] = 1;
-    t.c_cc[VTIME] = 0;
+    /* A blocking read returns after 0.5 s without data: tools that skip port
+     * setup (stm32flash -b 0) inherit this and time out instead of hanging. */
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 5;
     if (baud) {
         unsigned sp = pf_wire_baud_to_speed(baud);
         if (sp) {
