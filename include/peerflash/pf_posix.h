@@ -35,6 +35,7 @@ typedef struct pf_posix_link {
     char slave[64];    /* pty:PATH: the /dev/pts/N name */
     uint32_t baud;
     pf_frame frame;
+    int log_level;     /* port->log prints messages up to this level to stderr (-1 = none) */
 } pf_posix_link;
 
 /* Opens an endpoint from its spec (see above). Errors name the spec and the
