@@ -234,13 +234,17 @@ int pf_cmd_wire(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     if (!quiet) {
-        fprintf(stderr, "wire: ready: A=%s%s%s B=%s%s%s, ", cfg.a, *pf_wire_pty_name(w, 0) ? " -> " : "",
-                pf_wire_pty_name(w, 0), cfg.b, *pf_wire_pty_name(w, 1) ? " -> " : "", pf_wire_pty_name(w, 1));
+        /* one write, so that a reader never sees half the line */
+        char rate[32], line[900];
         if (cfg.follow)
-            fprintf(stderr, "baud follow");
+            snprintf(rate, sizeof rate, "baud follow");
         else
-            fprintf(stderr, "%u baud", cfg.baud);
-        fprintf(stderr, " %s\n", cfg.frame == PF_FRAME_8E1 ? "8E1" : "8N1");
+            snprintf(rate, sizeof rate, "%u baud", cfg.baud);
+        snprintf(line, sizeof line, "wire: ready: A=%s%s%s B=%s%s%s, %s %s\n", cfg.a,
+                 *pf_wire_pty_name(w, 0) ? " -> " : "", pf_wire_pty_name(w, 0), cfg.b,
+                 *pf_wire_pty_name(w, 1) ? " -> " : "", pf_wire_pty_name(w, 1), rate,
+                 cfg.frame == PF_FRAME_8E1 ? "8E1" : "8N1");
+        fputs(line, stderr);
         fflush(stderr);
     }
     rc = pf_wire_run(w);

@@ -48,7 +48,7 @@ static void test_wire_process(void)
     REQUIRE(pid > 0);
     static char log[8192];
     log[0] = '\0';
-    int ready = wait_line(err_fd, "wire: ready", 10, log, sizeof log);
+    int ready = wait_line(err_fd, "8N1\n", 10, log, sizeof log); /* the end of the ready line */
     CHECK(ready);
     if (!ready) {
         fprintf(stderr, "wire said: %s\n", log);
@@ -57,6 +57,7 @@ static void test_wire_process(void)
         close(err_fd);
         return;
     }
+    CHECK_STR_CONTAINS(log, "wire: ready: A=");
     CHECK_STR_CONTAINS(log, "230400 baud 8N1");
     int fa = tw_open(pa, 230400), fb = tw_open(pb, 230400);
     CHECK(fa >= 0 && fb >= 0);
