@@ -40,6 +40,12 @@ static void usage(FILE *f)
             "                     reads framing garbage, and delivery runs at the sender's rate.\n"
             "                     A side without termios (TCP) takes the other side's rate.\n"
             "                     (Parity is not observable on a pty: it comes from --frame.)\n"
+            "  --autobaud a|b|both\n"
+            "                     with --baud follow: that side detects the rate like an STM32\n"
+            "                     bootloader: after each (re)open of the side, or an open\n"
+            "                     propagated to it, the first byte sent to it sets its rate\n"
+            "                     (written into its termios, where its program can read it); the\n"
+            "                     rate then stays locked until the next (re)open\n"
             "  --frame 8N1|8E1    bits per byte on the line: 10 or 11 (default 8N1)\n"
             "  --latency-ms N     one-way latency added to every byte (also --latency-us N)\n"
             "  --flip RATE        probability that a data bit is inverted (8 per byte)\n"
@@ -182,6 +188,15 @@ int pf_cmd_wire(int argc, char **argv)
                 cfg.cut_dirs = PF_WIRE_DIR_BOTH;
             else
                 bad = 1;
+        } else if (!strcmp(o, "--autobaud")) {
+            if (!strcmp(v, "a"))
+                cfg.autobaud = 1u;
+            else if (!strcmp(v, "b"))
+                cfg.autobaud = 2u;
+            else if (!strcmp(v, "both"))
+                cfg.autobaud = 3u;
+            else
+                bad = 1;
         } else if (!strcmp(o, "--seed")) {
             char *end;
             cfg.seed = strtoull(v, &end, 0);
@@ -208,6 +223,10 @@ int pf_cmd_wire(int argc, char **argv)
             return PF_EXIT_USAGE;
         }
         i++;
+    }
+    if (cfg.autobaud && !cfg.follow) {
+        pf_cli_error("wire: --autobaud needs --baud follow");
+        return PF_EXIT_USAGE;
     }
     if (!cfg.a || !cfg.b) {
         pf_cli_error("wire: --a and --b are required (see peerflash wire --help)");

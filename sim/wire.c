@@ -65,6 +65,7 @@ typedef struct wire_end {
     char host[128];
     int port;
     uint32_t opens, reopens;
+    uint32_t ab_locked; /* autobaud: the rate this side locked to, 0 while detecting */
 } wire_end;
 
 typedef struct out_ent {
@@ -741,6 +742,7 @@ static void propagate_open(pf_wire *w, int side, int64_t now)
     close(o->fd);
     o->fd = -1;
     o->open = 0;
+    o->ab_locked = 0;
     o->reopen_at = now + (int64_t)w->cfg.reopen_gap_ms * 1000000LL;
     o->reopens++;
     wlog(w, "side %c opened: closing side %c (%s) for %u ms to propagate the open", 'A' + side, 'A' + (1 - side),
@@ -771,6 +773,7 @@ static int pty_check(pf_wire *w, int side, int64_t now)
         /* a program opened, wrote and closed between two checks */
         e->open = 1;
         e->opens++;
+        e->ab_locked = 0;
         wlog(w, "side %c (%s) opened by a program", 'A' + side, e->path);
         propagate_open(w, side, now);
     }
@@ -783,6 +786,7 @@ static int pty_check(pf_wire *w, int side, int64_t now)
     } else if (!hup && !e->open) {
         e->open = 1;
         e->opens++;
+        e->ab_locked = 0;
         wlog(w, "side %c (%s) opened by a program", 'A' + side, e->path);
         propagate_open(w, side, now);
     }
@@ -827,6 +831,22 @@ static int side_ready(pf_wire *w, int side, int64_t now)
 
 /* ---- reading and delivering --------------------------------------------------- */
 
+/* An autobaud side locks to the rate of the first byte sent to it. */
+static uint32_t autobaud_lock(pf_wire *w, int side, uint32_t baud)
+{
+    wire_end *e = &w->end[side];
+    struct termios t;
+    unsigned sp = pf_wire_baud_to_speed(baud);
+    if (sp && tcgetattr(e->fd, &t) == 0) {
+        cfsetispeed(&t, (speed_t)sp);
+        cfsetospeed(&t, (speed_t)sp);
+        tcsetattr(e->fd, TCSANOW, &t);
+    }
+    e->ab_locked = baud;
+    wlog(w, "side %c autobaud: locked to %u baud", 'A' + side, baud);
+    return baud;
+}
+
 static void read_side(pf_wire *w, int side, int64_t now)
 {
     wire_end *e = &w->end[side];
@@ -860,13 +880,17 @@ static void read_side(pf_wire *w, int side, int64_t now)
         if (e->kind == END_PTY && !e->open) {
             e->open = 1; /* data from the slave: someone has it open */
             e->opens++;
+            e->ab_locked = 0;
             wlog(w, "side %c (%s) opened by a program", 'A' + side, e->path);
             propagate_open(w, side, now);
         }
         uint32_t tx = w->cfg.baud, rx = 0;
         if (w->cfg.follow) {
-            uint32_t ts = side_rate(e), rs = side_rate(&w->end[1 - side]);
+            wire_end *o = &w->end[1 - side];
+            uint32_t ts = side_rate(e), rs = side_rate(o);
             tx = ts ? ts : (rs ? rs : w->cfg.baud);
+            if ((w->cfg.autobaud & (1u << (1 - side))) && !o->ab_locked && o->fd >= 0 && o->open)
+                rs = autobaud_lock(w, 1 - side, tx);
             rx = rs ? rs : tx;
         }
         if (d->st.first_in_s < 0)
@@ -960,6 +984,7 @@ static void service_ends(pf_wire *w, int64_t now)
             if (e->fd < 0 && (now >= e->reopen_at || (e->reopen_at == NEVER && now >= e->next_check))) {
                 pf_diag dg;
                 if (path_open(w, e, &dg) == 0) {
+                    e->ab_locked = 0;
                     if (e->reopen_at != NEVER)
                         wlog(w, "side %c (%s) reopened", 'A' + s, e->path);
                     e->reopen_at = NEVER;
@@ -1284,6 +1309,7 @@ void pf_wire_get_stats(pf_wire *w, pf_wire_stats *st)
         st->opens[i] = w->end[i].opens;
         st->reopens[i] = w->end[i].reopens;
         st->open[i] = w->end[i].open;
+        st->autobaud_locked[i] = w->end[i].ab_locked;
     }
     st->cut_done = w->cut_done;
     st->seconds = (double)now_rel(w) / 1e9;
@@ -1356,6 +1382,7 @@ void pf_wire_stats_json(const pf_wire *w, const pf_wire_stats *st, FILE *f)
             st->cut_done ? "true" : "false", st->seconds);
     fprintf(f, ",\n  \"opens\": {\"a\": %u, \"b\": %u},\n  \"reopens\": {\"a\": %u, \"b\": %u}", st->opens[0],
             st->opens[1], st->reopens[0], st->reopens[1]);
+    fprintf(f, ",\n  \"autobaud_locked\": {\"a\": %u, \"b\": %u}", st->autobaud_locked[0], st->autobaud_locked[1]);
     for (int i = 0; i < 2; i++) {
         const pf_wire_dir_stats *d = &st->dir[i];
         double line = d->last_baud ? (double)d->last_baud / pf_frame_bits(c->frame) : 0;

@@ -76,7 +76,12 @@ typedef struct pf_wire_config {
     uint32_t reopen_gap_ms;   /* how long the reopened side stays closed (default 20 ms) */
     uint32_t queue_bytes;     /* bytes accepted ahead of delivery per direction (0 = auto: 250 ms of line time, >= 4096) */
     uint32_t duration_ms;     /* run() returns after this long (0 = until stopped) */
-    /* Optional log of events (opens, reopens, cut); NULL for silence. */
+    /* Follow mode: sides (bit 0 = A, bit 1 = B) whose receiver detects the rate
+     * like an STM32 bootloader: after each (re)open of that side, or an open
+     * propagated to it, the first byte sent to it sets its rate (written into its
+     * termios, so its program can read it); then it stays locked. */
+    unsigned autobaud;
+    /* Optional log of events (opens, reopens, cut, autobaud); NULL for silence. */
     void (*log)(void *user, const char *msg);
     void *log_user;
 } pf_wire_config;
@@ -84,7 +89,7 @@ typedef struct pf_wire_config {
 #define PF_WIRE_CONFIG_DEFAULT()                                                                         \
     {                                                                                                   \
         NULL, NULL, 115200u, 0, PF_FRAME_8N1, 0u, 0.0, 0.0, 0u, 0u, -1, PF_WIRE_DIR_BOTH, PF_WIRE_CUT_SILENT, \
-            1u, 1, 20u, 0u, 0u, NULL, NULL                                                              \
+            1u, 1, 20u, 0u, 0u, 0u, NULL, NULL                                                          \
     }
 
 typedef struct pf_wire_dir_stats {
@@ -108,6 +113,7 @@ typedef struct pf_wire_stats {
     uint32_t opens[2];        /* times a program opened side A / B (pty) or a peer connected */
     uint32_t reopens[2];      /* times side A / B was closed and reopened by open propagation */
     int open[2];              /* 1 if side A / B currently has a program (or connection) on it */
+    uint32_t autobaud_locked[2]; /* rate an autobaud side locked to (0 = not locked) */
     int cut_done;             /* 1 once the cable has been cut */
     double seconds;           /* time since the wire was created */
 } pf_wire_stats;

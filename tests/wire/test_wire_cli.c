@@ -103,7 +103,7 @@ static void test_wire_duration_and_usage(void)
     CHECK_EQ(run_status(help, out), 0);
     const char *h = sp_slurp(out);
     const char *opts[] = {"--a SPEC", "--baud N|follow", "--frame", "--latency-ms", "--flip", "--drop", "--burst",
-                          "--cut-after", "--cut-mode", "--cut-dir", "--seed", "--no-open-propagation",
+                          "--cut-after", "--cut-mode", "--cut-dir", "--seed", "--no-open-propagation", "--autobaud",
                           "--stats", "--quiet", "--duration", "tcp-listen://PORT", "pty:PATH"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         CHECK_STR_CONTAINS(h, opts[i]);

@@ -300,6 +300,67 @@ static void test_follow(void)
     stop_wire(w, fa, fb);
 }
 
+static int b_closed(const pf_wire_stats *st, long n)
+{
+    (void)n;
+    return !st->open[PF_WIRE_B];
+}
+
+static int b_opens(const pf_wire_stats *st, long n)
+{
+    return st->opens[PF_WIRE_B] >= (uint32_t)n;
+}
+
+static uint32_t rate_of(int fd)
+{
+    struct termios t;
+    tcgetattr(fd, &t);
+    return pf_wire_speed_to_baud((unsigned)cfgetospeed(&t));
+}
+
+/* --autobaud b: B locks to the rate of the first byte it is sent, until it is reopened. */
+static void test_autobaud(void)
+{
+    pf_wire_config cfg = PF_WIRE_CONFIG_DEFAULT();
+    cfg.follow = 1;
+    cfg.autobaud = 2u;
+    int fa, fb;
+    pf_wire *w = start_wire(&cfg, &fa, &fb, 57600, 9600);
+    REQUIRE(w && fa >= 0 && fb >= 0);
+    uint8_t c = 0x7F, rx[64];
+    CHECK_EQ(write(fa, &c, 1), 1);
+    CHECK_EQ(tw_read_quiet(fb, rx, sizeof rx, 0.2, tw_now() + 3), 1);
+    CHECK_EQ(rx[0], 0x7F);
+    CHECK_EQ(rate_of(fb), 57600); /* the program on B can see what was detected */
+    c = 0x79;
+    CHECK_EQ(write(fb, &c, 1), 1);
+    CHECK_EQ(tw_read_quiet(fa, rx, sizeof rx, 0.2, tw_now() + 3), 1);
+    CHECK_EQ(rx[0], 0x79);
+    pf_wire_stats st;
+    pf_wire_get_stats(w, &st);
+    CHECK_EQ(st.autobaud_locked[PF_WIRE_B], 57600);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch + st.dir[PF_WIRE_B2A].rate_mismatch, 0);
+    /* locked: the host changing its rate now garbles */
+    CHECK_EQ(tw_set_rate(fa, 115200), 0);
+    uint8_t tx[20];
+    tw_pattern(tx, sizeof tx, 6);
+    CHECK_EQ(write(fa, tx, sizeof tx), (ssize_t)sizeof tx);
+    size_t got = tw_read_quiet(fb, rx, sizeof rx, 0.2, tw_now() + 3);
+    CHECK(got != sizeof tx || memcmp(rx, tx, sizeof tx) != 0);
+    /* B's program reopens its port (a reset): it detects again */
+    close(fb);
+    CHECK(tw_wait_stats(w, b_closed, 0, 3));
+    fb = tw_open(pb, 0);
+    REQUIRE(fb >= 0);
+    CHECK(tw_wait_stats(w, b_opens, 2, 3));
+    c = 0x7F;
+    CHECK_EQ(write(fa, &c, 1), 1);
+    CHECK_EQ(tw_read_quiet(fb, rx, sizeof rx, 0.2, tw_now() + 3), 1);
+    CHECK_EQ(rx[0], 0x7F);
+    CHECK_EQ(rate_of(fb), 115200);
+    stop_wire(w, fa, fb);
+}
+
 int main(void)
 {
     tw_tmpdir(dir, sizeof dir);
@@ -309,6 +370,7 @@ int main(void)
     RUN(test_cut_silent);
     RUN(test_cut_close);
     RUN(test_follow);
+    RUN(test_autobaud);
     tw_rmdir(dir);
     return pf_test_summary();
 }
