@@ -45,7 +45,11 @@
 #define PF_WIRE_HUP_CHECK_NS 4000000LL   /* a closed pty is checked for an opener this often */
 #define PF_WIRE_RETRY_NS 200000000LL     /* reopen a lost path side */
 #define PF_WIRE_RECONNECT_NS 500000000LL /* reconnect a tcp:// side */
-#define PF_WIRE_LINGER_NS 1000000000LL  /* cut in close mode: wait for programs to read at most this long */
+/* Cut in close mode: before closing, give the programs time to read what
+ * passed (the kernel moves pty data to the reader in a worker: FIONREAD can
+ * read 0 while bytes are still on their way), at least MIN, at most MAX. */
+#define PF_WIRE_LINGER_MIN_NS 200000000LL
+#define PF_WIRE_LINGER_MAX_NS 2000000000LL
 #define NEVER INT64_MAX
 
 enum { END_PTY, END_PATH, END_TCP, END_LISTEN };
@@ -90,6 +94,7 @@ typedef struct wire_dir {
     uint32_t cur_baud;
     unsigned cur_bits;
     int64_t last_flush;
+    int src_waiting; /* we stopped reading the sender for lack of room, not because it was empty */
     /* faults */
     uint64_t idx;                        /* bytes given a place on the line */
     uint64_t rng_flip, rng_drop, rng_burst, rng_data;
@@ -694,6 +699,7 @@ static void accept_byte(pf_wire *w, wire_dir *d, uint8_t byte, int64_t t_read, u
     }
     /* the serializer: absolute schedule from the start of a busy period */
     if (d->line_end <= t_read) {
+        d->st.idle_starts++;
         d->epoch = t_read;
         d->k = 0;
         d->cur_baud = tx_baud;
@@ -831,6 +837,19 @@ static int side_ready(pf_wire *w, int side, int64_t now)
 
 /* ---- reading and delivering --------------------------------------------------- */
 
+/* How many more bytes the sender may put ahead: the queue limit counts the
+ * bytes still waiting for the line (latency does not hold the sender back). */
+static size_t dir_room(const pf_wire *w, const wire_dir *d, int64_t now)
+{
+    int64_t backlog_ns = d->line_end - now;
+    if (backlog_ns <= 0)
+        return w->queue_bytes;
+    uint32_t baud = d->cur_baud ? d->cur_baud : w->cfg.baud;
+    unsigned bits = d->cur_bits ? d->cur_bits : pf_frame_bits(w->cfg.frame);
+    double backlog = (double)backlog_ns * baud / (bits * 1e9);
+    return backlog >= w->queue_bytes ? 0 : (size_t)(w->queue_bytes - backlog);
+}
+
 /* An autobaud side locks to the rate of the first byte sent to it. */
 static uint32_t autobaud_lock(pf_wire *w, int side, uint32_t baud)
 {
@@ -856,18 +875,29 @@ static void read_side(pf_wire *w, int side, int64_t now)
     for (;;) {
         if (e->fd < 0 || e->connecting)
             return;
-        size_t room = d->n < w->queue_bytes ? w->queue_bytes - d->n : 0;
-        if (d->garbling && d->fn >= w->queue_bytes)
-            room = 0;
-        if (!room)
+        size_t room = dir_room(w, d, now);
+        if (!room) {
+            /* does the sender have more waiting in its OS buffer? */
+            int avail = 0;
+            d->src_waiting = ioctl(e->fd, FIONREAD, &avail) == 0 && avail > 0;
             return;
+        }
         if (room > sizeof buf)
             room = sizeof buf;
         ssize_t r = read(e->fd, buf, room);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            d->src_waiting = 0;
             return;
+        }
+        /* Bytes that were already waiting when we last had to stop reading
+         * would have kept a real UART busy: they follow the previous byte on
+         * the line even if this thread was scheduled late (no rate drift
+         * under CPU load, only jitter). */
+        int64_t t_avail = now;
+        if (r > 0 && d->src_waiting && d->line_end < now)
+            t_avail = d->line_end;
         if (r <= 0) {
             if (e->kind == END_PTY) {
                 /* EIO: nobody holds the slave (checked by the caller's state logic) */
@@ -907,7 +937,7 @@ static void read_side(pf_wire *w, int side, int64_t now)
                     wlog(w, "cable cut after %lld bytes", (long long)w->cut_count);
                 }
             }
-            accept_byte(w, d, buf[i], now, tx, rx);
+            accept_byte(w, d, buf[i], t_avail, tx, rx);
         }
     }
 }
@@ -939,6 +969,11 @@ static int64_t deliver(pf_wire *w, int di, int64_t now)
         buf[cnt++] = o->byte;
     }
     d->last_flush = now;
+    double late = (double)(now - head_due) / 1e6;
+    if (late > d->st.max_late_ms)
+        d->st.max_late_ms = late;
+    if (late >= 10.0)
+        d->st.stalls++;
     size_t done = 0;
     if (!side_ready(w, d->dst, now)) {
         d->st.discarded_closed += cnt;
@@ -1065,7 +1100,8 @@ int pf_wire_run(pf_wire *w)
              * yet: let the programs read the bytes that passed before the cut. */
             if (all_delivered(w) && w->closing_since < 0)
                 w->closing_since = now;
-            if (w->closing_since >= 0 && (now - w->closing_since > PF_WIRE_LINGER_NS || !unread_input(w))) {
+            int64_t lingered = w->closing_since >= 0 ? now - w->closing_since : -1;
+            if (lingered > PF_WIRE_LINGER_MAX_NS || (lingered >= PF_WIRE_LINGER_MIN_NS && !unread_input(w))) {
                 wlog(w, "cable cut: closing both sides");
                 for (int s = 0; s < 2; s++)
                     end_close(&w->end[s]);
@@ -1107,8 +1143,14 @@ int pf_wire_run(pf_wire *w)
             if (e->connecting)
                 ev |= POLLOUT;
             else {
-                if (d->n < w->queue_bytes && (!d->garbling || d->fn < w->queue_bytes))
+                if (dir_room(w, d, now))
                     ev |= POLLIN;
+                else if (d->line_end - now > 0) {
+                    /* full: look again when half the backlog has left the line */
+                    int64_t t = now + (d->line_end - now) / 2;
+                    if (t < wake)
+                        wake = t;
+                }
                 if (e->want_out)
                     ev |= POLLOUT;
             }
@@ -1389,11 +1431,14 @@ void pf_wire_stats_json(const pf_wire *w, const pf_wire_stats *st, FILE *f)
         fprintf(f,
                 ",\n  \"%s\": {\"bytes_in\": %llu, \"bytes_out\": %llu, \"dropped\": %llu, \"flipped_bits\": %llu, "
                 "\"garbled\": %llu, \"rate_mismatch\": %llu, \"framing_errors\": %llu, \"discarded_closed\": %llu, "
-                "\"cut\": %llu, \"line_Bps\": %.3f, \"achieved_Bps\": %.3f}",
+                "\"cut\": %llu, \"idle_starts\": %llu, \"max_late_ms\": %.3f, \"stalls\": %llu, \"line_Bps\": %.3f, "
+                "\"achieved_Bps\": %.3f}",
                 i == 0 ? "a2b" : "b2a", (unsigned long long)d->bytes_in, (unsigned long long)d->bytes_out,
                 (unsigned long long)d->dropped, (unsigned long long)d->flipped_bits, (unsigned long long)d->garbled,
                 (unsigned long long)d->rate_mismatch, (unsigned long long)d->framing_errors,
-                (unsigned long long)d->discarded_closed, (unsigned long long)d->cut, line, d->achieved_Bps);
+                (unsigned long long)d->discarded_closed, (unsigned long long)d->cut,
+                (unsigned long long)d->idle_starts, d->max_late_ms, (unsigned long long)d->stalls, line,
+                d->achieved_Bps);
     }
     fprintf(f, "\n}\n");
 }
@@ -1407,10 +1452,12 @@ void pf_wire_stats_text(const pf_wire *w, const pf_wire_stats *st, FILE *f)
         double line = d->last_baud ? (double)d->last_baud / pf_frame_bits(w->cfg.frame) : 0;
         fprintf(f,
                 "  %s: in %llu, out %llu, dropped %llu, flipped bits %llu, garbled %llu, rate mismatch %llu "
-                "(framing errors %llu), discarded (side closed) %llu, cut %llu; %.1f B/s achieved, line %.1f B/s\n",
+                "(framing errors %llu), discarded (side closed) %llu, cut %llu; %.1f B/s achieved, line %.1f B/s; "
+                "%llu busy periods, worst delivery %.2f ms late\n",
                 i == 0 ? "A->B" : "B->A", (unsigned long long)d->bytes_in, (unsigned long long)d->bytes_out,
                 (unsigned long long)d->dropped, (unsigned long long)d->flipped_bits, (unsigned long long)d->garbled,
                 (unsigned long long)d->rate_mismatch, (unsigned long long)d->framing_errors,
-                (unsigned long long)d->discarded_closed, (unsigned long long)d->cut, d->achieved_Bps, line);
+                (unsigned long long)d->discarded_closed, (unsigned long long)d->cut, d->achieved_Bps, line,
+                (unsigned long long)d->idle_starts, d->max_late_ms);
     }
 }

@@ -74,7 +74,9 @@ typedef struct pf_wire_config {
     uint64_t seed;            /* PRNG seed for every fault */
     int open_propagation;     /* 1 (default): reopen a path side when the other side is opened */
     uint32_t reopen_gap_ms;   /* how long the reopened side stays closed (default 20 ms) */
-    uint32_t queue_bytes;     /* bytes accepted ahead of delivery per direction (0 = auto: 250 ms of line time, >= 4096) */
+    uint32_t queue_bytes;     /* bytes accepted ahead of the line per direction, not counting bytes
+                                 in latency (0 = auto: 250 ms of line time, >= 4096); beyond,
+                                 the sender is held back (its writes block, as on a UART) */
     uint32_t duration_ms;     /* run() returns after this long (0 = until stopped) */
     /* Follow mode: sides (bit 0 = A, bit 1 = B) whose receiver detects the rate
      * like an STM32 bootloader: after each (re)open of that side, or an open
@@ -102,6 +104,9 @@ typedef struct pf_wire_dir_stats {
     uint64_t framing_errors;  /* frames the receiver sampled with a bad stop bit (follow mode) */
     uint64_t discarded_closed;/* bytes for a side nobody had open */
     uint64_t cut;             /* bytes that arrived after the cable was cut */
+    uint64_t idle_starts;     /* times the line went idle and a new busy period began */
+    double max_late_ms;       /* worst delay of a delivery behind its due time (CPU load) */
+    uint64_t stalls;          /* deliveries 10 ms or more behind their due time */
     uint32_t last_baud;       /* sender's line rate used for the last byte */
     double first_in_s;        /* time of the first byte in, seconds since start (-1 none) */
     double last_out_s;        /* time of the last byte out (-1 none) */

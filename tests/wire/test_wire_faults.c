@@ -266,21 +266,31 @@ static void test_follow(void)
     pf_wire_get_stats(w, &st);
     CHECK_EQ(st.dir[PF_WIRE_B2A].rate_mismatch, 50);
 
-    /* B agrees: clean, and paced at the common rate (57600) */
+    /* B agrees: clean, and paced at the common rate (57600); a measurement
+     * disturbed by a stall of this process (wire stats) is repeated */
     CHECK_EQ(tw_set_rate(fa, 57600), 0);
     enum { N = 2048 };
     static uint8_t big[N], bigrx[N];
     tw_pattern(big, N, 5);
-    tw_writer wr;
-    double t_last = 0;
-    tw_writer_start(&wr, fa, big, N, tw_now() + 10);
-    got = tw_read_n(fb, bigrx, N, tw_now() + 10, &t_last);
-    tw_writer_join(&wr);
-    CHECK_EQ(got, N);
-    CHECK(memcmp(big, bigrx, N) == 0);
-    double t = t_last - wr.t_first, expect = N * 10.0 / 57600;
-    fprintf(stderr, "  57600 both sides: %d bytes in %.4f s, expected %.4f s\n", N, t, expect);
-    CHECK(fabs(t - expect) / expect < 0.05);
+    int paced = 0;
+    for (int attempt = 1; attempt <= 4 && !paced; attempt++) {
+        pf_wire_get_stats(w, &st);
+        uint64_t stalls0 = st.dir[PF_WIRE_A2B].stalls;
+        tw_writer wr;
+        double t_last = 0;
+        tw_writer_start(&wr, fa, big, N, tw_now() + 10);
+        got = tw_read_n(fb, bigrx, N, tw_now() + 10, &t_last);
+        tw_writer_join(&wr);
+        CHECK_EQ(got, N);
+        CHECK(memcmp(big, bigrx, N) == 0);
+        double t = t_last - wr.t_first, expect = N * 10.0 / 57600;
+        fprintf(stderr, "  57600 both sides: %d bytes in %.4f s, expected %.4f s\n", N, t, expect);
+        paced = fabs(t - expect) / expect < 0.05;
+        pf_wire_get_stats(w, &st);
+        if (st.dir[PF_WIRE_A2B].stalls == stalls0)
+            break;
+    }
+    CHECK(paced);
 
     /* the UART model, bit by bit: 0xFF sent at 9600 and sampled at 19200 reads
      * 0xFE (the start bit lasts two receiver bits); 0x00 sent at 19200 and
