@@ -34,7 +34,8 @@ static void usage(FILE *f)
             "port nobody has open; programs may open and close it any number of times. A new\n"
             "pty starts raw at the --baud rate with reads timing out after 0.5 s (VTIME 5),\n"
             "for tools that skip port setup (stm32flash -b 0).\n"
-            "\n"
+            "\n");
+    fprintf(f, /* in parts: C11 compilers need only take 4095-character literals */
             "options:\n"
             "  --baud N|follow    line rate in bit/s (default 115200). follow: each side's rate\n"
             "                     is what its program set with termios; while the two differ,\n"
@@ -69,7 +70,8 @@ static void usage(FILE *f)
             "                     (e.g. a simulator's pty), B is closed and reopened, so a\n"
             "                     reset-on-open simulator resets as an Arduino does when the host\n"
             "                     opens its port (DTR auto-reset; a pty has no DTR); and the same\n"
-            "                     from B to A. This option turns that off.\n"
+            "                     from B to A. This option turns that off.\n");
+    fprintf(f,
             "  --reopen-gap-ms N  how long the reopened side stays closed (default 20)\n"
             "  --queue N          bytes accepted ahead of the line per direction, bytes in latency\n"
             "                     not counted (default: 250 ms of line time, at least 4096);\n"
