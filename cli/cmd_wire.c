@@ -72,7 +72,7 @@ static void usage(FILE *f)
             "                     opens its port (DTR auto-reset; a pty has no DTR); and the same\n"
             "                     from B to A. This option turns that off.\n");
     fprintf(f,
-            "  --reopen-gap-ms N  how long the reopened side stays closed (default 20)\n"
+            "  --reopen-gap-ms N  how long the reopened side stays closed (default 50)\n"
             "  --queue N          bytes accepted ahead of the line per direction, bytes in latency\n"
             "                     not counted (default: 250 ms of line time, at least 4096);\n"
             "                     beyond, the sender is held back (its writes block)\n"

@@ -73,7 +73,8 @@ typedef struct pf_wire_config {
     pf_wire_cut_mode cut_mode;
     uint64_t seed;            /* PRNG seed for every fault */
     int open_propagation;     /* 1 (default): reopen a path side when the other side is opened */
-    uint32_t reopen_gap_ms;   /* how long the reopened side stays closed (default 20 ms) */
+    uint32_t reopen_gap_ms;   /* how long the reopened side stays closed (default 50 ms: long
+                                 enough for a simulator polling its master to see it) */
     uint32_t queue_bytes;     /* bytes accepted ahead of the line per direction, not counting bytes
                                  in latency (0 = auto: 250 ms of line time, >= 4096); beyond,
                                  the sender is held back (its writes block, as on a UART) */
@@ -91,7 +92,7 @@ typedef struct pf_wire_config {
 #define PF_WIRE_CONFIG_DEFAULT()                                                                         \
     {                                                                                                   \
         NULL, NULL, 115200u, 0, PF_FRAME_8N1, 0u, 0.0, 0.0, 0u, 0u, -1, PF_WIRE_DIR_BOTH, PF_WIRE_CUT_SILENT, \
-            1u, 1, 20u, 0u, 0u, 0u, NULL, NULL                                                          \
+            1u, 1, 50u, 0u, 0u, 0u, NULL, NULL                                                          \
     }
 
 typedef struct pf_wire_dir_stats {
