@@ -5,14 +5,21 @@
  *    frame_bits / baud seconds on the line (8N1 = 10 bits, 8E1 = 11) and
  *    cannot arrive before the previous one has finished, plus a one-way
  *    latency. Delivery follows an absolute schedule (epoch + k * byte time),
- *    so CPU load adds jitter (bytes late by the stall) but no rate drift.
+ *    so CPU load adds jitter (bytes late by the stall) but no rate drift;
+ *    bytes that waited in the sender's OS buffer while the engine was not
+ *    scheduled keep their place right after the previous byte.
  *  - Faults from a seeded PRNG, one independent stream per direction and per
  *    fault kind, indexed by byte (or bit) position: the same seed gives the
  *    same faults at the same positions, whatever the timing.
  *  - Follow mode: each side's rate is the one the program on that side set
  *    with termios on its pty/tty. While the two differ, the receiver samples
  *    the sender's waveform at its own rate (start bit, mid-bit samples, stop
- *    bit): it sees framing garbage, as on a real wire.
+ *    bit): it sees framing garbage, as on a real wire. An autobaud side
+ *    (config.autobaud) instead locks to the rate of the first byte sent to it
+ *    after each (re)open, like an STM32 bootloader.
+ *    Caveat for simulators: tcdrain() on a pty returns at once, so a program
+ *    that writes a reply and then changes its rate (ESP CHANGE_BAUDRATE) must
+ *    wait the reply's line time first, as real firmware waits for its UART.
  *  - Endpoints (spec strings):
  *      pty:PATH          a new pty whose slave is symlinked at PATH (replaced
  *                        if a stale link is there; removed at destroy)
