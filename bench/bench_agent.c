@@ -147,15 +147,11 @@ static void throughput(pf_bench *b, const char *dir, const char *img, size_t img
 }
 
 static const char *size_main =
-    "#include \"peerflash/pf_agent.h\"\n#include \"core/digest_backend.h\"\n"
+    "#include \"peerflash/pf_agent.h\"\n"
     "static int f_read(void *c, uint32_t o, void *b, uint32_t l) { (void)c; (void)o; (void)b; (void)l; return 0; }\n"
     "static int f_prog(void *c, uint32_t o, const void *b, uint32_t l) { (void)c; (void)o; (void)b; (void)l; return 0; }\n"
     "static int f_erase(void *c, uint32_t o) { (void)c; (void)o; return 0; }\n"
-    "int pf_digest_backend_begin(pf_digest *d) { (void)d; return 0; }\n"
-    "void pf_digest_backend_update(pf_digest *d, const uint8_t *p, size_t n) { (void)d; (void)p; (void)n; }\n"
-    "int pf_digest_backend_finish(pf_digest *d, uint8_t *o) { (void)d; (void)o; return 0; }\n"
-    "static int sig(void *u, const uint8_t *k, size_t kl, const uint8_t h[32], const uint8_t *s, size_t sl)\n"
-    "{ (void)u; (void)k; (void)kl; (void)h; (void)s; (void)sl; return 0; }\n"
+    "int pf_sig_ecdsa(void *u, const uint8_t *k, size_t kl, const uint8_t h[32], const uint8_t *s, size_t sl);\n"
     "static const uint8_t key[91] = {1};\nstatic uint8_t bbuf[256];\nstatic pf_boot boot;\n"
     "#ifdef WITH_AGENT\n"
     "static int p_read(void *c, uint8_t *b, size_t n, uint32_t t) { (void)c; (void)b; (void)n; (void)t; return 0; }\n"
@@ -166,7 +162,10 @@ static const char *size_main =
     "  pf_flash f = {0, f_read, f_prog, f_erase, 0, 1, 8, 4096, 1 << 20, 0xFF};\n"
     "  pf_boot_config c = PF_BOOT_CONFIG_DEFAULT();\n"
     "  c.flash = &f; c.primary_off = 0; c.secondary_off = 0x44000; c.slot_size = 0x40000; c.state_off = 0x88000;\n"
-    "  c.pubkey = key; c.pubkey_len = sizeof key; c.sig_verify = sig; c.buf = bbuf; c.buf_size = sizeof bbuf;\n"
+    "#ifdef WITH_SIG\n"
+    "  c.pubkey = key; c.pubkey_len = sizeof key; c.sig_verify = pf_sig_ecdsa;\n"
+    "#endif\n"
+    "  c.buf = bbuf; c.buf_size = sizeof bbuf;\n"
     "  if (pf_boot_open(&boot, &c) < 0) return 1;\n"
     "  pf_boot_result r; if (pf_boot_run(&boot, &r) < 0) return 2;\n"
     "#ifdef WITH_AGENT\n"
@@ -179,6 +178,33 @@ static const char *size_main =
     "  for (;;) { int rb = 0; pf_agent_poll(&agent, 10, &rb); if (rb) break; }\n"
     "  pf_boot_confirm(&boot);\n"
     "#endif\n  return 0;\n}\n";
+
+/* The MCU's crypto: SHA-256 behind pf_digest and an ECDSA-P256 verify, from
+ * Debian's mbedTLS source (what the firmware build fetched). */
+static const char *crypto_c =
+    "#include <stddef.h>\n#include <stdint.h>\n"
+    "#include \"mbedtls/sha256.h\"\n#include \"peerflash/pf_digest.h\"\n#include \"core/digest_backend.h\"\n"
+    "#ifdef WITH_SIG\n#include \"mbedtls/ecdsa.h\"\n#endif\n"
+    "int pf_digest_backend_begin(pf_digest *d) { mbedtls_sha256_init((void *)d->_state.bytes);\n"
+    "  return mbedtls_sha256_starts_ret((void *)d->_state.bytes, 0) ? -3 : 0; }\n"
+    "void pf_digest_backend_update(pf_digest *d, const uint8_t *p, size_t n)\n"
+    "{ mbedtls_sha256_update_ret((void *)d->_state.bytes, p, n); }\n"
+    "int pf_digest_backend_finish(pf_digest *d, uint8_t *o)\n"
+    "{ return mbedtls_sha256_finish_ret((void *)d->_state.bytes, o) ? -3 : 0; }\n"
+    "int pf_sig_ecdsa(void *u, const uint8_t *k, size_t kl, const uint8_t h[32], const uint8_t *s, size_t sl) {\n"
+    "  (void)u;\n#ifdef WITH_SIG\n"
+    "  mbedtls_ecdsa_context c; mbedtls_ecdsa_init(&c);\n"
+    "  int r = kl < 65 || mbedtls_ecp_group_load(&c.grp, MBEDTLS_ECP_DP_SECP256R1) ||\n"
+    "          mbedtls_ecp_point_read_binary(&c.grp, &c.Q, k + kl - 65, 65) ||\n"
+    "          mbedtls_ecdsa_read_signature(&c, h, 32, s, sl);\n"
+    "  mbedtls_ecdsa_free(&c); return r ? -17 : 0;\n"
+    "#else\n  (void)k; (void)kl; (void)h; (void)s; (void)sl; return -17;\n#endif\n}\n";
+
+static const char *crypto_cfg =
+    "#define MBEDTLS_SHA256_C\n#define MBEDTLS_SHA256_SMALLER\n"
+    "#ifdef WITH_SIG\n#define MBEDTLS_BIGNUM_C\n#define MBEDTLS_ECP_C\n#define MBEDTLS_ECP_DP_SECP256R1_ENABLED\n"
+    "#define MBEDTLS_ECDSA_C\n#define MBEDTLS_ECP_NO_INTERNAL_RNG\n#define MBEDTLS_ASN1_PARSE_C\n"
+    "#define MBEDTLS_ASN1_WRITE_C\n#endif\n#include \"mbedtls/check_config.h\"\n";
 
 /* text and data+bss of an ELF from arm-none-eabi-size; -1 on failure */
 static int arm_size(const char *elf, long *text, long *ram)
@@ -200,65 +226,108 @@ static int arm_size(const char *elf, long *text, long *ram)
     return 0;
 }
 
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
 static void code_size(pf_bench *b, const char *dir)
 {
     /* the source tree: this file is <src>/bench/bench_agent.c */
     char src[512];
     snprintf(src, sizeof src, "%s", __FILE__);
-    char *slash = strrchr(src, '/');
-    if (slash)
-        *slash = 0;
-    slash = strrchr(src, '/');
-    if (slash)
-        *slash = 0;
+    for (int k = 0; k < 2; k++) {
+        char *slash = strrchr(src, '/');
+        if (slash)
+            *slash = 0;
+    }
     if (system("command -v arm-none-eabi-gcc >/dev/null 2>&1") != 0) {
         pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN,
                      "arm-none-eabi-gcc not installed (scripts/deps/agent.txt)");
         return;
     }
-    char path[600], cmd[12000];
-    snprintf(path, sizeof path, "%s/size_main.c", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return;
-    fputs(size_main, f);
-    fclose(f);
-    snprintf(path, sizeof path, "%s/base.c", dir);
-    f = fopen(path, "w");
-    fputs("int main(void) { return 0; }\n", f);
-    fclose(f);
-    const char *cf = "-mcpu=cortex-m0plus -mthumb -Os -std=c11 -ffunction-sections -fdata-sections "
-                     "-Wl,--gc-sections --specs=nano.specs --specs=nosys.specs";
-    char boot_src[3000], agent_src[2000];
-    snprintf(boot_src, sizeof boot_src, "%s/src/boot/boot.c %s/src/boot/boot_image.c %s/src/core/digest.c "
-             "%s/src/core/err.c %s/src/core/port.c", src, src, src, src, src);
-    snprintf(agent_src, sizeof agent_src, "%s/src/agent/store.c %s/src/agent/proto.c %s/src/codec/agent_frame.c", src,
-             src, src);
-    snprintf(cmd, sizeof cmd,
-             "cd %s && timeout 120 arm-none-eabi-gcc %s base.c -o base.elf && "
-             "timeout 120 arm-none-eabi-gcc %s -I%s/include -I%s/src size_main.c %s -o boot.elf && "
-             "timeout 120 arm-none-eabi-gcc %s -DWITH_AGENT -I%s/include -I%s/src size_main.c %s %s -o agent.elf",
-             dir, cf, cf, src, src, boot_src, cf, src, src, boot_src, agent_src);
-    if (system(cmd) != 0) {
-        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN, "cross build failed");
+    /* Debian's mbedTLS source, as the firmware build (tests/firmware) fetched it */
+    char mbed[600] = "", cmd[12000];
+    snprintf(cmd, sizeof cmd, "ls -d %s/firmware/debian-src/mbedtls-*/library 2>/dev/null | head -1", b->exe_dir);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (fgets(mbed, sizeof mbed, p))
+            mbed[strcspn(mbed, "\n")] = 0;
+        pclose(p);
+    }
+    if (!mbed[0]) {
+        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN,
+                     "no mbedTLS source (build the firmware first: it fetches Debian's)");
         return;
     }
-    long bt, br, t, r, at, ar;
-    char p1[600], p2[600], p3[600];
-    snprintf(p1, sizeof p1, "%s/base.elf", dir);
-    snprintf(p2, sizeof p2, "%s/boot.elf", dir);
-    snprintf(p3, sizeof p3, "%s/agent.elf", dir);
-    if (arm_size(p1, &bt, &br) || arm_size(p2, &t, &r) || arm_size(p3, &at, &ar))
+    mbed[strlen(mbed) - strlen("/library")] = 0;
+    write_text(dir, "size_main.c", size_main);
+    write_text(dir, "crypto.c", crypto_c);
+    write_text(dir, "crypto_cfg.h", crypto_cfg);
+    write_text(dir, "base.c", "int main(void) { return 0; }\n");
+    const char *cf = "-mcpu=cortex-m0plus -mthumb -Os -std=c11 -ffunction-sections -fdata-sections "
+                     "-Wl,--gc-sections --specs=nano.specs --specs=nosys.specs";
+    char ours[3000], mb_hash[1500], mb_sig[3000], inc[1500];
+    snprintf(ours, sizeof ours,
+             "%s/src/boot/boot.c %s/src/boot/boot_image.c %s/src/core/digest.c %s/src/core/err.c "
+             "%s/src/core/port.c",
+             src, src, src, src, src);
+    snprintf(mb_hash, sizeof mb_hash, "%s/library/sha256.c %s/library/platform_util.c", mbed, mbed);
+    snprintf(mb_sig, sizeof mb_sig,
+             "%s %s/library/bignum.c %s/library/ecp.c %s/library/ecp_curves.c %s/library/ecdsa.c "
+             "%s/library/asn1parse.c %s/library/asn1write.c %s/library/constant_time.c",
+             mb_hash, mbed, mbed, mbed, mbed, mbed, mbed, mbed);
+    snprintf(inc, sizeof inc, "-I%s/include -I%s/src -I%s/include -I%s '-DMBEDTLS_CONFIG_FILE=\"crypto_cfg.h\"'", src,
+             src, mbed, dir);
+    char agent_src[2000];
+    snprintf(agent_src, sizeof agent_src, "%s/src/agent/store.c %s/src/agent/proto.c %s/src/codec/agent_frame.c", src,
+             src, src);
+    static const struct {
+        const char *elf, *defs, *what;
+        int agent, sig;
+    } v[] = {
+        {"boot_hash.elf", "", "bootloader, SHA-256 only", 0, 0},
+        {"boot_sig.elf", "-DWITH_SIG", "bootloader + ECDSA-P256 check", 0, 1},
+        {"agent_hash.elf", "-DWITH_AGENT", "agent+bootloader, SHA-256 only", 1, 0},
+        {"agent_sig.elf", "-DWITH_AGENT -DWITH_SIG", "agent+bootloader + ECDSA-P256 check", 1, 1},
+    };
+    snprintf(cmd, sizeof cmd, "cd %s && timeout 120 arm-none-eabi-gcc %s base.c -o base.elf", dir, cf);
+    long bt, br;
+    char path[600];
+    snprintf(path, sizeof path, "%s/base.elf", dir);
+    if (system(cmd) != 0 || arm_size(path, &bt, &br) < 0) {
+        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN, "cross build of an empty program failed");
         return;
-    const char *excl = "arm-none-eabi-gcc -Os, newlib-nano, minus an empty program; SHA-256 and ECDSA-P256 "
-                       "crypto NOT included (no cross-built mbedTLS in Debian: not measured); signature glue "
-                       "included, so with/without signature differ only by that crypto";
-    pf_bench_row(b, "agent", "bootloader code (Cortex-M0+)", (double)(t - bt), "bytes", NAN, excl);
-    pf_bench_row(b, "agent", "bootloader static RAM (Cortex-M0+)", (double)(r - br), "bytes", NAN,
-                 "pf_boot state + 256-byte work buffer; stack not counted");
-    pf_bench_row(b, "agent", "agent+bootloader code (Cortex-M0+)", (double)(at - bt), "bytes", NAN, excl);
-    pf_bench_row(b, "agent", "agent+bootloader static RAM (Cortex-M0+)", (double)(ar - br), "bytes", NAN,
-                 "state + buffers: 256 work, 256 write, 1036 frame rx, 320 tx; stack not counted");
+    }
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        snprintf(cmd, sizeof cmd, "cd %s && timeout 300 arm-none-eabi-gcc %s %s %s size_main.c crypto.c %s %s %s -o %s "
+                 "2>/dev/null",
+                 dir, cf, inc, v[i].defs, ours, v[i].agent ? agent_src : "", v[i].sig ? mb_sig : mb_hash, v[i].elf);
+        long t, r;
+        snprintf(path, sizeof path, "%s/%s", dir, v[i].elf);
+        char what[96], note[300];
+        snprintf(what, sizeof what, "%s: code (Cortex-M0+)", v[i].what);
+        if (system(cmd) != 0 || arm_size(path, &t, &r) < 0) {
+            pf_bench_row(b, "agent", what, NAN, "bytes", NAN, "cross build failed");
+            continue;
+        }
+        snprintf(note, sizeof note,
+                 "arm-none-eabi-gcc -Os, newlib-nano, minus an empty program; crypto: mbedTLS 2.28 from Debian's "
+                 "source (SHA256_SMALLER%s)",
+                 v[i].sig ? ", ECP/ECDSA/bignum/ASN.1 for P-256 verify, newlib malloc it pulls in" : "");
+        pf_bench_row(b, "agent", what, (double)(t - bt), "bytes", NAN, note);
+        snprintf(what, sizeof what, "%s: static RAM", v[i].what);
+        snprintf(note, sizeof note, "state + work buffers (%s)%s; stack not counted",
+                 v[i].agent ? "256 work, 256 write, 1036 frame rx, 320 tx" : "256 work",
+                 v[i].sig ? "; mbedTLS bignum heap not counted (P-256 verify needs a few KiB)" : "");
+        pf_bench_row(b, "agent", what, (double)(r - br), "bytes", NAN, note);
+    }
 }
 
 void pf_bench_agent(pf_bench *b)
@@ -311,6 +380,8 @@ void pf_bench_agent(pf_bench *b)
             if (!b->quick || j == 0)
                 throughput(b, dir, img_path, (size_t)n, bauds[i], lats[j], 0);
     throughput(b, dir, img_path, (size_t)n, 921600, 0, 1);
+    if (!b->quick)
+        throughput(b, dir, img_path, (size_t)n, 921600, 20, 1);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

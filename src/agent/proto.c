@@ -237,6 +237,18 @@ int pf_agent_poll(pf_agent *a, uint32_t timeout_ms, int *reboot)
         }
     }
     a->frames_bad = a->_dec.dropped;
+    if (a->_dec.dropped != a->_nacked) {
+        /* something corrupt arrived: during a transfer, say at once where
+         * we are, so the host need not wait for its timer */
+        a->_nacked = a->_dec.dropped;
+        if (a->_open) {
+            uint8_t p[4];
+            pf_put_le32(p, pf_agent_recv_offset(a));
+            r = send(a, PF_AP_NACK, 0, p, sizeof p);
+            if (r < 0)
+                return r;
+        }
+    }
     if (reboot)
         *reboot = rb;
     return PF_OK;

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "peerflash/pf_agent_proto.h"
-#include "peerflash/pf_boot.h"
+#include "peerflash/pf_boot.h" /* state numbers and MCUboot magic only: no link dependency */
 #include "peerflash/pf_bytes.h"
 #include "peerflash/pf_digest.h"
 #include "peerflash/pf_target.h"
@@ -45,6 +45,14 @@ typedef struct agent_host {
 } agent_host;
 
 static const pf_port *P(agent_host *h) { return h->cfg.port; }
+
+/* The device's state names (docs/PROTOCOL.md); the driver does not link the
+ * bootloader library. */
+static const char *state_name(int s)
+{
+    static const char *const names[] = {"?", "idle", "receiving", "pending", "swapping", "trial", "reverting"};
+    return s >= 1 && s <= 6 ? names[s] : "?";
+}
 
 static int send_frame(agent_host *h, uint8_t type, uint8_t seq, const uint8_t *p, size_t n)
 {
@@ -141,7 +149,7 @@ static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info
         pf_format(info->chip, sizeof info->chip, "agent %08lx", (unsigned long)h->device_id);
         pf_format(info->bootloader, sizeof info->bootloader, "peerflash agent v%u, image %u.%u.%u, %s",
                   (unsigned)p[0], (unsigned)p[23], (unsigned)p[24], (unsigned)pf_get_le16(p + 25),
-                  pf_boot_state_name(h->state));
+                  state_name(h->state));
         info->chip_id = h->device_id;
         info->caps = PF_CAP_DIGEST | PF_CAP_RUN;
         info->digest = PF_DIGEST_SHA256;
@@ -166,18 +174,31 @@ static int a_open(void *self, const pf_target_config *cfg)
     return PF_OK;
 }
 
+static uint32_t line_rate(const agent_host *h)
+{
+    return h->cfg.fast_baud ? h->cfg.fast_baud : h->cfg.baud ? h->cfg.baud : 115200;
+}
+
 static int a_connect(void *self, pf_target_info *info)
 {
     agent_host *h = self;
-    pf_port_set_line(P(h), h->cfg.baud ? h->cfg.baud : 115200, PF_FRAME_8N1);
+    pf_port_set_line(P(h), line_rate(h), PF_FRAME_8N1);
     if (P(h)->flush_input)
         P(h)->flush_input(P(h)->ctx);
     uint8_t p[3] = {PF_AP_VERSION, 0, 0};
     pf_put_le16(p + 1, HOST_RXBUF - PF_AP_OVERHEAD);
     pf_ap_frame f;
-    int r = request(h, PF_AP_HELLO, p, sizeof p, 500, 8, &f);
+    /* short first waits: a link that was just opened (a bridge, a wire
+     * reopening the device's side) often loses the first HELLO */
+    static const uint16_t waits[] = {60, 120, 250, 500, 500, 1000, 1000, 1000};
+    int r = PF_ERR_TIMEOUT;
+    for (size_t k = 0; k < sizeof waits / sizeof waits[0] && r < 0; k++) {
+        r = request(h, PF_AP_HELLO, p, sizeof p, waits[k], 1, &f);
+        if (r < 0 && r != PF_ERR_TIMEOUT)
+            return r;
+    }
     if (r < 0)
-        return pf_diag_set(h->cfg.diag, PF_ERR_NO_SYNC, "no peerflash agent answered HELLO (8 tries, 4 s)");
+        return pf_diag_set(h->cfg.diag, PF_ERR_NO_SYNC, "no peerflash agent answered HELLO (8 tries, 4.4 s)");
     if (f.payload[0])
         return refused(h, "HELLO", &f);
     return parse_hello(h, &f, info);
@@ -194,25 +215,46 @@ static int a_write_begin(void *self, uint32_t addr, uint32_t len)
     return PF_OK;
 }
 
+/* The line rate: the agent has no rate switch, so --baud (fast_baud) or the
+ * connect rate is the rate of the whole session. */
 static uint32_t frame_ms(agent_host *h, uint32_t bytes)
 {
-    uint32_t baud = h->cfg.baud ? h->cfg.baud : 115200;
+    uint32_t baud = line_rate(h);
     return (uint32_t)((uint64_t)bytes * 10u * 1000u / baud) + 1;
+}
+
+/* A loss: go back to the acknowledged offset, halve window and frames. */
+static void lost(agent_host *h, uint32_t *next, uint32_t acked, uint32_t *cwnd, uint32_t *chunk, uint32_t *clean)
+{
+    h->retransmits++;
+    *next = acked;
+    *cwnd = *cwnd > 1 ? *cwnd / 2 : 1;
+    *chunk = *chunk > 128 ? *chunk / 2 : *chunk;
+    *clean = 0;
 }
 
 static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t from)
 {
-    uint32_t chunk = h->max_payload - 4u;
+    const pf_port *pt = P(h);
+    const uint32_t max_chunk = h->max_payload - 4u;
+    uint32_t chunk = max_chunk;
     uint32_t win = h->window;
-    /* frames in flight: the device's window, halved after a loss and grown
-     * back by one per window of clean ACKs (AIMD), so a device whose UART
-     * overflows while it erases is not flooded again at once */
+    /* In flight: cwnd frames of chunk bytes. After a loss the window halves
+     * (a device whose UART overflowed while erasing is not flooded again at
+     * once) and frames halve (on a noisy line a short frame gets through
+     * where a long one would not); clean ACKs grow the window back first,
+     * then the frames (AIMD). */
     uint32_t cwnd = win, clean = 0;
-    uint32_t acked = from, next = from, recover = from;
-    unsigned stalls = 0;
-    /* an ACK must come within a window's worth of frames plus slack for
-     * latency and flash erases */
-    uint32_t rto = 2u * frame_ms(h, win * (chunk + 16u)) + 400u;
+    uint32_t acked = from, next = from, recover = from, sent_max = from;
+    /* Retransmission timer from measured round trips (one frame timed at a
+     * time, never a retransmitted one: Karn), between 100 ms and the time
+     * for a whole window plus 400 ms, where it starts. */
+    const uint32_t rto_max = 2u * frame_ms(h, win * (max_chunk + 16u)) + 400u;
+    uint32_t rto = rto_max, srtt = 0, rttvar = 0;
+    uint32_t timed_end = 0, timed_at = 0;
+    int timing = 0;
+    uint32_t give_up = 8u * rto_max > 5000u ? 8u * rto_max : 5000u; /* ms without progress */
+    uint32_t last_progress = pt->now_ms(pt->ctx), last_goback = 0, t_start = last_progress;
     while (acked < size) {
         while (next < size && next - acked < cwnd * chunk) {
             uint32_t n = size - next < chunk ? size - next : chunk;
@@ -221,26 +263,46 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             int r = send_frame(h, PF_AP_DATA, ++h->seq, h->payload, n + 4u);
             if (r < 0)
                 return pf_diag_set(h->cfg.diag, r, "link write failed at offset %lu", (unsigned long)next);
+            if (!timing && next >= sent_max) {
+                timing = 1;
+                timed_end = next + n;
+                timed_at = pt->now_ms(pt->ctx);
+            }
             next += n;
+            if (next > sent_max)
+                sent_max = next;
         }
         pf_ap_frame f;
-        int r = next_frame(h, pf_deadline(P(h), rto), &f);
+        int r = next_frame(h, pf_deadline(pt, rto), &f);
+        uint32_t now = pt->now_ms(pt->ctx);
         if (r == PF_ERR_TIMEOUT) {
             h->timeouts++;
-            if (++stalls > 8)
+            if (now - last_progress > give_up)
                 return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT,
-                                   "transfer stalled at offset %lu of %lu: no ACK after 8 retransmissions",
-                                   (unsigned long)acked, (unsigned long)size);
-            h->retransmits++;
-            next = acked; /* go back and resend the window */
+                                   "transfer stalled at offset %lu of %lu: no progress for %lu s despite "
+                                   "retransmissions",
+                                   (unsigned long)acked, (unsigned long)size, (unsigned long)(give_up / 1000));
+            lost(h, &next, acked, &cwnd, &chunk, &clean);
             recover = acked;
-            cwnd = cwnd > 1 ? cwnd / 2 : 1;
-            clean = 0;
+            timing = 0;
+            rto = 2 * rto < rto_max ? 2 * rto : rto_max; /* back off */
+            last_goback = now;
             continue;
         }
         if (r < 0)
             return pf_diag_set(h->cfg.diag, r, "link lost at offset %lu of %lu", (unsigned long)acked,
                                (unsigned long)size);
+        if (f.type == PF_AP_NACK && f.len >= 4) {
+            /* the agent dropped a corrupt frame: resend from what it has,
+             * at most once per round trip (one corruption, one go-back) */
+            if (next > acked && now - last_goback >= (srtt ? srtt : rto / 2)) {
+                recover = next;
+                lost(h, &next, acked, &cwnd, &chunk, &clean);
+                timing = 0;
+                last_goback = now;
+            }
+            continue;
+        }
         if (f.type != PF_AP_ACK || f.len < 5)
             continue; /* a late answer to something else */
         uint32_t off = pf_get_le32(f.payload + 1);
@@ -265,22 +327,43 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                                (unsigned long)off, (unsigned long)size);
         if (off > acked) {
             acked = off;
-            stalls = 0;
+            last_progress = now;
             if (next < acked)
                 next = acked;
-            if (cwnd < win && ++clean >= cwnd) {
-                cwnd++;
+            if (timing && acked >= timed_end) {
+                uint32_t sample = now - timed_at;
+                if (!srtt) {
+                    srtt = sample;
+                    rttvar = sample / 2;
+                } else {
+                    uint32_t dev = sample > srtt ? sample - srtt : srtt - sample;
+                    rttvar = (3 * rttvar + dev) / 4;
+                    srtt = (7 * srtt + sample) / 8;
+                }
+                rto = srtt + 4 * rttvar + frame_ms(h, cwnd * (chunk + 16u));
+                rto = rto < 100 ? 100 : rto > rto_max ? rto_max : rto;
+                timing = 0;
+            }
+            if (++clean >= cwnd && (cwnd < win || chunk < max_chunk)) {
+                if (cwnd < win)
+                    cwnd++;
+                else
+                    chunk = 2 * chunk < max_chunk ? 2 * chunk : max_chunk;
                 clean = 0;
             }
         } else if (off == acked && next > acked && acked >= recover) {
             /* the agent saw a later frame: one was lost or corrupt */
-            h->retransmits++;
             recover = next;
-            next = acked;
-            cwnd = cwnd > 1 ? cwnd / 2 : 1;
-            clean = 0;
+            lost(h, &next, acked, &cwnd, &chunk, &clean);
+            timing = 0;
+            last_goback = now;
         }
     }
+    pf_port_logf(pt, 1,
+                 "agent: %lu bytes in %lu ms: %lu go-backs (%lu on timeout), rto %lu ms, srtt %lu ms, last frame %lu B",
+                 (unsigned long)(size - from), (unsigned long)(pt->now_ms(pt->ctx) - t_start),
+                 (unsigned long)h->retransmits, (unsigned long)h->timeouts, (unsigned long)rto, (unsigned long)srtt,
+                 (unsigned long)chunk);
     return PF_OK;
 }
 
@@ -307,7 +390,7 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     /* a device that resets mid-transfer (power loss, watchdog) forgets the
      * session but not what it stored: BEGIN again and go on from there */
     for (int attempt = 0;; attempt++) {
-        r = request(h, PF_AP_BEGIN, begin, sizeof begin, 2000, 4, &f);
+        r = request(h, PF_AP_BEGIN, begin, sizeof begin, 500, 10, &f);
         if (r < 0)
             return r;
         if (f.payload[0])
@@ -330,8 +413,10 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     if (r < 0)
         return r;
     uint8_t fl = 0;
-    /* END: hash, image and signature checks take a moment on the device */
-    r = request(h, PF_AP_END, &fl, 1, 10000, 2, &f);
+    /* END: hash, image and signature checks take a moment on the device (an
+     * ECDSA check is seconds on a small MCU); a repeated END is answered
+     * like the first, so a lost answer costs one retry */
+    r = request(h, PF_AP_END, &fl, 1, 3000, 5, &f);
     if (r < 0)
         return r;
     if (f.payload[0])
@@ -363,7 +448,7 @@ static int a_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
     pf_put_le32(p + 1, addr);
     pf_put_le32(p + 5, len);
     pf_ap_frame f;
-    int r = request(h, PF_AP_HASH, p, sizeof p, 5000, 2, &f);
+    int r = request(h, PF_AP_HASH, p, sizeof p, 1000, 6, &f);
     if (r < 0)
         return r;
     if (f.payload[0])
@@ -416,9 +501,9 @@ static int a_run(void *self)
     if (h->state != PF_BOOT_TRIAL)
         return pf_diag_set(h->cfg.diag, PF_ERR_TARGET,
                            "the new image did not start: the device is back in state %s%s",
-                           pf_boot_state_name(h->state), (h->flags & PF_BOOT_F_REVERTED) ? " (rolled back)" : "");
+                           state_name(h->state), (h->flags & PF_BOOT_F_REVERTED) ? " (rolled back)" : "");
     /* it runs and talks: make it permanent */
-    r = request(h, PF_AP_CONFIRM, NULL, 0, 2000, 3, &f);
+    r = request(h, PF_AP_CONFIRM, NULL, 0, 500, 8, &f);
     if (r < 0)
         return r;
     if (f.payload[0])

@@ -2,7 +2,8 @@
  *   peerflash sim agent  <-pty->  peerflash wire (faults)  <-pty->  peerflash flash --target agent
  * - bit flips and drops from a seed: the flash completes and the new image runs;
  * - the link cut at about 50% of the image: the flash fails cleanly (link
- *   error), the next run resumes and sends only the rest.
+ *   error), the next run resumes and sends only the rest;
+ * - bursts of random bytes: the flash completes.
  * Skipped (exit 77) while `peerflash wire` is not built. Every child process
  * is killed at the end, also on failure. */
 #include <fcntl.h>
@@ -167,7 +168,10 @@ static int flash_image(const char *img, const char *json_out)
     char *argv[] = {PF_CLI, "flash", "--target", "agent", "--port", (char *)path(0, "host"), "--baud", "921600",
                     "--json", "-q", arg, NULL};
     unlink(json_out);
-    return run(json_out, argv, 90);
+    double t0 = now_s();
+    int st = run(json_out, argv, 90);
+    fprintf(stderr, "  flash %s: exit %d after %.1f s\n", strrchr(img, '/') + 1, st, now_s() - t0);
+    return st;
 }
 
 static void make_image(const char *bin, const char *img, const char *version, long size, unsigned seed)
@@ -245,6 +249,15 @@ int main(void)
     fprintf(stderr, "second run resumed at %ld of ~60000 bytes\n", resume);
     CHECK(resume >= 16384); /* at least the durable units before the cut */
     CHECK_EQ(count_in_file(path(11, "sim.log"), "image 3.0.0 on trial", NULL), 1);
+
+    /* 3. bursts of garbage (on average every 20000 bytes, 16 random bytes) */
+    make_image(path(6, "d.bin"), path(7, "d.img"), "4.0.0", 50000, 4);
+    w = start_wire("--burst", "20000:16", "11");
+    st = flash_image(path(7, "d.img"), path(13, "flash5.json"));
+    CHECK_EQ(st, 0);
+    kill_kid(w);
+    forget(w);
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "image 4.0.0 on trial", NULL), 1);
 
     kill_all();
     int failed = pf_test_failed;
