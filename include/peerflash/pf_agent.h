@@ -59,6 +59,7 @@ typedef struct pf_agent {
     uint16_t _max_payload;
     uint32_t frames_in, frames_bad, acks_dup; /* counters for diagnostics */
     uint32_t _nacked;  /* decoder drops already reported by NACK */
+    uint8_t _session;  /* seq of the BEGIN that opened the transfer (in ACK/NACK) */
 } pf_agent;
 
 int pf_agent_init(pf_agent *a, const pf_agent_config *cfg);

@@ -37,8 +37,8 @@ enum pf_ap_type {
     PF_AP_RESET = 0x05,   /* -> status, then the device resets */
     PF_AP_CONFIRM = 0x06, /* -> status: the image on trial becomes permanent */
     PF_AP_HASH = 0x07,    /* u8 slot, u32 offset, u32 len -> u8[32] SHA-256 */
-    PF_AP_ACK = 0x83,     /* agent: u8 status, u32 next expected offset */
-    PF_AP_NACK = 0x84,    /* agent: u32 next expected offset; it just dropped a corrupt frame */
+    PF_AP_ACK = 0x83,     /* agent: u8 status, u32 next expected offset, u8 session [, reason] */
+    PF_AP_NACK = 0x84,    /* agent: u32 next expected offset, u8 session; it dropped a corrupt frame */
 };
 #define PF_AP_RESPONSE 0x80u
 

@@ -71,15 +71,18 @@ static int hello(pf_agent *a, const pf_ap_frame *f)
 
 static int ack(pf_agent *a, uint8_t seq, int err)
 {
-    uint8_t p[5 + TEXT_MAX];
-    size_t len = 5;
+    uint8_t p[6 + TEXT_MAX];
+    size_t len = 6;
     p[0] = (uint8_t)(err < 0 ? -err : 0);
     pf_put_le32(p + 1, pf_agent_recv_offset(a));
+    /* which BEGIN this answers to, so stale ACKs are recognisable; 0 when
+     * no transfer is open (the host must BEGIN) */
+    p[5] = a->_open || (err < 0 && err != PF_ERR_STATE) ? a->_session : 0;
     if (err < 0 && a->cfg.diag) { /* a refusal says why */
         size_t t = strlen(a->cfg.diag->text);
         if (t > TEXT_MAX)
             t = TEXT_MAX;
-        memcpy(p + 5, a->cfg.diag->text, t);
+        memcpy(p + 6, a->cfg.diag->text, t);
         len += t;
     }
     return send(a, PF_AP_ACK, seq, p, len);
@@ -133,6 +136,7 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
             return answer(a, f, pf_diag_set(d, PF_ERR_PROTOCOL, "BEGIN needs 37 bytes"), NULL, 0);
         uint32_t resume = 0;
         r = pf_agent_recv_begin(a, p + 5, pf_get_le32(p), &resume);
+        a->_session = r < 0 ? 0 : f->seq;
         if (r < 0)
             pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes refused: %s", (unsigned long)pf_get_le32(p),
                          d ? d->text : pf_strerror(r));
@@ -242,8 +246,9 @@ int pf_agent_poll(pf_agent *a, uint32_t timeout_ms, int *reboot)
          * we are, so the host need not wait for its timer */
         a->_nacked = a->_dec.dropped;
         if (a->_open) {
-            uint8_t p[4];
+            uint8_t p[5];
             pf_put_le32(p, pf_agent_recv_offset(a));
+            p[4] = a->_session;
             r = send(a, PF_AP_NACK, 0, p, sizeof p);
             if (r < 0)
                 return r;

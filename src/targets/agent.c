@@ -37,6 +37,8 @@ typedef struct agent_host {
     uint8_t window, caps, state, flags;
     uint32_t slot_size, erase_size, device_id;
     uint8_t version[4];
+    uint32_t rx_received;  /* HELLO: bytes durably stored of the transfer in progress */
+    uint8_t rx_hash[32];   /* HELLO: its file hash (or the pending image's) */
     uint32_t run_len;
     uint8_t ended_hash[32]; /* file SHA-256 the agent confirmed at END */
     uint32_t ended_len;     /* its length; 0 = none */
@@ -142,6 +144,8 @@ static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info
     h->erase_size = pf_get_le32(p + 11);
     h->device_id = pf_get_le32(p + 19);
     memcpy(h->version, p + 23, 4);
+    h->rx_received = pf_get_le32(p + 63);
+    memcpy(h->rx_hash, p + 67, 32);
     if (h->max_payload < 8 || h->max_payload > PF_AP_MAX_PAYLOAD)
         return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent max payload %u unusable", (unsigned)h->max_payload);
     if (info) {
@@ -171,6 +175,12 @@ static int a_open(void *self, const pf_target_config *cfg)
     memset(h, 0, sizeof *h);
     h->cfg = *cfg;
     pf_ap_decoder_init(&h->dec, h->rxbuf, sizeof h->rxbuf);
+    /* start numbering where a previous session (whose answers may still be
+     * on the way) probably did not */
+    if (cfg->port->now_ms) {
+        uint32_t t = cfg->port->now_ms(cfg->port->ctx);
+        h->seq = (uint8_t)(t ^ (t >> 8) ^ (t >> 16));
+    }
     return PF_OK;
 }
 
@@ -233,7 +243,10 @@ static void lost(agent_host *h, uint32_t *next, uint32_t acked, uint32_t *cwnd, 
     *clean = 0;
 }
 
-static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t from)
+/* Sends data[from..size) windowed. begin_seq: the BEGIN sent just before
+ * without waiting for its answer (0 = none): its answer (a refusal, or the
+ * resume offset) is taken here; the first ACK would say the same. */
+static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t from, uint8_t begin_seq)
 {
     const pf_port *pt = P(h);
     const uint32_t max_chunk = h->max_payload - 4u;
@@ -245,7 +258,12 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
      * where a long one would not); clean ACKs grow the window back first,
      * then the frames (AIMD). */
     uint32_t cwnd = win, clean = 0;
-    uint32_t acked = from, next = from, recover = from, sent_max = from;
+    uint32_t acked = from, next = from, sent_max = from;
+    /* Sequence numbers tell which DATA frame an ACK answers: ACKs of frames
+     * sent before this transfer are stale, and a repeated ACK for a frame
+     * sent before the last go-back says nothing new (one loss, one go-back). */
+    const uint8_t base = begin_seq ? begin_seq : h->seq;
+    uint8_t mark = base;
     /* Retransmission timer from measured round trips (one frame timed at a
      * time, never a retransmitted one: Karn), between 100 ms and the time
      * for a whole window plus 400 ms, where it starts. */
@@ -283,7 +301,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                                    "retransmissions",
                                    (unsigned long)acked, (unsigned long)size, (unsigned long)(give_up / 1000));
             lost(h, &next, acked, &cwnd, &chunk, &clean);
-            recover = acked;
+            mark = h->seq;
             timing = 0;
             rto = 2 * rto < rto_max ? 2 * rto : rto_max; /* back off */
             last_goback = now;
@@ -292,19 +310,45 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
         if (r < 0)
             return pf_diag_set(h->cfg.diag, r, "link lost at offset %lu of %lu", (unsigned long)acked,
                                (unsigned long)size);
-        if (f.type == PF_AP_NACK && f.len >= 4) {
+        if (begin_seq && f.type == (PF_AP_BEGIN | PF_AP_RESPONSE) && f.seq == begin_seq && f.len >= 1) {
+            if (f.payload[0])
+                return refused(h, "BEGIN", &f);
+            uint32_t resume = f.len >= 5 ? pf_get_le32(f.payload + 1) : 0;
+            if (resume > size)
+                return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu",
+                                   (unsigned long)resume, (unsigned long)size);
+            h->resumed_from = resume;
+            if (resume)
+                pf_port_logf(pt, 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume,
+                             (unsigned long)size);
+            if (resume > acked) {
+                acked = resume;
+                last_progress = now;
+                if (next < acked) {
+                    next = acked;
+                    mark = h->seq; /* frames sent below it will be answered with repeats */
+                }
+            }
+            continue;
+        }
+        if (f.type == PF_AP_NACK && f.len >= 5 && (!begin_seq || f.payload[4] == begin_seq)) {
             /* the agent dropped a corrupt frame: resend from what it has,
              * at most once per round trip (one corruption, one go-back) */
             if (next > acked && now - last_goback >= (srtt ? srtt : rto / 2)) {
-                recover = next;
                 lost(h, &next, acked, &cwnd, &chunk, &clean);
+                mark = h->seq;
                 timing = 0;
                 last_goback = now;
             }
             continue;
         }
-        if (f.type != PF_AP_ACK || f.len < 5)
+        if (f.type != PF_AP_ACK || f.len < 6)
             continue; /* a late answer to something else */
+        uint8_t age = (uint8_t)(f.seq - base);
+        int other_session = begin_seq && f.payload[5] != begin_seq &&
+                            !(f.payload[5] == 0 && f.payload[0] == (uint8_t)-PF_ERR_STATE);
+        if (other_session || age == 0 || age > (uint8_t)(h->seq - base))
+            continue; /* answers a frame of an earlier transfer or session */
         uint32_t off = pf_get_le32(f.payload + 1);
         if (f.payload[0] == (uint8_t)-PF_ERR_STATE)
             return pf_diag_set(h->cfg.diag, PF_ERR_STATE,
@@ -312,11 +356,11 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                                (unsigned long)acked);
         if (f.payload[0]) {
             char text[TEXT_MAX + 1];
-            size_t t = f.len > 5 ? f.len - 5u : 0;
+            size_t t = f.len > 6 ? f.len - 6u : 0;
             if (t > TEXT_MAX)
                 t = TEXT_MAX;
             for (size_t i = 0; i < t; i++)
-                text[i] = f.payload[5 + i] >= 0x20 && f.payload[5 + i] <= 0x7e ? (char)f.payload[5 + i] : '?';
+                text[i] = f.payload[6 + i] >= 0x20 && f.payload[6 + i] <= 0x7e ? (char)f.payload[6 + i] : '?';
             text[t] = 0;
             return pf_diag_set(h->cfg.diag, -(int)f.payload[0], "agent refused data at offset %lu: %s (status %u)%s%s",
                                (unsigned long)off, pf_strerror(-(int)f.payload[0]), (unsigned)f.payload[0],
@@ -328,8 +372,10 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
         if (off > acked) {
             acked = off;
             last_progress = now;
-            if (next < acked)
+            if (next < acked) { /* the agent is further on (resume) */
                 next = acked;
+                mark = h->seq;
+            }
             if (timing && acked >= timed_end) {
                 uint32_t sample = now - timed_at;
                 if (!srtt) {
@@ -351,10 +397,10 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                     chunk = 2 * chunk < max_chunk ? 2 * chunk : max_chunk;
                 clean = 0;
             }
-        } else if (off == acked && next > acked && acked >= recover) {
+        } else if (off == acked && next > acked && age > (uint8_t)(mark - base)) {
             /* the agent saw a later frame: one was lost or corrupt */
-            recover = next;
             lost(h, &next, acked, &cwnd, &chunk, &clean);
+            mark = h->seq;
             timing = 0;
             last_goback = now;
         }
@@ -385,30 +431,31 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     pf_digest_finish(&dg, begin + 5);
     pf_put_le32(begin, len);
     begin[4] = 0;
-    pf_ap_frame f;
+    /* BEGIN, and the first window right behind it (the link keeps order, so
+     * the agent has begun when the data arrives): no round trip lost. When
+     * it resumes further on, its first ACK moves the window there. A device
+     * that resets mid-transfer (power loss, watchdog) forgets the session
+     * but not what it stored: BEGIN again and go on from there. */
     int r;
-    /* a device that resets mid-transfer (power loss, watchdog) forgets the
-     * session but not what it stored: BEGIN again and go on from there */
+    pf_ap_frame f;
+    /* where the agent will resume, as far as its HELLO told: the first
+     * window goes there (BEGIN's answer confirms or moves it) */
+    uint32_t from = 0;
+    if (memcmp(h->rx_hash, begin + 5, 32) == 0) {
+        if (h->state == PF_BOOT_RECEIVING && h->rx_received <= len)
+            from = h->rx_received;
+        else if (h->state == PF_BOOT_PENDING)
+            from = len;
+    }
     for (int attempt = 0;; attempt++) {
-        r = request(h, PF_AP_BEGIN, begin, sizeof begin, 500, 10, &f);
+        uint8_t bseq = ++h->seq;
+        r = send_frame(h, PF_AP_BEGIN, bseq, begin, sizeof begin);
         if (r < 0)
             return r;
-        if (f.payload[0])
-            return refused(h, "BEGIN", &f);
-        if (f.len < 5)
-            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "short BEGIN answer");
-        uint32_t resume = pf_get_le32(f.payload + 1);
-        if (resume > len)
-            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu", (unsigned long)resume,
-                               (unsigned long)len);
-        h->resumed_from = resume;
-        if (resume)
-            pf_port_logf(P(h), 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume,
-                         (unsigned long)len);
-        r = transfer(h, data, len, resume);
-        if (r != PF_ERR_STATE || attempt >= 3)
+        r = transfer(h, data, len, attempt ? 0 : from, bseq);
+        if (r != PF_ERR_STATE || attempt >= 5)
             break;
-        pf_port_logf(P(h), 1, "agent: the device restarted; resuming");
+        pf_port_logf(P(h), 1, "agent: the device has no transfer open (BEGIN lost, or it restarted): BEGIN again");
     }
     if (r < 0)
         return r;
@@ -483,13 +530,27 @@ static int a_run(void *self)
     /* the device resets, the bootloader swaps (seconds for big images), the
      * agent greets with an unsolicited HELLO answer */
     uint32_t deadline = pf_deadline(P(h), 60000);
+    uint8_t hello_seq = 0, hp[3] = {PF_AP_VERSION, 0, 0};
+    pf_put_le16(hp + 1, HOST_RXBUF - PF_AP_OVERHEAD);
     for (;;) {
-        r = next_frame(h, deadline, &f);
-        if (r == PF_ERR_TIMEOUT)
+        /* its greeting may be lost on a noisy line: ask every second too
+         * (a device busy swapping does not hear it, and that is fine) */
+        uint32_t left = pf_remaining(P(h), deadline);
+        if (left == 0)
             return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT, "the device did not come back within 60 s after reset");
+        r = next_frame(h, pf_deadline(P(h), left < 1000 ? left : 1000), &f);
+        if (r == PF_ERR_TIMEOUT) {
+            hello_seq = ++h->seq;
+            if (hello_seq == 0)
+                hello_seq = ++h->seq;
+            if ((r = send_frame(h, PF_AP_HELLO, hello_seq, hp, sizeof hp)) < 0)
+                return r;
+            continue;
+        }
         if (r < 0)
             return r;
-        if (f.type == (PF_AP_HELLO | PF_AP_RESPONSE) && f.len >= 100 && f.payload[0] == 0 && f.seq == 0)
+        if (f.type == (PF_AP_HELLO | PF_AP_RESPONSE) && f.len >= 100 && f.payload[0] == 0 &&
+            (f.seq == 0 || f.seq == hello_seq))
             break;
     }
     r = parse_hello(h, &f, NULL);

@@ -92,6 +92,13 @@ static uint32_t fp_now(void *ctx) { return ((fault_port *)ctx)->real->now_ms(((f
 static void fp_delay(void *ctx, uint32_t ms) { ((fault_port *)ctx)->real->delay_ms(((fault_port *)ctx)->real->ctx, ms); }
 static int fp_flush(void *ctx) { return pf_port_drain_input(((fault_port *)ctx)->real, 20, pf_deadline(((fault_port *)ctx)->real, 200)) < 0 ? PF_ERR_IO : PF_OK; }
 
+static void fp_log(void *ctx, int level, const char *msg)
+{
+    const pf_port *r = ((fault_port *)ctx)->real;
+    if (r->log)
+        r->log(r->ctx, level, msg);
+}
+
 static void fault_init(fault_port *f, const pf_port *real, uint32_t seed)
 {
     memset(f, 0, sizeof *f);
@@ -103,6 +110,7 @@ static void fault_init(fault_port *f, const pf_port *real, uint32_t seed)
     f->port.flush_input = fp_flush;
     f->port.now_ms = fp_now;
     f->port.delay_ms = fp_delay;
+    f->port.log = fp_log;
 }
 
 /* ---- the device in a thread ------------------------------------------------ */
@@ -136,6 +144,7 @@ static int host_open(host *h, uint32_t seed, uint32_t flip_ppm, uint32_t drop_pp
     if (r < 0)
         return r;
     pf_posix_port(&h->link, &h->port);
+    h->link.log_level = getenv("PF_TEST_LOG") ? 3 : -1;
     fault_init(&h->fault, &h->port, seed);
     h->fault.flip_ppm = flip_ppm;
     h->fault.drop_ppm = drop_ppm;

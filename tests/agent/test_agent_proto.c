@@ -44,7 +44,7 @@ static fx F;
 static mem_link L;
 static pf_port port;
 static uint8_t rxbuf[1100], txbuf[512];
-static uint8_t seqno;
+static uint8_t seqno, begin_seq;
 
 static void req(uint8_t type, const uint8_t *p, size_t n)
 {
@@ -111,6 +111,7 @@ static void send_all(const fx_image *im, uint32_t from, uint32_t to, int with_ha
         REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
         REQUIRE(f.type == PF_AP_ACK && f.payload[0] == 0);
         REQUIRE(pf_get_le32(f.payload + 1) == o + n);
+        REQUIRE(f.payload[5] == begin_seq); /* the session: the BEGIN's seq */
         o += n;
         if (with_hash_in_middle && o == 600) {
             uint8_t h[9] = {0};
@@ -154,7 +155,8 @@ static void test_engine(void)
     REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
     CHECK_EQ(f.type, PF_AP_ACK);
     CHECK_EQ(f.payload[0], (uint8_t)-PF_ERR_STATE);
-    CHECK(f.len > 5);
+    CHECK(f.len > 6);
+    CHECK_EQ(f.payload[5], 0); /* no session: BEGIN first */
 
     /* BEGIN, DATA with a HASH in the middle, END twice */
     uint8_t bp[37];
@@ -162,6 +164,7 @@ static void test_engine(void)
     bp[4] = 0;
     memcpy(bp + 5, b.file_hash, 32);
     req(PF_AP_BEGIN, bp, sizeof bp);
+    begin_seq = seqno;
     REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
     CHECK_EQ(f.payload[0], 0);
     CHECK_EQ(pf_get_le32(f.payload + 1), 0);
