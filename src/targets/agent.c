@@ -262,11 +262,12 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
     /* Sequence numbers tell which DATA frame an ACK answers: ACKs of frames
      * sent before this transfer are stale, and a repeated ACK for a frame
      * sent before the last go-back says nothing new (one loss, one go-back). */
-    const uint8_t base = begin_seq ? begin_seq : h->seq;
-    uint8_t mark = base;
+    uint8_t mark = begin_seq ? begin_seq : h->seq;
     /* Retransmission timer from measured round trips (one frame timed at a
-     * time, never a retransmitted one: Karn), between 100 ms and the time
-     * for a whole window plus 400 ms, where it starts. */
+     * time, never a retransmitted one: Karn), between half and all of
+     * (2 x the time for a whole window + 400 ms), where it starts: a device
+     * pauses for flash erases, and a spurious timeout costs a whole window;
+     * losses are mostly caught sooner by NACKs and repeated ACKs. */
     const uint32_t rto_max = 2u * frame_ms(h, win * (max_chunk + 16u)) + 400u;
     uint32_t rto = rto_max, srtt = 0, rttvar = 0;
     uint32_t timed_end = 0, timed_at = 0;
@@ -293,13 +294,15 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
         pf_ap_frame f;
         int r = next_frame(h, pf_deadline(pt, rto), &f);
         uint32_t now = pt->now_ms(pt->ctx);
+        /* checked on every frame: NACKs and stale ACKs keep arriving on a
+         * line too noisy to make progress, so timeouts alone never come */
+        if (now - last_progress > give_up)
+            return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT,
+                               "transfer stalled at offset %lu of %lu: no progress for %lu s despite "
+                               "retransmissions",
+                               (unsigned long)acked, (unsigned long)size, (unsigned long)(give_up / 1000));
         if (r == PF_ERR_TIMEOUT) {
             h->timeouts++;
-            if (now - last_progress > give_up)
-                return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT,
-                                   "transfer stalled at offset %lu of %lu: no progress for %lu s despite "
-                                   "retransmissions",
-                                   (unsigned long)acked, (unsigned long)size, (unsigned long)(give_up / 1000));
             lost(h, &next, acked, &cwnd, &chunk, &clean);
             mark = h->seq;
             timing = 0;
@@ -344,10 +347,17 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
         }
         if (f.type != PF_AP_ACK || f.len < 6)
             continue; /* a late answer to something else */
-        uint8_t age = (uint8_t)(f.seq - base);
-        int other_session = begin_seq && f.payload[5] != begin_seq &&
-                            !(f.payload[5] == 0 && f.payload[0] == (uint8_t)-PF_ERR_STATE);
-        if (other_session || age == 0 || age > (uint8_t)(h->seq - base))
+        /* seq numbers wrap every 256 frames: an ACK answers one of the last
+         * 128 frames sent (the window is far smaller) */
+        uint8_t behind = (uint8_t)(h->seq - f.seq), after_mark = (uint8_t)(f.seq - mark);
+        /* session 0 with status "state": the agent has no transfer open (it
+         * restarted, or our BEGIN was lost); believed only for a frame sent
+         * after our BEGIN, not for leftovers of an earlier refused transfer */
+        uint8_t after_begin = (uint8_t)(f.seq - begin_seq);
+        int no_session = f.payload[5] == 0 && f.payload[0] == (uint8_t)-PF_ERR_STATE && after_begin >= 1 &&
+                         after_begin < 128;
+        int other_session = begin_seq && f.payload[5] != begin_seq && !no_session;
+        if (other_session || behind >= 128)
             continue; /* answers a frame of an earlier transfer or session */
         uint32_t off = pf_get_le32(f.payload + 1);
         if (f.payload[0] == (uint8_t)-PF_ERR_STATE)
@@ -387,7 +397,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                     srtt = (7 * srtt + sample) / 8;
                 }
                 rto = srtt + 4 * rttvar + frame_ms(h, cwnd * (chunk + 16u));
-                rto = rto < 100 ? 100 : rto > rto_max ? rto_max : rto;
+                rto = rto < rto_max / 2 ? rto_max / 2 : rto > rto_max ? rto_max : rto;
                 timing = 0;
             }
             if (++clean >= cwnd && (cwnd < win || chunk < max_chunk)) {
@@ -397,7 +407,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                     chunk = 2 * chunk < max_chunk ? 2 * chunk : max_chunk;
                 clean = 0;
             }
-        } else if (off == acked && next > acked && age > (uint8_t)(mark - base)) {
+        } else if (off == acked && next > acked && after_mark >= 1 && after_mark < 128) {
             /* the agent saw a later frame: one was lost or corrupt */
             lost(h, &next, acked, &cwnd, &chunk, &clean);
             mark = h->seq;

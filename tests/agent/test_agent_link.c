@@ -326,11 +326,14 @@ static void test_power_cuts_during_session(void)
 }
 
 /* A device with a receive ring smaller than the host's window and slow
- * erases: bytes are lost while it erases; retransmission still delivers. */
+ * erases: bytes are lost while it erases; retransmission still delivers.
+ * Small frames: more than 256 of them, so the 8-bit sequence numbers wrap
+ * (a regression test: ACKs after the wrap were once taken for stale). */
 static void test_small_rx_ring(void)
 {
     fx_image im;
-    REQUIRE(fx_make_image(&im, F.key, 50, 0, 30000, 60) == 0);
+    /* 50 KB in frames of 128 bytes: ~400 frames, so sequence numbers wrap */
+    REQUIRE(fx_make_image(&im, F.key, 50, 0, 50000, 60) == 0);
     host h;
     REQUIRE(host_open(&h, 14, 0, 0, 0) == PF_OK);
     CHECK_EQ(host_flash(&h, &im), PF_OK);
@@ -342,7 +345,7 @@ static void test_small_rx_ring(void)
     free(im.data);
 }
 
-static uint32_t sim_erase_ms, sim_rx_ring;
+static uint32_t sim_erase_ms, sim_rx_ring, sim_payload;
 
 static pthread_t start_sim(FILE *log, const char *cuts)
 {
@@ -353,6 +356,8 @@ static pthread_t start_sim(FILE *log, const char *cuts)
     o.prog_us_per_kib = 0; /* flash timing is not what this test measures */
     o.erase_ms = sim_erase_ms;
     o.rx_ring = sim_rx_ring;
+    if (sim_payload)
+        o.payload = sim_payload;
     o.log = log;
     o.stop = &sim_stop;
     o.power_cuts = cuts;
@@ -399,9 +404,10 @@ int main(void)
     t = start_sim(log, "30,150");
     RUN(test_power_cuts_during_session);
     stop_sim(t);
-    /* 20 ms erases, a 1 KiB receive ring, a window of 8 frames of 1 KiB */
+    /* 20 ms erases, a 512-byte receive ring, a window of 8 frames of 128 bytes */
     sim_erase_ms = 20;
-    sim_rx_ring = 1024;
+    sim_rx_ring = 512;
+    sim_payload = 128;
     t = start_sim(log, NULL);
     RUN(test_small_rx_ring);
     stop_sim(t);
