@@ -11,7 +11,9 @@ typedef struct sim_entry {
     const char *summary;
 } sim_entry;
 
+int pf_sim_avr_main(int argc, char **argv); /* sim/avr */
 static const sim_entry sims[] = {
+    {"avr", pf_sim_avr_main, "real Optiboot on a simulated ATmega328P (libsimavr), UART0 on a pty"},
     {NULL, NULL, NULL},
 };
 
