@@ -4,7 +4,9 @@
 
 #include "peerflash/pf_target.h"
 
+extern const pf_target_ops pf_target_avr;
 const pf_target_ops *const pf_target_drivers[] = {
+    &pf_target_avr,
     NULL,
 };
 
