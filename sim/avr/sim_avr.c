@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,10 +105,13 @@ typedef struct avr_harness {
     avr_uart_t *uart;
     avr_flash_t *flash;
     int (*flash_ioctl)(struct avr_io_t *io, uint32_t ctl, void *param);
+    void (*core_reset)(avr_t *avr); /* the core's own reset hook, which ours wraps */
+    int reset_seen;    /* a reset happened (ours or the watchdog's): re-arm, re-anchor */
     uint32_t boot_start;
 
     pf_posix_link link;
     int held;          /* someone holds the pty slave open */
+    int notify_fd;     /* inotify on the slave: every open, even a quick close+open */
     byte_queue to_avr;   /* host bytes on the wire, not yet arrived */
     byte_queue to_host;  /* AVR bytes not yet written to the pty */
     int feeding;       /* the line-rate feed timer is armed */
@@ -204,6 +208,7 @@ static avr_cycle_count_t feed_tick(avr_t *avr, avr_cycle_count_t when, void *par
         h->overruns++;
         say(h, 1, "RX overrun: byte 0x%02x lost (%u bytes waiting unread, as on silicon)", b, rx_waiting(h));
     } else {
+        say(h, 3, "host -> avr 0x%02x%s", b, h->garble ? " (garbled)" : "");
         avr_raise_irq(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT), h->garble ? garbled(b) : b);
     }
     avr_cycle_count_t step = h->frame_cycles;
@@ -230,6 +235,7 @@ static void uart_output(struct avr_irq_t *irq, uint32_t value, void *param)
     avr_harness *h = param;
     uint8_t b = (uint8_t)value;
     h->last_io_cycle = h->avr->cycle;
+    say(h, 3, "avr -> host 0x%02x", b);
     if (h->uart_log && h->avr->pc < h->boot_start) { /* the application printed it */
         fputc(b, h->uart_log);
         if (b == '\n')
@@ -279,6 +285,22 @@ static uint8_t spmcsr_read(avr_t *avr, avr_io_addr_t addr, void *param)
     return v;
 }
 
+/* Every reset goes through avr_reset(), ours and the watchdog's (Optiboot
+ * leaves through a 16 ms watchdog reset; a framing error in a command makes
+ * it reset too). avr_reset() cancels all cycle timers and sets the cycle
+ * counter back to 0: forget what was timed against the old count. */
+static void on_core_reset(avr_t *avr)
+{
+    if (g_h && g_h->core_reset)
+        g_h->core_reset(avr);
+    if (!g_h)
+        return;
+    g_h->feeding = 0;
+    g_h->spm_busy_until = 0;
+    g_h->last_io_cycle = 0;
+    g_h->reset_seen = 1;
+}
+
 static void sim_sleep(avr_t *avr, avr_cycle_count_t how_long)
 {
     (void)avr;
@@ -291,13 +313,8 @@ static void chip_reset(avr_harness *h, uint8_t cause)
     h->avr->pc = h->boot_start;
     h->avr->data[MCUSR_ADDR] = cause;
     h->avr->state = cpu_Running;
-    h->feeding = 0;
-    h->spm_busy_until = 0;
     h->resets++;
-    start_feed(h);
-    anchor(h);
-    say(h, 1, "reset (%s) pc=%x sp=%02x%02x mcusr=%02x ramend=%x", cause == MCUSR_EXTRF ? "external" : "power-on",
-        (unsigned)h->avr->pc, h->avr->data[R_SPH], h->avr->data[R_SPL], h->avr->data[MCUSR_ADDR], h->avr->ramend);
+    say(h, 1, "reset (%s)", cause == MCUSR_EXTRF ? "external" : "power-on");
 }
 
 static int load_bootloader(avr_harness *h)
@@ -348,6 +365,8 @@ static int setup_avr(avr_harness *h)
     if (load_bootloader(h) != 0)
         return -1;
     h->avr->reset_pc = h->boot_start; /* BOOTRST */
+    h->core_reset = h->avr->reset;
+    h->avr->reset = on_core_reset;
     h->avr->codeend = h->avr->flashend;
 
     for (avr_io_t *io = h->avr->io_port; io; io = io->next) {
@@ -397,26 +416,65 @@ static void check_line_rate(avr_harness *h)
     h->garble = g;
 }
 
+static void discard_input(avr_harness *h)
+{
+    uint8_t buf[512];
+    while (read(h->link.fd, buf, sizeof buf) > 0) {
+    }
+    h->to_avr.len = 0;
+}
+
+/* Opens of the pty slave, from inotify: a port that is closed and opened
+ * again within microseconds (a retry) must still reset the chip, as the DTR
+ * edge does on a board. Returns 1 if an open was seen. */
+static int slave_opened(avr_harness *h)
+{
+    if (h->notify_fd < 0)
+        return 0;
+    int opened = 0;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(h->notify_fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) {
+                say(h, 1, "port closed");
+                discard_input(h); /* what the last session sent is gone with it */
+                h->to_host.len = 0;
+                opened = 0;
+            }
+            if (ev->mask & IN_OPEN)
+                opened = 1;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return opened;
+}
+
 /* Notices opens and closes of the pty slave; reads host bytes. */
 static void host_io(avr_harness *h)
 {
+    int opened = slave_opened(h);
     struct pollfd p = {h->link.fd, POLLIN | (h->to_host.len ? POLLOUT : 0), 0};
     if (poll(&p, 1, 0) < 0)
         return;
     int held = !(p.revents & POLLHUP);
-    if (held != h->held) {
-        h->held = held;
-        if (held) {
-            say(h, 1, "port opened");
-            h->to_avr.len = 0;
-            h->to_host.len = 0;
-            check_line_rate(h);
-            if (h->reset_on_open)
-                chip_reset(h, MCUSR_EXTRF);
-        } else {
-            say(h, 1, "port closed");
-            h->to_host.len = 0;
-        }
+    if (h->notify_fd < 0 && held && !h->held)
+        opened = 1;
+    if (!held && h->held) {
+        say(h, 2, "nobody holds the port");
+        h->to_host.len = 0;
+    }
+    h->held = held;
+    if (opened) {
+        say(h, 1, "port opened");
+        h->to_avr.len = 0;
+        h->to_host.len = 0;
+        check_line_rate(h);
+        if (h->reset_on_open)
+            chip_reset(h, MCUSR_EXTRF);
     }
     if (!held)
         return;
@@ -457,14 +515,11 @@ static void wait_us(avr_harness *h, uint64_t us)
 {
     if (us > 2000)
         us = 2000;
-    if (h->held) {
-        struct pollfd p = {h->link.fd, POLLIN, 0};
-        struct timespec ts = {0, (long)us * 1000};
-        ppoll(&p, 1, &ts, NULL);
-    } else {
-        struct timespec ts = {0, (long)us * 1000};
-        nanosleep(&ts, NULL);
-    }
+    struct pollfd p[2] = {{h->notify_fd, POLLIN, 0}, {h->link.fd, POLLIN, 0}};
+    struct timespec ts = {0, (long)us * 1000};
+    /* The pty reports HUP at once while nobody holds it: then wait only for
+     * an open (inotify) or the time. */
+    ppoll(p, h->held ? 2 : 1, &ts, NULL);
 }
 
 static int halted(const avr_harness *h)
@@ -482,6 +537,13 @@ static void run(avr_harness *h)
             chip_reset(h, MCUSR_EXTRF);
         }
         host_io(h);
+        if (h->reset_seen) {
+            h->reset_seen = 0;
+            say(h, 2, "core reset: pc=0x%04x sp=0x%02x%02x mcusr=0x%02x", (unsigned)h->avr->pc, h->avr->data[R_SPH],
+                h->avr->data[R_SPL], h->avr->data[MCUSR_ADDR]);
+            start_feed(h);
+            anchor(h);
+        }
         if (halted(h)) {
             if (!was_halted)
                 say(h, 1, "core %s at pc 0x%04x; waiting for a reset",
@@ -507,7 +569,7 @@ static void run(avr_harness *h)
             anchor(h);
         }
         avr_cycle_count_t end = h->avr->cycle + avr_usec_to_cycles(h->avr, SLICE_US);
-        while (h->avr->cycle < end && !halted(h))
+        while (h->avr->cycle < end && !halted(h) && !h->reset_seen)
             avr_run(h->avr);
     }
 }
@@ -619,6 +681,13 @@ int pf_sim_avr_main(int argc, char **argv)
         fprintf(stderr, "peerflash: sim avr: %s\n", diag.text);
         return 4;
     }
+    h.notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (h.notify_fd >= 0 && inotify_add_watch(h.notify_fd, h.link.slave, IN_OPEN | IN_CLOSE) < 0) {
+        close(h.notify_fd);
+        h.notify_fd = -1;
+    }
+    if (h.notify_fd < 0)
+        say(&h, 0, "no inotify on %s: a port closed and reopened at once may not reset the chip", h.link.slave);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -644,6 +713,8 @@ int pf_sim_avr_main(int argc, char **argv)
     say(&h, 0, "%lu resets, %lu pages written, %lu RX overruns", h.resets, h.pages_written,
         h.overruns);
     pf_posix_close(&h.link);
+    if (h.notify_fd >= 0)
+        close(h.notify_fd);
     avr_terminate(h.avr);
     g_h = NULL;
     return rc;
