@@ -43,11 +43,12 @@
 #include <avr_flash.h>
 #include <avr_uart.h>
 #include <sim_avr.h>
-#include <sim_hex.h>
 #include <sim_io.h>
 #include <sim_irq.h>
 #include <sim_time.h>
 
+#include "peerflash/pf_image.h"
+#include "peerflash/pf_memmap.h"
 #include "peerflash/pf_posix.h"
 #include "sim_avr.h"
 
@@ -99,7 +100,9 @@ typedef struct avr_harness {
     int realtime;
     int verbose;
     double page_write_ms;
+    double startup_ms;  /* held in reset after a reset: the Uno's fuses give 16K CK + 65 ms */
     uint32_t baud;
+    uint64_t startup_until_us; /* wall time the chip leaves start-up */
 
     avr_t *avr;
     avr_uart_t *uart;
@@ -314,36 +317,52 @@ static void chip_reset(avr_harness *h, uint8_t cause)
     h->avr->data[MCUSR_ADDR] = cause;
     h->avr->state = cpu_Running;
     h->resets++;
+    h->startup_until_us = pf_posix_now_us() + (uint64_t)(h->startup_ms * 1000.0);
     say(h, 1, "reset (%s)", cause == MCUSR_EXTRF ? "external" : "power-on");
 }
 
 static int load_bootloader(avr_harness *h)
 {
-    ihex_chunk_p chunks = NULL;
-    int n = read_ihex_chunks(h->bootloader, &chunks);
-    if (n <= 0) {
-        fprintf(stderr, "peerflash: sim avr: cannot read the bootloader hex '%s'%s\n", h->bootloader,
+    FILE *f = fopen(h->bootloader, "rb");
+    if (!f) {
+        fprintf(stderr, "peerflash: sim avr: cannot read the bootloader hex '%s': %s%s\n", h->bootloader,
+                strerror(errno),
                 h->bootloader[0] ? "" : " (none built in: pass --bootloader, see scripts/avr/build-optiboot.sh)");
         return -1;
     }
-    uint32_t flash_size = h->avr->flashend + 1;
-    int bad = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t end = (uint64_t)chunks[i].baseaddr + chunks[i].size;
-        if (chunks[i].baseaddr < h->boot_start || end > flash_size) {
-            fprintf(stderr,
-                    "peerflash: sim avr: %s: data at 0x%04x-0x%04x does not fit the %u-byte boot section "
-                    "0x%04x-0x%04x of the %s (a broken or foreign bootloader)\n",
-                    h->bootloader, (unsigned)chunks[i].baseaddr, (unsigned)(end - 1), BOOT_SIZE,
-                    (unsigned)h->boot_start, (unsigned)(flash_size - 1), MCU_NAME);
-            bad = 1;
-        }
+    static uint8_t text[256 * 1024];
+    size_t n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    static pf_segment segs[16];
+    static uint8_t arena[64 * 1024];
+    pf_memmap map;
+    pf_memmap_init(&map, segs, 16, arena, sizeof arena);
+    pf_ihex p;
+    pf_diag d = {{0}};
+    pf_ihex_init(&p, pf_memmap_sink, &map, &d);
+    int r = pf_ihex_feed(&p, text, n);
+    if (r == 0)
+        r = pf_ihex_finish(&p);
+    if (r == 0)
+        r = pf_memmap_finish(&map, &d);
+    if (r != 0) {
+        fprintf(stderr, "peerflash: sim avr: %s: %s\n", h->bootloader, d.text);
+        return -1;
     }
-    if (!bad)
-        for (int i = 0; i < n; i++)
-            memcpy(h->avr->flash + chunks[i].baseaddr, chunks[i].data, chunks[i].size);
-    free_ihex_chunks(chunks);
-    return bad ? -1 : 0;
+    uint32_t flash_size = h->avr->flashend + 1;
+    uint32_t lo, hi;
+    pf_memmap_bounds(&map, &lo, &hi);
+    if (map.count == 0 || lo < h->boot_start || hi > flash_size) {
+        fprintf(stderr,
+                "peerflash: sim avr: %s: data at 0x%04x-0x%04x does not fit the %u-byte boot section "
+                "0x%04x-0x%04x of the %s (a broken or foreign bootloader)\n",
+                h->bootloader, (unsigned)lo, (unsigned)(hi ? hi - 1 : 0), BOOT_SIZE, (unsigned)h->boot_start,
+                (unsigned)(flash_size - 1), MCU_NAME);
+        return -1;
+    }
+    for (size_t i = 0; i < map.count; i++)
+        memcpy(h->avr->flash + map.segs[i].addr, map.segs[i].data, map.segs[i].len);
+    return 0;
 }
 
 static int setup_avr(avr_harness *h)
@@ -544,6 +563,20 @@ static void run(avr_harness *h)
             start_feed(h);
             anchor(h);
         }
+        if (h->startup_until_us) {
+            uint64_t now = pf_posix_now_us();
+            if (now < h->startup_until_us) {
+                /* Start-up time: the oscillator settles, the UART is off,
+                 * whatever the host sends now is lost. */
+                if (h->to_avr.len)
+                    say(h, 2, "%zu bytes lost: the chip is still starting up", h->to_avr.len);
+                h->to_avr.len = 0;
+                wait_us(h, h->startup_until_us - now);
+                continue;
+            }
+            h->startup_until_us = 0;
+            anchor(h);
+        }
         if (halted(h)) {
             if (!was_halted)
                 say(h, 1, "core %s at pc 0x%04x; waiting for a reset",
@@ -598,6 +631,7 @@ static void usage(FILE *f)
             "  --no-reset-on-open   do not reset when the port is opened (SIGUSR1 still resets)\n"
             "  --page-write-ms MS   time of one page erase and of one page write (default 4.5; 0 = instant)\n"
             "  --baud N             the line rate the host must use (default 115200)\n"
+            "  --startup-ms MS      start-up time after a reset, UART off (default 65: an Uno's fuses)\n"
             "  --realtime           pace in real time even while bytes move (default: unthrottled then)\n"
             "  -v, --verbose        more messages on stderr (repeat for more)\n"
             "Signals: SIGUSR1 resets the chip (reset button), SIGTERM/SIGINT dump the flash and exit.\n",
@@ -610,6 +644,7 @@ int pf_sim_avr_main(int argc, char **argv)
     memset(&h, 0, sizeof h);
     h.reset_on_open = 1;
     h.page_write_ms = 4.5;
+    h.startup_ms = 65;
     h.baud = 115200;
     h.bootloader = PF_OPTIBOOT_HEX;
     for (int i = 1; i < argc; i++) {
@@ -635,6 +670,14 @@ int pf_sim_avr_main(int argc, char **argv)
             h.page_write_ms = strtod(v, &end);
             if (*end || h.page_write_ms < 0 || h.page_write_ms > 100) {
                 fprintf(stderr, "peerflash: sim avr: --page-write-ms wants 0..100, not '%s'\n", v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--startup-ms") && v) {
+            char *end;
+            h.startup_ms = strtod(v, &end);
+            if (*end || h.startup_ms < 0 || h.startup_ms > 1000) {
+                fprintf(stderr, "peerflash: sim avr: --startup-ms wants 0..1000, not '%s'\n", v);
                 return 2;
             }
             i++;

@@ -16,8 +16,10 @@
 
 #define DEFAULT_BAUD 115200u
 #define CMD_TIMEOUT_MS 1000u     /* one command and its reply (a page write is ~5 ms + 12 ms of bytes) */
-#define FIRST_SYNC_WAIT_MS 800u  /* Optiboot flashes its LED ~375 ms after a reset before it listens */
+#define SYNC_INTERVAL_MS 100u   /* one sync try per interval while the bootloader starts */
 #define NEXT_SYNC_WAIT_MS 400u
+#define SETTLE_QUIET_MS 30u      /* late answers to earlier sync tries have arrived */
+#define SETTLE_WAIT_MS 60u
 #define RESET_RELEASE_MS 100u    /* lines released: the reset capacitor recharges */
 #define RESET_SETTLE_MS 50u      /* after the pulse: the chip leaves reset (RC circuit, no signal) */
 
@@ -164,6 +166,41 @@ static int no_sync(pf_avr *a, unsigned tries, unsigned junk, const uint8_t first
                        tries, (unsigned long)baud, seen);
 }
 
+/* After a reply, bytes of other sync tries may still sit in the bootloader:
+ * "30 20 30" fits the ATmega's receiver (two bytes plus the shift register)
+ * while Optiboot flashes its LED. Optiboot then waits for the CRC_EOP of the
+ * last 0x30, and the next real command would be taken as a bad EOP (Optiboot
+ * resets into the application). A lone CRC_EOP settles both states without
+ * a reset: if Optiboot waits for an EOP it answers INSYNC OK; if it waits for
+ * a command it takes 0x20 as an unknown command, and a second 0x20 completes
+ * that one with INSYNC OK. */
+static int settle(pf_avr *a, unsigned *junk, uint8_t first_junk[4])
+{
+    const pf_port *p = port_of(a);
+    const uint8_t eop = PF_STK_CRC_EOP;
+    int r = pf_port_drain_input(p, SETTLE_QUIET_MS, pf_deadline(p, 300));
+    if (r < 0)
+        return r;
+    for (int i = 0; i < 2; i++) {
+        r = pf_port_write_all(p, &eop, 1);
+        if (r < 0)
+            return r;
+        r = await_sync_reply(a, i == 0 ? SETTLE_WAIT_MS : NEXT_SYNC_WAIT_MS, junk, first_junk);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Finds the bootloader. The first try is the standard GET_SYNC ("0 "),
+ * which every STK500v1 bootloader answers. Later tries are two CRC_EOPs
+ * ("  "): the chip may still be starting (an Uno's start-up time, then
+ * Optiboot's LED flashes) while tries pile up in its receiver, and parts of
+ * them get lost. Any run of 0x20 bytes is safe in every state Optiboot can be
+ * in (each either ends a pending command or is an unknown command that the
+ * next 0x20 ends, each answered INSYNC OK), whereas a second GET_SYNC that
+ * lands while Optiboot waits for the EOP of a half-received first one makes
+ * it reset into the application. settle() then leaves it idle. */
 static int sync_bootloader(pf_avr *a, uint32_t baud)
 {
     const pf_port *p = port_of(a);
@@ -176,33 +213,33 @@ static int sync_bootloader(pf_avr *a, uint32_t baud)
     int r = pf_port_drain_input(p, 2, pf_deadline(p, 20));
     if (r < 0)
         return link_failed(a, r, "sync", 0, 0, 2);
-    unsigned tries = 0, outstanding = 0, junk = 0;
+    unsigned tries = 0, junk = 0;
     uint8_t first_junk[4] = {0, 0, 0, 0};
     uint8_t frame[2];
+    const uint8_t probe[2] = {PF_STK_CRC_EOP, PF_STK_CRC_EOP};
     size_t n = pf_stk_get_sync(frame);
     while (pf_remaining(p, deadline) > 0) {
-        r = pf_port_write_all(p, frame, n);
+        r = pf_port_write_all(p, tries == 0 ? frame : probe, tries == 0 ? n : sizeof probe);
         if (r < 0)
             return link_failed(a, r, "sync", 0, 0, 2);
         tries++;
-        outstanding++;
-        uint32_t wait = tries == 1 ? FIRST_SYNC_WAIT_MS : NEXT_SYNC_WAIT_MS;
         uint32_t left = pf_remaining(p, deadline);
-        r = await_sync_reply(a, wait < left ? wait : left, &junk, first_junk);
+        r = await_sync_reply(a, SYNC_INTERVAL_MS < left ? SYNC_INTERVAL_MS : left, &junk, first_junk);
         if (r < 0)
             return link_failed(a, r, "sync", 0, 0, 2);
         if (r == 0)
             continue;
-        if (outstanding == 1) {
+        if (tries == 1 && junk == 0) {
+            pf_port_logf(p, 2, "avr: in sync");
+            return PF_OK;
+        }
+        r = settle(a, &junk, first_junk);
+        if (r < 0)
+            return link_failed(a, r, "sync", 0, 0, 2);
+        if (r == 1) {
             pf_port_logf(p, 2, "avr: in sync after %u tries", tries);
             return PF_OK;
         }
-        /* Several syncs were in flight: let their late answers arrive and
-         * go, then confirm with exactly one. */
-        r = pf_port_drain_input(p, 50, pf_deadline(p, 300));
-        if (r < 0)
-            return link_failed(a, r, "sync", 0, 0, 2);
-        outstanding = 0;
     }
     return no_sync(a, tries, junk, first_junk, baud);
 }

@@ -470,15 +470,54 @@ static int flash_retry(const char *port_path, const uint8_t *img, size_t n, cons
     return r;
 }
 
-/* Loads build/avr/<name>.bin. */
+/* Reads a file into buf (at most cap bytes); returns its size or -1. No
+ * allocation, so a REQUIRE that ends a test early leaks nothing. */
+static long read_into(const char *path, uint8_t *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return (long)n;
+}
+
+/* Loads build/avr/<name>.bin into a static slot (valid until exit). */
 static long load_app(const char *name, uint8_t **img)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s.bin", PF_AVR_DIR, name);
-    long n = read_file(path, img);
-    if (n <= 0)
-        fprintf(stderr, "cannot read %s (built by tests/avr/CMakeLists.txt)\n", path);
-    return n;
+    static struct {
+        char name[32];
+        long n;
+        uint8_t data[AVR_FLASH_SIZE];
+    } pool[4];
+    for (int i = 0; i < 4; i++) {
+        if (pool[i].name[0] && strcmp(pool[i].name, name) == 0) {
+            *img = pool[i].data;
+            return pool[i].n;
+        }
+        if (!pool[i].name[0]) {
+            char path[256];
+            snprintf(path, sizeof path, "%s/%s.bin", PF_AVR_DIR, name);
+            long n = read_into(path, pool[i].data, sizeof pool[i].data);
+            if (n <= 0) {
+                fprintf(stderr, "cannot read %s (built by tests/avr/CMakeLists.txt)\n", path);
+                return -1;
+            }
+            snprintf(pool[i].name, sizeof pool[i].name, "%s", name);
+            pool[i].n = n;
+            *img = pool[i].data;
+            return n;
+        }
+    }
+    return -1;
+}
+
+/* The simulator's flash dump, into a static buffer. */
+static long read_dump(const avr_sim *s, uint8_t **dump)
+{
+    static uint8_t buf[AVR_FLASH_SIZE + 1];
+    *dump = buf;
+    return read_into(s->dump, buf, sizeof buf);
 }
 
 #endif

@@ -15,7 +15,7 @@ static void test_avrdude_writes_and_verifies(void)
     REQUIRE(sim_start(&s, "avrdude", NULL) == 0);
     char cmd[768];
     snprintf(cmd, sizeof cmd,
-             "timeout 60 avrdude -q -q -c arduino -p m328p -P %s -b 115200 -U flash:w:%s/app_big.hex:i 2>&1",
+             "timeout 30 avrdude -q -q -c arduino -p m328p -P %s -b 115200 -U flash:w:%s/app_big.hex:i 2>&1",
              s.port, PF_AVR_DIR);
     int status = -1;
     for (int i = 0; i < 3; i++) {
@@ -35,11 +35,10 @@ static void test_avrdude_writes_and_verifies(void)
     CHECK(seen);
     CHECK_EQ(sim_stop(&s), 0);
     uint8_t *dump = NULL;
-    REQUIRE(read_file(s.dump, &dump) == AVR_FLASH_SIZE);
-    CHECK(memcmp(dump, img, (size_t)n) == 0);
-    free(dump);
+    long dn = read_dump(&s, &dump);
+    CHECK_EQ(dn, AVR_FLASH_SIZE);
+    CHECK(dn == AVR_FLASH_SIZE && memcmp(dump, img, (size_t)n) == 0);
     sim_cleanup(&s);
-    free(img);
 }
 
 int main(void)

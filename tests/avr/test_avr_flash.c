@@ -45,7 +45,7 @@ static void check_dump(avr_sim *s, const uint8_t *img, size_t n)
 {
     CHECK_EQ(sim_stop(s), 0);
     uint8_t *dump = NULL;
-    long dn = read_file(s->dump, &dump);
+    long dn = read_dump(s, &dump);
     REQUIRE(dn == AVR_FLASH_SIZE);
     CHECK(memcmp(dump, img, n) == 0);
     size_t erased = 0;
@@ -53,7 +53,6 @@ static void check_dump(avr_sim *s, const uint8_t *img, size_t n)
         erased += dump[i] == 0xFF;
     CHECK_EQ(erased, AVR_BOOT_START - n);
     CHECK(memcmp(dump + AVR_BOOT_START, optiboot, sizeof optiboot) == 0);
-    free(dump);
 }
 
 static void test_small_app_runs(void)
@@ -85,7 +84,6 @@ static void test_small_app_runs(void)
     CHECK(seen);
     check_dump(&s, img, (size_t)n);
     sim_cleanup(&s);
-    free(img);
 }
 
 static void test_big_image_and_read_compare(void)
@@ -133,8 +131,6 @@ static void test_big_image_and_read_compare(void)
     CHECK(seen);
     check_dump(&s, big2, (size_t)n2);
     sim_cleanup(&s);
-    free(big);
-    free(big2);
 }
 
 /* `peerflash flash --target avr --port PATH app.hex`, as a user types it. */
@@ -170,7 +166,6 @@ static void test_cli_flash(void)
     }
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 5);
     sim_cleanup(&s);
-    free(img);
 }
 
 int main(void)
