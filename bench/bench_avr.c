@@ -37,6 +37,7 @@ static pid_t start_sim(const pf_bench *b, const char *port, int realtime)
     char cli[4096];
     snprintf(cli, sizeof cli, "%s", pf_bench_cli(b));
     unlink(port);
+    fflush(NULL); /* or the child's freopen would write our buffered table again */
     pid_t pid = fork();
     if (pid < 0)
         return -1;

@@ -153,7 +153,7 @@ static void test_bit_flips_never_pass_unverified(void)
     avr_sim s;
     REQUIRE(sim_start(&s, "flips", NULL) == 0);
     flash_opts o = FLASH_OPTS_DEFAULT();
-    o.flip_every = 1500; /* about one flipped bit per 1500 bytes, both ways */
+    o.flip_every = 700; /* about one flipped bit per 700 bytes, both ways */
     unsigned failed = 0, passed = 0;
     char want[80], last[120] = "";
     expected_line(g_small, (size_t)g_small_n, 3, want, sizeof want);
@@ -187,6 +187,37 @@ static void test_bit_flips_never_pass_unverified(void)
     sim_cleanup(&s);
 }
 
+/* The simulator refuses a bootloader that does not fit the boot section:
+ * one that starts below it, and Debian's prebuilt Optiboot (532 bytes, it
+ * overruns the section and the end of flash). */
+static void test_sim_refuses_oversized_bootloader(void)
+{
+    char hex[96], cmd[512];
+    snprintf(hex, sizeof hex, "/tmp/pf-avr-bigboot-%d.hex", (int)getpid());
+    FILE *f = fopen(hex, "w");
+    REQUIRE(f != NULL);
+    /* 16 bytes at 0x7DF8: 8 below the boot section at 0x7E00. */
+    unsigned sum = 0x10 + 0x7D + 0xF8;
+    fprintf(f, ":107DF800");
+    for (int i = 0; i < 16; i++) {
+        fprintf(f, "%02X", 0xAA);
+        sum += 0xAA;
+    }
+    fprintf(f, "%02X\n:00000001FF\n", (unsigned)(-sum & 0xFF));
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s sim avr --port /tmp/pf-avr-never-%d --bootloader %s 2>&1 | grep -q 'does not fit the 512-byte boot section'",
+             PF_CLI, (int)getpid(), hex);
+    CHECK_EQ(system(cmd), 0);
+    unlink(hex);
+    const char *debian = "/usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/optiboot_atmega328.hex";
+    if (access(debian, R_OK) == 0) {
+        snprintf(cmd, sizeof cmd, "timeout 20 %s sim avr --port /tmp/pf-avr-never-%d --bootloader %s >/dev/null 2>&1",
+                 PF_CLI, (int)getpid(), debian);
+        int st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -194,6 +225,7 @@ int main(void)
     g_big_n = load_app("app_big", &g_big);
     if (g_small_n <= 0 || g_big_n <= 0)
         return 1;
+    RUN(test_sim_refuses_oversized_bootloader);
     RUN(test_refused_before_writing);
     RUN(test_wrong_chip);
     RUN(test_no_sync);
