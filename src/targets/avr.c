@@ -337,7 +337,7 @@ static int avr_connect(void *self, pf_target_info *info)
     g->erase_style = PF_ERASE_BY_WRITE;
     g->n_regions = 1;
     g->regions[0].start = 0;
-    g->regions[0].size = chip->flash_size / chip->page_size;
+    g->regions[0].size = chip->flash_size; /* bytes, in page-sized erase units */
     g->regions[0].unit = chip->page_size;
     g->n_protected = 1;
     g->protected_ranges[0].start = chip->flash_size - chip->boot_size;

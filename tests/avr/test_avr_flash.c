@@ -73,6 +73,15 @@ static void test_small_app_runs(void)
     CHECK_STR_CONTAINS(out.info.bootloader, "Optiboot 4.4");
     CHECK_EQ(out.info.chip_id, 0x1E950F);
     CHECK_EQ(out.info.geom.protected_ranges[0].start, AVR_BOOT_START);
+    CHECK_EQ(out.info.geom.protected_ranges[0].size, 512);
+    CHECK_EQ(out.info.geom.flash_size, AVR_FLASH_SIZE);
+    CHECK_EQ(out.info.geom.write_align, 128);
+    CHECK_EQ(out.info.geom.write_max, 128);
+    CHECK_EQ(out.info.geom.erase_style, PF_ERASE_BY_WRITE);
+    CHECK_EQ(out.info.geom.n_regions, 1);
+    CHECK_EQ(out.info.geom.regions[0].size, AVR_FLASH_SIZE);
+    CHECK_EQ(out.info.geom.regions[0].unit, 128);
+    CHECK_EQ(out.info.caps, PF_CAP_READ | PF_CAP_RUN);
     CHECK(out.res.verified);
     CHECK_STR_CONTAINS(out.res.verify_method, "read-back");
     CHECK_EQ(out.res.written_bytes, ((size_t)n + 127) / 128 * 128);
