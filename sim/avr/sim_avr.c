@@ -302,6 +302,8 @@ static void on_core_reset(avr_t *avr)
     g_h->spm_busy_until = 0;
     g_h->last_io_cycle = 0;
     g_h->reset_seen = 1;
+    /* Every reset source (external, watchdog) waits the start-up time. */
+    g_h->startup_until_us = pf_posix_now_us() + (uint64_t)(g_h->startup_ms * 1000.0);
 }
 
 static void sim_sleep(avr_t *avr, avr_cycle_count_t how_long)
@@ -317,7 +319,6 @@ static void chip_reset(avr_harness *h, uint8_t cause)
     h->avr->data[MCUSR_ADDR] = cause;
     h->avr->state = cpu_Running;
     h->resets++;
-    h->startup_until_us = pf_posix_now_us() + (uint64_t)(h->startup_ms * 1000.0);
     say(h, 1, "reset (%s)", cause == MCUSR_EXTRF ? "external" : "power-on");
 }
 
