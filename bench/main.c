@@ -13,6 +13,8 @@
 typedef void (*bench_fn)(pf_bench *b);
 void pf_bench_avr(pf_bench *b);
 void pf_bench_image(pf_bench *b);
+void pf_bench_wire(pf_bench *b);
+void pf_bench_firmware(pf_bench *b);
 /* Each benchmark file defines one of these; add a line below for a new one. */
 static const struct {
     const char *name;
@@ -20,6 +22,8 @@ static const struct {
 } benches[] = {
     {"avr", pf_bench_avr},
     {"image", pf_bench_image},
+    {"wire", pf_bench_wire},
+    {"firmware", pf_bench_firmware},
     {NULL, NULL},
 };
 
