@@ -137,6 +137,79 @@ static int sim_start(avr_sim *s, const char *tag, const char *const *extra)
     return -1;
 }
 
+/* Starts `peerflash wire --a host --b dev [extra...]` (the link emulator),
+ * waits for its host-side pty; returns its pid or -1. */
+static inline pid_t wire_start(const char *host, const char *dev, const char *const *extra, const char *log)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = PF_CLI;
+    argv[n++] = "wire";
+    argv[n++] = "--a";
+    argv[n++] = host;
+    argv[n++] = "--b";
+    argv[n++] = dev;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    unlink(host);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(PF_CLI, (char *const *)argv);
+        _exit(127);
+    }
+    sim_track(pid, 1);
+    for (int i = 0; i < 1000; i++) {
+        struct stat st;
+        if (lstat(host, &st) == 0)
+            return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            sim_track(pid, 0);
+            return -1;
+        }
+        msleep(10);
+    }
+    return pid;
+}
+
+/* Waits up to ms for a child to exit (SIGKILL after); returns its status. */
+static inline int child_wait(pid_t pid, unsigned ms)
+{
+    int status = -1;
+    for (unsigned i = 0; i < ms / 10; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            sim_track(pid, 0);
+            return status;
+        }
+        msleep(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    sim_track(pid, 0);
+    return -1;
+}
+
+/* Runs a shell command, captures up to size-1 bytes of its output; returns
+ * its exit status (or -1). */
+static inline int run_capture(const char *cmd, char *out, size_t size)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 /* Stops the simulator (SIGTERM, it dumps flash; SIGKILL after 10 s). */
 static int sim_stop(avr_sim *s)
 {
@@ -218,7 +291,7 @@ static void expected_line(const uint8_t *img, size_t n, unsigned seed, char *out
 
 /* Waits (deadline ms) until the UART log holds `want` as the LAST PFAPP line
  * printed. Returns 1 when found; *last (if given) gets that last line. */
-static int wait_uart_line(const avr_sim *s, const char *want, unsigned deadline_ms, char *last, size_t last_size)
+static inline int wait_uart_line(const avr_sim *s, const char *want, unsigned deadline_ms, char *last, size_t last_size)
 {
     for (unsigned waited = 0;; waited += 20) {
         uint8_t *buf = NULL;
@@ -457,7 +530,7 @@ static int flash_once(const char *port_path, const uint8_t *img, size_t n, const
 
 /* Retries (up to `tries`) failures a stalled simulator causes: no sync or a
  * timeout. Other failures are returned at once. */
-static int flash_retry(const char *port_path, const uint8_t *img, size_t n, const flash_opts *o, flash_outcome *out,
+static inline int flash_retry(const char *port_path, const uint8_t *img, size_t n, const flash_opts *o, flash_outcome *out,
                        int tries)
 {
     int r = 0;
@@ -513,7 +586,7 @@ static long load_app(const char *name, uint8_t **img)
 }
 
 /* The simulator's flash dump, into a static buffer. */
-static long read_dump(const avr_sim *s, uint8_t **dump)
+static inline long read_dump(const avr_sim *s, uint8_t **dump)
 {
     static uint8_t buf[AVR_FLASH_SIZE + 1];
     *dump = buf;

@@ -43,7 +43,6 @@ static void test_avrdude_writes_and_verifies(void)
 
 int main(void)
 {
-    (void)flash_retry;
     RUN(test_avrdude_writes_and_verifies);
     return pf_test_summary();
 }

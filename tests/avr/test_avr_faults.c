@@ -148,6 +148,60 @@ static void test_cut_and_rerun(void)
     sim_cleanup(&s);
 }
 
+/* The same through the link emulator: `peerflash wire --cut-after` cuts the
+ * cable mid-write under `peerflash flash`; the CLI says where it stopped and
+ * exits 4 (link); with the cable back, the same command completes. */
+static void test_wire_cut_and_rerun(void)
+{
+    avr_sim s;
+    REQUIRE(sim_start(&s, "wirecut", NULL) == 0);
+    char host[128], log[160], cmd[768], out[4096];
+    snprintf(host, sizeof host, "/tmp/pf-avr-wirehost-%d", (int)getpid());
+    snprintf(log, sizeof log, "/tmp/pf-avr-wire-%d.log", (int)getpid());
+    unlink(log);
+    const char *cut[] = {"--cut-after", "12000", "--cut-mode", "close", NULL};
+    pid_t w = wire_start(host, s.port, cut, log);
+    CHECK(w > 0);
+    snprintf(cmd, sizeof cmd, "timeout 60 %s flash --target avr --port %s -q %s/app_big.hex 2>&1", PF_CLI, host,
+             PF_AVR_DIR);
+    int rc = w > 0 ? run_capture(cmd, out, sizeof out) : -1;
+    fprintf(stderr, "  cut by wire: exit %d: %s", rc, out);
+    CHECK_EQ(rc, 4);
+    CHECK_STR_CONTAINS(out, "write at 0x");
+    CHECK_STR_CONTAINS(out, "Program Page at 0x");
+    const char *at = strstr(out, "Program Page at 0x");
+    unsigned long where = at ? strtoul(at + strlen("Program Page at 0x"), NULL, 16) : 0;
+    CHECK(where > 0x1800 && where < 0x3800); /* about 12000 bytes into the transfer */
+    if (w > 0)
+        CHECK_EQ(child_wait(w, 10000), 0); /* close mode: the wire exits after the cut */
+
+    /* The cable is back: the same command completes (retried only when a
+     * loaded machine stalls the simulator past Optiboot's window). */
+    w = wire_start(host, s.port, NULL, log);
+    CHECK(w > 0);
+    rc = -1;
+    for (int i = 0; w > 0 && i < 3 && rc != 0; i++) {
+        rc = run_capture(cmd, out, sizeof out);
+        if (rc)
+            fprintf(stderr, "  re-run attempt %d: exit %d: %s", i + 1, rc, out);
+    }
+    CHECK_EQ(rc, 0);
+    char want[80], last[120] = "";
+    expected_line(g_big, (size_t)g_big_n, 7, want, sizeof want);
+    CHECK(wait_uart_line(&s, want, 5000, last, sizeof last));
+    if (w > 0) {
+        kill(w, SIGTERM);
+        child_wait(w, 5000);
+    }
+    if (pf_test_failed) {
+        snprintf(cmd, sizeof cmd, "tail -n 20 %s >&2", log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no wire log)\n");
+    }
+    unlink(log);
+    sim_cleanup(&s);
+}
+
 static void test_bit_flips_never_pass_unverified(void)
 {
     avr_sim s;
@@ -218,6 +272,47 @@ static void test_sim_refuses_oversized_bootloader(void)
     }
 }
 
+/* Bit flips through the link emulator under `peerflash flash`: whatever
+ * the seed, the command either fails (non-zero exit) or the image it
+ * reports written is the one in flash (the application's CRC line). */
+static void test_wire_flips_never_pass_unverified(void)
+{
+    avr_sim s;
+    REQUIRE(sim_start(&s, "wireflip", NULL) == 0);
+    char host[128], log[160], cmd[768], out[4096], seed[16];
+    snprintf(host, sizeof host, "/tmp/pf-avr-fliphost-%d", (int)getpid());
+    snprintf(log, sizeof log, "/tmp/pf-avr-flipwire-%d.log", (int)getpid());
+    char want[80], last[120] = "";
+    expected_line(g_small, (size_t)g_small_n, 3, want, sizeof want);
+    snprintf(cmd, sizeof cmd, "timeout 60 %s flash --target avr --port %s -q %s/app_small.hex 2>&1", PF_CLI, host,
+             PF_AVR_DIR);
+    unsigned failed = 0, passed = 0;
+    for (int i = 1; i <= 4; i++) {
+        snprintf(seed, sizeof seed, "%d", i);
+        const char *flip[] = {"--flip", "0.0002", "--seed", seed, NULL};
+        pid_t w = wire_start(host, s.port, flip, log);
+        REQUIRE(w > 0);
+        /* Clear the UART log so a line from an earlier run cannot count. */
+        FILE *f = fopen(s.uart_log, "w");
+        if (f)
+            fclose(f);
+        int rc = run_capture(cmd, out, sizeof out);
+        fprintf(stderr, "  seed %d: exit %d %s", i, rc, rc ? out : "\n");
+        if (rc == 0) {
+            passed++;
+            CHECK(wait_uart_line(&s, want, 5000, last, sizeof last));
+        } else {
+            failed++;
+            CHECK(rc == 4 || rc == 5 || rc == 6);
+        }
+        kill(w, SIGTERM);
+        child_wait(w, 5000);
+    }
+    fprintf(stderr, "  %u failed (detected), %u passed (verified by the application's CRC)\n", failed, passed);
+    unlink(log);
+    sim_cleanup(&s);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -230,6 +325,8 @@ int main(void)
     RUN(test_wrong_chip);
     RUN(test_no_sync);
     RUN(test_cut_and_rerun);
+    RUN(test_wire_cut_and_rerun);
     RUN(test_bit_flips_never_pass_unverified);
+    RUN(test_wire_flips_never_pass_unverified);
     return pf_test_summary();
 }
