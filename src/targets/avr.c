@@ -84,19 +84,22 @@ static int command(pf_avr *a, const uint8_t *frame, size_t n, uint8_t *payload, 
         uint8_t reply[2] = {status, PF_STK_OK};
         return pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
     }
-    uint8_t tail[PF_AVR_READ_BLOCK + 1];
-    r = pf_port_read_exact(p, tail, plen + 1, deadline, &got);
+    if (plen) {
+        r = pf_port_read_exact(p, payload, plen, deadline, &got);
+        if (r < 0)
+            return link_failed(a, r, what, addr, got + 1, plen + 2);
+    }
+    uint8_t end;
+    r = pf_port_read_exact(p, &end, 1, deadline, &got);
     if (r < 0)
-        return link_failed(a, r, what, addr, got + 1, plen + 2);
-    if (tail[plen] != PF_STK_OK) {
-        a->last_bad = tail[plen];
+        return link_failed(a, r, what, addr, plen + 1, plen + 2);
+    if (end != PF_STK_OK) {
+        a->last_bad = end;
         a->have_bad = 1;
         a->ext_valid = 0;
-        uint8_t reply[2] = {PF_STK_INSYNC, tail[plen]};
+        uint8_t reply[2] = {PF_STK_INSYNC, end};
         return pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
     }
-    if (plen)
-        memcpy(payload, tail, plen);
     return PF_OK;
 }
 
@@ -453,11 +456,15 @@ static int avr_write(void *self, uint32_t addr, const uint8_t *data, uint32_t le
     for (uint32_t off = 0; off < len; off += page) {
         uint32_t at = addr + off;
         if (a->read_compare) {
-            uint8_t now[256];
-            r = avr_read(self, at, now, page);
-            if (r < 0)
-                return r;
-            if (memcmp(now, data + off, page) == 0) {
+            /* Compare against the cache: one 256-byte read covers two
+             * 128-byte pages, and no page-sized buffer is needed here. */
+            if (!(a->cache_len && at >= a->cache_addr && at + page <= a->cache_addr + a->cache_len)) {
+                r = fetch(a, at);
+                if (r < 0)
+                    return r;
+            }
+            if (at + page <= a->cache_addr + a->cache_len &&
+                memcmp(a->cache + (at - a->cache_addr), data + off, page) == 0) {
                 a->skipped_pages++;
                 continue;
             }
