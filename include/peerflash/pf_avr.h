@@ -61,6 +61,8 @@ typedef struct pf_avr {
     uint8_t last_bad;          /* the last unexpected byte the bootloader sent */
     int have_bad;
     int ext_valid;             /* ext_addr holds what the bootloader has */
+    int addr_valid;            /* addr_reg is the bootloader's address register */
+    uint32_t addr_reg;         /* byte address its next Read Page starts at */
     uint8_t ext_addr;
     uint32_t skipped_pages;    /* pages read-compare found unchanged */
     uint32_t cache_addr;       /* read cache: [cache_addr, cache_addr+cache_len) */

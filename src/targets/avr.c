@@ -81,6 +81,7 @@ static int command(pf_avr *a, const uint8_t *frame, size_t n, uint8_t *payload, 
         a->last_bad = status;
         a->have_bad = 1;
         a->ext_valid = 0;
+        a->addr_valid = 0;
         uint8_t reply[2] = {status, PF_STK_OK};
         return pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
     }
@@ -97,6 +98,7 @@ static int command(pf_avr *a, const uint8_t *frame, size_t n, uint8_t *payload, 
         a->last_bad = end;
         a->have_bad = 1;
         a->ext_valid = 0;
+        a->addr_valid = 0;
         uint8_t reply[2] = {PF_STK_INSYNC, end};
         return pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
     }
@@ -286,6 +288,7 @@ static int avr_connect(void *self, pf_target_info *info)
         return pf_diag_set(a->cfg.diag, r, "cannot set the line to %lu baud 8N1", (unsigned long)baud);
     a->connected = 0;
     a->ext_valid = 0;
+    a->addr_valid = 0;
     a->cache_len = 0;
     a->have_bad = 0;
     pulse_reset(a);
@@ -358,9 +361,16 @@ static int need_connected(pf_avr *a)
     return PF_OK;
 }
 
-/* Sets the bootloader's address register to byte address addr. */
-static int load_address(pf_avr *a, uint32_t addr)
+/* Sets the bootloader's address register to byte address addr. A read
+ * leaves the register just past what it sent (Optiboot and ATmegaBOOT both
+ * step it per byte), so a read that continues the previous one needs no Load
+ * Address; after a page write the bootloaders differ (Optiboot keeps the
+ * page's address), so writes always load it. */
+static int load_address(pf_avr *a, uint32_t addr, int for_read)
 {
+    if (for_read && a->addr_valid && a->addr_reg == addr)
+        return PF_OK;
+    a->addr_valid = 0;
     if (a->chip->flash_size > 0x20000u) {
         uint8_t ext = (uint8_t)(addr >> 17);
         if (!a->ext_valid || a->ext_addr != ext) {
@@ -374,7 +384,12 @@ static int load_address(pf_avr *a, uint32_t addr)
         }
     }
     size_t n = pf_stk_load_address(a->frame, (uint16_t)(addr >> 1));
-    return command(a, a->frame, n, NULL, 0, "Load Address", addr);
+    int r = command(a, a->frame, n, NULL, 0, "Load Address", addr);
+    if (r == PF_OK) {
+        a->addr_reg = addr;
+        a->addr_valid = 1;
+    }
+    return r;
 }
 
 static int in_flash(pf_avr *a, uint32_t addr, uint32_t len)
@@ -395,13 +410,18 @@ static int fetch(pf_avr *a, uint32_t addr)
     if (n > to_64k)
         n = to_64k;
     a->cache_len = 0;
-    int r = load_address(a, addr);
+    int r = load_address(a, addr, 1);
     if (r < 0)
         return r;
     size_t fl = pf_stk_read_page(a->frame, PF_STK_MEM_FLASH, n);
+    a->addr_valid = 0;
     r = command(a, a->frame, fl, a->cache, n, "Read Page", addr);
     if (r < 0)
         return r;
+    /* The register is 16 bits of (word) address: past a 64 KiB line it
+     * wraps, so only a read that stays below the line can be continued. */
+    a->addr_reg = addr + n;
+    a->addr_valid = ((addr + n) & 0xFFFFu) != 0;
     a->cache_addr = addr;
     a->cache_len = n;
     return PF_OK;
@@ -471,10 +491,11 @@ static int avr_write(void *self, uint32_t addr, const uint8_t *data, uint32_t le
         }
         if (a->cache_len && at < a->cache_addr + a->cache_len && at + page > a->cache_addr)
             a->cache_len = 0;
-        r = load_address(a, at);
+        r = load_address(a, at, 0);
         if (r < 0)
             return r;
         size_t n = pf_stk_prog_page(a->frame, PF_STK_MEM_FLASH, data + off, page);
+        a->addr_valid = 0;
         r = command(a, a->frame, n, NULL, 0, "Program Page", at);
         if (r < 0)
             return r;

@@ -22,7 +22,7 @@ typedef struct fake_boot {
     size_t out_head, out_len;
     uint8_t ext;
     uint16_t word;
-    unsigned ext_cmds, pages_written, reads;
+    unsigned ext_cmds, pages_written, reads, loads;
     uint8_t fail_cmd;    /* answer this command with fail_byte instead of INSYNC */
     uint8_t fail_byte;
     uint32_t now;
@@ -88,7 +88,11 @@ static void run_cmd(fake_boot *f, size_t n)
         break;
     }
     case PF_STK_READ_SIGN: ok(f, f->sig, 3); break;
-    case PF_STK_LOAD_ADDRESS: f->word = (uint16_t)(c[1] | (c[2] << 8)); ok(f, NULL, 0); break;
+    case PF_STK_LOAD_ADDRESS:
+        f->word = (uint16_t)(c[1] | (c[2] << 8));
+        f->loads++;
+        ok(f, NULL, 0);
+        break;
     case PF_STK_UNIVERSAL: {
         uint8_t v = 0;
         if (c[1] == 0x4D) {
@@ -109,6 +113,8 @@ static void run_cmd(fake_boot *f, size_t n)
         size_t len = (size_t)((c[1] << 8) | c[2]);
         f->reads++;
         ok(f, f->mem + byte_addr(f), len);
+        /* Like Optiboot: the 16-bit address register steps per byte read. */
+        f->word = (uint16_t)(((uint32_t)f->word * 2u + len) / 2u);
         break;
     }
     default: ok(f, NULL, 0); break;
@@ -226,6 +232,9 @@ static void test_2560_extended_addressing(void)
      * switch back to 0 and to 1 again: 4 switches, not one per command. */
     CHECK_EQ(f->ext_cmds, 4);
     CHECK_EQ(f->reads, 8); /* 256-byte blocks */
+    /* 8 page writes each load their address; the reads load it only where
+     * a run starts or the 16-bit register wraps (0x1FC00 and 0x20000). */
+    CHECK_EQ(f->loads, 8 + 2);
 }
 
 static void test_bootloader_failure_byte(void)
