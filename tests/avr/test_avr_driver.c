@@ -26,6 +26,10 @@ typedef struct fake_boot {
     uint8_t fail_cmd;    /* answer this command with fail_byte instead of INSYNC */
     uint8_t fail_byte;
     uint32_t now;
+    int lines_supported;
+    int line_calls;
+    int dtr[4], rts[4];
+    uint32_t line_at[4];
 } fake_boot;
 
 static void reply(fake_boot *f, const uint8_t *b, size_t n)
@@ -159,6 +163,22 @@ static void f_delay(void *ctx, uint32_t ms)
     ((fake_boot *)ctx)->now += ms;
 }
 
+static int f_set_lines(void *ctx, int dtr, int rts)
+{
+    fake_boot *f = ctx;
+    if (!f->lines_supported) {
+        f->line_calls++;
+        return PF_ERR_UNSUPPORTED;
+    }
+    if (f->line_calls < 4) {
+        f->dtr[f->line_calls] = dtr;
+        f->rts[f->line_calls] = rts;
+        f->line_at[f->line_calls] = f->now;
+    }
+    f->line_calls++;
+    return PF_OK;
+}
+
 static fake_boot g_boot;
 
 static pf_port fake_port(fake_boot *f)
@@ -170,10 +190,12 @@ static pf_port fake_port(fake_boot *f)
     p.write = f_write;
     p.now_ms = f_now;
     p.delay_ms = f_delay;
+    p.set_lines = f_set_lines;
     return p;
 }
 
-static int connect(pf_avr *avr, pf_target *t, const pf_port *port, pf_diag *d, const char *chip)
+static int connect_reset(pf_avr *avr, pf_target *t, const pf_port *port, pf_diag *d, const char *chip,
+                         const char *reset)
 {
     memset(avr, 0, sizeof *avr);
     memset(t, 0, sizeof *t);
@@ -181,10 +203,51 @@ static int connect(pf_avr *avr, pf_target *t, const pf_port *port, pf_diag *d, c
     cfg.port = port;
     cfg.diag = d;
     cfg.chip = chip;
+    cfg.reset = reset;
     t->ops = &pf_target_avr;
     t->self = avr;
     int r = pf_target_avr.open(avr, &cfg);
     return r ? r : pf_target_avr.connect(avr, &t->info);
+}
+
+static int connect(pf_avr *avr, pf_target *t, const pf_port *port, pf_diag *d, const char *chip)
+{
+    return connect_reset(avr, t, port, d, chip, NULL);
+}
+
+/* On a port with modem lines, connect pulses the Arduino auto-reset: DTR and
+ * RTS released (the capacitor charges), then asserted (the falling edge of
+ * DTR# resets the chip), before the first sync; "none" leaves them alone; a
+ * link without lines (pty, TCP) costs no waiting at all. */
+static void test_auto_reset_lines(void)
+{
+    fake_boot *f = &g_boot;
+    memset(f, 0, sizeof *f);
+    const uint8_t sig[3] = {0x1E, 0x95, 0x0F};
+    memcpy(f->sig, sig, 3);
+    f->lines_supported = 1;
+    pf_port port = fake_port(f);
+    static pf_avr avr;
+    pf_target t;
+    pf_diag d = {{0}};
+    REQUIRE(connect(&avr, &t, &port, &d, NULL) == PF_OK);
+    CHECK_EQ(f->line_calls, 2);
+    CHECK(f->dtr[0] == PF_LINE_RELEASE && f->rts[0] == PF_LINE_RELEASE);
+    CHECK(f->dtr[1] == PF_LINE_ASSERT && f->rts[1] == PF_LINE_ASSERT);
+    CHECK(f->line_at[1] - f->line_at[0] >= 50); /* released long enough to recharge */
+    uint32_t with_lines = f->now;
+
+    memset(f, 0, sizeof *f);
+    memcpy(f->sig, sig, 3);
+    f->lines_supported = 1;
+    REQUIRE(connect_reset(&avr, &t, &port, &d, NULL, "none") == PF_OK);
+    CHECK_EQ(f->line_calls, 0);
+
+    memset(f, 0, sizeof *f);
+    memcpy(f->sig, sig, 3);
+    REQUIRE(connect(&avr, &t, &port, &d, NULL) == PF_OK);
+    CHECK_EQ(f->line_calls, 1); /* tried, unsupported, no delay */
+    CHECK(f->now + 100 <= with_lines);
 }
 
 static void test_2560_extended_addressing(void)
@@ -285,6 +348,7 @@ static void test_chip_mismatch_names_both(void)
 
 int main(void)
 {
+    RUN(test_auto_reset_lines);
     RUN(test_2560_extended_addressing);
     RUN(test_bootloader_failure_byte);
     RUN(test_chip_mismatch_names_both);
