@@ -11,7 +11,10 @@ typedef struct sim_entry {
     const char *summary;
 } sim_entry;
 
+int pf_sim_stm32_main(int argc, char **argv); /* sim/stm32.c */
+
 static const sim_entry sims[] = {
+    {"stm32", pf_sim_stm32_main, "STM32 system-memory bootloader (AN3155 USART), with stm32flash-checked fidelity"},
     {NULL, NULL, NULL},
 };
 
