@@ -42,6 +42,7 @@ struct pf_sim_stm32 {
     uint64_t txt[TXQ];
     unsigned tx_pos, tx_len;
     uint64_t tx_line_free;
+    uint64_t rom_t; /* the ROM's own time (us): it reacts to a byte when the byte arrives */
     const char *busy_what;
     volatile sig_atomic_t *stop;
     pf_sim_stm32_stats st;
@@ -162,11 +163,12 @@ static void overrun_rule(pf_sim_stm32 *s, uint64_t until)
 /* The ROM does something other than reading the USART for us microseconds. */
 static int busy(pf_sim_stm32 *s, uint64_t us, const char *what)
 {
-    uint64_t until = now_us() + us;
+    uint64_t until = s->rom_t + us;
     s->busy_what = what;
     if (pump(s, until, 0) < 0)
         return -1;
     overrun_rule(s, until);
+    s->rom_t = until;
     return 0;
 }
 
@@ -176,6 +178,8 @@ static int rx(pf_sim_stm32 *s, uint8_t *b)
         if (s->rx_pos < s->rx_len) {
             uint64_t t = s->rxq[s->rx_pos].t;
             if (t <= now_us()) {
+                if (t > s->rom_t)
+                    s->rom_t = t;
                 *b = s->rxq[s->rx_pos++].b;
                 if (s->rx_pos == s->rx_len)
                     s->rx_pos = s->rx_len = 0;
@@ -201,7 +205,7 @@ static int rxn(pf_sim_stm32 *s, uint8_t *b, size_t n)
 /* Transmits n bytes; the ROM is busy until the last stop bit has left. */
 static int tx(pf_sim_stm32 *s, const uint8_t *b, size_t n)
 {
-    uint64_t now = now_us();
+    uint64_t now = s->rom_t;
     if (s->tx_line_free < now)
         s->tx_line_free = now;
     if (s->tx_pos && s->tx_len + n > TXQ) {
@@ -692,6 +696,7 @@ int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, int fd
     s->wrp = cfg->wrp;
     s->has_crc = cfg->checksum < 0 ? cfg->chip->has_checksum : cfg->checksum;
     s->char_us = (11u * 1000000u + s->cfg.baud - 1) / s->cfg.baud; /* 8E1: start, 8 data, parity, stop */
+    s->rom_t = now_us();
     s->flash = malloc(s->chip->flash_size);
     s->ram = calloc(1, s->chip->ram_size);
     if (!s->flash || !s->ram) {

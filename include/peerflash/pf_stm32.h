@@ -44,7 +44,7 @@ typedef struct pf_stm32_chip {
     uint32_t flash_start;
     uint32_t flash_size;
     unsigned n_regions;  /* erase geometry: runs of equal pages/sectors */
-    pf_erase_region regions[4];
+    pf_erase_region regions[8];
     uint32_t ram_start;  /* for Go and Write Memory to RAM */
     uint32_t ram_size;
     /* What the simulated ROM offers (the driver reads it from Get instead). */

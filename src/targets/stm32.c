@@ -439,6 +439,24 @@ static int need(S *s)
 
 static int retryable(int r) { return r == PF_ERR_TIMEOUT || r == PF_ERR_PROTOCOL || r == PF_ERR_CRC; }
 
+/* Whether to try a command again after result r at stage, on attempt
+ * (0-based) that just failed. A NACK after the command byte may be a
+ * corrupted frame, like link trouble: up to MAX_ATTEMPTS in all. */
+static int again(int r, int stage, int attempt)
+{
+    if (r == PF_ERR_TARGET)
+        return stage != ST_CMD && attempt + 1 < MAX_ATTEMPTS;
+    return retryable(r) && attempt + 1 < MAX_ATTEMPTS;
+}
+
+/* Before a retry: after a NACK the ROM is back in its command loop; after
+ * anything else it may wait for bytes that were lost: resynchronise. */
+static int before_retry(S *s, int last)
+{
+    s->stats.retries++;
+    return last == PF_ERR_TARGET ? PF_OK : resync(s);
+}
+
 /* One Read Memory of n <= 256 bytes. */
 static int read_once(S *s, uint32_t addr, uint8_t *buf, uint32_t n, int *stage, uint8_t *got)
 {
@@ -470,13 +488,14 @@ static int read_block(S *s, uint32_t addr, uint8_t *buf, uint32_t n)
     uint8_t got = 0;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         if (attempt) {
-            s->stats.retries++;
-            int q = resync(s);
-            if (q < 0)
+            int q = before_retry(s, r);
+            if (q < 0) {
+                r = q;
                 break;
+            }
         }
         r = read_once(s, addr, buf, n, &stage, &got);
-        if (r == PF_OK || !(retryable(r) || (r == PF_ERR_TARGET && stage != ST_CMD)))
+        if (r == PF_OK || !again(r, stage, attempt))
             break;
     }
     return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
@@ -528,8 +547,7 @@ static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t 
     uint8_t got = 0;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         if (attempt) {
-            s->stats.retries++;
-            int q = resync(s);
+            int q = before_retry(s, r);
             if (q < 0) {
                 r = q;
                 break;
@@ -554,7 +572,7 @@ static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t 
             }
         }
         r = write_once(s, addr, data, len, &stage, &got);
-        if (r == PF_OK || !(retryable(r) || (r == PF_ERR_TARGET && stage != ST_CMD)))
+        if (r == PF_OK || !again(r, stage, attempt))
             break;
     }
     return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
@@ -576,8 +594,7 @@ static int erase_units(S *s, uint32_t first, uint32_t count, uint32_t addr, uint
         uint8_t got = 0;
         for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
             if (attempt) {
-                s->stats.retries++;
-                int q = resync(s);
+                int q = before_retry(s, r);
                 if (q < 0) {
                     r = q;
                     break;
@@ -592,7 +609,7 @@ static int erase_units(S *s, uint32_t first, uint32_t count, uint32_t addr, uint
                     r = wait_ack(s, 2000u + n * ms_per_unit, &got);
             }
             /* Erasing twice is harmless: retry whatever went wrong on the link. */
-            if (r == PF_OK || !(retryable(r) || (r == PF_ERR_TARGET && stage != ST_CMD)))
+            if (r == PF_OK || !again(r, stage, attempt))
                 break;
         }
         if (r < 0)
@@ -641,8 +658,7 @@ static int stm32_erase_all(void *self)
         int stage = ST_CMD;
         for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
             if (attempt) {
-                s->stats.retries++;
-                int q = resync(s);
+                int q = before_retry(s, r);
                 if (q < 0) {
                     r = q;
                     break;
@@ -656,7 +672,7 @@ static int stm32_erase_all(void *self)
                 if (r == PF_OK)
                     r = wait_ack(s, 40000u, &got); /* mass erase: up to 35 s on big parts */
             }
-            if (r == PF_OK || !(retryable(r) || (r == PF_ERR_TARGET && stage != ST_CMD)))
+            if (r == PF_OK || !again(r, stage, attempt))
                 break;
         }
         return r == PF_OK ? PF_OK : explain(s, r, s->_erase_op, 0, 0, stage, got);
@@ -679,8 +695,7 @@ static int stm32_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
     uint8_t got = 0;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         if (attempt) {
-            s->stats.retries++;
-            int q = resync(s);
+            int q = before_retry(s, r);
             if (q < 0) {
                 r = q;
                 break;
@@ -708,7 +723,7 @@ static int stm32_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
                 memcpy(out, c, 4); /* big-endian, as pf_digest_finish writes PF_DIGEST_CRC32_STM32 */
             }
         }
-        if (r == PF_OK || !(retryable(r) || (r == PF_ERR_TARGET && stage != ST_CMD)))
+        if (r == PF_OK || !again(r, stage, attempt))
             break;
     }
     return r == PF_OK ? 4 : explain(s, r, PF_AN3155_GET_CHECKSUM, 1, addr, stage, got);

@@ -21,7 +21,7 @@
 
 /* F2/F4 single bank: 4x16K, 1x64K, then 128K sectors. */
 #define F4_SECTORS(n128)                                                                         \
-    4, {{FL, 64 * K, 16 * K}, {FL + 64 * K, 64 * K, 64 * K}, {FL + 128 * K, (n128) * 128 * K, 128 * K}, {0, 0, 0}}
+    3, {{FL, 64 * K, 16 * K}, {FL + 64 * K, 64 * K, 64 * K}, {FL + 128 * K, (n128) * 128 * K, 128 * K}}
 
 const pf_stm32_chip pf_stm32_chips[] = {
     /* F0 */
@@ -47,9 +47,10 @@ const pf_stm32_chip pf_stm32_chips[] = {
     {"STM32F303xE", "F3", 0x446, FL, 512 * K, 1, {{FL, 512 * K, 2 * K}}, 0x20000000u, 64 * K, 0x31, E44, 0, 0},
     /* F4 */
     {"STM32F40xxG", "F4", 0x413, FL, 1024 * K, F4_SECTORS(7), 0x20000000u, 128 * K, 0x31, E44, 0, 0},
-    {"STM32F42xxI", "F4", 0x419, FL, 2048 * K, 4,
+    /* dual bank: bank 2 repeats the layout at 1 MiB, sectors 12..23 */
+    {"STM32F42xxI", "F4", 0x419, FL, 2048 * K, 6,
      {{FL, 64 * K, 16 * K}, {FL + 64 * K, 64 * K, 64 * K}, {FL + 128 * K, 896 * K, 128 * K},
-      {FL + 1024 * K, 1024 * K, 128 * K}},
+      {FL + 1024 * K, 64 * K, 16 * K}, {FL + 1088 * K, 64 * K, 64 * K}, {FL + 1152 * K, 896 * K, 128 * K}},
      0x20000000u, 192 * K, 0x31, E44, 0, 0},
     {"STM32F401xC", "F4", 0x423, FL, 256 * K, F4_SECTORS(1), 0x20000000u, 64 * K, 0x31, E44, 0, 0},
     {"STM32F401xE", "F4", 0x433, FL, 512 * K, F4_SECTORS(3), 0x20000000u, 96 * K, 0x31, E44, 0, 0},
