@@ -11,12 +11,14 @@
 #include "bench.h"
 
 typedef void (*bench_fn)(pf_bench *b);
-void pf_bench_stm32(pf_bench *b); /* bench/bench_stm32.c */
+void pf_bench_image(pf_bench *b);
+void pf_bench_stm32(pf_bench *b);
 /* Each benchmark file defines one of these; add a line below for a new one. */
 static const struct {
     const char *name;
     bench_fn fn;
 } benches[] = {
+    {"image", pf_bench_image},
     {"stm32", pf_bench_stm32},
     {NULL, NULL},
 };
