@@ -74,6 +74,9 @@ static void tx_flush_due(pf_sim_stm32 *s)
     if (!n)
         return;
     ssize_t w = write(s->fd, s->txb + s->tx_pos, n);
+    if (s->cfg.verbose >= 2)
+        fprintf(stderr, "sim stm32: %llu: tx %u byte(s) first 0x%02x -> %zd%s\n", (unsigned long long)now, n,
+                s->txb[s->tx_pos], w, w < 0 ? strerror(errno) : "");
     if (w > 0)
         s->tx_pos += (unsigned)w;
     else if (w < 0 && errno != EAGAIN && errno != EINTR)
@@ -102,7 +105,9 @@ static void rx_store(pf_sim_stm32 *s, const uint8_t *b, size_t n)
         s->rxq[s->rx_len].b = b[i];
         s->rxq[s->rx_len].t = t;
         s->rx_len++;
-        logf_(s, 3, "rx 0x%02x", b[i]);
+        if (s->cfg.verbose >= 2)
+            fprintf(stderr, "sim stm32: %llu: rx 0x%02x stamped %llu\n", (unsigned long long)now, b[i],
+                    (unsigned long long)t);
     }
 }
 
@@ -172,22 +177,22 @@ static int busy(pf_sim_stm32 *s, uint64_t us, const char *what)
     return 0;
 }
 
+/* Takes the next byte. The ROM's clock moves to the byte's arrival on the
+ * modelled line, which may be ahead of the wall clock while a burst is still
+ * "on the wire": the ROM works on modelled time, and only its answers (and
+ * its busy periods, during which arrivals must be observed) wait for the
+ * wall clock. */
 static int rx(pf_sim_stm32 *s, uint8_t *b)
 {
     for (;;) {
         if (s->rx_pos < s->rx_len) {
             uint64_t t = s->rxq[s->rx_pos].t;
-            if (t <= now_us()) {
-                if (t > s->rom_t)
-                    s->rom_t = t;
-                *b = s->rxq[s->rx_pos++].b;
-                if (s->rx_pos == s->rx_len)
-                    s->rx_pos = s->rx_len = 0;
-                return 0;
-            }
-            if (pump(s, t, 0) < 0)
-                return -1;
-            continue;
+            if (t > s->rom_t)
+                s->rom_t = t;
+            *b = s->rxq[s->rx_pos++].b;
+            if (s->rx_pos == s->rx_len)
+                s->rx_pos = s->rx_len = 0;
+            return 0;
         }
         if (pump(s, now_us() + 50000, 1) < 0)
             return -1;
@@ -873,12 +878,13 @@ int pf_sim_stm32_main(int argc, char **argv)
     }
     if (link.kind == PF_POSIX_PTY_MASTER) {
         /* A tool that skips port setup (stm32flash -b 0) reads with the
-         * slave's VMIN/VTIME: give it the 0.5 s read timeout it would set. */
+         * slave's VMIN/VTIME: give it a 1 s read timeout (it sets 0.5 s on a
+         * real port; the slack absorbs scheduling stalls of a loaded host). */
         int sl = open(link.slave, O_RDWR | O_NOCTTY);
         struct termios t;
         if (sl >= 0 && tcgetattr(sl, &t) == 0) {
             t.c_cc[VMIN] = 0;
-            t.c_cc[VTIME] = 5;
+            t.c_cc[VTIME] = 10;
             tcsetattr(sl, TCSANOW, &t);
         }
         if (sl >= 0)

@@ -23,7 +23,7 @@
 
 #define ACK_MS 1000u       /* answer to a command byte, an address */
 #define WRITE_MS 1500u     /* programming of one 256-byte block */
-#define SYNC_MS 200u       /* answer to 0x7F */
+#define SYNC_MS 300u       /* answer to 0x7F */
 #define PROBE_MS 100u      /* answer during resync */
 #define RESET_MS 30u       /* chip restart after an option-byte command */
 #define MAX_ATTEMPTS 3
