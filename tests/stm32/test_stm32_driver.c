@@ -295,42 +295,56 @@ static void test_link_cut_then_rerun(void)
 /* Bit flips in both directions (seeded): either the job recovers (resync,
  * retries) and the flash is right, or it fails with a clean error; a clean
  * re-run always completes. */
-static void test_bit_flips(void)
+static unsigned flips_on(const char *chip, unsigned seeds)
 {
     sim_h s;
-    pf_sim_stm32_config c = sim_cfg("F103xB");
-    REQUIRE(sim_start(&s, &c, -1) == 0);
-    fill_random(img, 8 * 1024, 33);
-    unsigned recovered = 0, failed = 0;
-    for (uint64_t seed = 1; seed <= 4; seed++) {
+    pf_sim_stm32_config c = sim_cfg(chip);
+    if (sim_start(&s, &c, -1) != 0) {
+        CHECK(0);
+        return 0;
+    }
+    fill_random(img, 4 * 1024, 33);
+    unsigned recovered = 0;
+    for (uint64_t seed = 1; seed <= seeds; seed++) {
+        uint32_t at = 0x08000000 + (uint32_t)seed * 0x2000;
         host_h h;
-        int r = host_connect(&h, s.dev, NULL, -1, 3000, seed * 7919);
+        int r = host_connect(&h, s.dev, NULL, -1, 1500, seed * 7919);
         if (r == 0) {
             pf_job_result res;
-            r = host_flash(&h, 0x08000000 + (uint32_t)seed * 0x4000, img, 8 * 1024, PF_ERASE_TOUCHED, 1, &res);
+            r = host_flash(&h, at, img, 4 * 1024, PF_ERASE_TOUCHED, 1, &res);
         }
-        fprintf(stderr, "  seed %lu: %u flips, %u resyncs, %u retries: %s\n", (unsigned long)seed, h.fp.flips,
-                h.drv.stats.resyncs, h.drv.stats.retries, r == 0 ? "ok" : h.diag.text);
+        fprintf(stderr, "  %s seed %lu: %u flips, %u resyncs, %u retries: %s\n", chip, (unsigned long)seed,
+                h.fp.flips, h.drv.stats.resyncs, h.drv.stats.retries, r == 0 ? "ok" : h.diag.text);
         CHECK(r == 0 || h.diag.text[0] != 0);
         if (r == 0) {
             recovered++;
-            CHECK(memcmp(pf_sim_stm32_flash(s.sim) + seed * 0x4000, img, 8 * 1024) == 0);
-        } else {
-            failed++;
+            CHECK(memcmp(pf_sim_stm32_flash(s.sim) + (at - 0x08000000), img, 4 * 1024) == 0);
         }
         host_close(&h);
         r = host_connect(&h, s.dev, NULL, -1, 0, 0);
         CHECK_EQ(r, 0);
         pf_job_result res;
-        r = host_flash(&h, 0x08000000 + (uint32_t)seed * 0x4000, img, 8 * 1024, PF_ERASE_TOUCHED, 1, &res);
+        r = host_flash(&h, at, img, 4 * 1024, PF_ERASE_TOUCHED, 1, &res);
         if (r < 0)
             fprintf(stderr, "clean rerun: %s\n", h.diag.text);
         CHECK_EQ(r, 0);
-        CHECK(memcmp(pf_sim_stm32_flash(s.sim) + seed * 0x4000, img, 8 * 1024) == 0);
+        CHECK(memcmp(pf_sim_stm32_flash(s.sim) + (at - 0x08000000), img, 4 * 1024) == 0);
         host_close(&h);
     }
-    CHECK(recovered + failed == 4);
     sim_stop(&s);
+    return recovered;
+}
+
+/* Bit flips in both directions (seeded): either the job recovers (resync,
+ * retries) and the flash is right, or it fails with a clean error; a clean
+ * re-run always completes. Read Memory answers carry no checksum, so a flip
+ * in read-back data is a verify error on F1; with Get Checksum (G0) the
+ * answers are XOR-checked and the job recovers. */
+static void test_bit_flips(void)
+{
+    flips_on("F103xB", 3);
+    unsigned g0 = flips_on("G07xxB", 3);
+    CHECK(g0 >= 1);
 }
 
 /* The simulator is no more forgiving than silicon: a host that sends the
