@@ -26,7 +26,7 @@
 #define SYNC_MS 300u       /* answer to 0x7F */
 #define PROBE_MS 100u      /* answer during resync */
 #define RESET_MS 30u       /* chip restart after an option-byte command */
-#define MAX_ATTEMPTS 3
+#define MAX_ATTEMPTS 5
 
 typedef pf_stm32 S;
 
@@ -440,21 +440,27 @@ static int need(S *s)
 static int retryable(int r) { return r == PF_ERR_TIMEOUT || r == PF_ERR_PROTOCOL || r == PF_ERR_CRC; }
 
 /* Whether to try a command again after result r at stage, on attempt
- * (0-based) that just failed. A NACK after the command byte may be a
- * corrupted frame, like link trouble: up to MAX_ATTEMPTS in all. */
+ * (0-based) that just failed. Link trouble (no answer, garbage, a bad
+ * checksum) and a NACK after the command byte (a frame corrupted on the way)
+ * are tried up to MAX_ATTEMPTS times in all. A NACK of the command byte
+ * itself is tried once more: a stale NACK left by line noise must not be
+ * mistaken for read protection. */
 static int again(int r, int stage, int attempt)
 {
-    if (r == PF_ERR_TARGET)
-        return stage != ST_CMD && attempt + 1 < MAX_ATTEMPTS;
-    return retryable(r) && attempt + 1 < MAX_ATTEMPTS;
+    if (r == PF_ERR_TARGET && stage == ST_CMD)
+        return attempt == 0;
+    return (r == PF_ERR_TARGET || retryable(r)) && attempt + 1 < MAX_ATTEMPTS;
 }
 
-/* Before a retry: after a NACK the ROM is back in its command loop; after
- * anything else it may wait for bytes that were lost: resynchronise. */
+/* Before a retry: whatever went wrong, the ROM may be in the middle of a
+ * command (a corrupted length byte makes it wait for more or fewer bytes, the
+ * rest of our frame then reads as commands and draws NACKs): resynchronise,
+ * which also discards stale answers. Only error paths pay for it. */
 static int before_retry(S *s, int last)
 {
+    (void)last;
     s->stats.retries++;
-    return last == PF_ERR_TARGET ? PF_OK : resync(s);
+    return resync(s);
 }
 
 /* One Read Memory of n <= 256 bytes. */
@@ -534,6 +540,46 @@ static int write_once(S *s, uint32_t addr, const uint8_t *data, uint32_t len, in
     return wait_ack(s, WRITE_MS, got);
 }
 
+static int stm32_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out);
+
+enum { BLOCK_SAME = 1, BLOCK_ERASED = 2, BLOCK_OTHER = 3 };
+
+/* What flash holds where a write may or may not have happened: the block,
+ * erased flash, or something else. Uses Get Checksum where the ROM has it
+ * (its answer is XOR-checked); otherwise reads back, twice if the first read
+ * says "something else" (Read Memory answers carry no checksum: line noise
+ * must not pass for a half-programmed block). */
+static int block_state(S *s, uint32_t addr, const uint8_t *data, uint32_t len)
+{
+    uint32_t padded = (len + 3) & ~3u;
+    uint8_t want[PF_AN3155_BLOCK_MAX];
+    memset(want, 0xFF, sizeof want);
+    memcpy(want, data, len);
+    if (s->_has_crc) {
+        uint8_t d[4];
+        int r = stm32_digest(s, addr, padded, d);
+        if (r < 0)
+            return r;
+        uint32_t got = pf_get_be32(d);
+        if (got == pf_crc32_stm32(0xFFFFFFFFu, want, padded))
+            return BLOCK_SAME;
+        memset(want, 0xFF, sizeof want);
+        return got == pf_crc32_stm32(0xFFFFFFFFu, want, padded) ? BLOCK_ERASED : BLOCK_OTHER;
+    }
+    int state = BLOCK_OTHER;
+    for (int i = 0; i < 2 && state == BLOCK_OTHER; i++) {
+        uint8_t back[PF_AN3155_BLOCK_MAX];
+        int r = read_block(s, addr, back, padded);
+        if (r < 0)
+            return r;
+        int erased = 1;
+        for (uint32_t k = 0; k < padded; k++)
+            erased &= back[k] == 0xFF;
+        state = !memcmp(back, want, padded) ? BLOCK_SAME : erased ? BLOCK_ERASED : BLOCK_OTHER;
+    }
+    return state;
+}
+
 static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
 {
     S *s = self;
@@ -552,23 +598,19 @@ static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t 
                 r = q;
                 break;
             }
-            if (stage == ST_DATA && r != PF_ERR_TARGET) {
-                /* The block may be in flash already: look before writing again. */
-                uint8_t back[PF_AN3155_BLOCK_MAX];
-                uint32_t padded = (len + 3) & ~3u;
-                q = read_block(s, addr, back, padded);
-                if (q < 0)
-                    return q;
-                int same = !memcmp(back, data, len), erased = 1;
-                for (uint32_t i = 0; i < padded; i++)
-                    erased &= back[i] == 0xFF;
-                if (same)
+            if (stage == ST_DATA) {
+                /* The block may be in flash already (an answer lost or garbled
+                 * after programming): look before writing again. */
+                q = block_state(s, addr, data, len);
+                if (q == BLOCK_SAME)
                     return PF_OK;
-                if (!erased)
+                if (q == BLOCK_OTHER)
                     return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
                                        "Write Memory at 0x%08lx was interrupted and the block is now partly "
                                        "programmed; erase it and run again",
                                        (unsigned long)addr);
+                if (q < 0)
+                    return q;
             }
         }
         r = write_once(s, addr, data, len, &stage, &got);
