@@ -604,6 +604,8 @@ static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t 
                 q = block_state(s, addr, data, len);
                 if (q == BLOCK_SAME)
                     return PF_OK;
+                if (q == BLOCK_OTHER && r == PF_ERR_TARGET) /* refused: not erased or protected */
+                    return explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
                 if (q == BLOCK_OTHER)
                     return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
                                        "Write Memory at 0x%08lx was interrupted and the block is now partly "
