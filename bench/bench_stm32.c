@@ -1,10 +1,10 @@
-/* STM32 (AN3155): 64 KiB write+verify at 115200 8E1 into the simulated ROM,
+/* STM32 (AN3155): 64 KiB write+verify at 115200 8E1 into the simulated ROM
+ * through the link emulator (peerflash wire --baud 115200 --frame 8E1),
  * peerflash's driver and job against Debian's stm32flash, same simulator
- * settings, same run. The simulator models the line rate (11 bits per byte),
- * programming (7 ms per 256 bytes), page erase (20 ms per 2 KiB) and, for
- * the latency rows, a USB-serial adapter's 16 ms latency on every byte it
- * sends to the host. No link emulator is involved (the simulator paces the
- * pty itself). */
+ * settings, same run. The simulator models programming (7 ms per 256 bytes),
+ * page erase (20 ms per 2 KiB) and, for the latency rows, a USB-serial
+ * adapter's 16 ms latency timer on every byte it sends to the host; the
+ * wire gives both directions their line time (11 bits per byte). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,8 +25,8 @@
 static double now_s(void) { return (double)pf_posix_now_us() / 1e6; }
 
 typedef struct bsim {
-    pid_t pid;
-    char dir[64], dev[96], flash[96];
+    pid_t pid, wire;
+    char dir[64], dev[96], host[96], flash[96], wlog[96];
 } bsim;
 
 static int bsim_start(pf_bench *b, bsim *s, const char *chip, unsigned latency_ms)
@@ -36,6 +36,9 @@ static int bsim_start(pf_bench *b, bsim *s, const char *chip, unsigned latency_m
         return -1;
     snprintf(s->dev, sizeof s->dev, "%s/dev", s->dir);
     snprintf(s->flash, sizeof s->flash, "%s/flash.bin", s->dir);
+    snprintf(s->host, sizeof s->host, "%s/host", s->dir);
+    snprintf(s->wlog, sizeof s->wlog, "%s/wire.log", s->dir);
+    s->wire = 0;
     char lat[16];
     snprintf(lat, sizeof lat, "%u", latency_ms);
     s->pid = fork();
@@ -46,8 +49,26 @@ static int bsim_start(pf_bench *b, bsim *s, const char *chip, unsigned latency_m
               "--program-us-per-256", "7000", "--erase-ms-per-page", "20", "--reply-latency-ms", lat, (char *)NULL);
         _exit(127);
     }
+    int up = 0;
+    for (int i = 0; i < 200 && !up; i++) {
+        up = access(s->dev, F_OK) == 0;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (!up)
+        return -1;
+    char a[120];
+    snprintf(a, sizeof a, "pty:%s", s->host);
+    s->wire = fork();
+    if (s->wire == 0) {
+        int log = open(s->wlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(log, 2);
+        execl(pf_bench_cli(b), "peerflash", "wire", "--a", a, "--b", s->dev, "--baud", "115200", "--frame", "8E1",
+              "--no-open-propagation", (char *)NULL);
+        _exit(127);
+    }
     for (int i = 0; i < 200; i++) {
-        if (access(s->dev, F_OK) == 0)
+        if (access(s->host, F_OK) == 0)
             return 0;
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -57,12 +78,18 @@ static int bsim_start(pf_bench *b, bsim *s, const char *chip, unsigned latency_m
 
 static void bsim_stop(bsim *s)
 {
+    if (s->wire > 0) {
+        kill(s->wire, SIGTERM);
+        waitpid(s->wire, NULL, 0);
+    }
     if (s->pid > 0) {
         kill(s->pid, SIGTERM);
         waitpid(s->pid, NULL, 0);
     }
     unlink(s->flash);
     unlink(s->dev);
+    unlink(s->host);
+    unlink(s->wlog);
     rmdir(s->dir);
 }
 
@@ -150,13 +177,13 @@ static void one(pf_bench *b, const char *chip, unsigned latency_ms, const uint8_
     char method[32] = "?";
     double ours = -1, peer = -1;
     if (bsim_start(b, &s, chip, latency_ms) == 0) {
-        ours = run_peerflash(s.dev, img, n, method, sizeof method);
+        ours = run_peerflash(s.host, img, n, method, sizeof method);
         if (ours > 0 && !same_as(s.flash, img, n))
             ours = -1;
     }
     bsim_stop(&s);
     if (bsim_start(b, &s, chip, latency_ms) == 0) {
-        peer = run_stm32flash(s.dev, fw);
+        peer = run_stm32flash(s.host, fw);
         if (peer > 0 && !same_as(s.flash, img, n))
             peer = -1;
     }
@@ -164,8 +191,8 @@ static void one(pf_bench *b, const char *chip, unsigned latency_ms, const uint8_
     char what[96], note[200];
     snprintf(what, sizeof what, "%zu KiB write+verify, %s, %u ms reply latency", n / 1024, chip, latency_ms);
     snprintf(note, sizeof note,
-             "115200 8E1 modelled by the sim, 7 ms/256 B program, 20 ms/2 KiB erase; ours: verify by %s; "
-             "peer: stm32flash -b 0 -w -v",
+             "peerflash wire 115200 8E1; sim: 7 ms/256 B program, 20 ms/2 KiB erase, latency on replies; "
+             "ours: verify by %s; peer: stm32flash -b 0 -w -v",
              method);
     if (ours < 0 || peer < 0)
         snprintf(note, sizeof note, "FAILED (%s)", ours < 0 ? "peerflash" : "stm32flash");
