@@ -11,6 +11,7 @@
 #include "bench.h"
 
 typedef void (*bench_fn)(pf_bench *b);
+void pf_bench_avr(pf_bench *b);
 void pf_bench_image(pf_bench *b);
 void pf_bench_wire(pf_bench *b);
 void pf_bench_firmware(pf_bench *b);
@@ -20,6 +21,7 @@ static const struct {
     const char *name;
     bench_fn fn;
 } benches[] = {
+    {"avr", pf_bench_avr},
     {"image", pf_bench_image},
     {"wire", pf_bench_wire},
     {"firmware", pf_bench_firmware},

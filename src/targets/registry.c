@@ -5,7 +5,9 @@
 #include "peerflash/pf_stm32.h"
 #include "peerflash/pf_target.h"
 
+extern const pf_target_ops pf_target_avr;
 const pf_target_ops *const pf_target_drivers[] = {
+    &pf_target_avr,
     &pf_target_stm32,
     NULL,
 };
