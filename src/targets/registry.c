@@ -2,10 +2,10 @@
  * `const pf_target_ops pf_target_<name>`; add it here once it is real. */
 #include <string.h>
 
-#include "peerflash/pf_stm32.h"
 #include "peerflash/pf_target.h"
 
 extern const pf_target_ops pf_target_avr;
+extern const pf_target_ops pf_target_stm32;
 const pf_target_ops *const pf_target_drivers[] = {
     &pf_target_avr,
     &pf_target_stm32,
