@@ -12,8 +12,10 @@ typedef struct sim_entry {
 } sim_entry;
 
 int pf_sim_avr_main(int argc, char **argv); /* sim/avr */
+int pf_sim_stm32_main(int argc, char **argv); /* sim/stm32.c */
 static const sim_entry sims[] = {
     {"avr", pf_sim_avr_main, "real Optiboot on a simulated ATmega328P (libsimavr), UART0 on a pty"},
+    {"stm32", pf_sim_stm32_main, "STM32 system-memory bootloader (AN3155 USART), with stm32flash-checked fidelity"},
     {NULL, NULL, NULL},
 };
 

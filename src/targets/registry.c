@@ -5,8 +5,10 @@
 #include "peerflash/pf_target.h"
 
 extern const pf_target_ops pf_target_avr;
+extern const pf_target_ops pf_target_stm32;
 const pf_target_ops *const pf_target_drivers[] = {
     &pf_target_avr,
+    &pf_target_stm32,
     NULL,
 };
 
