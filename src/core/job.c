@@ -439,6 +439,7 @@ static const char *verify_method(const pf_target *t)
         case PF_DIGEST_MD5: return "digest MD5";
         case PF_DIGEST_SHA256: return "digest SHA-256";
         case PF_DIGEST_CRC32: return "digest CRC-32";
+        case PF_DIGEST_CRC32_STM32: return "digest STM32 CRC-32";
         default: return "digest";
         }
     }
