@@ -2,9 +2,11 @@
  * `const pf_target_ops pf_target_<name>`; add it here once it is real. */
 #include <string.h>
 
+#include "peerflash/pf_esp.h"
 #include "peerflash/pf_target.h"
 
 const pf_target_ops *const pf_target_drivers[] = {
+    &pf_target_esp,
     NULL,
 };
 
