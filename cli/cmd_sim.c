@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "esp32.h"
 
 typedef struct sim_entry {
     const char *name;
@@ -12,6 +13,7 @@ typedef struct sim_entry {
 } sim_entry;
 
 static const sim_entry sims[] = {
+    {"esp32", pf_esp_sim_main, "ESP32-family ROM serial loader (+ flasher stub): esptool, esptool-js, --target esp"},
     {NULL, NULL, NULL},
 };
 

@@ -484,7 +484,7 @@ static int esp_connect(void *self, pf_target_info *info)
     g->erase_style = PF_ERASE_BY_WRITE;
     g->n_regions = 1;
     g->regions[0].start = 0;
-    g->regions[0].size = size / 4096u;
+    g->regions[0].size = size;
     g->regions[0].unit = 4096u;
     s->connected = 1;
     return PF_OK;
