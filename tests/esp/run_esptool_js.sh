@@ -6,17 +6,11 @@
 # Exit 77 (skipped) only when node is missing or npm cannot reach the registry.
 set -u
 cli=$1 src=$2 work=$3 chip=$4
+npm_dir=$(dirname "$work")/npm
+. "$src/npm_setup.sh"
 mkdir -p "$work" && cd "$work" || exit 1
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    echo "SKIP: node/npm not installed (Debian package nodejs)"; exit 77
-fi
-if [ ! -f node_modules/esptool-js/package.json ]; then
-    cp "$src/js/package.json" "$src/js/package-lock.json" .
-    if ! timeout 180 npm ci --no-audit --no-fund >npm.log 2>&1; then
-        echo "SKIP: npm ci of esptool-js failed (registry unreachable?):"; tail -5 npm.log; exit 77
-    fi
-fi
-cp "$src/js/esptool_js_flash.mjs" .
+ln -sf "$npm_dir/node_modules" node_modules
+cp "$npm_dir/esptool_js_flash.mjs" .
 python3 - <<'PY'
 import random
 r = random.Random(7); n = 300000

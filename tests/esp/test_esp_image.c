@@ -6,12 +6,17 @@
 #include "peerflash/pf_esp_image.h"
 #include "pf_test.h"
 
-static uint8_t code[5000], rodata[777], img[8192];
+static uint8_t code[5000], rodata[776], img[8192];
 
 static size_t build(uint16_t chip_id, int hash)
 {
-    for (size_t i = 0; i < sizeof code; i++)
-        code[i] = (uint8_t)(i * 31 + 7);
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < sizeof code; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        code[i] = (uint8_t)x;
+    }
     for (size_t i = 0; i < sizeof rodata; i++)
         rodata[i] = (uint8_t)(i ^ 0x5A);
     esp_test_seg s[2] = {{0x3F400020u, rodata, sizeof rodata}, {0x400D0020u, code, sizeof code}};
@@ -120,8 +125,47 @@ static void test_random_flips(void)
     CHECK_EQ(passed, 0);
 }
 
-int main(void)
+/* --write DIR: our images for the esptool-js cross-check;
+ * --check FILE CHIP_ID: parse a file another producer wrote. */
+static int tool(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--write")) {
+        char path[512];
+        static const struct { const char *name; uint16_t id; } out[] = {{"ours-esp32.bin", 0}, {"ours-esp32s3.bin", 9}};
+        for (int i = 0; i < 2; i++) {
+            size_t n = build(out[i].id, 1);
+            snprintf(path, sizeof path, "%s/%s", argv[2], out[i].name);
+            FILE *f = fopen(path, "wb");
+            if (!f || fwrite(img, 1, n, f) != n || fclose(f) != 0)
+                return 1;
+        }
+        return 0;
+    }
+    if (argc == 4 && !strcmp(argv[1], "--check")) {
+        static uint8_t file[1 << 20];
+        FILE *f = fopen(argv[2], "rb");
+        if (!f)
+            return 1;
+        size_t n = fread(file, 1, sizeof file, f);
+        fclose(f);
+        pf_diag d = {{0}};
+        pf_esp_image_info info;
+        int r = pf_esp_image_parse(file, n, NULL, &info, &d);
+        printf("%s: %s (%u segments, chip id %u, hash %d, %lu of %zu bytes)\n", argv[2], r ? d.text : "valid",
+               info.segments, info.chip_id, info.hash_appended, (unsigned long)info.length, n);
+        size_t tail = r == 0 ? info.length : n;
+        while (tail < n && file[tail] == 0) /* a producer's zero-filled buffer */
+            tail++;
+        return r == 0 && info.chip_id == (unsigned)atoi(argv[3]) && tail == n ? 0 : 1;
+    }
+    fprintf(stderr, "usage: test_esp_image [--write DIR | --check FILE CHIP_ID]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return tool(argc, argv);
     RUN(test_valid);
     RUN(test_wrong_chip);
     RUN(test_damage);
