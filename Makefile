@@ -4,6 +4,7 @@
 #   make demo     flash sample images into simulated targets through the link emulator
 #   make bench    print the benchmark table
 #   make deps     only install the Debian packages (scripts/install-deps.sh)
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 TEST_BUILD ?= build-test

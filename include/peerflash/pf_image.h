@@ -26,6 +26,16 @@ typedef int (*pf_image_sink)(void *user, uint32_t addr, const uint8_t *data, siz
 /* A sink that appends to a pf_memmap (user = the pf_memmap*). */
 int pf_memmap_sink(void *user, uint32_t addr, const uint8_t *data, size_t len);
 
+/* The same with the memory map's own explanation kept (user = a
+ * pf_memmap_dest*): "line 40: image has more than 8 separate segments"
+ * instead of "line 40: cannot store 16 bytes at 0x08001000: buffer too small".
+ * Give it the diag that the parser writes to. */
+typedef struct pf_memmap_dest {
+    pf_memmap *map;
+    pf_diag *diag;
+} pf_memmap_dest;
+int pf_memmap_dest_sink(void *user, uint32_t addr, const uint8_t *data, size_t len);
+
 typedef enum pf_image_format {
     PF_IMAGE_UNKNOWN = 0,
     PF_IMAGE_BIN,     /* raw bytes, needs a base address */
@@ -47,7 +57,13 @@ const char *pf_image_format_name(pf_image_format f);
 
 /* Intel HEX: record types 00 data, 01 EOF, 02 extended segment address,
  * 03 start segment address, 04 extended linear address, 05 start linear
- * address. Anything after the EOF record except white space is an error. */
+ * address. Anything after the EOF record except white space is an error.
+ * After a 02 record, data addresses are base + (offset mod 64 KiB) as in
+ * the 8086 segment model (a record that crosses the 64 KiB boundary wraps);
+ * after a 04 record (or none) they are linear, base + offset, and must stay
+ * below 4 GiB. start_addr from 03 is the physical address CS*16 + IP.
+ * Hex digits may be upper or lower case; lines end in LF or CR LF; white
+ * space at the end of a line and blank lines are ignored. */
 typedef struct pf_ihex {
     pf_image_sink _sink;
     void *_user;
@@ -58,6 +74,7 @@ typedef struct pf_ihex {
     int has_start;
     int _eof;              /* EOF record seen */
     int _err;              /* sticky error */
+    int _segmode;          /* base came from record 02: offsets wrap at 64 KiB */
     size_t _len;
     char _buf[PF_IMAGE_LINE_MAX];
 } pf_ihex;
@@ -68,7 +85,9 @@ int pf_ihex_feed(pf_ihex *p, const uint8_t *data, size_t n);
 int pf_ihex_finish(pf_ihex *p);
 
 /* Motorola S-record: S0 header, S1/S2/S3 data (16/24/32-bit address), S5/S6
- * record counts (checked), S7/S8/S9 start address (ends the file). */
+ * record counts (checked against the data records before them), S7/S8/S9
+ * start address (ends the file; finish fails without one). S4 is reserved
+ * and rejected. Same line rules as Intel HEX. */
 typedef struct pf_srec {
     pf_image_sink _sink;
     void *_user;
@@ -87,7 +106,8 @@ void pf_srec_init(pf_srec *p, pf_image_sink sink, void *user, pf_diag *diag);
 int pf_srec_feed(pf_srec *p, const uint8_t *data, size_t n);
 int pf_srec_finish(pf_srec *p);
 
-/* Raw binary: every byte fed goes to base + offset. */
+/* Raw binary: every byte fed goes to base + offset; bytes beyond 4 GiB are
+ * an error naming the file offset. finish fails on an empty input. */
 typedef struct pf_bin {
     pf_image_sink _sink;
     void *_user;
@@ -95,6 +115,7 @@ typedef struct pf_bin {
     uint32_t base;
     uint32_t offset;
     int _err;
+    int _full; /* the last byte fed sits at 0xFFFFFFFF */
 } pf_bin;
 
 void pf_bin_init(pf_bin *p, uint32_t base, pf_image_sink sink, void *user, pf_diag *diag);
@@ -103,7 +124,10 @@ int pf_bin_finish(pf_bin *p);
 
 /* ELF (host only, through libelf): every PT_LOAD segment with file bytes,
  * at its physical address (p_paddr, the load address in flash). Reads from
- * a whole file in memory; offsets in errors are file offsets. */
+ * a whole file in memory; offsets in errors are file offsets. ELF32 and
+ * ELF64, either byte order; a segment beyond 4 GiB, one that runs past the
+ * end of the file, a relocatable object or a file without PT_LOAD data is
+ * PF_ERR_FORMAT. The file bytes are only read. */
 int pf_elf_parse(const uint8_t *file, size_t size, pf_image_sink sink, void *user, pf_diag *diag);
 
 #ifdef __cplusplus

@@ -74,8 +74,11 @@ typedef struct pf_target_info {
 typedef struct pf_target_config {
     const pf_port *port; /* the link; the caller keeps it open */
     pf_diag *diag;       /* where failures are explained; may be NULL */
-    uint32_t baud;       /* rate to connect at; 0 = the protocol's default */
-    uint32_t fast_baud;  /* rate to switch to after sync where the protocol can; 0 = stay */
+    uint32_t baud;       /* rate to connect (sync) at; 0 = the protocol's default */
+    uint32_t fast_baud;  /* the user's --baud: the rate for the transfer. A driver whose
+                          * protocol can switch rates (ESP CHANGE_BAUDRATE) syncs at `baud`
+                          * and then switches to it; a driver that cannot (AVR, STM32)
+                          * uses it as its only rate when `baud` is 0. 0 = not given. */
     const char *chip;    /* chip the user expects (--chip), NULL = accept what answers */
     const char *reset;   /* how to enter the bootloader: NULL/"auto" = the usual circuit
                           * for this target, "none" = already in the bootloader, or a

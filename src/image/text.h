@@ -1,0 +1,95 @@
+/* Shared helpers of the line-oriented readers (Intel HEX, S-record).
+ * Internal to src/image/, not a public interface. */
+#ifndef PF_IMAGE_TEXT_H
+#define PF_IMAGE_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "peerflash/pf_err.h"
+
+/* Value of one hex digit, or -1. Both cases are accepted. */
+static inline int pf_text_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* White space tolerated at the end of a line and on blank lines (the '\n'
+ * that ends a line is handled by the caller). */
+static inline int pf_text_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* Length of the line without trailing white space. */
+static inline size_t pf_text_trim(const char *s, size_t n)
+{
+    while (n && pf_text_space(s[n - 1]))
+        n--;
+    return n;
+}
+
+/* Describes a byte for an error message: 'G' for printable ASCII, else
+ * "byte 0x00". Writes into out (at least 12 bytes). */
+static inline const char *pf_text_describe(char c, char out[12])
+{
+    unsigned char u = (unsigned char)c;
+    if (u >= 0x21 && u < 0x7F)
+        pf_format(out, 12, "'%c'", c);
+    else
+        pf_format(out, 12, "byte 0x%02X", (unsigned)u);
+    return out;
+}
+
+/* Decodes hex pairs of s[0..n) into out; n must be even and every
+ * character a hex digit (checked by the caller). */
+static inline void pf_text_unhex(const char *s, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        out[i / 2] = (uint8_t)(pf_text_hexval(s[i]) << 4 | pf_text_hexval(s[i + 1]));
+}
+
+/* Checks the record body s[0..n) after its marker: only hex digits, an even
+ * count. Returns 0 or a PF_ERR_FORMAT with the cause in diag. col0 is the
+ * 1-based column of s[0] in the line. */
+static inline int pf_text_check_hex(const char *s, size_t n, unsigned long line, size_t col0, pf_diag *diag)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (pf_text_hexval(s[i]) < 0) {
+            char d[12];
+            return pf_diag_set(diag, PF_ERR_FORMAT, "line %lu: invalid character %s in column %zu, expected a hex digit",
+                               line, pf_text_describe(s[i], d), col0 + i);
+        }
+    }
+    if (n % 2)
+        return pf_diag_set(diag, PF_ERR_FORMAT, "line %lu: odd number of hex digits (%zu)", line, n);
+    return PF_OK;
+}
+
+/* Calls a sink and, when it fails, names the line in the diag: the sink's
+ * own explanation if it gave one, otherwise the error and the address. */
+static inline int pf_text_emit(int (*sink)(void *, uint32_t, const uint8_t *, size_t), void *user, uint32_t addr,
+                               const uint8_t *data, size_t len, unsigned long line, pf_diag *diag)
+{
+    if (len == 0)
+        return PF_OK;
+    if (diag)
+        diag->text[0] = '\0';
+    int rc = sink(user, addr, data, len);
+    if (rc >= 0)
+        return PF_OK;
+    if (diag && diag->text[0]) {
+        char where[24];
+        pf_format(where, sizeof where, "line %lu", line);
+        pf_diag_prefix(diag, where);
+    } else {
+        pf_diag_set(diag, rc, "line %lu: cannot store %zu bytes at 0x%08lx: %s", line, len, (unsigned long)addr,
+                    pf_strerror(rc));
+    }
+    return rc;
+}
+
+#endif
