@@ -737,6 +737,7 @@ static int esp_run(void *self)
     if (!s->connected)
         return PF_ERR_STATE;
     uint8_t b[20] = {0};
+    pf_put_le32(b + 8, PF_ESP_ROM_BLOCK); /* nothing to erase, nothing to write */
     int r = command(s, PF_ESP_FLASH_BEGIN, b, s->chip->begin_encrypt_word ? 20 : 16, DEFAULT_TIMEOUT_MS);
     if (r < 0)
         return r;
