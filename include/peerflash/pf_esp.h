@@ -74,6 +74,7 @@ typedef struct pf_esp_stats {
     uint32_t sent_bytes;    /* data bytes in FLASH_DATA / FLASH_DEFL_DATA blocks */
     uint32_t blocks;        /* data commands sent */
     uint32_t baud;          /* current line rate */
+    uint32_t retries;       /* blocks sent again after the ROM saw a bad checksum */
 } pf_esp_stats;
 void pf_esp_get_stats(const void *self, pf_esp_stats *st);
 

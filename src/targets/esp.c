@@ -501,7 +501,18 @@ static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_
     pf_put_le32(h + 12, 0);
     uint8_t op = s->deflating ? PF_ESP_FLASH_DEFL_DATA : PF_ESP_FLASH_DATA;
     uint32_t chk = pf_esp_checksum(data, n, PF_ESP_CHECKSUM_SEED);
-    int r = command2(s, op, h, sizeof h, data, n, chk, per_mb(WRITE_MS_PER_MB, raw_bytes));
+    int r;
+    for (int attempt = 0;; attempt++) {
+        r = command2(s, op, h, sizeof h, data, n, chk, per_mb(WRITE_MS_PER_MB, raw_bytes));
+        /* The ROM refuses a block that arrived damaged (checksum) and keeps
+         * waiting for the same sequence number: send it again. */
+        if (r == PF_ERR_TARGET && s->err == PF_ESP_ERR_INVALID_CRC && attempt < 2) {
+            s->stats.retries++;
+            pf_port_logf(port(s), 1, "esp: block %lu damaged on the way, sending it again", (unsigned long)s->seq);
+            continue;
+        }
+        break;
+    }
     if (r < 0) {
         pf_diag_prefix(diag(s), s->deflating ? "compressed block" : "block");
         return r;
