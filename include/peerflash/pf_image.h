@@ -20,7 +20,11 @@
 extern "C" {
 #endif
 
-/* Receives one data record; a negative return stops the parser with that error. */
+/* Receives one data record (len > 0, addr + len <= 4 GiB); a negative
+ * return stops the parser with that error, which then stays (sticky). The
+ * readers clear their diag before each call and, if the sink fails, prefix
+ * the sink's message with the place ("line 40: ...", "offset 0x40: ...",
+ * "ELF: segment 2: ...") or, if it left none, say what could not be stored. */
 typedef int (*pf_image_sink)(void *user, uint32_t addr, const uint8_t *data, size_t len);
 
 /* A sink that appends to a pf_memmap (user = the pf_memmap*). */
@@ -48,7 +52,13 @@ typedef enum pf_image_format {
 
 /* Guesses the format from the first bytes of the file (content first; the
  * file name's extension, which may be NULL, only breaks ties such as a raw
- * binary that starts with ':'). */
+ * binary that starts with ':'). ELF and MCUboot magics win; then a text
+ * file whose first record line is well-formed HEX or S-record; then printable
+ * text that starts with ':' or 'S'+digit (so that the reader names the bad
+ * line) unless the name ends in .bin or .img; then 0xE9 as an ESP app image
+ * if the name ends in .bin/.img or the header is plausible (1-16 segments,
+ * SPI mode <= 5, entry 0x4xxxxxxx); else raw binary. UNKNOWN only for an
+ * empty head. A head of a few KiB is plenty. */
 pf_image_format pf_image_detect(const uint8_t *head, size_t n, const char *name);
 const char *pf_image_format_name(pf_image_format f);
 

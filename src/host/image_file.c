@@ -59,6 +59,10 @@ int pf_image_spec_parse(const char *spec, char *path, size_t path_size, uint32_t
 
 /* ---- reading and parsing ------------------------------------------------ */
 
+/* Largest file read (a HEX file of a 256 MiB flash is about 700 MB); also
+ * stops a device such as /dev/zero given by mistake. */
+#define PF_IMAGE_FILE_MAX ((size_t)1 << 30)
+
 static int read_all(const char *path, uint8_t **out, size_t *size, pf_diag *diag)
 {
     *out = NULL;
@@ -70,6 +74,12 @@ static int read_all(const char *path, uint8_t **out, size_t *size, pf_diag *diag
     uint8_t *buf = NULL;
     for (;;) {
         if (n == cap) {
+            if (cap >= PF_IMAGE_FILE_MAX) {
+                free(buf);
+                fclose(fp);
+                return pf_diag_set(diag, PF_ERR_FORMAT, "file larger than %u MiB: not a firmware image",
+                                   (unsigned)(PF_IMAGE_FILE_MAX >> 20));
+            }
             size_t ncap = cap ? cap * 2 : 64 * 1024;
             uint8_t *nb = ncap > cap ? realloc(buf, ncap) : NULL;
             if (!nb) {

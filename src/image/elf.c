@@ -31,8 +31,10 @@ int pf_elf_parse(const uint8_t *file, size_t size, pf_image_sink sink, void *use
 {
     if ((!file && size) || !sink)
         return PF_ERR_ARG;
-    if (size < EI_NIDENT || memcmp(file, ELFMAG, SELFMAG) != 0)
+    if (size < SELFMAG || memcmp(file, ELFMAG, SELFMAG) != 0)
         return pf_diag_set(diag, PF_ERR_FORMAT, "ELF: not an ELF file (no \\177ELF magic at offset 0)");
+    if (size < EI_NIDENT)
+        return pf_diag_set(diag, PF_ERR_FORMAT, "ELF: file of %zu bytes is shorter than the ELF header", size);
     unsigned cls = file[EI_CLASS], data = file[EI_DATA];
     if (cls != ELFCLASS32 && cls != ELFCLASS64)
         return pf_diag_set(diag, PF_ERR_FORMAT, "ELF: offset 0x%x: unknown class %u (expected 1 for ELF32 or 2 for ELF64)",
@@ -67,7 +69,10 @@ int pf_elf_parse(const uint8_t *file, size_t size, pf_image_sink sink, void *use
         rc = pf_diag_set(diag, PF_ERR_FORMAT, "ELF: file type %u is %s", (unsigned)eh.e_type, type_name(eh.e_type));
         goto out;
     }
-    if (elf_getphdrnum(elf, &phnum) != 0) {
+    /* e_phnum as written (PN_XNUM means the count is in section 0); libelf
+     * would quietly clamp a table that runs off the end of the file. */
+    phnum = eh.e_phnum;
+    if (phnum == PN_XNUM && elf_getphdrnum(elf, &phnum) != 0) {
         rc = elf_fail(diag, "cannot count program headers");
         goto out;
     }
@@ -82,6 +87,12 @@ int pf_elf_parse(const uint8_t *file, size_t size, pf_image_sink sink, void *use
                          "ELF: program header table at offset 0x%llx (%lu entries of %u bytes) runs past end of file "
                          "(%zu bytes)",
                          (unsigned long long)eh.e_phoff, (unsigned long)phnum, (unsigned)eh.e_phentsize, size);
+        goto out;
+    }
+    size_t libelf_phnum = 0;
+    if (elf_getphdrnum(elf, &libelf_phnum) != 0 || libelf_phnum != phnum) {
+        rc = pf_diag_set(diag, PF_ERR_FORMAT, "ELF: program header table at offset 0x%llx unreadable: %s",
+                         (unsigned long long)eh.e_phoff, elf_errmsg(-1));
         goto out;
     }
     for (size_t i = 0; i < phnum && rc == PF_OK; i++) {

@@ -49,7 +49,8 @@ static int ihex_line(pf_ihex *p)
         return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: record does not start with ':' (found %s)", ln,
                            pf_text_describe(p->_buf[0], d));
     }
-    int rc = pf_text_check_hex(p->_buf + 1, n - 1, ln, 2, p->_diag);
+    uint8_t *rec = (uint8_t *)p->_buf; /* decoded in place */
+    int rc = pf_text_decode(p->_buf + 1, n - 1, rec, ln, 2, p->_diag);
     if (rc)
         return rc;
     size_t nbytes = (n - 1) / 2;
@@ -57,8 +58,6 @@ static int ihex_line(pf_ihex *p)
         return pf_diag_set(p->_diag, PF_ERR_FORMAT,
                            "line %lu: record too short (%zu bytes; count, address, type and checksum need 5)", ln,
                            nbytes);
-    uint8_t *rec = (uint8_t *)p->_buf; /* decoded in place: byte i/2 never passes digit i */
-    pf_text_unhex(p->_buf + 1, n - 1, rec);
     unsigned count = rec[0];
     if (count != nbytes - 5)
         return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: byte count %u does not match line length (%zu data bytes)",

@@ -46,7 +46,8 @@ static int srec_line(pf_srec *p)
         return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: record type S%s unknown", ln,
                            tc == '4' ? "4 (reserved)" : pf_text_describe(tc, d));
     unsigned type = (unsigned)(tc - '0');
-    int rc = pf_text_check_hex(p->_buf + 2, n - 2, ln, 3, p->_diag);
+    uint8_t *rec = (uint8_t *)p->_buf; /* decoded in place */
+    int rc = pf_text_decode(p->_buf + 2, n - 2, rec, ln, 3, p->_diag);
     if (rc)
         return rc;
     size_t nbytes = (n - 2) / 2;
@@ -54,8 +55,6 @@ static int srec_line(pf_srec *p)
     if (nbytes < 2)
         return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: record too short (%zu bytes; needs count and checksum)",
                            ln, nbytes);
-    uint8_t *rec = (uint8_t *)p->_buf; /* decoded in place */
-    pf_text_unhex(p->_buf + 2, n - 2, rec);
     unsigned count = rec[0];
     if (count != nbytes - 1)
         return pf_diag_set(p->_diag, PF_ERR_FORMAT,

@@ -8,17 +8,20 @@
 
 #include "peerflash/pf_err.h"
 
-/* Value of one hex digit, or -1. Both cases are accepted. */
-static inline int pf_text_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
+/* Value of each byte as a hex digit (both cases), or -1. */
+#define PF_TEXT_X16 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+static const int8_t pf_text_hex_tab[256] = {
+    PF_TEXT_X16, PF_TEXT_X16, PF_TEXT_X16,                           /* 0x00-0x2F */
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -1, -1, -1, -1, -1,           /* 0x30 */
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x40 */
+    PF_TEXT_X16,                                                     /* 0x50 */
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, /* 0x60 */
+    PF_TEXT_X16, PF_TEXT_X16, PF_TEXT_X16, PF_TEXT_X16, PF_TEXT_X16, /* 0x70-0xBF */
+    PF_TEXT_X16, PF_TEXT_X16, PF_TEXT_X16, PF_TEXT_X16,              /* 0xC0-0xFF */
+};
+#undef PF_TEXT_X16
+
+static inline int pf_text_hexval(char c) { return pf_text_hex_tab[(unsigned char)c]; }
 
 /* White space tolerated at the end of a line and on blank lines (the '\n'
  * that ends a line is handled by the caller). */
@@ -44,20 +47,20 @@ static inline const char *pf_text_describe(char c, char out[12])
     return out;
 }
 
-/* Decodes hex pairs of s[0..n) into out; n must be even and every
- * character a hex digit (checked by the caller). */
-static inline void pf_text_unhex(const char *s, size_t n, uint8_t *out)
+/* Checks and decodes the record body s[0..n) after its marker: only hex
+ * digits, an even count. Writes n/2 bytes to out, which may be s itself
+ * (byte i/2 is written after digits i and i+1 are read). Returns 0 or
+ * PF_ERR_FORMAT with the cause in diag; col0 is the 1-based column of s[0]. */
+static inline int pf_text_decode(const char *s, size_t n, uint8_t *out, unsigned long line, size_t col0, pf_diag *diag)
 {
-    for (size_t i = 0; i + 1 < n; i += 2)
-        out[i / 2] = (uint8_t)(pf_text_hexval(s[i]) << 4 | pf_text_hexval(s[i + 1]));
-}
-
-/* Checks the record body s[0..n) after its marker: only hex digits, an even
- * count. Returns 0 or a PF_ERR_FORMAT with the cause in diag. col0 is the
- * 1-based column of s[0] in the line. */
-static inline int pf_text_check_hex(const char *s, size_t n, unsigned long line, size_t col0, pf_diag *diag)
-{
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        int hi = pf_text_hexval(s[i]), lo = pf_text_hexval(s[i + 1]);
+        if ((hi | lo) < 0)
+            break;
+        out[i / 2] = (uint8_t)(hi << 4 | lo);
+    }
+    for (; i < n; i++) {
         if (pf_text_hexval(s[i]) < 0) {
             char d[12];
             return pf_diag_set(diag, PF_ERR_FORMAT, "line %lu: invalid character %s in column %zu, expected a hex digit",
