@@ -12,12 +12,14 @@
 
 typedef void (*bench_fn)(pf_bench *b);
 void pf_bench_image(pf_bench *b);
+void pf_bench_esp(pf_bench *b);
 /* Each benchmark file defines one of these; add a line below for a new one. */
 static const struct {
     const char *name;
     bench_fn fn;
 } benches[] = {
     {"image", pf_bench_image},
+    {"esp", pf_bench_esp},
     {NULL, NULL},
 };
 

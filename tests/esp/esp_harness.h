@@ -31,7 +31,7 @@ static void *esp_sim_thread_fn(void *arg)
 }
 
 /* Starts a simulator on pty:<path>; returns 0 on success. */
-static int esp_sim_start(esp_simthread *t, const char *tag, const char *chip, uint32_t flash_size)
+static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *chip, uint32_t flash_size)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->path, sizeof t->path, "/tmp/pf-esp-%s-%d", tag, (int)getpid());
@@ -53,7 +53,7 @@ static int esp_sim_start(esp_simthread *t, const char *tag, const char *chip, ui
     return pthread_create(&t->th, NULL, esp_sim_thread_fn, t);
 }
 
-static void esp_sim_stop(esp_simthread *t)
+static inline void esp_sim_stop(esp_simthread *t)
 {
     if (!t->sim)
         return;
@@ -73,7 +73,7 @@ typedef struct esp_host {
     int opened;
 } esp_host;
 
-static int esp_host_open(esp_host *h, const char *path, uint32_t fast_baud, const char *chip, int compress)
+static inline int esp_host_open(esp_host *h, const char *path, uint32_t fast_baud, const char *chip, int compress)
 {
     memset(h, 0, sizeof *h);
     int r = pf_posix_open(&h->link, path, &h->diag);
@@ -100,7 +100,7 @@ static int esp_host_open(esp_host *h, const char *path, uint32_t fast_baud, cons
     return pf_target_esp.connect(h->self, &h->t.info);
 }
 
-static void esp_host_close(esp_host *h)
+static inline void esp_host_close(esp_host *h)
 {
     if (h->self) {
         pf_target_esp.close(h->self);
@@ -113,7 +113,7 @@ static void esp_host_close(esp_host *h)
 }
 
 /* Deterministic test data: half code-like (pseudo-random), half compressible. */
-static void esp_fill(uint8_t *p, size_t n, uint32_t seed)
+static inline void esp_fill(uint8_t *p, size_t n, uint32_t seed)
 {
     uint32_t x = seed * 2654435761u + 1;
     for (size_t i = 0; i < n; i++) {

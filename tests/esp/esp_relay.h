@@ -34,20 +34,21 @@ typedef struct esp_relay {
     double flip_rate;     /* probability per byte of one flipped bit (both directions) */
     uint64_t cut_after;   /* host->device bytes after which the link is cut (0 = never) */
     uint32_t seed;
+    uint32_t fixed_baud;  /* host side on TCP: this rate both ways (no termios there) */
     volatile int stop;
     volatile int cut;
     esp_relay_dir h2d, d2h;
     char path[128];
 } esp_relay;
 
-static uint64_t esp_relay_now_us(void)
+static inline uint64_t esp_relay_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static uint32_t esp_relay_baud(int fd)
+static inline uint32_t esp_relay_baud(int fd)
 {
     struct termios t;
     if (tcgetattr(fd, &t) != 0)
@@ -72,6 +73,18 @@ static void *esp_relay_run(void *arg)
     uint32_t x = r->seed ^ (d == &r->h2d ? 0x9E3779B9u : 0x7F4A7C15u);
     uint64_t busy_until = 0;
     uint8_t buf[32]; /* small chunks: delivery stays close to the byte timing */
+    if (r->fixed_baud) { /* TCP host side: wait for the peer (h2d accepts) */
+        while (!r->stop && r->host.fd < 0) {
+            if (d == &r->h2d)
+                pf_posix_accept(&r->host, 50);
+            else
+                usleep(5000);
+        }
+        if (d == &r->h2d)
+            d->from_fd = r->host.fd;
+        else
+            d->to_fd = r->host.fd;
+    }
     while (!r->stop && !r->cut) {
         struct pollfd p = {d->from_fd, POLLIN, 0};
         if (poll(&p, 1, 20) <= 0 || !(p.revents & POLLIN)) {
@@ -99,7 +112,7 @@ static void *esp_relay_run(void *arg)
         }
         if (r->rate_model) {
             uint64_t now = esp_relay_now_us();
-            uint32_t baud = esp_relay_baud(d->rate_fd);
+            uint32_t baud = r->fixed_baud ? r->fixed_baud : esp_relay_baud(d->rate_fd);
             uint64_t start = busy_until > now ? busy_until : now;
             busy_until = start + (uint64_t)n * 10u * 1000000u / baud;
             if (busy_until > now)
@@ -125,12 +138,13 @@ static void *esp_relay_run(void *arg)
     return NULL;
 }
 
-/* Opens pty:host_path and the device path; starts both directions. */
-static int esp_relay_start(esp_relay *r, const char *host_path, const char *dev_path)
+/* Opens pty:host_path (or, given as "tcp-listen://PORT", a TCP listener
+ * with r->fixed_baud set) and the device path; starts both directions. */
+static inline int esp_relay_start(esp_relay *r, const char *host_path, const char *dev_path)
 {
     char spec[160];
     snprintf(r->path, sizeof r->path, "%s", host_path);
-    snprintf(spec, sizeof spec, "pty:%s", host_path);
+    snprintf(spec, sizeof spec, strncmp(host_path, "tcp-listen://", 13) ? "pty:%s" : "%s", host_path);
     if (pf_posix_open(&r->host, spec, NULL) < 0)
         return -1;
     if (pf_posix_open(&r->dev, dev_path, NULL) < 0) {
@@ -149,7 +163,7 @@ static int esp_relay_start(esp_relay *r, const char *host_path, const char *dev_
     return 0;
 }
 
-static void esp_relay_stop(esp_relay *r)
+static inline void esp_relay_stop(esp_relay *r)
 {
     r->stop = 1;
     pthread_join(r->h2d.th, NULL);
