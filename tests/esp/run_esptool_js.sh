@@ -32,7 +32,7 @@ timeout 90 node esptool_js_flash.mjs "$port" img.bin 0x10000 921600 >"node-$chip
 rc=$?
 cat "node-$chip.log" | grep -v "^TRACE" | tail -25
 [ $rc -eq 0 ] || { echo "FAIL: esptool-js exited with $rc"; cat "sim-$chip.log" | tail -20; exit 1; }
-grep -q '^RESULT .*"stub":true.*"verified":true' "node-$chip.log" || { echo "FAIL: no verified result"; exit 1; }
+grep -q '^RESULT .*"stub":true.*"verified":true,"readback":true' "node-$chip.log" || { echo "FAIL: no verified result"; exit 1; }
 want=$(python3 -c "import sys; print({'esp32':'ESP32','esp32s3':'ESP32-S3','esp32c3':'ESP32-C3'}['$chip'])")
 grep -q "^RESULT {\"chip\":\"$want" "node-$chip.log" || { echo "FAIL: esptool-js did not detect $want"; exit 1; }
 python3 - "$chip" <<'PY' || exit 1
@@ -43,4 +43,4 @@ ok = f[0x10000:0x10000 + len(d)] == d and f[0x10000 + len(d):0x10000 + len(d) + 
 print("flash file matches the image:" , ok)
 sys.exit(0 if ok else 1)
 PY
-echo "PASS: esptool-js detected $want, wrote compressed and verified against the simulator"
+echo "PASS: esptool-js detected $want, wrote compressed, verified and read back against the simulator"

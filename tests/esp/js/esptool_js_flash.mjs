@@ -77,6 +77,10 @@ await loader.writeFlash({
 });
 const t2 = Date.now();
 const verified = lines.some((l) => l.includes("Hash of data verified"));
-console.log("RESULT " + JSON.stringify({ chip, stub: loader.IS_STUB, bytes: data.length, connect_ms: t1 - t0, write_ms: t2 - t1, verified }));
+// the stub's READ_FLASH (data frames, acks, MD5 frame): read part back
+const n = Math.min(data.length, 20000);
+const back = await loader.readFlash(address, n);
+const readback = back.length === n && back.every((v, i) => v === data[i]);
+console.log("RESULT " + JSON.stringify({ chip, stub: loader.IS_STUB, bytes: data.length, connect_ms: t1 - t0, write_ms: t2 - t1, verified, readback }));
 await transport.disconnect();
-process.exit(verified ? 0 : 1);
+process.exit(verified && readback ? 0 : 1);
