@@ -41,6 +41,7 @@ typedef struct esp_state {
     uint8_t status, err;
     size_t rlen;               /* payload bytes before the status */
     uint16_t last_size;
+    uint32_t sync_val;         /* val of the SYNC answer: 0 from a flasher stub */
     const uint8_t *rdata;
     /* the current run */
     int in_run, deflating;
@@ -246,6 +247,7 @@ static int sync_once(esp_state *s)
         return r;
     /* a SYNC answer carries only status bytes: their count tells 2 or 4 */
     s->status_len = (uint8_t)(s->last_size == 2 ? 2 : 4);
+    s->sync_val = s->val;
     for (int i = 1; i < 8; i++) {
         deadline = pf_deadline(port(s), SYNC_TIMEOUT_MS);
         if (read_response(s, PF_ESP_SYNC, deadline, 1) < 0)
@@ -419,6 +421,9 @@ static int esp_connect(void *self, pf_target_info *info)
         return pf_diag_set(diag(s), r, "the port cannot run at %lu baud", (unsigned long)s->baud);
     if ((r = do_sync(s)) < 0)
         return r;
+    if (s->sync_val == 0 && s->status_len == 2)
+        return pf_diag_set(diag(s), PF_ERR_STATE,
+                           "a flasher stub (not the ROM) answered: reset the chip into its ROM loader and try again");
     if ((r = identify(s)) < 0)
         return r;
     const pf_esp_chip *c = s->chip;
