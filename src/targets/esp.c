@@ -178,7 +178,11 @@ static int command2(esp_state *s, uint8_t op, const uint8_t *a, size_t an, const
     int r = send_request(s, op, chk, a, an, b, bn);
     if (r < 0)
         return r;
-    return read_response(s, op, deadline, 0);
+    r = read_response(s, op, deadline, 0);
+    if (s->cfg.verbose >= 3)
+        pf_port_logf(port(s), 3, "esp: %s (%zu bytes) -> %s, val 0x%08lx", pf_esp_op_name(op), an + bn,
+                     r == PF_OK ? "ok" : pf_strerror(r), (unsigned long)s->val);
+    return r;
 }
 
 static int command(esp_state *s, uint8_t op, const uint8_t *a, size_t an, uint32_t timeout_ms)

@@ -72,7 +72,7 @@ static void *esp_relay_run(void *arg)
     esp_relay *r = d->r;
     uint32_t x = r->seed ^ (d == &r->h2d ? 0x9E3779B9u : 0x7F4A7C15u);
     uint64_t busy_until = 0;
-    uint8_t buf[32]; /* small chunks: delivery stays close to the byte timing */
+    uint8_t buf[64]; /* small chunks: delivery stays close to the byte timing */
     if (r->fixed_baud) { /* TCP host side: wait for the peer (h2d accepts) */
         while (!r->stop && r->host.fd < 0) {
             if (d == &r->h2d)
@@ -113,7 +113,10 @@ static void *esp_relay_run(void *arg)
         if (r->rate_model) {
             uint64_t now = esp_relay_now_us();
             uint32_t baud = r->fixed_baud ? r->fixed_baud : esp_relay_baud(d->rate_fd);
-            uint64_t start = busy_until > now ? busy_until : now;
+            /* Bytes that were waiting while the previous ones were on the
+             * wire follow them back to back: a late wake-up of this thread
+             * (up to 3 ms) must not stretch the line. */
+            uint64_t start = (busy_until > now || now - busy_until < 3000u) ? busy_until : now;
             busy_until = start + (uint64_t)n * 10u * 1000000u / baud;
             if (busy_until > now)
                 usleep((useconds_t)(busy_until - now));
