@@ -35,6 +35,7 @@ static esp_simthread *sim_start(const char *tag, uint32_t size)
     cfg.flash_size = size;
     cfg.erase_ms_per_4k = ERASE_MS_4K;
     cfg.write_us_per_kb = WRITE_US_KB;
+    cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
     pf_diag d = {{0}};
     st.sim = pf_esp_sim_open(&cfg, &d);
     if (!st.sim) {
@@ -164,10 +165,14 @@ void pf_bench_esp(pf_bench *b)
         uint32_t baud;
         double anchor; /* esptool's published plain figure at this rate, kbit/s */
     } rates[] = {{115200, 84.0}, {921600, 451.0}};
-    double js = run_esptool_js(b, img, len);
+    /* PF_BENCH_ESP_ONLY=plain|compressed runs only those rows, without esptool-js */
+    const char *only = getenv("PF_BENCH_ESP_ONLY");
+    double js = only ? NAN : run_esptool_js(b, img, len);
     for (size_t i = 0; i < 2; i++) {
         uint32_t baud = rates[i].baud;
         for (int compress = 0; compress < 2; compress++) {
+            if (only && strcmp(only, compress ? "compressed" : "plain") != 0)
+                continue;
             double sent = 0;
             double kbps = run_ours(img, len, baud == 115200 ? 0 : baud, compress, &sent);
             snprintf(what, sizeof what, "%s %s @%lu: effective", size, compress ? "compressed" : "plain",
