@@ -3,6 +3,7 @@
 #   make test     install missing packages, build with ASan+UBSan (clang), run all tests (CTest)
 #   make demo     flash sample images into simulated targets through the link emulator
 #   make bench    print the benchmark table
+#   make firmware cross-compile the core for Cortex-M and build/firmware/updater-mps2.elf
 #   make deps     only install the Debian packages (scripts/install-deps.sh)
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -10,7 +11,7 @@ BUILD ?= build
 TEST_BUILD ?= build-test
 CTEST_ARGS ?=
 
-.PHONY: all build deps test demo bench clean fuzz
+.PHONY: all build deps test demo bench clean fuzz firmware
 
 all: build
 
@@ -32,6 +33,10 @@ demo: build
 
 bench: build
 	@$(BUILD)/pf-bench
+
+firmware: deps
+	@cmake -S firmware -B $(BUILD)/firmware -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/arm-none-eabi.cmake >/dev/null
+	@cmake --build $(BUILD)/firmware -j $(JOBS)
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)

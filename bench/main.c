@@ -12,6 +12,8 @@
 
 typedef void (*bench_fn)(pf_bench *b);
 void pf_bench_image(pf_bench *b);
+void pf_bench_wire(pf_bench *b);
+void pf_bench_firmware(pf_bench *b);
 void pf_bench_esp(pf_bench *b);
 /* Each benchmark file defines one of these; add a line below for a new one. */
 static const struct {
@@ -19,6 +21,8 @@ static const struct {
     bench_fn fn;
 } benches[] = {
     {"image", pf_bench_image},
+    {"wire", pf_bench_wire},
+    {"firmware", pf_bench_firmware},
     {"esp", pf_bench_esp},
     {NULL, NULL},
 };

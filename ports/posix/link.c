@@ -80,6 +80,18 @@ static int make_raw(int fd)
     return tcsetattr(fd, TCSANOW, &t);
 }
 
+/* A blocking read() by such a tool on the slave waits up to 0.5 s for data
+ * instead of returning 0 at once (which tools read as a dead port). */
+static int set_read_timeout(int fd)
+{
+    struct termios t;
+    if (tcgetattr(fd, &t) != 0)
+        return -1;
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 5;
+    return tcsetattr(fd, TCSANOW, &t);
+}
+
 static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -99,7 +111,7 @@ static int open_pty(pf_posix_link *link, const char *path, const char *spec, pf_
     /* A tool that skips port setup (stm32flash -b 0) must find the slave raw,
      * not cooked with echo: configure it once; the setting stays with the pty. */
     int s = open(link->slave, O_RDWR | O_NOCTTY);
-    if (s < 0 || make_raw(s) != 0) {
+    if (s < 0 || make_raw(s) != 0 || set_read_timeout(s) != 0) {
         int e = errno;
         if (s >= 0)
             close(s);

@@ -1,0 +1,513 @@
+/* The updater firmware: reads a firmware image from storage (an SD card, or
+ * semihosting in QEMU) and writes it into a target MCU over the board's UART,
+ * with the same core, drivers and flash job as the peerflash command.
+ *
+ * The job is the CLI's words (from QEMU's -append on mps2-an385):
+ *   flash --target avr|esp|stm32|... --image PATH[@ADDR] [--image ...]
+ *         [--baud N] [--connect-baud N] [--chip NAME] [--reset MODE]
+ *         [--erase touched|all] [--no-skip] [--no-run] [-v]
+ * A leading program name (QEMU puts the kernel file name first) is skipped.
+ *
+ * Memory is static and bounded (no heap): the image is streamed from storage
+ * 512 bytes at a time through the HEX / S-record / raw-binary reader into a
+ * memory map whose arena holds the image's data; the driver's state and the
+ * job's work buffer are static too. The limits (PF_UPDATER_*) are printed by
+ * the firmware when an image or driver does not fit.
+ *
+ * Exit status, as the CLI's: 0 written AND verified, 1 other failure, 2 usage,
+ * 3 image, 4 link / no answer, 5 target refused, 6 verify mismatch or a target
+ * that can neither hash nor read back its flash (written, not verified). */
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "peerflash/pf_digest.h"
+#include "peerflash/pf_image.h"
+#include "peerflash/pf_job.h"
+#include "peerflash/pf_memmap.h"
+#include "peerflash/pf_target.h"
+#include "pf_board.h"
+
+#ifndef PF_UPDATER_ARENA
+#define PF_UPDATER_ARENA (256u * 1024u) /* image data bytes (all files together) */
+#endif
+#ifndef PF_UPDATER_SEGMENTS
+#define PF_UPDATER_SEGMENTS 32u /* separate address ranges in the image */
+#endif
+#ifndef PF_UPDATER_CTX
+#define PF_UPDATER_CTX (240u * 1024u) /* driver state (ESP: deflate window and hash chains) */
+#endif
+#ifndef PF_UPDATER_WORK
+#define PF_UPDATER_WORK (32u * 1024u) /* job work buffer: 2 x write_max for read-back verify */
+#endif
+#define PF_UPDATER_MAX_IMAGES 4
+#define PF_UPDATER_CHUNK 512u /* one SD sector per storage read */
+
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+    EXIT_IMAGE = 3,
+    EXIT_LINK = 4,
+    EXIT_TARGET = 5,
+    EXIT_VERIFY = 6,
+};
+
+static int exit_code(int err)
+{
+    switch (err) {
+    case PF_OK: return EXIT_OK;
+    case PF_ERR_FORMAT:
+    case PF_ERR_RANGE:
+    case PF_ERR_OVERLAP:
+    case PF_ERR_NOMEM: return EXIT_IMAGE;
+    case PF_ERR_IO:
+    case PF_ERR_TIMEOUT:
+    case PF_ERR_CLOSED:
+    case PF_ERR_NO_SYNC:
+    case PF_ERR_CRC:
+    case PF_ERR_PROTOCOL: return EXIT_LINK;
+    case PF_ERR_TARGET:
+    case PF_ERR_UNSUPPORTED:
+    case PF_ERR_CHIP:
+    case PF_ERR_PROTECTED:
+    case PF_ERR_AUTH:
+    case PF_ERR_STATE: return EXIT_TARGET;
+    case PF_ERR_VERIFY: return EXIT_VERIFY;
+    default: return EXIT_FAIL;
+    }
+}
+
+typedef struct job_opts {
+    const char *target;
+    const char *images[PF_UPDATER_MAX_IMAGES];
+    int n_images;
+    uint32_t baud, connect_baud;
+    const char *chip, *reset;
+    int erase_all, skip, run, verbose;
+} job_opts;
+
+static uint8_t arena[PF_UPDATER_ARENA];
+static pf_segment segments[PF_UPDATER_SEGMENTS];
+static uint64_t driver_ctx[PF_UPDATER_CTX / sizeof(uint64_t)];
+static uint8_t work[PF_UPDATER_WORK];
+static uint8_t chunk[PF_UPDATER_CHUNK];
+static char jobline[512];
+static union {
+    pf_ihex ihex;
+    pf_srec srec;
+    pf_bin bin;
+} parser;
+
+/* ---- output ------------------------------------------------------------------------ */
+static const pf_board *board;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char line[PF_DIAG_MAX + 80];
+    va_list ap;
+    va_start(ap, fmt);
+    pf_vformat(line, sizeof line, fmt, ap);
+    va_end(ap);
+    board->console(line);
+}
+
+static uint32_t now(void)
+{
+    return board->link->now_ms(board->link->ctx);
+}
+
+/* "12.34" seconds from milliseconds, for messages. */
+static const char *secs(uint32_t ms, char *buf, size_t n)
+{
+    pf_format(buf, n, "%lu.%02lu", (unsigned long)(ms / 1000u), (unsigned long)(ms % 1000u / 10u));
+    return buf;
+}
+
+typedef struct progress {
+    pf_phase phase;
+    int last_tenth;
+    uint32_t t0;
+} progress;
+
+static void on_progress(void *user, pf_phase phase, uint32_t done, uint32_t total)
+{
+    progress *p = user;
+    if (phase != p->phase || done == 0) {
+        p->phase = phase;
+        p->last_tenth = -1;
+        p->t0 = now();
+    }
+    int tenth = total ? (int)((uint64_t)done * 10u / total) : 10;
+    if (tenth == p->last_tenth)
+        return;
+    p->last_tenth = tenth;
+    char s[16];
+    say("%s: %lu/%lu bytes (%d%%) %s s", pf_phase_name(phase), (unsigned long)done, (unsigned long)total,
+        tenth * 10, secs(now() - p->t0, s, sizeof s));
+}
+
+/* ---- the job line --------------------------------------------------------------------- */
+static int parse_u32(const char *s, uint32_t *out)
+{
+    uint32_t base = 10, v = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        uint32_t d;
+        if (*s >= '0' && *s <= '9')
+            d = (uint32_t)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            d = (uint32_t)(*s - 'a' + 10);
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            d = (uint32_t)(*s - 'A' + 10);
+        else
+            return -1;
+        if (v > (0xFFFFFFFFu - d) / base)
+            return -1;
+        v = v * base + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Splits the line into words in place; returns the count. */
+static int split(char *line, char **argv, int max)
+{
+    int n = 0;
+    for (char *p = line; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            *p++ = '\0';
+        if (!*p)
+            break;
+        if (n == max)
+            return -1;
+        argv[n++] = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            p++;
+    }
+    return n;
+}
+
+static int parse_job(char *line, job_opts *o, pf_diag *d)
+{
+    char *argv[32];
+    int argc = split(line, argv, 32);
+    if (argc < 0)
+        return pf_diag_set(d, PF_ERR_ARG, "job has more than 32 words");
+    int i = 0;
+    if (argc > 0 && strcmp(argv[0], "flash") != 0)
+        i = 1; /* QEMU passes the kernel file name first */
+    if (i >= argc || strcmp(argv[i], "flash") != 0)
+        return pf_diag_set(d, PF_ERR_ARG, "job must start with 'flash' (got '%s')", i < argc ? argv[i] : "");
+    memset(o, 0, sizeof *o);
+    o->skip = o->run = 1;
+    for (i++; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (!strcmp(a, "--target") && v)
+            o->target = v;
+        else if (!strcmp(a, "--image") && v) {
+            if (o->n_images == PF_UPDATER_MAX_IMAGES)
+                return pf_diag_set(d, PF_ERR_ARG, "at most %d --image", PF_UPDATER_MAX_IMAGES);
+            o->images[o->n_images++] = v;
+        } else if ((!strcmp(a, "--baud") || !strcmp(a, "--connect-baud")) && v) {
+            uint32_t *dst = a[2] == 'b' ? &o->baud : &o->connect_baud;
+            if (parse_u32(v, dst) || *dst == 0)
+                return pf_diag_set(d, PF_ERR_ARG, "%s needs a rate in baud, got '%s'", a, v);
+        } else if (!strcmp(a, "--chip") && v)
+            o->chip = v;
+        else if (!strcmp(a, "--reset") && v)
+            o->reset = v;
+        else if (!strcmp(a, "--erase") && v && (!strcmp(v, "all") || !strcmp(v, "touched")))
+            o->erase_all = !strcmp(v, "all");
+        else {
+            takes = 0;
+            if (!strcmp(a, "--no-skip"))
+                o->skip = 0;
+            else if (!strcmp(a, "--no-run"))
+                o->run = 0;
+            else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+                o->verbose++;
+            else
+                return pf_diag_set(d, PF_ERR_ARG, "unknown or incomplete option '%s'", a);
+        }
+        i += takes;
+    }
+    if (!o->target)
+        return pf_diag_set(d, PF_ERR_ARG, "--target is missing");
+    if (!o->n_images)
+        return pf_diag_set(d, PF_ERR_ARG, "--image is missing");
+    return PF_OK;
+}
+
+/* ---- the image: storage -> reader -> memory map --------------------------------------- */
+static int load_image(const char *spec, pf_memmap *map, pf_diag *d)
+{
+    /* PATH[@ADDR]: the last '@' followed by a digit starts the address. */
+    static char path[256];
+    size_t n = strlen(spec);
+    if (n >= sizeof path)
+        return pf_diag_set(d, PF_ERR_ARG, "image path longer than %u characters", (unsigned)sizeof path - 1);
+    memcpy(path, spec, n + 1);
+    uint32_t addr = 0;
+    int has_addr = 0;
+    char *at = strrchr(path, '@');
+    if (at && at[1] >= '0' && at[1] <= '9') {
+        if (parse_u32(at + 1, &addr))
+            return pf_diag_set(d, PF_ERR_ARG, "%s: bad load address '%s'", spec, at + 1);
+        *at = '\0';
+        has_addr = 1;
+    }
+    const pf_storage *st = board->storage;
+    int r = st->open(st->ctx, path, d);
+    if (r < 0)
+        return r;
+    long size = st->size(st->ctx);
+    int got = st->read(st->ctx, chunk, sizeof chunk);
+    if (size < 0 || got < 0) {
+        st->close(st->ctx);
+        return pf_diag_set(d, PF_ERR_IO, "%s: read error", path);
+    }
+    if (got == 0) {
+        st->close(st->ctx);
+        return pf_diag_set(d, PF_ERR_FORMAT, "%s: empty file", path);
+    }
+    pf_image_format fmt = pf_image_detect(chunk, (size_t)got, path);
+    size_t before = map->count;
+    uint32_t bytes_before = pf_memmap_bytes(map);
+    pf_memmap_dest dest = { map, d };
+    switch (fmt) {
+    case PF_IMAGE_IHEX: pf_ihex_init(&parser.ihex, pf_memmap_dest_sink, &dest, d); break;
+    case PF_IMAGE_SREC: pf_srec_init(&parser.srec, pf_memmap_dest_sink, &dest, d); break;
+    case PF_IMAGE_ELF:
+        st->close(st->ctx);
+        return pf_diag_set(d, PF_ERR_FORMAT,
+                           "%s: ELF is read on the host only; convert it (objcopy -O ihex) for the updater", path);
+    default: /* raw binary, and ESP / MCUboot images loaded as raw bytes */
+        if (!has_addr) {
+            st->close(st->ctx);
+            return pf_diag_set(d, PF_ERR_ARG, "%s: %s image needs a load address: %s@0x...", path,
+                               pf_image_format_name(fmt), path);
+        }
+        pf_bin_init(&parser.bin, addr, pf_memmap_dest_sink, &dest, d);
+        break;
+    }
+    if ((fmt == PF_IMAGE_IHEX || fmt == PF_IMAGE_SREC) && has_addr) {
+        st->close(st->ctx);
+        return pf_diag_set(d, PF_ERR_ARG, "%s: a %s file carries its own addresses; drop @0x%lx", path,
+                           pf_image_format_name(fmt), (unsigned long)addr);
+    }
+    for (;;) {
+        if (fmt == PF_IMAGE_IHEX)
+            r = pf_ihex_feed(&parser.ihex, chunk, (size_t)got);
+        else if (fmt == PF_IMAGE_SREC)
+            r = pf_srec_feed(&parser.srec, chunk, (size_t)got);
+        else
+            r = pf_bin_feed(&parser.bin, chunk, (size_t)got);
+        if (r < 0)
+            break;
+        got = st->read(st->ctx, chunk, sizeof chunk);
+        if (got < 0) {
+            r = pf_diag_set(d, PF_ERR_IO, "read error");
+            break;
+        }
+        if (got == 0) {
+            r = fmt == PF_IMAGE_IHEX   ? pf_ihex_finish(&parser.ihex)
+                : fmt == PF_IMAGE_SREC ? pf_srec_finish(&parser.srec)
+                                       : pf_bin_finish(&parser.bin);
+            break;
+        }
+    }
+    st->close(st->ctx);
+    if (r < 0) {
+        if (r == PF_ERR_NOMEM)
+            pf_format(d->text, sizeof d->text, "image larger than the updater's memory (%lu bytes in %u segments)",
+                      (unsigned long)PF_UPDATER_ARENA, (unsigned)PF_UPDATER_SEGMENTS);
+        pf_diag_prefix(d, path);
+        return r;
+    }
+    say("image: %s (%s, %ld bytes): %lu bytes of data in %u segment(s)", path, pf_image_format_name(fmt), size,
+        (unsigned long)(pf_memmap_bytes(map) - bytes_before), (unsigned)(map->count - before));
+    return PF_OK;
+}
+
+/* ---- the job ---------------------------------------------------------------------------- */
+static int run_job(const job_opts *o, pf_diag *d, int *status)
+{
+    pf_memmap map;
+    pf_memmap_init(&map, segments, PF_UPDATER_SEGMENTS, arena, sizeof arena);
+    int r = PF_OK;
+    for (int i = 0; i < o->n_images && r == PF_OK; i++)
+        r = load_image(o->images[i], &map, d);
+    if (r == PF_OK)
+        r = pf_memmap_finish(&map, d);
+    if (r < 0) {
+        *status = r == PF_ERR_ARG ? EXIT_USAGE : EXIT_IMAGE;
+        return r;
+    }
+    uint32_t lo, hi;
+    pf_memmap_bounds(&map, &lo, &hi);
+    say("image: %lu bytes in %u segment(s) at 0x%08lx-0x%08lx", (unsigned long)pf_memmap_bytes(&map),
+        (unsigned)map.count, (unsigned long)lo, (unsigned long)(hi - 1));
+
+    const pf_target_ops *ops = pf_target_find(o->target);
+    if (!ops) {
+        char names[96] = "";
+        size_t n = 0;
+        for (size_t i = 0; pf_target_drivers[i]; i++)
+            n += pf_format(names + n, sizeof names - n, " %s", pf_target_drivers[i]->name);
+        *status = EXIT_USAGE;
+        return pf_diag_set(d, PF_ERR_ARG, "unknown target '%s' (built in:%s)", o->target, n ? names : " none");
+    }
+    if (ops->ctx_size > sizeof driver_ctx) {
+        *status = EXIT_FAIL;
+        return pf_diag_set(d, PF_ERR_NOMEM, "driver %s needs %lu bytes of state, the updater has %lu", ops->name,
+                           (unsigned long)ops->ctx_size, (unsigned long)sizeof driver_ctx);
+    }
+    memset(driver_ctx, 0, sizeof driver_ctx);
+    pf_target_config cfg = PF_TARGET_CONFIG_DEFAULT();
+    cfg.port = board->link;
+    cfg.diag = d;
+    cfg.baud = o->connect_baud;
+    cfg.fast_baud = o->baud;
+    cfg.chip = o->chip;
+    cfg.reset = o->reset;
+    cfg.verbose = o->verbose;
+    pf_target t = { ops, driver_ctx, { { 0 }, { 0 }, 0, 0, PF_DIGEST_NONE, { 0 } } };
+    uint32_t t0 = now();
+    r = ops->open(driver_ctx, &cfg);
+    if (r == PF_OK) {
+        say("connecting to %s on UART0...", ops->name);
+        r = ops->connect(driver_ctx, &t.info);
+    }
+    if (r < 0) {
+        if (ops->close)
+            ops->close(driver_ctx);
+        *status = exit_code(r);
+        return r;
+    }
+    say("chip: %s (id 0x%lx), bootloader: %s, flash: %lu KiB at 0x%08lx", t.info.chip, (unsigned long)t.info.chip_id,
+        t.info.bootloader[0] ? t.info.bootloader : "?", (unsigned long)(t.info.geom.flash_size / 1024u),
+        (unsigned long)t.info.geom.flash_start);
+
+    progress prog = { PF_PHASE_CHECK, -1, now() };
+    pf_job_config jc = PF_JOB_CONFIG_DEFAULT();
+    jc.erase = o->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
+    jc.skip_unchanged = o->skip;
+    jc.run_after = o->run && (t.info.caps & PF_CAP_RUN);
+    jc.progress = on_progress;
+    jc.progress_user = &prog;
+    jc.buf = work;
+    jc.buf_size = sizeof work;
+    jc.diag = d;
+    jc.clock = board->link;
+    pf_job_result res;
+    memset(&res, 0, sizeof res);
+    r = pf_job_flash(&t, &map, &jc, &res);
+    uint32_t ms = now() - t0;
+    if (ops->close)
+        ops->close(driver_ctx);
+    char s[16];
+    if (r < 0) {
+        *status = exit_code(r);
+        return r;
+    }
+    say("wrote %lu bytes%s in %s s, %s (%s)%s", (unsigned long)res.written_bytes,
+        res.skipped_bytes ? " (some unchanged, skipped)" : "", secs(ms, s, sizeof s),
+        res.verified ? "verified" : "NOT verified", res.verify_method ? res.verify_method : "none",
+        jc.run_after ? "; application started" : "");
+    say("result: written=%lu skipped=%lu image=%lu verified=%d method=%s ms=%lu", (unsigned long)res.written_bytes,
+        (unsigned long)res.skipped_bytes, (unsigned long)res.image_bytes, res.verified,
+        res.verify_method ? res.verify_method : "none", (unsigned long)ms);
+    if (!res.verified) {
+        *status = EXIT_VERIFY;
+        return pf_diag_set(d, PF_ERR_VERIFY, "the %s target can neither hash nor read back its flash: not verified",
+                           ops->name);
+    }
+    *status = EXIT_OK;
+    return PF_OK;
+}
+
+/* "link-test --count N --timeout MS": a check of the board's link for the
+ * port tests (tests/firmware/test_port.sh), no target involved. Echoes N
+ * bytes, each XOR 0x5A (so a wire that merely loops back is caught), then
+ * reads once more with the timeout and reports how long the board's clock
+ * waited: a port whose deadline expires early (a clock that runs fast) or
+ * that loses bytes shows up here. */
+static int link_test(char *line, pf_diag *d)
+{
+    char *argv[8];
+    int argc = split(line, argv, 8);
+    int i = argc > 0 && strcmp(argv[0], "link-test") ? 1 : 0;
+    uint32_t count = 0, timeout = 0;
+    for (i++; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--count") && !parse_u32(argv[i + 1], &count))
+            continue;
+        if (!strcmp(argv[i], "--timeout") && !parse_u32(argv[i + 1], &timeout))
+            continue;
+        return pf_diag_set(d, PF_ERR_ARG, "link-test takes --count N --timeout MS");
+    }
+    const pf_port *p = board->link;
+    pf_port_set_line(p, 115200, PF_FRAME_8N1);
+    say("link-test: ready for %lu bytes", (unsigned long)count);
+    uint32_t done = 0, t0 = now();
+    while (done < count) {
+        uint8_t buf[64];
+        size_t want = count - done < sizeof buf ? count - done : sizeof buf;
+        int n = p->read(p->ctx, buf, want, timeout);
+        if (n < 0)
+            return pf_diag_set(d, n, "link-test: read failed after %lu bytes", (unsigned long)done);
+        if (n == 0)
+            return pf_diag_set(d, PF_ERR_TIMEOUT, "link-test: nothing for %lu ms after %lu bytes",
+                               (unsigned long)timeout, (unsigned long)done);
+        for (int k = 0; k < n; k++)
+            buf[k] ^= 0x5A;
+        int w = pf_port_write_all(p, buf, (size_t)n);
+        if (w < 0)
+            return pf_diag_set(d, w, "link-test: write failed");
+        done += (uint32_t)n;
+    }
+    uint32_t t1 = now();
+    uint32_t r1 = board->reference_ms ? board->reference_ms() : 0;
+    uint8_t extra;
+    int n = p->read(p->ctx, &extra, 1, timeout);
+    uint32_t waited = now() - t1;
+    uint32_t ref = board->reference_ms ? board->reference_ms() - r1 : 0;
+    say("link-test: echoed=%lu in %lu ms; idle read returned %d after %lu ms (timeout %lu ms); reference clock %s%lu ms",
+        (unsigned long)done, (unsigned long)(t1 - t0), n, (unsigned long)waited, (unsigned long)timeout,
+        board->reference_ms ? "" : "none ", (unsigned long)ref);
+    return n == 0 ? PF_OK : pf_diag_set(d, PF_ERR_PROTOCOL, "link-test: unexpected extra byte 0x%02x", extra);
+}
+
+int pf_updater_run(const pf_board *b)
+{
+    board = b;
+    static pf_diag diag;
+    pf_diag_clear(&diag);
+    int n = b->job(jobline, sizeof jobline);
+    say("peerflash updater on %s: %s", b->name, n > 0 ? jobline : "(no job)");
+    job_opts o;
+    int status = EXIT_USAGE;
+    if (n > 0 && strstr(jobline, "link-test")) {
+        int r = link_test(jobline, &diag);
+        if (r < 0)
+            say("updater: error: %s", diag.text);
+        return r < 0 ? exit_code(r) : EXIT_OK;
+    }
+    int r = n < 0 ? pf_diag_set(&diag, PF_ERR_ARG, "no job (QEMU: -append \"flash --target ... --image ...\")")
+                  : parse_job(jobline, &o, &diag);
+    if (r == PF_OK)
+        r = run_job(&o, &diag, &status);
+    if (r < 0)
+        say("updater: error: %s (exit %d)", diag.text[0] ? diag.text : pf_strerror(r), status);
+    else
+        say("updater: ok (exit 0)");
+    return status;
+}
