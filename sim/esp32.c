@@ -377,7 +377,10 @@ static int change_baud(pf_esp_sim *s, const pf_esp_packet *p)
         return r;
     if (s->port.drain)
         s->port.drain(s->port.ctx);
-    busy(2000); /* the answer leaves the UART at the old rate first */
+    /* The ROM's UART sends the answer at the old rate before the switch; a
+     * pty's drain returns at once, so wait the answer's line time (twice,
+     * plus 5 ms for a link emulator that reads it late). */
+    busy(2u * 20u * 10u * 1000000u / s->st.baud + 5000u);
     pf_port_set_line(&s->port, baud, PF_FRAME_8N1);
     s->st.baud = baud;
     s->st.baud_changes++;
