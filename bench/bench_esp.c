@@ -1,14 +1,12 @@
 /* ESP ROM loader benchmark: a 1 MiB image (half code-like, half
- * compressible) written by `--target esp` into the ROM simulator through a
- * rate-modelled pty relay (10 bits per byte at the line rate the sending
- * side's termios holds; the link emulator `peerflash wire` was not on main
- * when this was written), plain and compressed, at 115200 and after a switch
- * to 921600. The simulated flash erases 4 KiB in 10 ms and programs 1 KiB in
+ * compressible) written by `--target esp` into the ROM simulator through
+ * the link emulator (sim/wire.h, follow mode: each side's termios rate, 8N1),
+ * plain and compressed, at 115200 and after a switch to 921600. The simulated flash erases 4 KiB in 10 ms and programs 1 KiB in
  * 2 ms. Effective rate = image bits / (write + verify time), connect excluded.
  * The peer column holds esptool's published figures (QUOTED anchors, not
  * measured here) and, where npm's esptool-js is installed in the build tree
  * (by the esptool-js tests), esptool-js measured in the same run on the same
- * relay and simulator over TCP at 115200 (stub uploaded, compressed). */
+ * link emulator and simulator over TCP at 115200 (stub uploaded, compressed). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +15,8 @@
 #include <unistd.h>
 
 #include "../tests/esp/esp_harness.h"
-#include "../tests/esp/esp_relay.h"
 #include "bench.h"
+#include "wire.h"
 
 #define ERASE_MS_4K 10
 #define WRITE_US_KB 2000
@@ -52,13 +50,17 @@ static double run_ours(const uint8_t *img, uint32_t len, uint32_t fast_baud, int
     esp_simthread *st = sim_start("ours", 4u << 20);
     if (!st)
         return NAN;
-    esp_relay rl;
-    memset(&rl, 0, sizeof rl);
-    rl.rate_model = 1;
-    char host[128];
+    char host[128], aspec[160];
     snprintf(host, sizeof host, "/tmp/pf-bench-esp-host-%d", (int)getpid());
+    snprintf(aspec, sizeof aspec, "pty:%s", host);
+    pf_wire_config wc = PF_WIRE_CONFIG_DEFAULT();
+    wc.a = aspec;
+    wc.b = st->path;
+    wc.follow = 1;
+    pf_wire *w = NULL;
+    pf_diag wd = {{0}};
     double kbps = NAN;
-    if (esp_relay_start(&rl, host, st->path) == 0) {
+    if (pf_wire_create(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
         esp_host h;
         int r = esp_host_open(&h, host, fast_baud, NULL, compress);
         if (r == 0) {
@@ -90,13 +92,16 @@ static double run_ours(const uint8_t *img, uint32_t len, uint32_t fast_baud, int
             fprintf(stderr, "bench esp: connect failed: %s\n", h.diag.text);
         }
         esp_host_close(&h);
-        esp_relay_stop(&rl);
+    } else {
+        fprintf(stderr, "bench esp: wire: %s\n", wd.text);
     }
+    if (w)
+        pf_wire_destroy(w);
     esp_sim_stop(st);
     return kbps;
 }
 
-/* esptool-js (npm) on the same simulator through the same relay, TCP host
+/* esptool-js (npm) on the same simulator through the same link emulator, TCP host
  * side at 115200; returns effective kbit/s (write + MD5 verify) or NAN. */
 static double run_esptool_js(const pf_bench *b, const uint8_t *img, uint32_t len)
 {
@@ -121,24 +126,27 @@ static double run_esptool_js(const pf_bench *b, const uint8_t *img, uint32_t len
     esp_simthread *st = sim_start("js", 4u << 20);
     if (!st)
         return NAN;
-    esp_relay rl;
-    memset(&rl, 0, sizeof rl);
-    rl.rate_model = 1;
-    rl.fixed_baud = 115200;
     int port = 20000 + (int)(getpid() % 20000);
     char spec[64];
     snprintf(spec, sizeof spec, "tcp-listen://%d", port);
+    pf_wire_config wc = PF_WIRE_CONFIG_DEFAULT();
+    wc.a = spec;
+    wc.b = st->path;
+    wc.follow = 1;
+    wc.baud = 115200; /* the TCP side's rate: esptool-js stays at 115200 */
+    pf_wire *w = NULL;
+    pf_diag wd = {{0}};
     double kbps = NAN;
-    if (esp_relay_start(&rl, spec, st->path) == 0) {
+    if (pf_wire_create(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
         snprintf(cmd, sizeof cmd, "cd %s && timeout 600 node esptool_js_flash.mjs %d %s 0x10000 115200 > %s 2>&1", npm,
                  port, imgpath, out);
         int rc = system(cmd);
         FILE *o = fopen(out, "r");
         char line[1024];
         while (o && fgets(line, sizeof line, o)) {
-            const char *w = strstr(line, "\"write_ms\":");
-            if (!strncmp(line, "RESULT ", 7) && w && strstr(line, "\"verified\":true"))
-                kbps = len * 8.0 / (atof(w + 11) / 1000.0) / 1000.0;
+            const char *wm = strstr(line, "\"write_ms\":");
+            if (!strncmp(line, "RESULT ", 7) && wm && strstr(line, "\"verified\":true"))
+                kbps = len * 8.0 / (atof(wm + 11) / 1000.0) / 1000.0;
         }
         if (o)
             fclose(o);
@@ -146,8 +154,11 @@ static double run_esptool_js(const pf_bench *b, const uint8_t *img, uint32_t len
             fprintf(stderr, "bench esp: esptool-js run failed (see %s)\n", out);
         else
             unlink(out);
-        esp_relay_stop(&rl);
+    } else {
+        fprintf(stderr, "bench esp: wire: %s\n", wd.text);
     }
+    if (w)
+        pf_wire_destroy(w);
     esp_sim_stop(st);
     unlink(imgpath);
     return kbps;
@@ -179,14 +190,14 @@ void pf_bench_esp(pf_bench *b)
                      (unsigned long)baud);
             if (!compress) {
                 snprintf(note, sizeof note,
-                         "rate-modelled pty relay + ROM sim; peer = esptool's QUOTED %.0f kbit/s plain (not measured "
+                         "through wire --baud follow + ROM sim; peer = esptool's QUOTED %.0f kbit/s plain (not measured "
                          "here); %.2f of line rate",
                          rates[i].anchor, kbps * 1000.0 / baud);
                 pf_bench_row(b, "esp", what, kbps, "kbit/s", rates[i].anchor, note);
             } else if (baud == 115200) {
                 snprintf(note, sizeof note,
                          "deflate on the fly, sent %.0f%% of the bytes; %.2f of line rate; peer = esptool-js 0.7.0 "
-                         "(stub, compressed) measured now, same relay and sim",
+                         "(stub, compressed) measured now, same wire and sim",
                          sent * 100.0, kbps * 1000.0 / baud);
                 pf_bench_row(b, "esp", what, kbps, "kbit/s", js, note);
             } else {
