@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image_file.h"
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_stm32.h"
@@ -260,6 +261,14 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     session s;
     r = open_session(&s, o);
     if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        pf_image_set_free(&images);
+        return r;
+    }
+    /* ESP app images: checked for the chip the ROM identified (issue 4) */
+    if (s.target.ops == &pf_target_esp &&
+        (r = pf_esp_check_image_set(&images, pf_esp_connected_chip(s.state), &s.diag)) < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
         pf_image_set_free(&images);

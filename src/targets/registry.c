@@ -2,6 +2,7 @@
  * `const pf_target_ops pf_target_<name>`; add it here once it is real. */
 #include <string.h>
 
+#include "peerflash/pf_esp.h"
 #include "peerflash/pf_target.h"
 
 extern const pf_target_ops pf_target_avr;
@@ -9,6 +10,7 @@ extern const pf_target_ops pf_target_stm32;
 const pf_target_ops *const pf_target_drivers[] = {
     &pf_target_avr,
     &pf_target_stm32,
+    &pf_target_esp,
     NULL,
 };
 
