@@ -211,7 +211,12 @@ static void json_result(const opts *o, const session *s, int err, const char *er
 static int fail(const opts *o, session *s, int err, const char *text, double secs)
 {
     const char *hint = "";
-    if (err == PF_ERR_NO_SYNC || err == PF_ERR_TIMEOUT)
+    /* Drivers that know their board give a specific hint; add the generic
+     * one only where the message has none. */
+    int has_hint = text && (strstr(text, "wiring") || strstr(text, "check ") || strstr(text, "press"));
+    if (has_hint)
+        hint = "";
+    else if (err == PF_ERR_NO_SYNC || err == PF_ERR_TIMEOUT)
         hint = "\n  check the wiring (TX<->RX), the baud rate (--baud), and that the chip is in its bootloader";
     else if (err == PF_ERR_VERIFY)
         hint = "\n  the flash does not hold the image: run the command again; if it persists the link is "

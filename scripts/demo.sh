@@ -69,5 +69,43 @@ say "A bad image is refused before anything is sent (this one reaches into the b
 printf ':027E00000C94E0\n:00000001FF\n' >"$tmp/bad.hex"
 show "$pf" flash --target avr --port "$tmp/avr-host" "$tmp/bad.hex" || say "(exit status $? = image refused; the board still runs its firmware)"
 
+# --- ESP32: an ESP32 reading an SD card flashing a second ESP32 -------------
+scene "2. ESP32 ROM loader: three images, compressed on the fly, 115200 then 921600 baud"
+say "The simulated ROM answers byte for byte as the real one; the wire follows each side's baud rate."
+mkdir -p "$tmp/esp"
+"$build/tests/esp/test_esp_image" --write "$tmp/esp" >/dev/null
+python3 - "$tmp/esp" <<'PY'
+import random, sys
+r = random.Random(7)
+d = sys.argv[1]
+open(d + "/boot.bin", "wb").write(bytes(r.getrandbits(8) for _ in range(0x4000)))
+open(d + "/part.bin", "wb").write(bytes([0xAA, 0x50]) + bytes(0xBFE))
+PY
+start esp-sim "$pf" sim esp32 --port "$tmp/esp-dev" --flash "$tmp/esp-flash.bin" --chip esp32 \
+    --erase-ms-per-4k 10 --write-us-per-kb 2000
+wait_path "$tmp/esp-dev"
+start esp-wire "$pf" wire --a "$tmp/esp-host" --b "$tmp/esp-dev" --baud follow
+wait_path "$tmp/esp-host"
+show "$pf" flash --target esp --port "$tmp/esp-host" --baud 921600 \
+    "$tmp/esp/boot.bin@0x1000" "$tmp/esp/part.bin@0x8000" "$tmp/esp/ours-esp32.bin@0x10000"
+say "Flashing the same images again: the ROM's MD5 shows nothing changed, so nothing is written."
+show "$pf" flash --target esp --port "$tmp/esp-host" --baud 921600 \
+    "$tmp/esp/boot.bin@0x1000" "$tmp/esp/part.bin@0x8000" "$tmp/esp/ours-esp32.bin@0x10000"
+say "An image built for another chip is refused, naming both (the ESP32-S3 image on this ESP32):"
+show "$pf" flash --target esp --port "$tmp/esp-host" "$tmp/esp/ours-esp32s3.bin@0x10000" ||
+    say "(exit status $? = target refused; nothing was written)"
+
+# --- STM32: the co-processor next to an ESP32 ---------------------------------
+scene "3. STM32G0 system-memory bootloader (AN3155), 115200 baud 8E1"
+say "A HEX file made by objcopy; the simulator programs 256 bytes in 7 ms and erases a 2 KiB page in 20 ms."
+head -c 24576 /dev/urandom >"$tmp/stm32.bin"
+objcopy -I binary -O ihex --change-addresses 0x08000000 "$tmp/stm32.bin" "$tmp/stm32.hex"
+start stm32-sim "$pf" sim stm32 --port "$tmp/stm32-dev" --chip G07xxB --flash "$tmp/stm32-flash.bin"
+wait_path "$tmp/stm32-dev"
+start stm32-wire "$pf" wire --a "$tmp/stm32-host" --b "$tmp/stm32-dev" --baud 115200 --frame 8E1
+wait_path "$tmp/stm32-host"
+show "$pf" flash --target stm32 --port "$tmp/stm32-host" "$tmp/stm32.hex"
+show "$pf" info --target stm32 --port "$tmp/stm32-host"
+
 echo
 echo "${bold}Done.${off} See README.md for the commands, docs/ for the design and benchmarks."

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,7 @@ struct pf_esp_sim {
     uint32_t reg_addr[MAX_REGS], reg_val[MAX_REGS];
     unsigned n_regs;
     int attached;
+    int open_watch; /* inotify on the pty slave (reset on open), or -1 */
     /* the current flash operation */
     enum { OP_NONE, OP_FLASH, OP_DEFL, OP_MEM } op;
     uint32_t op_offset, op_size, op_blocks, op_block_size, op_seq, op_written;
@@ -631,6 +634,14 @@ pf_esp_sim *pf_esp_sim_open(const pf_esp_sim_config *cfg, pf_diag *diag)
     }
     if (pf_posix_open(&s->link, cfg->port, diag) < 0)
         goto fail;
+    s->open_watch = -1;
+    if (cfg->reset_on_open && s->link.kind == PF_POSIX_PTY_MASTER) {
+        s->open_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (s->open_watch >= 0 && inotify_add_watch(s->open_watch, s->link.slave, IN_OPEN) < 0) {
+            close(s->open_watch);
+            s->open_watch = -1;
+        }
+    }
     pf_posix_port(&s->link, &s->port);
     pf_port_set_line(&s->port, 115200, PF_FRAME_8N1);
     s->st.baud = 115200;
@@ -647,10 +658,52 @@ fail:
     return NULL;
 }
 
+/* A reset with GPIO0 low: the chip starts again in its ROM loader at the
+ * default rate, with no stub, no flash operation and nothing half-received. */
+static void reset_to_loader(pf_esp_sim *s)
+{
+    if (s->inf_ready)
+        inflateEnd(&s->inf);
+    s->inf_ready = s->inf_done = 0;
+    s->op = OP_NONE;
+    s->attached = 0;
+    s->st.stub = 0;
+    s->st.app_running = 0;
+    s->st.resets++;
+    if (s->st.baud != 115200) {
+        pf_port_set_line(&s->port, 115200, PF_FRAME_8N1);
+        s->st.baud = 115200;
+    }
+    pf_slip_decoder_reset(&s->dec);
+    if (s->cfg.verbose || s->st.resets > 0)
+        fprintf(stderr, "esp sim: port opened: reset into the ROM loader\n");
+}
+
+/* 1 when someone opened the pty's slave since the last call. inotify sees
+ * every open, even a close and reopen between two reads of the port. */
+static int port_was_opened(pf_esp_sim *s)
+{
+    if (s->open_watch < 0)
+        return 0;
+    int opened = 0;
+    char ev[sizeof(struct inotify_event) + 256];
+    ssize_t n;
+    while ((n = read(s->open_watch, ev, sizeof ev)) > 0)
+        for (ssize_t off = 0; off < n;) {
+            const struct inotify_event *e = (const struct inotify_event *)(const void *)(ev + off);
+            if (e->mask & IN_OPEN)
+                opened = 1;
+            off += (ssize_t)sizeof *e + e->len;
+        }
+    return opened;
+}
+
 int pf_esp_sim_serve(pf_esp_sim *s, volatile int *stop)
 {
     uint8_t buf[512];
     while (!stop || !*stop) {
+        if (port_was_opened(s))
+            reset_to_loader(s);
         int n = s->port.read(s->port.ctx, buf, sizeof buf, 50);
         if (n == PF_ERR_CLOSED) {
             if (s->link.kind == PF_POSIX_TCP && s->cfg.exit_on_close)
@@ -660,6 +713,8 @@ int pf_esp_sim_serve(pf_esp_sim *s, volatile int *stop)
         }
         if (n < 0)
             return n;
+        if (n > 0 && port_was_opened(s))
+            reset_to_loader(s); /* these bytes are the new session's */
         if (s->st.app_running)
             continue; /* the application does not speak the loader protocol */
         for (int i = 0; i < n; i++) {
@@ -697,6 +752,8 @@ void pf_esp_sim_close(pf_esp_sim *s)
         return;
     if (s->inf_ready)
         inflateEnd(&s->inf);
+    if (s->open_watch >= 0)
+        close(s->open_watch);
     pf_posix_close(&s->link);
     if (s->flash) {
         if (s->fd >= 0)
@@ -724,11 +781,17 @@ int pf_esp_sim_main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: peerflash sim esp32 --port PATH [--flash FILE] [--chip esp32|esp32s2|esp32s3|esp32c3|"
                    "esp32c6|esp32h2|esp8266]\n"
-                   "                          [--flash-size 4MB] [--erase-ms-per-4k N] [--write-us-per-kb N] [-v]\n"
-                   "A chip waiting in its ROM serial loader; plays the flasher stub when a host uploads one.\n");
+                   "                          [--flash-size 4MB] [--erase-ms-per-4k N] [--write-us-per-kb N]\n"
+                   "                          [--no-reset-on-open] [-v]\n"
+                   "A chip waiting in its ROM serial loader; plays the flasher stub when a host uploads one.\n"
+                   "Each open of its pty resets it into the ROM loader (the DTR/RTS reset a pty cannot\n"
+                   "carry); --no-reset-on-open turns that off.\n");
             return 0;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg.verbose = 1;
+            continue;
+        } else if (!strcmp(a, "--no-reset-on-open")) {
+            cfg.reset_on_open = 0;
             continue;
         } else if (!v) {
             fprintf(stderr, "peerflash: sim esp32: %s needs a value (see --help)\n", a);

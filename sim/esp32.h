@@ -33,10 +33,12 @@ typedef struct pf_esp_sim_config {
     uint32_t write_us_per_kb;  /* program time per KiB (default 1500) */
     int verbose;               /* 1: log each command to stderr */
     int exit_on_close;         /* TCP: stop when the peer disconnects (default 1) */
+    int reset_on_open;         /* pty: an open of the port resets the chip into the ROM loader,
+                                * standing in for the DTR/RTS reset a pty cannot carry (default 1) */
 } pf_esp_sim_config;
 
 #define PF_ESP_SIM_CONFIG_DEFAULT() \
-    { NULL, NULL, "esp32", 4u << 20, 20, 1500, 0, 1 }
+    { NULL, NULL, "esp32", 4u << 20, 20, 1500, 0, 1, 1 }
 
 typedef struct pf_esp_sim_stats {
     uint32_t commands;      /* requests handled */
@@ -47,6 +49,7 @@ typedef struct pf_esp_sim_stats {
     uint32_t baud_changes;
     int stub;               /* 1 once a stub was "uploaded" */
     int app_running;        /* 1 after FLASH_END / RUN_USER_CODE left the loader */
+    uint32_t resets;        /* resets into the loader because the port was opened */
     uint8_t last_error;     /* last error byte sent */
 } pf_esp_sim_stats;
 

@@ -30,6 +30,11 @@ static void *esp_sim_thread_fn(void *arg)
     return NULL;
 }
 
+/* Whether the next simulator resets into its loader when its port is opened
+ * (the default, as `peerflash sim esp32`); a test that reopens the port to
+ * meet the state it left (a running stub) turns it off. */
+static int esp_harness_reset_on_open = 1;
+
 /* Starts a simulator on pty:<path>; returns 0 on success. */
 static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *chip, uint32_t flash_size)
 {
@@ -44,6 +49,7 @@ static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *c
     cfg.erase_ms_per_4k = 0; /* timing is the benchmark's business */
     cfg.write_us_per_kb = 0;
     cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
+    cfg.reset_on_open = esp_harness_reset_on_open;
     pf_diag d = {{0}};
     t->sim = pf_esp_sim_open(&cfg, &d);
     if (!t->sim) {

@@ -12,9 +12,9 @@ trap cleanup EXIT
 fails=0
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fails=$((fails + 1)); fi; }
 
-start_sim() { # name chip size
+start_sim() { # name chip size [sim options]
     "$cli" sim esp32 --port "$PWD/$1" --chip "$2" --flash "$1.flash" --flash-size "$3" \
-        --erase-ms-per-4k 0 --write-us-per-kb 0 >"$1.log" 2>&1 &
+        --erase-ms-per-4k 0 --write-us-per-kb 0 "${@:4}" >"$1.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.05; done
     echo "FAIL: simulator $1 did not start"; cat "$1.log"; exit 1
@@ -60,7 +60,17 @@ timeout 60 "$cli" flash --target esp --port "$PWD/dev1" part.bin@0x8000 2>run.er
 rc=$?
 check "flash with run exits 0 (got $rc)" "[ $rc -eq 0 ]"
 check "  the simulated chip started the application" "grep -q 'application runs now' dev1.log"
-timeout 60 "$cli" flash --target esp --port "$PWD/dev1" part.bin@0x8000 2>nosync.err
+# opening the port again resets the chip into its loader (the DTR/RTS reset on a board)
+timeout 60 "$cli" flash --target esp --port "$PWD/dev1" --no-run part.bin@0x8000 2>again.err
+rc=$?
+check "after the run, a new session resets the chip into the loader: exit 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  the simulator saw the reset" "grep -q 'reset into the ROM loader' dev1.log"
+# without that reset (a board with no auto-reset circuit), a running application gives no answer
+start_sim dev3 esp32 4MB --no-reset-on-open
+timeout 60 "$cli" flash --target esp --port "$PWD/dev3" part.bin@0x8000 2>run3.err
+rc=$?
+check "flash with run on a chip without auto-reset exits 0 (got $rc)" "[ $rc -eq 0 ]"
+timeout 60 "$cli" flash --target esp --port "$PWD/dev3" part.bin@0x8000 2>nosync.err
 rc=$?
 check "no answer (chip runs its app) gives exit 4 (got $rc)" "[ $rc -eq 4 ]"
 check "  with the BOOT/GPIO0 hint" "grep -q 'hold BOOT (GPIO0)' nosync.err"
