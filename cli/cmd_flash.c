@@ -167,7 +167,7 @@ static int open_session(session *s, const opts *o)
                 return r;
         }
     }
-    if (!o->quiet) {
+    if (!o->quiet && strcmp(o->cmd, "info") != 0) { /* info prints all of it on stdout */
         const pf_target_info *in = &s->target.info;
         fprintf(stderr, "chip: %s (id 0x%lx), bootloader: %s, flash: %lu KiB at 0x%08lx\n", in->chip,
                 (unsigned long)in->chip_id, in->bootloader[0] ? in->bootloader : "?",
