@@ -107,5 +107,28 @@ wait_path "$tmp/stm32-host"
 show "$pf" flash --target stm32 --port "$tmp/stm32-host" "$tmp/stm32.hex"
 show "$pf" info --target stm32 --port "$tmp/stm32-host"
 
+# --- The updater as MCU firmware: one microcontroller flashing another --------
+scene "4. An MCU flashes an ATmega328P: the updater firmware in QEMU (Cortex-M3) -> wire -> Optiboot"
+say "The same core, cross-compiled, runs bare-metal on QEMU's mps2-an385 board; it reads the image"
+say "from its 'SD card' (semihosting) and talks to the AVR through its UART0 at 115200 baud."
+fw="$build/firmware/updater-mps2.elf"
+if [[ -f $fw ]] && command -v qemu-system-arm >/dev/null; then
+    bash "$root/scripts/avr/build-app.sh" "$root/tests/avr/app/app.c" "$tmp/avr" mcuapp 3 4 >/dev/null
+    start mcu-sim "$pf" sim avr --port "$tmp/mcu-avr" --uart-log "$tmp/mcu-uart.log" --page-write-ms 4.5
+    wait_path "$tmp/mcu-avr"
+    start mcu-wire "$pf" wire --a "$tmp/mcu" --b "$tmp/mcu-avr" --baud 115200
+    wait_path "$tmp/mcu"
+    show timeout 100 qemu-system-arm -M mps2-an385 -nodefaults -nographic -net none \
+        -semihosting-config enable=on,target=native -kernel "$fw" \
+        -chardev "serial,id=link,path=$tmp/mcu" -serial chardev:link \
+        -append "flash --target avr --image $tmp/avr/mcuapp.hex" 2>&1 | grep -vE '^(write|verify): |has no peer'
+    if wait_line "$tmp/mcu-uart.log" "PFAPP seed=3" 10; then
+        say "The ATmega328P runs what the MCU wrote; it says:"
+        grep -E "PFAPP seed=3" "$tmp/mcu-uart.log" | tail -n 1
+    fi
+else
+    say "(skipped: build/firmware/updater-mps2.elf or qemu-system-arm is missing; make firmware builds it)"
+fi
+
 echo
 echo "${bold}Done.${off} See README.md for the commands, docs/ for the design and benchmarks."
