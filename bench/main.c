@@ -12,18 +12,24 @@
 
 typedef void (*bench_fn)(pf_bench *b);
 void pf_bench_agent(pf_bench *b);
+void pf_bench_avr(pf_bench *b);
 void pf_bench_image(pf_bench *b);
 void pf_bench_wire(pf_bench *b);
 void pf_bench_firmware(pf_bench *b);
+void pf_bench_stm32(pf_bench *b);
+void pf_bench_esp(pf_bench *b);
 /* Each benchmark file defines one of these; add a line below for a new one. */
 static const struct {
     const char *name;
     bench_fn fn;
 } benches[] = {
     {"agent", pf_bench_agent},
+    {"avr", pf_bench_avr},
     {"image", pf_bench_image},
     {"wire", pf_bench_wire},
     {"firmware", pf_bench_firmware},
+    {"stm32", pf_bench_stm32},
+    {"esp", pf_bench_esp},
     {NULL, NULL},
 };
 

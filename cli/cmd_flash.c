@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image_file.h"
 #include "peerflash/pf_posix.h"
+#include "peerflash/pf_stm32.h"
 
 typedef struct opts {
     const char *cmd;
@@ -19,6 +21,7 @@ typedef struct opts {
     const char *reset;
     uint32_t baud, connect_baud;
     int verify, skip, run, erase_all, json, quiet, verbose, all;
+    int unprotect_read, unprotect_write;
 } opts;
 
 static void usage(const char *cmd, FILE *f)
@@ -52,7 +55,9 @@ static void usage(const char *cmd, FILE *f)
                "  --connect-baud N   rate to sync at, where it differs (default: the protocol's)\n"
                "  --chip NAME        refuse any other chip (e.g. ATmega328P, ESP32, STM32F103xB)\n"
                "  --reset MODE       how to enter the bootloader: auto (DTR/RTS circuit), none, or a\n"
-               "                     driver-specific sequence\n");
+               "                     driver-specific sequence\n"
+               "  --unprotect-read   stm32: remove readout protection first; THE CHIP ERASES ALL ITS FLASH\n"
+               "  --unprotect-write  stm32: remove write protection first (flash content stays)\n");
     if (!strcmp(cmd, "flash"))
         fprintf(f, "  --no-verify        skip the verify step (not recommended)\n"
                    "  --erase touched|all  erase only what the image touches (default) or the whole chip\n"
@@ -143,7 +148,26 @@ static int open_session(session *s, const opts *o)
     if (r < 0)
         return r;
     s->connected = 1;
-    if (!o->quiet) {
+    if (o->unprotect_read || o->unprotect_write) {
+        if (strcmp(ops->name, "stm32") != 0)
+            return pf_diag_set(&s->diag, PF_ERR_UNSUPPORTED, "--unprotect-read/--unprotect-write are for "
+                                                             "--target stm32 only");
+        if (o->unprotect_read) {
+            if (!o->quiet)
+                fprintf(stderr, "removing readout protection: the chip erases its whole flash...\n");
+            r = pf_stm32_readout_unprotect(s->state);
+            if (r < 0)
+                return r;
+        }
+        if (o->unprotect_write) {
+            if (!o->quiet)
+                fprintf(stderr, "removing write protection...\n");
+            r = pf_stm32_write_unprotect(s->state);
+            if (r < 0)
+                return r;
+        }
+    }
+    if (!o->quiet && strcmp(o->cmd, "info") != 0) { /* info prints all of it on stdout */
         const pf_target_info *in = &s->target.info;
         fprintf(stderr, "chip: %s (id 0x%lx), bootloader: %s, flash: %lu KiB at 0x%08lx\n", in->chip,
                 (unsigned long)in->chip_id, in->bootloader[0] ? in->bootloader : "?",
@@ -187,7 +211,12 @@ static void json_result(const opts *o, const session *s, int err, const char *er
 static int fail(const opts *o, session *s, int err, const char *text, double secs)
 {
     const char *hint = "";
-    if (err == PF_ERR_NO_SYNC || err == PF_ERR_TIMEOUT)
+    /* Drivers that know their board give a specific hint; add the generic
+     * one only where the message has none. */
+    int has_hint = text && (strstr(text, "wiring") || strstr(text, "check ") || strstr(text, "press"));
+    if (has_hint)
+        hint = "";
+    else if (err == PF_ERR_NO_SYNC || err == PF_ERR_TIMEOUT)
         hint = "\n  check the wiring (TX<->RX), the baud rate (--baud), and that the chip is in its bootloader";
     else if (err == PF_ERR_VERIFY)
         hint = "\n  the flash does not hold the image: run the command again; if it persists the link is "
@@ -237,6 +266,14 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     session s;
     r = open_session(&s, o);
     if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        pf_image_set_free(&images);
+        return r;
+    }
+    /* ESP app images: checked for the chip the ROM identified (issue 4) */
+    if (s.target.ops == &pf_target_esp &&
+        (r = pf_esp_check_image_set(&images, pf_esp_connected_chip(s.state), &s.diag)) < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
         pf_image_set_free(&images);
@@ -433,7 +470,7 @@ int pf_cmd_flash(int argc, char **argv)
     o.cmd = argv[0];
     o.verify = o.skip = o.run = 1;
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
-           OPT_ALL, OPT_TARGET, OPT_PORT };
+           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W };
     static const struct option longopts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
@@ -442,6 +479,7 @@ int pf_cmd_flash(int argc, char **argv)
         {"no-skip", no_argument, 0, OPT_NOSKIP},      {"no-run", no_argument, 0, OPT_NORUN},
         {"json", no_argument, 0, OPT_JSON},           {"all", no_argument, 0, OPT_ALL},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
+        {"unprotect-read", no_argument, 0, OPT_UNPROT_R}, {"unprotect-write", no_argument, 0, OPT_UNPROT_W},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     optind = 1;
@@ -471,6 +509,8 @@ int pf_cmd_flash(int argc, char **argv)
         case OPT_NORUN: o.run = 0; break;
         case OPT_JSON: o.json = 1; break;
         case OPT_ALL: o.all = 1; break;
+        case OPT_UNPROT_R: o.unprotect_read = 1; break;
+        case OPT_UNPROT_W: o.unprotect_write = 1; break;
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;

@@ -80,6 +80,12 @@ void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t tota
         p->last_draw_us = 0;
     }
     double secs = (double)(now - p->phase_start_us) / 1e6;
+    if (phase == PF_PHASE_RUN) {
+        if (done == 0)
+            fprintf(stderr, "run: starting the application\n");
+        p->last_phase = -1; /* nothing to redraw */
+        return;
+    }
     if (p->tty) {
         if (done == total || now - p->last_draw_us > 100000) {
             draw_bar(phase, done, total, secs);

@@ -134,6 +134,11 @@ typedef struct progress {
 static void on_progress(void *user, pf_phase phase, uint32_t done, uint32_t total)
 {
     progress *p = user;
+    if (phase == PF_PHASE_RUN) {
+        if (done == 0)
+            say("run: starting the application");
+        return;
+    }
     if (phase != p->phase || done == 0) {
         p->phase = phase;
         p->last_tenth = -1;

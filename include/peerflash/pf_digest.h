@@ -17,6 +17,8 @@ typedef enum pf_digest_kind {
     PF_DIGEST_MD5,    /* 16 bytes */
     PF_DIGEST_SHA256, /* 32 bytes */
     PF_DIGEST_CRC32,  /* 4 bytes, little-endian; IEEE 802.3 (zlib's crc32) */
+    PF_DIGEST_CRC32_STM32, /* 4 bytes, big-endian; the STM32 CRC unit as the AN3155
+                            * Get Checksum command computes it (see pf_crc32_stm32) */
 } pf_digest_kind;
 
 #define PF_DIGEST_MAX 32
@@ -42,6 +44,12 @@ int pf_digest_finish(pf_digest *d, uint8_t *out);
 
 /* CRC-32 (IEEE, reflected, as zlib and Ethernet): crc = pf_crc32(0, p, n). */
 uint32_t pf_crc32(uint32_t crc, const uint8_t *data, size_t len);
+
+/* CRC-32 of the STM32 CRC peripheral (AN3155 Get Checksum): polynomial
+ * 0x04C11DB7 shifted MSB first, no reflection, no final XOR, fed one 32-bit
+ * little-endian word at a time. Start with 0xFFFFFFFF; len must be a
+ * multiple of 4 (pf_digest handles partial words across updates). */
+uint32_t pf_crc32_stm32(uint32_t crc, const uint8_t *data, size_t len);
 
 #ifdef __cplusplus
 }

@@ -418,8 +418,15 @@ static int link_set_line(void *ctx, uint32_t baud, pf_frame frame)
     t.c_cflag |= CS8;
     if (frame == PF_FRAME_8E1)
         t.c_cflag |= PARENB;
-    if (tcsetattr(l->fd, TCSADRAIN, &t) != 0)
-        return l->kind == PF_POSIX_PTY_MASTER ? PF_OK : PF_ERR_IO; /* a pty may refuse parity */
+    if (tcsetattr(l->fd, TCSADRAIN, &t) != 0) {
+        /* POSIX: EINVAL when none of the changes could be made. A pty keeps no
+         * parity bit, so asking again for the rate it already has fails: accept
+         * it when the rate and size are in place. */
+        struct termios now;
+        if (l->kind != PF_POSIX_PTY_MASTER &&
+            !(tcgetattr(l->fd, &now) == 0 && cfgetospeed(&now) == sp && (now.c_cflag & CSIZE) == CS8))
+            return PF_ERR_IO;
+    }
     l->baud = baud;
     l->frame = frame;
     return PF_OK;

@@ -184,8 +184,13 @@ static int target_failed(const job_state *s, int r, const char *what, uint32_t a
     return r;
 }
 
-/* Finds the first differing byte of [addr, addr+len) by reading back. */
-static int read_compare(const job_state *s, uint32_t addr, uint32_t len, uint32_t *mismatch)
+typedef struct walk {
+    uint32_t done, total;
+} walk;
+
+/* Finds the first differing byte of [addr, addr+len) by reading back;
+ * reports verify progress per chunk when w is given. */
+static int read_compare(const job_state *s, uint32_t addr, uint32_t len, uint32_t *mismatch, walk *w)
 {
     uint32_t half = (uint32_t)(s->cfg->buf_size / 2);
     uint32_t chunk = half < s->chunk ? half : s->chunk;
@@ -206,11 +211,15 @@ static int read_compare(const job_state *s, uint32_t addr, uint32_t len, uint32_
             }
         addr += n;
         len -= n;
+        if (w) {
+            w->done += n;
+            progress(s, PF_PHASE_VERIFY, w->done, w->total);
+        }
     }
     return PF_OK;
 }
 
-static int verify_range(job_state *s, uint32_t addr, uint32_t len)
+static int verify_range(job_state *s, uint32_t addr, uint32_t len, walk *w)
 {
     const pf_target_info *info = &s->t->info;
     if ((info->caps & PF_CAP_DIGEST) && s->t->ops->digest) {
@@ -221,15 +230,21 @@ static int verify_range(job_state *s, uint32_t addr, uint32_t len)
         int gl = s->t->ops->digest(s->t->self, addr, len, got);
         if (gl < 0)
             return target_failed(s, gl, "digest", addr);
-        if (gl == wl && memcmp(want, got, (size_t)wl) == 0)
+        if (gl == wl && memcmp(want, got, (size_t)wl) == 0) {
+            if (w) {
+                w->done += len;
+                progress(s, PF_PHASE_VERIFY, w->done, w->total);
+            }
             return PF_OK;
+        }
         s->res->mismatch_addr = addr;
-        if ((info->caps & PF_CAP_READ) && s->t->ops->read && read_compare(s, addr, len, &s->res->mismatch_addr) == PF_ERR_VERIFY)
+        if ((info->caps & PF_CAP_READ) && s->t->ops->read &&
+            read_compare(s, addr, len, &s->res->mismatch_addr, NULL) == PF_ERR_VERIFY)
             return PF_ERR_VERIFY;
         return pf_diag_set(s->cfg->diag, PF_ERR_VERIFY, "verify failed: %s of 0x%08lx-0x%08lx differs from the image",
                            pf_digest_name(info->digest), (unsigned long)addr, (unsigned long)(addr + len - 1));
     }
-    return read_compare(s, addr, len, &s->res->mismatch_addr);
+    return read_compare(s, addr, len, &s->res->mismatch_addr, w);
 }
 
 static int can_verify(const pf_target *t)
@@ -361,10 +376,6 @@ static int erase_group(job_state *s, uint32_t addr, uint32_t len, void *arg)
     return PF_OK;
 }
 
-typedef struct walk {
-    uint32_t done, total;
-} walk;
-
 static int write_group(job_state *s, uint32_t addr, uint32_t len, void *arg)
 {
     walk *w = arg;
@@ -392,13 +403,7 @@ static int write_group(job_state *s, uint32_t addr, uint32_t len, void *arg)
 
 static int verify_group(job_state *s, uint32_t addr, uint32_t len, void *arg)
 {
-    walk *w = arg;
-    int r = verify_range(s, addr, len);
-    if (r < 0)
-        return r;
-    w->done += len;
-    progress(s, PF_PHASE_VERIFY, w->done, w->total);
-    return PF_OK;
+    return verify_range(s, addr, len, arg);
 }
 
 static int setup(job_state *s, pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res)
@@ -434,6 +439,7 @@ static const char *verify_method(const pf_target *t)
         case PF_DIGEST_MD5: return "digest MD5";
         case PF_DIGEST_SHA256: return "digest SHA-256";
         case PF_DIGEST_CRC32: return "digest CRC-32";
+        case PF_DIGEST_CRC32_STM32: return "digest STM32 CRC-32";
         default: return "digest";
         }
     }

@@ -2,11 +2,17 @@
  * `const pf_target_ops pf_target_<name>`; add it here once it is real. */
 #include <string.h>
 
+#include "peerflash/pf_esp.h"
 #include "peerflash/pf_target.h"
 
 extern const pf_target_ops pf_target_agent;
+extern const pf_target_ops pf_target_avr;
+extern const pf_target_ops pf_target_stm32;
 const pf_target_ops *const pf_target_drivers[] = {
     &pf_target_agent,
+    &pf_target_avr,
+    &pf_target_stm32,
+    &pf_target_esp,
     NULL,
 };
 

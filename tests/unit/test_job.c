@@ -232,6 +232,41 @@ static void test_empty_image(void)
     CHECK_STR_CONTAINS(diag.text, "no data");
 }
 
+typedef struct progress_log {
+    int calls[5];
+    uint32_t last_done[5], last_total[5];
+    int backwards;
+} progress_log;
+
+static void record_progress(void *user, pf_phase phase, uint32_t done, uint32_t total)
+{
+    progress_log *l = user;
+    if (l->calls[phase] && done < l->last_done[phase])
+        l->backwards = 1;
+    l->calls[phase]++;
+    l->last_done[phase] = done;
+    l->last_total[phase] = total;
+}
+
+static void test_progress_is_monotonic_and_complete(void)
+{
+    setup(PF_ERASE_BY_WRITE, 0, 0, 1); /* read-back verify: progress per chunk */
+    add(0, 8192, 14);
+    REQUIRE(pf_memmap_finish(&map, NULL) == PF_OK);
+    pf_job_config c = config();
+    progress_log log = {{0}, {0}, {0}, 0};
+    c.progress = record_progress;
+    c.progress_user = &log;
+    pf_job_result res;
+    CHECK_EQ(pf_job_flash(&tgt, &map, &c, &res), PF_OK);
+    CHECK(!log.backwards);
+    CHECK_EQ(log.last_done[PF_PHASE_WRITE], 8192);
+    CHECK_EQ(log.last_total[PF_PHASE_WRITE], 8192);
+    CHECK_EQ(log.last_done[PF_PHASE_VERIFY], 8192);
+    CHECK(log.calls[PF_PHASE_VERIFY] >= 8); /* not only 0% and 100% */
+    CHECK_EQ(log.calls[PF_PHASE_ERASE], 0); /* nothing to erase on a by-write target */
+}
+
 /* Property: for random images on random geometries, the job leaves every image
  * byte in flash and every erase unit the image does not touch as it was. */
 static void test_random_images_property(void)
@@ -306,6 +341,7 @@ int main(void)
     RUN(test_runs_sharing_an_erase_unit_are_joined);
     RUN(test_erase_all_and_run);
     RUN(test_empty_image);
+    RUN(test_progress_is_monotonic_and_complete);
     RUN(test_random_images_property);
     return pf_test_summary();
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# make demo: the main job on simulated targets. Each scene starts a simulated
+# target and the link emulator (`peerflash wire`) at a real line rate between
+# it and peerflash, exactly as a USB-serial adapter and a board would be, then
+# flashes, verifies and shows that the new firmware runs.
+# Usage: scripts/demo.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
+pf="$build/peerflash"
+tmp=$(mktemp -d /tmp/peerflash-demo.XXXXXX)
+pids=()
+
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'
+[[ -t 1 ]] || { bold=; dim=; off=; }
+scene() { printf '\n%s== %s%s\n' "$bold" "$*" "$off"; }
+say() { printf '%s%s%s\n' "$dim" "$*" "$off"; }
+show() { printf '%s$ %s%s\n' "$bold" "$*" "$off"; "$@"; }
+
+# start NAME CMD...: runs CMD in the background, output to $tmp/NAME.log
+start() {
+    local name=$1
+    shift
+    "$@" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+}
+# wait_path PATH: until a simulator or wire has made its endpoint (5 s at most)
+wait_path() {
+    for _ in $(seq 100); do [[ -e $1 ]] && return 0; sleep 0.05; done
+    echo "demo: $1 did not appear; logs:" >&2
+    tail -n 5 "$tmp"/*.log >&2
+    exit 1
+}
+# wait_line FILE PATTERN SECONDS: until a line matching PATTERN is in FILE
+wait_line() {
+    local i
+    for ((i = 0; i < $3 * 20; i++)); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+echo "${bold}peerflash demo${off}: simulated boards behind a link emulator running at real line rates."
+say "Every byte below crosses a pty pair at the configured baud rate, as through a USB-serial adapter."
+
+# --- AVR: an ESP8266/Linux box flashing an ATmega328P over RX/TX -------------
+scene "1. ATmega328P with the real Optiboot bootloader (simavr), 115200 baud"
+say "The test application prints a CRC of its own flash at start-up; we build two versions."
+bash "$root/scripts/avr/build-app.sh" "$root/tests/avr/app/app.c" "$tmp/avr" blink 1 0 >/dev/null
+bash "$root/scripts/avr/build-app.sh" "$root/tests/avr/app/app.c" "$tmp/avr" app30k 2 28 >/dev/null
+start avr-sim "$pf" sim avr --port "$tmp/avr-dev" --uart-log "$tmp/avr-uart.log" --page-write-ms 4.5
+wait_path "$tmp/avr-dev"
+start avr-wire "$pf" wire --a "$tmp/avr-host" --b "$tmp/avr-dev" --baud 115200
+wait_path "$tmp/avr-host"
+show "$pf" flash --target avr --port "$tmp/avr-host" "$tmp/avr/app30k.hex"
+if wait_line "$tmp/avr-uart.log" "PFAPP seed=2" 10; then
+    say "The ATmega328P now runs the new application; it says:"
+    grep -E "PFAPP seed=2" "$tmp/avr-uart.log" | tail -n 1
+fi
+say "A bad image is refused before anything is sent (this one reaches into the bootloader):"
+printf ':027E00000C94E0\n:00000001FF\n' >"$tmp/bad.hex"
+show "$pf" flash --target avr --port "$tmp/avr-host" "$tmp/bad.hex" || say "(exit status $? = image refused; the board still runs its firmware)"
+
+# --- ESP32: an ESP32 reading an SD card flashing a second ESP32 -------------
+scene "2. ESP32 ROM loader: three images, compressed on the fly, 115200 then 921600 baud"
+say "The simulated ROM answers byte for byte as the real one; the wire follows each side's baud rate."
+mkdir -p "$tmp/esp"
+"$build/tests/esp/test_esp_image" --write "$tmp/esp" >/dev/null
+python3 - "$tmp/esp" <<'PY'
+import random, sys
+r = random.Random(7)
+d = sys.argv[1]
+open(d + "/boot.bin", "wb").write(bytes(r.getrandbits(8) for _ in range(0x4000)))
+open(d + "/part.bin", "wb").write(bytes([0xAA, 0x50]) + bytes(0xBFE))
+PY
+start esp-sim "$pf" sim esp32 --port "$tmp/esp-dev" --flash "$tmp/esp-flash.bin" --chip esp32 \
+    --erase-ms-per-4k 10 --write-us-per-kb 2000
+wait_path "$tmp/esp-dev"
+start esp-wire "$pf" wire --a "$tmp/esp-host" --b "$tmp/esp-dev" --baud follow
+wait_path "$tmp/esp-host"
+show "$pf" flash --target esp --port "$tmp/esp-host" --baud 921600 \
+    "$tmp/esp/boot.bin@0x1000" "$tmp/esp/part.bin@0x8000" "$tmp/esp/ours-esp32.bin@0x10000"
+say "Flashing the same images again: the ROM's MD5 shows nothing changed, so nothing is written."
+show "$pf" flash --target esp --port "$tmp/esp-host" --baud 921600 \
+    "$tmp/esp/boot.bin@0x1000" "$tmp/esp/part.bin@0x8000" "$tmp/esp/ours-esp32.bin@0x10000"
+say "An image built for another chip is refused, naming both (the ESP32-S3 image on this ESP32):"
+show "$pf" flash --target esp --port "$tmp/esp-host" "$tmp/esp/ours-esp32s3.bin@0x10000" ||
+    say "(exit status $? = target refused; nothing was written)"
+
+# --- STM32: the co-processor next to an ESP32 ---------------------------------
+scene "3. STM32G0 system-memory bootloader (AN3155), 115200 baud 8E1"
+say "A HEX file made by objcopy; the simulator programs 256 bytes in 7 ms and erases a 2 KiB page in 20 ms."
+head -c 24576 /dev/urandom >"$tmp/stm32.bin"
+objcopy -I binary -O ihex --change-addresses 0x08000000 "$tmp/stm32.bin" "$tmp/stm32.hex"
+start stm32-sim "$pf" sim stm32 --port "$tmp/stm32-dev" --chip G07xxB --flash "$tmp/stm32-flash.bin"
+wait_path "$tmp/stm32-dev"
+start stm32-wire "$pf" wire --a "$tmp/stm32-host" --b "$tmp/stm32-dev" --baud 115200 --frame 8E1
+wait_path "$tmp/stm32-host"
+show "$pf" flash --target stm32 --port "$tmp/stm32-host" "$tmp/stm32.hex"
+show "$pf" info --target stm32 --port "$tmp/stm32-host"
+
+# --- The updater as MCU firmware: one microcontroller flashing another --------
+scene "4. An MCU flashes an ATmega328P: the updater firmware in QEMU (Cortex-M3) -> wire -> Optiboot"
+say "The same core, cross-compiled, runs bare-metal on QEMU's mps2-an385 board; it reads the image"
+say "from its 'SD card' (semihosting) and talks to the AVR through its UART0 at 115200 baud."
+fw="$build/firmware/updater-mps2.elf"
+if [[ -f $fw ]] && command -v qemu-system-arm >/dev/null; then
+    bash "$root/scripts/avr/build-app.sh" "$root/tests/avr/app/app.c" "$tmp/avr" mcuapp 3 4 >/dev/null
+    start mcu-sim "$pf" sim avr --port "$tmp/mcu-avr" --uart-log "$tmp/mcu-uart.log" --page-write-ms 4.5
+    wait_path "$tmp/mcu-avr"
+    start mcu-wire "$pf" wire --a "$tmp/mcu" --b "$tmp/mcu-avr" --baud 115200
+    wait_path "$tmp/mcu"
+    show timeout 100 qemu-system-arm -M mps2-an385 -nodefaults -nographic -net none \
+        -semihosting-config enable=on,target=native -kernel "$fw" \
+        -chardev "serial,id=link,path=$tmp/mcu" -serial chardev:link \
+        -append "flash --target avr --image $tmp/avr/mcuapp.hex" 2>&1 | grep -vE '^(write|verify): |has no peer'
+    if wait_line "$tmp/mcu-uart.log" "PFAPP seed=3" 10; then
+        say "The ATmega328P runs what the MCU wrote; it says:"
+        grep -E "PFAPP seed=3" "$tmp/mcu-uart.log" | tail -n 1
+    fi
+else
+    say "(skipped: build/firmware/updater-mps2.elf or qemu-system-arm is missing; make firmware builds it)"
+fi
+
+echo
+echo "${bold}Done.${off} See README.md for the commands, docs/ for the design and benchmarks."

@@ -1,0 +1,800 @@
+/* The ESP ROM serial loader driver (see include/peerflash/pf_esp.h).
+ *
+ * One command at a time: a request frame goes out, then frames are read until
+ * the response with the same op arrives, all within one deadline per command
+ * (each read is given what remains of it). Writes stream: write_begin opens a
+ * run with FLASH_BEGIN or FLASH_DEFL_BEGIN, write() feeds raw bytes that are
+ * cut into 1 KiB blocks (plain) or compressed by zlib into 1 KiB blocks on
+ * the fly (deflate), write_end flushes the last block. zlib allocates from an
+ * arena inside the driver state, never from the heap. */
+#include <stddef.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "codec/esp_cmd.h"
+#include "codec/slip.h"
+#include "peerflash/pf_bytes.h"
+#include "peerflash/pf_esp.h"
+
+#define DEFAULT_TIMEOUT_MS 3000u
+#define SYNC_TIMEOUT_MS 100u
+#define ERASE_MS_PER_MB 30000u /* FLASH_BEGIN erases up front */
+#define WRITE_MS_PER_MB 40000u /* a deflate block may expand to much more */
+#define MD5_MS_PER_MB 8000u
+#define WRITE_MAX 0x1000u
+#define ZWINDOW_BITS 14
+#define ZMEM_LEVEL 8
+/* deflate needs (1 << (wbits + 2)) + (1 << (memLevel + 9)) plus its state */
+#define ZARENA_SIZE ((1u << (ZWINDOW_BITS + 2)) + (1u << (ZMEM_LEVEL + 9)) + 16384u)
+#define RX_MAX (PF_ESP_HDR + 2 * PF_ESP_SLOW_READ_MAX + 64)
+
+typedef struct esp_state {
+    pf_target_config cfg;
+    pf_esp_options opt;
+    const pf_esp_chip *chip;
+    uint8_t status_len;
+    uint32_t flash_size;
+    uint32_t baud;
+    int connected;
+    /* last response */
+    uint32_t val;
+    uint8_t status, err;
+    size_t rlen;               /* payload bytes before the status */
+    uint16_t last_size;
+    uint32_t sync_val;         /* val of the SYNC answer: 0 from a flasher stub */
+    const uint8_t *rdata;
+    /* the current run */
+    int in_run, deflating;
+    uint32_t run_addr, run_len, run_fed, seq, num_blocks;
+    uLong z_in_sent;           /* raw bytes consumed by the blocks sent so far */
+    size_t fill;
+    uint8_t block[PF_ESP_ROM_BLOCK];
+    pf_esp_stats stats;
+    /* zlib and its arena */
+    z_stream z;
+    int z_ready;
+    size_t z_used;
+    union {
+        unsigned char bytes[ZARENA_SIZE];
+        long long a;
+        void *p;
+    } zarena;
+    /* frames */
+    pf_slip_decoder dec;
+    uint8_t rx[RX_MAX];
+    uint8_t tx[PF_ESP_FRAME_MAX(PF_ESP_DATA_HDR + PF_ESP_ROM_BLOCK + 4)];
+} esp_state;
+
+static pf_diag *diag(esp_state *s)
+{
+    return s->cfg.diag;
+}
+
+static const pf_port *port(esp_state *s)
+{
+    return s->cfg.port;
+}
+
+/* ---- zlib on an arena ------------------------------------------------------ */
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    esp_state *s = opaque;
+    size_t n = (size_t)items * size;
+    n = (n + 15u) & ~(size_t)15u;
+    if (n > sizeof s->zarena.bytes - s->z_used)
+        return Z_NULL;
+    void *p = s->zarena.bytes + s->z_used;
+    s->z_used += n;
+    return p;
+}
+
+static void z_free(voidpf opaque, voidpf addr)
+{
+    (void)opaque;
+    (void)addr; /* the arena is released as a whole with deflateEnd */
+}
+
+/* ---- frames and commands --------------------------------------------------- */
+
+static uint32_t per_mb(uint32_t ms_per_mb, uint32_t bytes)
+{
+    uint64_t t = (uint64_t)ms_per_mb * bytes / 1000000u;
+    return t < DEFAULT_TIMEOUT_MS ? DEFAULT_TIMEOUT_MS : (uint32_t)t;
+}
+
+static int send_request(esp_state *s, uint8_t op, uint32_t chk, const uint8_t *a, size_t an, const uint8_t *b,
+                        size_t bn)
+{
+    size_t n = pf_esp_request_frame(op, chk, a, an, b, bn, s->tx, sizeof s->tx);
+    if (!n)
+        return pf_diag_set(diag(s), PF_ERR_ARG, "ESP %s request of %zu bytes does not fit", pf_esp_op_name(op),
+                           an + bn);
+    int r = pf_port_write_all(port(s), s->tx, n);
+    if (r < 0)
+        return pf_diag_set(diag(s), r, "sending %s to the ESP failed: %s", pf_esp_op_name(op), pf_strerror(r));
+    return PF_OK;
+}
+
+/* Reads frames until a response to op arrives, before the deadline.
+ * Returns PF_OK with the response in s->val / s->rdata / s->rlen and the
+ * status bytes checked, or an error explained in diag. */
+static int read_response(esp_state *s, uint8_t op, uint32_t deadline, int quiet_timeout)
+{
+    uint8_t chunk[1];
+    for (;;) {
+        uint32_t left = pf_remaining(port(s), deadline);
+        int r = port(s)->read(port(s)->ctx, chunk, 1, left);
+        if (r < 0)
+            return pf_diag_set(diag(s), r, "link failed while waiting for the answer to %s: %s", pf_esp_op_name(op),
+                               pf_strerror(r));
+        if (r == 0) {
+            if (left == 0 || pf_remaining(port(s), deadline) == 0) {
+                if (quiet_timeout)
+                    return PF_ERR_TIMEOUT;
+                return pf_diag_set(diag(s), PF_ERR_TIMEOUT, "no answer from the ESP ROM to %s", pf_esp_op_name(op));
+            }
+            continue;
+        }
+        pf_slip_event ev = pf_slip_feed(&s->dec, chunk[0]);
+        if (ev != PF_SLIP_FRAME)
+            continue; /* garbage, a dropped bad frame, or more to come */
+        pf_esp_packet p;
+        if (pf_esp_packet_parse(s->dec.buf, s->dec.len, &p) != 0 || p.dir != 1)
+            continue; /* not a response (e.g. our own echo or line noise) */
+        size_t sl = s->status_len ? s->status_len : (p.size >= 4 ? 4u : 2u);
+        if (p.op != op) {
+            /* The ROM answers an unsupported command with the previous op
+             * and status 01 05. */
+            if (p.size >= 2 && p.data[0] != 0 && p.data[1] == PF_ESP_ERR_INVALID_MSG) {
+                s->status = p.data[0];
+                s->err = p.data[1];
+                return pf_diag_set(diag(s), PF_ERR_UNSUPPORTED, "the ESP ROM does not support %s (status %02x %02x)",
+                                   pf_esp_op_name(op), p.data[0], p.data[1]);
+            }
+            continue;
+        }
+        if (p.size < sl)
+            return pf_diag_set(diag(s), PF_ERR_PROTOCOL, "ESP answer to %s has %u data bytes, no status",
+                               pf_esp_op_name(op), (unsigned)p.size);
+        s->last_size = p.size;
+        s->val = p.word;
+        s->rdata = p.data;
+        s->rlen = p.size - sl;
+        s->status = p.data[s->rlen];
+        s->err = p.data[s->rlen + 1];
+        if (s->status != 0)
+            return pf_diag_set(diag(s), s->err == PF_ESP_ERR_INVALID_MSG ? PF_ERR_UNSUPPORTED : PF_ERR_TARGET,
+                               "ESP ROM refused %s: status %02x error %02x (%s)", pf_esp_op_name(op), s->status, s->err,
+                               pf_esp_err_name(s->err));
+        return PF_OK;
+    }
+}
+
+static int command2(esp_state *s, uint8_t op, const uint8_t *a, size_t an, const uint8_t *b, size_t bn, uint32_t chk,
+                    uint32_t timeout_ms)
+{
+    uint32_t deadline = pf_deadline(port(s), timeout_ms);
+    int r = send_request(s, op, chk, a, an, b, bn);
+    if (r < 0)
+        return r;
+    r = read_response(s, op, deadline, 0);
+    if (s->cfg.verbose >= 3)
+        pf_port_logf(port(s), 3, "esp: %s (%zu bytes) -> %s, val 0x%08lx", pf_esp_op_name(op), an + bn,
+                     r == PF_OK ? "ok" : pf_strerror(r), (unsigned long)s->val);
+    return r;
+}
+
+static int command(esp_state *s, uint8_t op, const uint8_t *a, size_t an, uint32_t timeout_ms)
+{
+    return command2(s, op, a, an, NULL, 0, 0, timeout_ms);
+}
+
+static int read_reg(esp_state *s, uint32_t addr, uint32_t *val)
+{
+    uint8_t p[4];
+    pf_put_le32(p, addr);
+    int r = command(s, PF_ESP_READ_REG, p, 4, DEFAULT_TIMEOUT_MS);
+    if (r == PF_OK)
+        *val = s->val;
+    return r;
+}
+
+static int write_reg(esp_state *s, uint32_t addr, uint32_t value)
+{
+    uint8_t p[16];
+    pf_put_le32(p, addr);
+    pf_put_le32(p + 4, value);
+    pf_put_le32(p + 8, 0xFFFFFFFFu);
+    pf_put_le32(p + 12, 0);
+    return command(s, PF_ESP_WRITE_REG, p, 16, DEFAULT_TIMEOUT_MS);
+}
+
+/* ---- connect ---------------------------------------------------------------- */
+
+static void reset_into_download(esp_state *s, int tight)
+{
+    const pf_port *p = port(s);
+    /* Asserted DTR pulls IO0 low, asserted RTS pulls EN low. */
+    if (tight) {
+        pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_RELEASE);
+        pf_port_set_lines(p, PF_LINE_ASSERT, PF_LINE_ASSERT);
+        pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_ASSERT); /* EN low, IO0 high */
+        pf_port_delay(p, 100);
+        pf_port_set_lines(p, PF_LINE_ASSERT, PF_LINE_RELEASE); /* EN high, IO0 low */
+        pf_port_delay(p, 50);
+        pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_RELEASE);
+    } else {
+        pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_KEEP);
+        pf_port_set_lines(p, PF_LINE_KEEP, PF_LINE_ASSERT); /* chip in reset */
+        pf_port_delay(p, 100);
+        pf_port_set_lines(p, PF_LINE_ASSERT, PF_LINE_KEEP); /* IO0 low */
+        pf_port_set_lines(p, PF_LINE_KEEP, PF_LINE_RELEASE); /* out of reset: samples IO0 */
+        pf_port_delay(p, 50);
+        pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_KEEP);
+    }
+}
+
+/* One SYNC: the ROM answers 8 times; read them all so none is left over to
+ * be mistaken for the answer to the next command. */
+static int sync_once(esp_state *s)
+{
+    uint8_t d[36] = {0x07, 0x07, 0x12, 0x20};
+    memset(d + 4, 0x55, 32);
+    uint32_t deadline = pf_deadline(port(s), SYNC_TIMEOUT_MS);
+    int r = send_request(s, PF_ESP_SYNC, 0, d, sizeof d, NULL, 0);
+    if (r < 0)
+        return r;
+    s->status_len = 0;
+    r = read_response(s, PF_ESP_SYNC, deadline, 1);
+    if (r < 0)
+        return r;
+    /* a SYNC answer carries only status bytes: their count tells 2 or 4 */
+    s->status_len = (uint8_t)(s->last_size == 2 ? 2 : 4);
+    s->sync_val = s->val;
+    for (int i = 1; i < 8; i++) {
+        deadline = pf_deadline(port(s), SYNC_TIMEOUT_MS);
+        if (read_response(s, PF_ESP_SYNC, deadline, 1) < 0)
+            break;
+    }
+    return PF_OK;
+}
+
+static int do_sync(esp_state *s)
+{
+    const char *mode = s->cfg.reset;
+    int none = mode && !strcmp(mode, "none");
+    unsigned attempts = s->opt.sync_attempts ? s->opt.sync_attempts : 4;
+    for (unsigned a = 0; a < attempts; a++) {
+        if (!none) {
+            int tight = mode && !strcmp(mode, "tight") ? 1 : (mode && !strcmp(mode, "classic")) ? 0 : (int)(a & 1);
+            reset_into_download(s, tight);
+        }
+        pf_port_drain_input(port(s), 20, pf_deadline(port(s), 200));
+        if (port(s)->flush_input)
+            port(s)->flush_input(port(s)->ctx);
+        pf_slip_decoder_reset(&s->dec);
+        for (int i = 0; i < 5; i++) {
+            int r = sync_once(s);
+            if (r == PF_OK) {
+                pf_port_logf(port(s), 2, "esp: synced (attempt %u)", a + 1);
+                return PF_OK;
+            }
+            if (r != PF_ERR_TIMEOUT)
+                return r;
+        }
+    }
+    s->status_len = 0;
+    return pf_diag_set(diag(s), PF_ERR_NO_SYNC,
+                       "no answer from the ESP ROM loader at %lu baud: hold BOOT (GPIO0) low while resetting, "
+                       "check TX/RX wiring and the baud rate",
+                       (unsigned long)(s->baud));
+}
+
+static int identify(esp_state *s)
+{
+    s->chip = NULL;
+    int r = command(s, PF_ESP_GET_SECURITY_INFO, NULL, 0, DEFAULT_TIMEOUT_MS);
+    if (r == PF_OK) {
+        if (s->rlen >= 20) {
+            uint32_t id = pf_get_le32(s->rdata + 12);
+            s->chip = pf_esp_chip_by_security_id(id);
+            if (!s->chip)
+                return pf_diag_set(diag(s), PF_ERR_CHIP, "unknown ESP chip id %lu in GET_SECURITY_INFO",
+                                   (unsigned long)id);
+            return PF_OK;
+        }
+        /* 12 bytes: ESP32-S2; confirm by its magic word below */
+    } else if (r != PF_ERR_UNSUPPORTED) {
+        return r;
+    }
+    /* the unsupported-command answer may be repeated: let it settle */
+    pf_port_drain_input(port(s), 10, pf_deadline(port(s), 100));
+    pf_slip_decoder_reset(&s->dec);
+    uint32_t magic = 0;
+    r = read_reg(s, PF_ESP_MAGIC_REG, &magic);
+    if (r < 0)
+        return r;
+    s->chip = pf_esp_chip_by_magic(magic);
+    if (!s->chip)
+        return pf_diag_set(diag(s), PF_ERR_CHIP, "unknown ESP chip: magic word 0x%08lx at 0x%08lx",
+                           (unsigned long)magic, (unsigned long)PF_ESP_MAGIC_REG);
+    return PF_OK;
+}
+
+/* RDID (0x9F) through the SPI0 user-command registers, as esptool does. */
+static int flash_id(esp_state *s, uint32_t *id)
+{
+    const pf_esp_chip *c = s->chip;
+    if (!c->spi_mosi_dlen)
+        return PF_ERR_UNSUPPORTED;
+    uint32_t base = c->spi_base, old_usr = 0, old_usr2 = 0, v = 0;
+    int r;
+    if ((r = read_reg(s, base + c->spi_usr, &old_usr)) < 0 || (r = read_reg(s, base + c->spi_usr2, &old_usr2)) < 0)
+        return r;
+    if ((r = write_reg(s, base + c->spi_miso_dlen, 24 - 1)) < 0 ||
+        (r = write_reg(s, base + c->spi_usr, (1u << 31) | (1u << 28))) < 0 ||
+        (r = write_reg(s, base + c->spi_usr2, (7u << 28) | 0x9Fu)) < 0 || (r = write_reg(s, base + c->spi_w0, 0)) < 0 ||
+        (r = write_reg(s, base, 1u << 18)) < 0)
+        return r;
+    int i;
+    for (i = 0; i < 10; i++) {
+        if ((r = read_reg(s, base, &v)) < 0)
+            return r;
+        if (!(v & (1u << 18)))
+            break;
+    }
+    if (i == 10)
+        return pf_diag_set(diag(s), PF_ERR_TARGET, "the ESP's SPI flash did not finish the RDID command");
+    if ((r = read_reg(s, base + c->spi_w0, id)) < 0)
+        return r;
+    *id &= 0xFFFFFFu;
+    if ((r = write_reg(s, base + c->spi_usr, old_usr)) < 0 || (r = write_reg(s, base + c->spi_usr2, old_usr2)) < 0)
+        return r;
+    return PF_OK;
+}
+
+static int change_baud(esp_state *s, uint32_t baud)
+{
+    uint8_t p[8];
+    pf_put_le32(p, baud);
+    pf_put_le32(p + 4, 0); /* 0: we talk to the ROM, not a stub */
+    int r = command(s, PF_ESP_CHANGE_BAUDRATE, p, 8, DEFAULT_TIMEOUT_MS);
+    if (r < 0)
+        return r;
+    if (port(s)->drain)
+        port(s)->drain(port(s)->ctx);
+    r = pf_port_set_line(port(s), baud, PF_FRAME_8N1);
+    if (r < 0)
+        return pf_diag_set(diag(s), r, "the port cannot run at %lu baud", (unsigned long)baud);
+    pf_port_delay(port(s), 50);
+    if (port(s)->flush_input)
+        port(s)->flush_input(port(s)->ctx);
+    pf_slip_decoder_reset(&s->dec);
+    s->baud = baud;
+    s->stats.baud = baud;
+    return PF_OK;
+}
+
+static int esp_open(void *self, const pf_target_config *cfg)
+{
+    esp_state *s = self;
+    if (!s || !cfg || !cfg->port || !cfg->port->read || !cfg->port->write || !cfg->port->now_ms)
+        return PF_ERR_ARG;
+    memset(s, 0, offsetof(esp_state, zarena));
+    s->cfg = *cfg;
+    pf_esp_options d = PF_ESP_OPTIONS_DEFAULT();
+    s->opt = d;
+    s->baud = cfg->baud ? cfg->baud : 115200u;
+    s->stats.baud = s->baud;
+    pf_slip_decoder_init(&s->dec, s->rx, sizeof s->rx);
+    return PF_OK;
+}
+
+int pf_esp_set_options(void *self, const pf_esp_options *opt)
+{
+    esp_state *s = self;
+    if (!s || !opt || (opt->level && (opt->level < 1 || opt->level > 9)))
+        return PF_ERR_ARG;
+    s->opt = *opt;
+    if (!s->opt.level)
+        s->opt.level = 9;
+    return PF_OK;
+}
+
+void pf_esp_get_stats(const void *self, pf_esp_stats *st)
+{
+    const esp_state *s = self;
+    *st = s->stats;
+}
+
+const pf_esp_chip *pf_esp_connected_chip(const void *self)
+{
+    const esp_state *s = self;
+    return s->connected ? s->chip : NULL;
+}
+
+static int esp_connect(void *self, pf_target_info *info)
+{
+    esp_state *s = self;
+    if (!s || !info)
+        return PF_ERR_ARG;
+    s->connected = 0;
+    int r = pf_port_set_line(port(s), s->baud, PF_FRAME_8N1);
+    if (r < 0)
+        return pf_diag_set(diag(s), r, "the port cannot run at %lu baud", (unsigned long)s->baud);
+    if ((r = do_sync(s)) < 0)
+        return r;
+    if (s->sync_val == 0 && s->status_len == 2)
+        return pf_diag_set(diag(s), PF_ERR_STATE,
+                           "a flasher stub (not the ROM) answered: reset the chip into its ROM loader and try again");
+    if ((r = identify(s)) < 0)
+        return r;
+    const pf_esp_chip *c = s->chip;
+    s->status_len = c->status_len;
+    if (s->cfg.chip && s->cfg.chip[0] && strcmp(s->cfg.chip, "auto") != 0) {
+        const pf_esp_chip *want = pf_esp_chip_by_name(s->cfg.chip);
+        if (!want)
+            return pf_diag_set(diag(s), PF_ERR_ARG, "unknown ESP chip name '%s'", s->cfg.chip);
+        if (want != c)
+            return pf_diag_set(diag(s), PF_ERR_CHIP, "expected %s (--chip) but the ROM identifies an %s", want->name,
+                               c->name);
+    }
+    if (s->cfg.fast_baud && s->cfg.fast_baud != s->baud && (r = change_baud(s, s->cfg.fast_baud)) < 0)
+        return r;
+    if (c->needs_spi_attach) {
+        uint8_t p[8] = {0};
+        if ((r = command(s, PF_ESP_SPI_ATTACH, p, 8, DEFAULT_TIMEOUT_MS)) < 0)
+            return r;
+    }
+    uint32_t size = s->opt.flash_size, id = 0;
+    if (!size) {
+        r = flash_id(s, &id);
+        if (r == PF_OK) {
+            unsigned cap = (id >> 16) & 0xFF;
+            if (cap >= 0x12 && cap <= 0x1A) /* 256 KiB .. 64 MiB */
+                size = 1u << cap;
+            else if (cap >= 0x32 && cap <= 0x34) /* some vendors code 1..4 MiB so */
+                size = 1u << (cap - 0x20);
+            else
+                return pf_diag_set(diag(s), PF_ERR_TARGET,
+                                   "the ESP's flash answered RDID with 0x%06lx: no flash size (is the flash wired?)",
+                                   (unsigned long)id);
+        } else if (r == PF_ERR_UNSUPPORTED) {
+            size = 4u << 20;
+        } else {
+            return r;
+        }
+    }
+    s->flash_size = size;
+    {
+        uint8_t p[24];
+        pf_put_le32(p, 0);
+        pf_put_le32(p + 4, size);
+        pf_put_le32(p + 8, 64u * 1024u);
+        pf_put_le32(p + 12, 4096u);
+        pf_put_le32(p + 16, 256u);
+        pf_put_le32(p + 20, 0xFFFFu);
+        if ((r = command(s, PF_ESP_SPI_SET_PARAMS, p, 24, DEFAULT_TIMEOUT_MS)) < 0)
+            return r;
+    }
+    memset(info, 0, sizeof *info);
+    pf_format(info->chip, sizeof info->chip, "%s", c->name);
+    pf_format(info->bootloader, sizeof info->bootloader, "%s ROM loader", c->name);
+    info->chip_id = c->security_chip_id ? c->security_chip_id : c->magic[0];
+    info->caps = PF_CAP_READ | PF_CAP_RUN | (c->rom_deflate ? PF_CAP_DIGEST : 0);
+    info->digest = c->rom_deflate ? PF_DIGEST_MD5 : PF_DIGEST_NONE;
+    pf_flash_geometry *g = &info->geom;
+    g->flash_start = 0;
+    g->flash_size = size;
+    g->write_align = 4;
+    g->write_max = WRITE_MAX;
+    g->erased_value = 0xFF;
+    g->erase_style = PF_ERASE_BY_WRITE;
+    g->n_regions = 1;
+    g->regions[0].start = 0;
+    g->regions[0].size = size;
+    g->regions[0].unit = 4096u;
+    s->connected = 1;
+    return PF_OK;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_bytes)
+{
+    uint8_t h[PF_ESP_DATA_HDR];
+    pf_put_le32(h, (uint32_t)n);
+    pf_put_le32(h + 4, s->seq);
+    pf_put_le32(h + 8, 0);
+    pf_put_le32(h + 12, 0);
+    uint8_t op = s->deflating ? PF_ESP_FLASH_DEFL_DATA : PF_ESP_FLASH_DATA;
+    uint32_t chk = pf_esp_checksum(data, n, PF_ESP_CHECKSUM_SEED);
+    int r;
+    for (int attempt = 0;; attempt++) {
+        r = command2(s, op, h, sizeof h, data, n, chk, per_mb(WRITE_MS_PER_MB, raw_bytes));
+        /* The ROM refuses a block that arrived damaged (checksum) and keeps
+         * waiting for the same sequence number: send it again. */
+        if (r == PF_ERR_TARGET && s->err == PF_ESP_ERR_INVALID_CRC && attempt < 2) {
+            s->stats.retries++;
+            pf_port_logf(port(s), 1, "esp: block %lu damaged on the way, sending it again", (unsigned long)s->seq);
+            continue;
+        }
+        break;
+    }
+    if (r < 0) {
+        pf_diag_prefix(diag(s), s->deflating ? "compressed block" : "block");
+        return r;
+    }
+    s->seq++;
+    s->stats.blocks++;
+    s->stats.sent_bytes += (uint32_t)n;
+    return PF_OK;
+}
+
+static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
+{
+    esp_state *s = self;
+    if (!s->connected)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write before connect");
+    if (s->in_run)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write_begin inside a run");
+    if ((uint64_t)addr + len > s->flash_size)
+        return pf_diag_set(diag(s), PF_ERR_RANGE, "0x%08lx-0x%08lx is past the end of the %lu KiB flash",
+                           (unsigned long)addr, (unsigned long)(addr + len - 1), (unsigned long)(s->flash_size / 1024));
+    s->deflating = s->opt.compress && s->chip->rom_deflate;
+    s->run_addr = addr;
+    s->run_len = len;
+    s->run_fed = 0;
+    s->seq = 0;
+    s->fill = 0;
+    uint32_t bs = PF_ESP_ROM_BLOCK;
+    uint32_t erase = (len + bs - 1) / bs * bs; /* whole blocks: the ROM erases what they cover */
+    uint8_t p[20];
+    uint8_t op;
+    if (s->deflating) {
+        if (s->z_ready) {
+            deflateEnd(&s->z);
+            s->z_ready = 0;
+        }
+        s->z_used = 0;
+        memset(&s->z, 0, sizeof s->z);
+        s->z.zalloc = z_alloc;
+        s->z.zfree = z_free;
+        s->z.opaque = s;
+        if (deflateInit2(&s->z, s->opt.level, Z_DEFLATED, ZWINDOW_BITS, ZMEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+            return pf_diag_set(diag(s), PF_ERR_NOMEM, "zlib deflateInit2 failed in its %u-byte arena",
+                               (unsigned)ZARENA_SIZE);
+        s->z_ready = 1;
+        s->z_in_sent = 0;
+        /* The compressed size is not known before the data has streamed
+         * through; announce the bound (the ROM's inflate stops at the end of
+         * the zlib stream, the block count only bounds the sequence). */
+        uLong bound = deflateBound(&s->z, len);
+        s->num_blocks = (uint32_t)((bound + bs - 1) / bs);
+        op = PF_ESP_FLASH_DEFL_BEGIN;
+    } else {
+        s->num_blocks = (len + bs - 1) / bs;
+        op = PF_ESP_FLASH_BEGIN;
+    }
+    pf_put_le32(p, erase);
+    pf_put_le32(p + 4, s->num_blocks);
+    pf_put_le32(p + 8, bs);
+    pf_put_le32(p + 12, addr);
+    pf_put_le32(p + 16, 0); /* not encrypted */
+    size_t pn = s->chip->begin_encrypt_word ? 20 : 16;
+    int r = command(s, op, p, pn, per_mb(ERASE_MS_PER_MB, erase));
+    if (r < 0)
+        return r;
+    s->in_run = 1;
+    return PF_OK;
+}
+
+/* Runs deflate over input (flush = Z_NO_FLUSH or Z_FINISH), sending every
+ * full 1 KiB block of output. */
+static int pump(esp_state *s, const uint8_t *data, uint32_t len, int flush)
+{
+    s->z.next_in = (Bytef *)(uintptr_t)data;
+    s->z.avail_in = len;
+    for (;;) {
+        s->z.next_out = s->block + s->fill;
+        s->z.avail_out = (uInt)(sizeof s->block - s->fill);
+        int zr = deflate(&s->z, flush);
+        if (zr == Z_STREAM_ERROR)
+            return pf_diag_set(diag(s), PF_ERR_ARG, "zlib deflate failed");
+        s->fill = sizeof s->block - s->z.avail_out;
+        if (s->fill == sizeof s->block) {
+            int r = send_block(s, s->block, s->fill, (uint32_t)(s->z.total_in - s->z_in_sent));
+            s->z_in_sent = s->z.total_in;
+            if (r < 0)
+                return r;
+            s->fill = 0;
+            continue;
+        }
+        if (flush == Z_FINISH ? zr == Z_STREAM_END : s->z.avail_in == 0)
+            return PF_OK;
+    }
+}
+
+static int esp_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
+{
+    esp_state *s = self;
+    if (!s->in_run)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write outside write_begin/write_end");
+    if (addr != s->run_addr + s->run_fed || (uint64_t)s->run_fed + len > s->run_len)
+        return pf_diag_set(diag(s), PF_ERR_ARG, "ESP write at 0x%08lx is not the next part of the run at 0x%08lx",
+                           (unsigned long)addr, (unsigned long)s->run_addr);
+    s->run_fed += len;
+    s->stats.raw_bytes += len;
+    if (s->deflating)
+        return pump(s, data, len, Z_NO_FLUSH);
+    while (len) {
+        size_t n = sizeof s->block - s->fill;
+        if (n > len)
+            n = len;
+        memcpy(s->block + s->fill, data, n);
+        s->fill += n;
+        data += n;
+        len -= (uint32_t)n;
+        if (s->fill == sizeof s->block) {
+            int r = send_block(s, s->block, s->fill, PF_ESP_ROM_BLOCK);
+            if (r < 0)
+                return r;
+            s->fill = 0;
+        }
+    }
+    return PF_OK;
+}
+
+static int esp_write_end(void *self)
+{
+    esp_state *s = self;
+    if (!s->in_run)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write_end without write_begin");
+    s->in_run = 0;
+    if (s->run_fed != s->run_len)
+        return pf_diag_set(diag(s), PF_ERR_ARG, "ESP run at 0x%08lx got %lu of %lu bytes", (unsigned long)s->run_addr,
+                           (unsigned long)s->run_fed, (unsigned long)s->run_len);
+    int r;
+    if (s->deflating) {
+        r = pump(s, NULL, 0, Z_FINISH);
+        if (r == PF_OK && s->fill)
+            r = send_block(s, s->block, s->fill, (uint32_t)(s->z.total_in - s->z_in_sent));
+        deflateEnd(&s->z);
+        s->z_ready = 0;
+    } else if (s->fill) {
+        memset(s->block + s->fill, 0xFF, sizeof s->block - s->fill); /* the ROM wants whole blocks */
+        r = send_block(s, s->block, sizeof s->block, PF_ESP_ROM_BLOCK);
+    } else {
+        r = PF_OK;
+    }
+    s->fill = 0;
+    /* The ROM writes each block before it answers: nothing left in flight.
+     * FLASH_END is not sent: the ESP32 ROM's is unreliable and not needed. */
+    return r;
+}
+
+/* ---- reading, digest, run ------------------------------------------------- */
+
+static int esp_read(void *self, uint32_t addr, uint8_t *buf, uint32_t len)
+{
+    esp_state *s = self;
+    if (!s->connected)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP read before connect");
+    if ((uint64_t)addr + len > s->flash_size)
+        return pf_diag_set(diag(s), PF_ERR_RANGE, "read 0x%08lx+%lu is past the end of the flash",
+                           (unsigned long)addr, (unsigned long)len);
+    uint32_t done = 0;
+    while (done < len) {
+        uint32_t n = len - done < PF_ESP_SLOW_READ_MAX ? len - done : PF_ESP_SLOW_READ_MAX;
+        uint8_t p[8];
+        pf_put_le32(p, addr + done);
+        pf_put_le32(p + 4, n);
+        int r = command(s, PF_ESP_READ_FLASH_SLOW, p, 8, DEFAULT_TIMEOUT_MS);
+        if (r < 0)
+            return r;
+        if (s->rlen < n)
+            return pf_diag_set(diag(s), PF_ERR_PROTOCOL, "READ_FLASH_SLOW at 0x%08lx returned %zu of %lu bytes",
+                               (unsigned long)(addr + done), s->rlen, (unsigned long)n);
+        memcpy(buf + done, s->rdata, n);
+        done += n;
+    }
+    return (int)len;
+}
+
+static int hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int esp_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
+{
+    esp_state *s = self;
+    if (!s->connected || !s->chip->rom_deflate)
+        return PF_ERR_UNSUPPORTED;
+    uint8_t p[16];
+    pf_put_le32(p, addr);
+    pf_put_le32(p + 4, len);
+    pf_put_le32(p + 8, 0);
+    pf_put_le32(p + 12, 0);
+    int r = command(s, PF_ESP_SPI_FLASH_MD5, p, 16, per_mb(MD5_MS_PER_MB, len));
+    if (r < 0)
+        return r;
+    if (s->rlen == 16) { /* raw form (stub) */
+        memcpy(out, s->rdata, 16);
+        return 16;
+    }
+    if (s->rlen != 32)
+        return pf_diag_set(diag(s), PF_ERR_PROTOCOL, "SPI_FLASH_MD5 answered %zu bytes, expected 32 hex digits", s->rlen);
+    for (int i = 0; i < 16; i++) {
+        int hi = hexval(s->rdata[2 * i]), lo = hexval(s->rdata[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return pf_diag_set(diag(s), PF_ERR_PROTOCOL, "SPI_FLASH_MD5 answer is not hex");
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 16;
+}
+
+static int esp_run(void *self)
+{
+    esp_state *s = self;
+    const pf_port *p = port(s);
+    /* Hard reset: pulse EN (RTS) with IO0 (DTR) released. */
+    int r1 = p->set_lines ? p->set_lines(p->ctx, PF_LINE_RELEASE, PF_LINE_ASSERT) : PF_ERR_UNSUPPORTED;
+    if (r1 == PF_OK) {
+        pf_port_delay(p, 100);
+        p->set_lines(p->ctx, PF_LINE_KEEP, PF_LINE_RELEASE);
+        return PF_OK;
+    }
+    /* No modem lines (pty, TCP bridge): ask the ROM to run the user code,
+     * FLASH_BEGIN of nothing then FLASH_END(run). */
+    if (!s->connected)
+        return PF_ERR_STATE;
+    uint8_t b[20] = {0};
+    pf_put_le32(b + 8, PF_ESP_ROM_BLOCK); /* nothing to erase, nothing to write */
+    int r = command(s, PF_ESP_FLASH_BEGIN, b, s->chip->begin_encrypt_word ? 20 : 16, DEFAULT_TIMEOUT_MS);
+    if (r < 0)
+        return r;
+    uint8_t e[4];
+    pf_put_le32(e, 1); /* 1 = run user code (0 would reboot) */
+    r = command(s, PF_ESP_FLASH_END, e, 4, 500);
+    if (r == PF_ERR_TIMEOUT)
+        return PF_OK; /* the ROM may jump before answering */
+    return r;
+}
+
+static void esp_close(void *self)
+{
+    esp_state *s = self;
+    if (!s)
+        return;
+    if (s->z_ready) {
+        deflateEnd(&s->z);
+        s->z_ready = 0;
+    }
+    s->connected = 0;
+    s->in_run = 0;
+}
+
+const pf_target_ops pf_target_esp = {
+    "esp",
+    "Espressif ESP8266/ESP32-family ROM serial loader (SLIP, deflate, MD5 verify)",
+    sizeof(esp_state),
+    esp_open,
+    esp_connect,
+    NULL, /* erase: FLASH_BEGIN erases what a run covers */
+    NULL,
+    esp_write_begin,
+    esp_write,
+    esp_write_end,
+    esp_read,
+    esp_digest,
+    esp_run,
+    esp_close,
+};

@@ -1,0 +1,846 @@
+/* The STM32 system-memory bootloader driver (ST AN3155 over USART, 8E1).
+ *
+ * Every command waits for the ROM's ACK before the next byte goes out: the
+ * ROM's USART has one data register and no FIFO, and it does not read it
+ * while programming, erasing or transmitting, so anything sent ahead of an
+ * ACK can be lost on silicon. Speed therefore comes from sending fewer
+ * commands: no Get Version (Get already tells the version), protection found
+ * from the NACK of the first command that needs it, erase of only the touched
+ * pages in as few Erase commands as the format allows, 256-byte reads, and
+ * verification by Get Checksum where the ROM has it. Waits are bounded by
+ * deadlines, never idle sleeps.
+ *
+ * A lost or corrupted byte leaves the ROM waiting for more input or sends it
+ * back to its command loop with a NACK. On a timeout or an unexpected byte the
+ * driver re-synchronises (resync) and retries the command; a Write Memory
+ * whose ACK was lost is checked by reading the block back before it is
+ * written again (flash cannot be programmed twice). */
+#include <string.h>
+
+#include "codec/an3155.h"
+#include "peerflash/pf_bytes.h"
+#include "peerflash/pf_stm32.h"
+
+#define ACK_MS 1000u       /* answer to a command byte, an address */
+#define WRITE_MS 1500u     /* programming of one 256-byte block */
+#define SYNC_MS 300u       /* answer to 0x7F */
+#define PROBE_MS 100u      /* answer during resync */
+#define RESET_MS 30u       /* chip restart after an option-byte command */
+#define MAX_ATTEMPTS 5
+
+typedef pf_stm32 S;
+
+/* Stages of a command, for messages. */
+enum { ST_CMD = 0, ST_ADDR, ST_ARG, ST_DATA, ST_RESULT };
+
+static const pf_port *P(const S *s) { return s->_cfg.port; }
+
+static void trace(const S *s, int level, const char *fmt, const char *what, unsigned long v)
+{
+    if (s->_cfg.verbose >= level)
+        pf_port_logf(P(s), level, fmt, what, v);
+}
+
+static int send(S *s, const uint8_t *b, size_t n)
+{
+    int r = pf_port_write_all(P(s), b, n);
+    return r < 0 ? r : PF_OK;
+}
+
+/* Waits for one reply byte: PF_OK on ACK, PF_ERR_TARGET on NACK,
+ * PF_ERR_PROTOCOL (byte in *got) on anything else, PF_ERR_TIMEOUT. */
+static int wait_ack(S *s, uint32_t timeout_ms, uint8_t *got)
+{
+    uint8_t b = 0;
+    s->stats.replies++;
+    int r = pf_port_read_exact(P(s), &b, 1, pf_deadline(P(s), timeout_ms), NULL);
+    if (got)
+        *got = b;
+    if (r < 0)
+        return r;
+    if (b == PF_AN3155_ACK)
+        return PF_OK;
+    if (b == PF_AN3155_NACK) {
+        s->stats.nacks++;
+        return PF_ERR_TARGET;
+    }
+    return PF_ERR_PROTOCOL;
+}
+
+static const char *stage_name(int stage)
+{
+    switch (stage) {
+    case ST_CMD: return "the command byte";
+    case ST_ADDR: return "the address";
+    case ST_ARG: return "the length";
+    case ST_DATA: return "the data";
+    default: return "the result";
+    }
+}
+
+/* Explains a failed exchange in the diag, naming the command, where it
+ * failed and, for a NACK, the ROM's byte. */
+static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int stage, uint8_t got)
+{
+    pf_diag *d = s->_cfg.diag;
+    char where[40] = "";
+    if (has_addr)
+        pf_format(where, sizeof where, " at 0x%08lx", (unsigned long)addr);
+    const char *name = pf_an3155_op_name(op);
+    switch (r) {
+    case PF_ERR_TARGET:
+        s->last_nack_op = op;
+        if (stage == ST_CMD && s->_n_ops && op != PF_AN3155_READOUT_UNPROTECT && op != PF_AN3155_GET &&
+            op != PF_AN3155_GET_ID && op != PF_AN3155_GET_VERSION)
+            return pf_diag_set(d, PF_ERR_PROTECTED,
+                               "target answered NACK (0x1F) to %s%s: the chip is read-protected (RDP); "
+                               "--unprotect-read removes the protection and ERASES THE WHOLE FLASH",
+                               name, where);
+        if (stage == ST_DATA && (op == PF_AN3155_WRITE || op == PF_AN3155_ERASE || op == PF_AN3155_EXT_ERASE))
+            return pf_diag_set(d, PF_ERR_TARGET,
+                               "target answered NACK (0x1F) to %s%s after %s: the flash is write-protected or "
+                               "not erased (--unprotect-write removes write protection; the content stays)",
+                               name, where, stage_name(stage));
+        return pf_diag_set(d, PF_ERR_TARGET, "target answered NACK (0x1F) to %s%s (refused %s)", name, where,
+                           stage_name(stage));
+    case PF_ERR_TIMEOUT:
+        return pf_diag_set(d, r, "no answer from the STM32 bootloader to %s%s (waiting after %s)", name, where,
+                           stage_name(stage));
+    case PF_ERR_PROTOCOL:
+        return pf_diag_set(d, r, "unexpected byte 0x%02x instead of ACK (0x79) to %s%s after %s", got, name, where,
+                           stage_name(stage));
+    case PF_ERR_CRC:
+        return pf_diag_set(d, r, "checksum of the answer to %s%s is wrong (line noise?)", name, where);
+    case PF_ERR_CLOSED: return pf_diag_set(d, r, "the link closed during %s%s", name, where);
+    default: return pf_diag_set(d, r, "%s%s failed: %s", name, where, pf_strerror(r));
+    }
+}
+
+/* Sends the opcode pair and waits for ACK. */
+static int send_cmd(S *s, uint8_t op, uint8_t *got)
+{
+    uint8_t b[2];
+    pf_an3155_cmd(b, op);
+    s->stats.commands++;
+    trace(s, 3, "stm32: %s (0x%02lx)", pf_an3155_op_name(op), op);
+    int r = send(s, b, 2);
+    return r < 0 ? r : wait_ack(s, ACK_MS, got);
+}
+
+static int send_u32(S *s, uint32_t v, uint32_t timeout_ms, uint8_t *got)
+{
+    uint8_t b[5];
+    pf_an3155_u32(b, v);
+    int r = send(s, b, 5);
+    return r < 0 ? r : wait_ack(s, timeout_ms, got);
+}
+
+/* --- synchronisation ---------------------------------------------------------- */
+
+/* Sends 0x7F: PF_OK when the ROM answered ACK (fresh autobaud) or NACK (it was
+ * already synchronised and took 0x7F as a bad complement). */
+static int sync_7f(S *s, int *answered)
+{
+    uint8_t b = PF_AN3155_SYNC, got = 0;
+    int r = send(s, &b, 1);
+    if (r < 0)
+        return r;
+    r = wait_ack(s, SYNC_MS, &got);
+    *answered = r != PF_ERR_TIMEOUT;
+    if (r == PF_OK || r == PF_ERR_TARGET)
+        return PF_OK;
+    return r;
+}
+
+/* Brings the ROM back to its command loop from an unknown state: 0xFF bytes
+ * complete whatever it waits for, and each pair of them is an invalid command
+ * answered by NACK; a final probe makes sure no half command is pending. */
+static int resync(S *s)
+{
+    const pf_port *p = P(s);
+    s->stats.resyncs++;
+    trace(s, 2, "stm32: %s%lu", "resync #", s->stats.resyncs);
+    pf_port_drain_input(p, 20, pf_deadline(p, 300));
+    uint8_t ff[16];
+    memset(ff, 0xFF, sizeof ff);
+    int answered = 0;
+    for (unsigned i = 0; i < 48 && !answered; i++) {
+        int r = send(s, ff, sizeof ff);
+        if (r < 0)
+            return r;
+        uint8_t b;
+        r = pf_port_read_exact(p, &b, 1, pf_deadline(p, PROBE_MS), NULL);
+        if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
+            return r;
+        if (r == 1 && (b == PF_AN3155_NACK || b == PF_AN3155_ACK))
+            answered = 1;
+        if (i == 3 && !answered) {
+            /* Nothing answers: perhaps a chip that reset and waits for autobaud. */
+            int a = 0;
+            r = sync_7f(s, &a);
+            if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
+                return r;
+            if (a)
+                answered = 1;
+        }
+    }
+    if (!answered)
+        return PF_ERR_NO_SYNC;
+    pf_port_drain_input(p, 30, pf_deadline(p, 1000));
+    /* Probe: 0xFF is either the complement the ROM waits for (-> NACK) or
+     * a new first byte (no answer; a second 0xFF then gets the NACK). */
+    for (int i = 0; i < 3; i++) {
+        uint8_t b = 0xFF, got = 0;
+        int r = send(s, &b, 1);
+        if (r < 0)
+            return r;
+        r = wait_ack(s, PROBE_MS, &got);
+        if (r == PF_ERR_TARGET) {
+            pf_port_drain_input(p, 5, pf_deadline(p, 50));
+            return PF_OK;
+        }
+        if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
+            return r;
+    }
+    return PF_ERR_NO_SYNC;
+}
+
+/* --- reset lines ------------------------------------------------------------------ */
+
+static int run_sequence(S *s, const char *seq, size_t len)
+{
+    const pf_port *p = P(s);
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && seq[j] != ',')
+            j++;
+        const char *w = seq + i;
+        size_t n = j - i;
+        int neg = n && w[0] == '-';
+        if (neg) {
+            w++;
+            n--;
+        }
+        if (n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3))) {
+            int v = neg ? PF_LINE_RELEASE : PF_LINE_ASSERT;
+            int r = p->set_lines ? p->set_lines(p->ctx, w[0] == 'd' ? v : PF_LINE_KEEP, w[0] == 'r' ? v : PF_LINE_KEEP)
+                                 : PF_ERR_UNSUPPORTED;
+            if (r == PF_ERR_UNSUPPORTED)
+                return PF_OK; /* no modem lines: nothing to drive, nothing to wait for */
+            if (r < 0)
+                return pf_diag_set(s->_cfg.diag, r, "cannot drive the %s line: %s", w[0] == 'd' ? "DTR" : "RTS",
+                                   pf_strerror(r));
+            s->_lines = 1;
+        } else if (n && !neg && w[0] >= '0' && w[0] <= '9') {
+            uint32_t ms = 0;
+            for (size_t k = 0; k < n && w[k] >= '0' && w[k] <= '9'; k++)
+                ms = ms * 10 + (uint32_t)(w[k] - '0');
+            if (s->_lines)
+                pf_port_delay(p, ms);
+        } else if (n) {
+            return pf_diag_set(s->_cfg.diag, PF_ERR_ARG,
+                               "bad reset sequence step in \"%s\" (use dtr, -dtr, rts, -rts, or milliseconds)", seq);
+        }
+        i = j + 1;
+    }
+    return PF_OK;
+}
+
+#define AUTO_SEQ "rts,dtr,20,-dtr,50:-rts,dtr,20,-dtr"
+
+static const char *reset_spec(const S *s)
+{
+    const char *r = s->_cfg.reset;
+    return (!r || !strcmp(r, "auto")) ? AUTO_SEQ : r;
+}
+
+static int entry_sequence(S *s)
+{
+    const char *r = reset_spec(s);
+    if (!strcmp(r, "none"))
+        return PF_OK;
+    const char *colon = strchr(r, ':');
+    return run_sequence(s, r, colon ? (size_t)(colon - r) : strlen(r));
+}
+
+static int exit_sequence(S *s)
+{
+    const char *r = reset_spec(s);
+    const char *colon = strchr(r, ':');
+    if (!strcmp(r, "none") || !colon)
+        return PF_OK;
+    return run_sequence(s, colon + 1, strlen(colon + 1));
+}
+
+/* --- identification ------------------------------------------------------------------ */
+
+static int cmd_get(S *s)
+{
+    uint8_t got = 0;
+    int r = send_cmd(s, PF_AN3155_GET, &got);
+    if (r < 0)
+        return explain(s, r, PF_AN3155_GET, 0, 0, ST_CMD, got);
+    uint8_t buf[40];
+    const pf_port *p = P(s);
+    r = pf_port_read_exact(p, buf, 1, pf_deadline(p, ACK_MS), NULL);
+    if (r < 0 || buf[0] + 3u > sizeof buf)
+        return explain(s, r < 0 ? r : PF_ERR_PROTOCOL, PF_AN3155_GET, 0, 0, ST_RESULT, buf[0]);
+    /* version, N opcodes, ACK */
+    r = pf_port_read_exact(p, buf + 1, (size_t)buf[0] + 2, pf_deadline(p, ACK_MS), NULL);
+    if (r < 0)
+        return explain(s, r, PF_AN3155_GET, 0, 0, ST_RESULT, 0);
+    pf_an3155_get_reply g;
+    if (buf[buf[0] + 2] != PF_AN3155_ACK || pf_an3155_parse_get(buf, (size_t)buf[0] + 2, &g) < 0)
+        return explain(s, PF_ERR_PROTOCOL, PF_AN3155_GET, 0, 0, ST_RESULT, buf[buf[0] + 2]);
+    s->bl_version = g.version;
+    s->_n_ops = g.n_ops;
+    memcpy(s->_ops, g.ops, g.n_ops);
+    s->_erase_op = pf_an3155_has_op(&g, PF_AN3155_EXT_ERASE) ? PF_AN3155_EXT_ERASE
+                   : pf_an3155_has_op(&g, PF_AN3155_ERASE)   ? PF_AN3155_ERASE
+                                                              : 0;
+    s->_has_crc = (uint8_t)pf_an3155_has_op(&g, PF_AN3155_GET_CHECKSUM);
+    return PF_OK;
+}
+
+static int cmd_get_id(S *s, uint16_t *pid)
+{
+    uint8_t got = 0;
+    int r = send_cmd(s, PF_AN3155_GET_ID, &got);
+    if (r < 0)
+        return explain(s, r, PF_AN3155_GET_ID, 0, 0, ST_CMD, got);
+    uint8_t buf[8];
+    const pf_port *p = P(s);
+    r = pf_port_read_exact(p, buf, 1, pf_deadline(p, ACK_MS), NULL);
+    if (r < 0 || buf[0] < 1 || buf[0] > 4)
+        return explain(s, r < 0 ? r : PF_ERR_PROTOCOL, PF_AN3155_GET_ID, 0, 0, ST_RESULT, buf[0]);
+    r = pf_port_read_exact(p, buf + 1, (size_t)buf[0] + 2, pf_deadline(p, ACK_MS), NULL);
+    if (r < 0)
+        return explain(s, r, PF_AN3155_GET_ID, 0, 0, ST_RESULT, 0);
+    if (buf[buf[0] + 2] != PF_AN3155_ACK)
+        return explain(s, PF_ERR_PROTOCOL, PF_AN3155_GET_ID, 0, 0, ST_RESULT, buf[buf[0] + 2]);
+    *pid = pf_get_be16(buf + 1);
+    return PF_OK;
+}
+
+/* Sync + Get + Get ID, with one resync and retry. */
+static int identify(S *s, uint16_t *pid)
+{
+    int r = PF_OK;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (attempt) {
+            s->stats.retries++;
+            r = resync(s);
+            if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
+                break;
+        } else {
+            int answered = 0;
+            r = sync_7f(s, &answered);
+            if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
+                break;
+            if (!answered)
+                r = resync(s);
+        }
+        if (r < 0)
+            continue;
+        r = cmd_get(s);
+        if (r == PF_OK)
+            r = cmd_get_id(s, pid);
+        if (r == PF_OK || r == PF_ERR_CLOSED || r == PF_ERR_IO)
+            break;
+    }
+    if (r == PF_ERR_NO_SYNC || r == PF_ERR_TIMEOUT)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_NO_SYNC,
+                           "the STM32 bootloader does not answer 0x7F at %lu baud 8E1: is BOOT0 high and the chip "
+                           "reset (reset sequence \"%s\")? are TX/RX crossed?",
+                           (unsigned long)(s->_cfg.baud ? s->_cfg.baud : 115200), reset_spec(s));
+    return r;
+}
+
+/* --- target operations ------------------------------------------------------------------- */
+
+static int stm32_open(void *self, const pf_target_config *cfg)
+{
+    S *s = self;
+    if (!s || !cfg || !cfg->port || !cfg->port->read || !cfg->port->write)
+        return PF_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    s->_cfg = *cfg;
+    return PF_OK;
+}
+
+static int stm32_connect(void *self, pf_target_info *info)
+{
+    S *s = self;
+    const pf_port *p = P(s);
+    uint32_t baud = s->_cfg.baud ? s->_cfg.baud : 115200;
+    s->_cfg.baud = baud;
+    const pf_stm32_chip *want = NULL;
+    if (s->_cfg.chip && s->_cfg.chip[0] && strcmp(s->_cfg.chip, "auto")) {
+        want = pf_stm32_chip_by_name(s->_cfg.chip);
+        if (!want)
+            return pf_diag_set(s->_cfg.diag, PF_ERR_CHIP,
+                               "unknown STM32 chip name \"%s\" (known: F030x8, F103xB, F401xE, F40xxG, G07xxB, "
+                               "L47xxG, H74xxI, ... see `peerflash sim stm32 --chip list`)",
+                               s->_cfg.chip);
+    }
+    int r = pf_port_set_line(p, baud, PF_FRAME_8E1);
+    if (r < 0)
+        return pf_diag_set(s->_cfg.diag, r, "cannot set the port to %lu baud 8E1: %s", (unsigned long)baud,
+                           pf_strerror(r));
+    r = entry_sequence(s);
+    if (r < 0)
+        return r;
+    if (p->flush_input)
+        p->flush_input(p->ctx);
+    uint16_t pid = 0;
+    r = identify(s, &pid);
+    if (r < 0)
+        return r;
+    const pf_stm32_chip *chip = pf_stm32_chip_by_pid(pid);
+    if (!chip)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_CHIP,
+                           "unknown STM32 product ID 0x%03x (bootloader v%u.%u): not in the device table "
+                           "(src/targets/stm32_chips.c)",
+                           pid, s->bl_version >> 4, s->bl_version & 15);
+    if (want && want->pid != chip->pid)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_CHIP, "--chip %s (PID 0x%03x) expected, but the target is %s (PID 0x%03x)",
+                           s->_cfg.chip, want->pid, chip->name, chip->pid);
+    s->chip = chip;
+    s->_connected = 1;
+    if (info) {
+        memset(info, 0, sizeof *info);
+        pf_format(info->chip, sizeof info->chip, "%s", chip->name);
+        pf_format(info->bootloader, sizeof info->bootloader, "AN3155 v%u.%u", s->bl_version >> 4, s->bl_version & 15);
+        info->chip_id = pid;
+        info->caps = PF_CAP_READ | PF_CAP_RUN | (s->_erase_op ? PF_CAP_ERASE_ALL : 0) |
+                     (s->_has_crc ? PF_CAP_DIGEST : 0);
+        info->digest = s->_has_crc ? PF_DIGEST_CRC32_STM32 : PF_DIGEST_NONE;
+        pf_flash_geometry *g = &info->geom;
+        g->flash_start = chip->flash_start;
+        g->flash_size = chip->flash_size;
+        g->write_align = 4;
+        g->write_max = PF_AN3155_BLOCK_MAX;
+        g->erased_value = 0xFF;
+        g->erase_style = PF_ERASE_EXPLICIT;
+        g->n_regions = chip->n_regions;
+        for (unsigned i = 0; i < chip->n_regions && i < PF_MAX_ERASE_REGIONS; i++)
+            g->regions[i] = chip->regions[i];
+    }
+    return PF_OK;
+}
+
+static int need(S *s)
+{
+    if (!s->_connected)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_STATE, "stm32: not connected");
+    return PF_OK;
+}
+
+static int retryable(int r) { return r == PF_ERR_TIMEOUT || r == PF_ERR_PROTOCOL || r == PF_ERR_CRC; }
+
+/* Whether to try a command again after result r at stage, on attempt
+ * (0-based) that just failed. Link trouble (no answer, garbage, a bad
+ * checksum) and a NACK after the command byte (a frame corrupted on the way)
+ * are tried up to MAX_ATTEMPTS times in all. A NACK of the command byte
+ * itself is tried once more: a stale NACK left by line noise must not be
+ * mistaken for read protection. */
+static int again(int r, int stage, int attempt)
+{
+    if (r == PF_ERR_TARGET && stage == ST_CMD)
+        return attempt == 0;
+    return (r == PF_ERR_TARGET || retryable(r)) && attempt + 1 < MAX_ATTEMPTS;
+}
+
+/* Before a retry: whatever went wrong, the ROM may be in the middle of a
+ * command (a corrupted length byte makes it wait for more or fewer bytes, the
+ * rest of our frame then reads as commands and draws NACKs): resynchronise,
+ * which also discards stale answers. Only error paths pay for it. */
+static int before_retry(S *s, int last)
+{
+    (void)last;
+    s->stats.retries++;
+    return resync(s);
+}
+
+/* One Read Memory of n <= 256 bytes. */
+static int read_once(S *s, uint32_t addr, uint8_t *buf, uint32_t n, int *stage, uint8_t *got)
+{
+    *stage = ST_CMD;
+    int r = send_cmd(s, PF_AN3155_READ, got);
+    if (r < 0)
+        return r;
+    *stage = ST_ADDR;
+    r = send_u32(s, addr, ACK_MS, got);
+    if (r < 0)
+        return r;
+    *stage = ST_ARG;
+    uint8_t l[2];
+    pf_an3155_read_len(l, n);
+    r = send(s, l, 2);
+    if (r < 0)
+        return r;
+    r = wait_ack(s, ACK_MS, got);
+    if (r < 0)
+        return r;
+    *stage = ST_RESULT;
+    r = pf_port_read_exact(P(s), buf, n, pf_deadline(P(s), ACK_MS + n), NULL);
+    return r < 0 ? r : PF_OK;
+}
+
+static int read_block(S *s, uint32_t addr, uint8_t *buf, uint32_t n)
+{
+    int r = PF_OK, stage = ST_CMD;
+    uint8_t got = 0;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (attempt) {
+            int q = before_retry(s, r);
+            if (q < 0) {
+                r = q;
+                break;
+            }
+        }
+        r = read_once(s, addr, buf, n, &stage, &got);
+        if (r == PF_OK || !again(r, stage, attempt))
+            break;
+    }
+    return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
+}
+
+static int stm32_read(void *self, uint32_t addr, uint8_t *buf, uint32_t len)
+{
+    S *s = self;
+    int r = need(s);
+    while (r == PF_OK && len) {
+        uint32_t n = len < PF_AN3155_BLOCK_MAX ? len : PF_AN3155_BLOCK_MAX;
+        r = read_block(s, addr, buf, n);
+        addr += n;
+        buf += n;
+        len -= n;
+    }
+    return r;
+}
+
+static int write_once(S *s, uint32_t addr, const uint8_t *data, uint32_t len, int *stage, uint8_t *got)
+{
+    *stage = ST_CMD;
+    int r = send_cmd(s, PF_AN3155_WRITE, got);
+    if (r < 0)
+        return r;
+    *stage = ST_ADDR;
+    r = send_u32(s, addr, ACK_MS, got);
+    if (r < 0)
+        return r;
+    *stage = ST_DATA;
+    uint8_t frame[PF_AN3155_BLOCK_MAX + 2];
+    size_t n = pf_an3155_data(frame, data, len);
+    r = send(s, frame, n);
+    if (r < 0)
+        return r;
+    return wait_ack(s, WRITE_MS, got);
+}
+
+static int stm32_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out);
+
+enum { BLOCK_SAME = 1, BLOCK_ERASED = 2, BLOCK_OTHER = 3 };
+
+/* What flash holds where a write may or may not have happened: the block,
+ * erased flash, or something else. Uses Get Checksum where the ROM has it
+ * (its answer is XOR-checked); otherwise reads back, twice if the first read
+ * says "something else" (Read Memory answers carry no checksum: line noise
+ * must not pass for a half-programmed block). */
+static int block_state(S *s, uint32_t addr, const uint8_t *data, uint32_t len)
+{
+    uint32_t padded = (len + 3) & ~3u;
+    uint8_t want[PF_AN3155_BLOCK_MAX];
+    memset(want, 0xFF, sizeof want);
+    memcpy(want, data, len);
+    if (s->_has_crc) {
+        uint8_t d[4];
+        int r = stm32_digest(s, addr, padded, d);
+        if (r < 0)
+            return r;
+        uint32_t got = pf_get_be32(d);
+        if (got == pf_crc32_stm32(0xFFFFFFFFu, want, padded))
+            return BLOCK_SAME;
+        memset(want, 0xFF, sizeof want);
+        return got == pf_crc32_stm32(0xFFFFFFFFu, want, padded) ? BLOCK_ERASED : BLOCK_OTHER;
+    }
+    int state = BLOCK_OTHER;
+    for (int i = 0; i < 2 && state == BLOCK_OTHER; i++) {
+        uint8_t back[PF_AN3155_BLOCK_MAX];
+        int r = read_block(s, addr, back, padded);
+        if (r < 0)
+            return r;
+        int erased = 1;
+        for (uint32_t k = 0; k < padded; k++)
+            erased &= back[k] == 0xFF;
+        state = !memcmp(back, want, padded) ? BLOCK_SAME : erased ? BLOCK_ERASED : BLOCK_OTHER;
+    }
+    return state;
+}
+
+static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
+{
+    S *s = self;
+    int r = need(s);
+    if (r < 0)
+        return r;
+    if (len == 0 || len > PF_AN3155_BLOCK_MAX || (addr & 3))
+        return pf_diag_set(s->_cfg.diag, PF_ERR_ARG, "stm32: write of %lu bytes at 0x%08lx: 1..256 bytes at a "
+                           "4-byte aligned address", (unsigned long)len, (unsigned long)addr);
+    int stage = ST_CMD;
+    uint8_t got = 0;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (attempt) {
+            int q = before_retry(s, r);
+            if (q < 0) {
+                r = q;
+                break;
+            }
+            if (stage == ST_DATA) {
+                /* The block may be in flash already (an answer lost or garbled
+                 * after programming): look before writing again. */
+                q = block_state(s, addr, data, len);
+                if (q == BLOCK_SAME)
+                    return PF_OK;
+                if (q == BLOCK_OTHER && r == PF_ERR_TARGET) /* refused: not erased or protected */
+                    return explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
+                if (q == BLOCK_OTHER)
+                    return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
+                                       "Write Memory at 0x%08lx was interrupted and the block is now partly "
+                                       "programmed; erase it and run again",
+                                       (unsigned long)addr);
+                if (q < 0)
+                    return q;
+            }
+        }
+        r = write_once(s, addr, data, len, &stage, &got);
+        if (r == PF_OK || !again(r, stage, attempt))
+            break;
+    }
+    return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
+}
+
+/* Erases units [first, first+count) in as few commands as the format allows. */
+static int erase_units(S *s, uint32_t first, uint32_t count, uint32_t addr, uint32_t ms_per_unit)
+{
+    int ext = s->_erase_op == PF_AN3155_EXT_ERASE;
+    uint32_t batch = ext ? PF_AN3155_ERASE_BATCH : 255u;
+    while (count) {
+        uint32_t n = count < batch ? count : batch;
+        size_t fl = pf_an3155_erase_pages(s->_buf, sizeof s->_buf, ext, first, n);
+        if (!fl)
+            return pf_diag_set(s->_cfg.diag, PF_ERR_UNSUPPORTED,
+                               "page %lu cannot be named by the Erase (0x43) command of this bootloader",
+                               (unsigned long)(first + n - 1));
+        int r = PF_OK, stage = ST_CMD;
+        uint8_t got = 0;
+        for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+            if (attempt) {
+                int q = before_retry(s, r);
+                if (q < 0) {
+                    r = q;
+                    break;
+                }
+            }
+            stage = ST_CMD;
+            r = send_cmd(s, s->_erase_op, &got);
+            if (r == PF_OK) {
+                stage = ST_DATA;
+                r = send(s, s->_buf, fl);
+                if (r == PF_OK)
+                    r = wait_ack(s, 2000u + n * ms_per_unit, &got);
+            }
+            /* Erasing twice is harmless: retry whatever went wrong on the link. */
+            if (r == PF_OK || !again(r, stage, attempt))
+                break;
+        }
+        if (r < 0)
+            return explain(s, r, s->_erase_op, 1, addr, stage, got);
+        first += n;
+        count -= n;
+    }
+    return PF_OK;
+}
+
+static int stm32_erase(void *self, uint32_t addr, uint32_t len)
+{
+    S *s = self;
+    int r = need(s);
+    if (r < 0)
+        return r;
+    if (!s->_erase_op)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_UNSUPPORTED, "this STM32 bootloader lists no erase command");
+    if (!len)
+        return PF_OK;
+    uint32_t us, un, ls, ln;
+    int first = pf_stm32_unit_index(s->chip, addr, &us, &un);
+    int last = pf_stm32_unit_index(s->chip, addr + len - 1, &ls, &ln);
+    if (first < 0 || last < 0)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_RANGE, "erase 0x%08lx-0x%08lx is outside the flash of the %s",
+                           (unsigned long)addr, (unsigned long)(addr + len - 1), s->chip->name);
+    /* Time budget per unit: ~40 ms per KiB covers F4 128 KiB sectors (max 4 s). */
+    uint32_t biggest = 0;
+    for (unsigned i = 0; i < s->chip->n_regions; i++)
+        if (s->chip->regions[i].unit > biggest)
+            biggest = s->chip->regions[i].unit;
+    return erase_units(s, (uint32_t)first, (uint32_t)(last - first + 1), us, 100u + biggest / 1024u * 40u);
+}
+
+static int stm32_erase_all(void *self)
+{
+    S *s = self;
+    int r = need(s);
+    if (r < 0)
+        return r;
+    if (!s->_erase_op)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_UNSUPPORTED, "this STM32 bootloader lists no erase command");
+    if (!s->chip->no_mass_erase) {
+        uint8_t f[3], got = 0;
+        size_t fl = pf_an3155_mass_erase(f, s->_erase_op == PF_AN3155_EXT_ERASE);
+        int stage = ST_CMD;
+        for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+            if (attempt) {
+                int q = before_retry(s, r);
+                if (q < 0) {
+                    r = q;
+                    break;
+                }
+            }
+            stage = ST_CMD;
+            r = send_cmd(s, s->_erase_op, &got);
+            if (r == PF_OK) {
+                stage = ST_DATA;
+                r = send(s, f, fl);
+                if (r == PF_OK)
+                    r = wait_ack(s, 40000u, &got); /* mass erase: up to 35 s on big parts */
+            }
+            if (r == PF_OK || !again(r, stage, attempt))
+                break;
+        }
+        return r == PF_OK ? PF_OK : explain(s, r, s->_erase_op, 0, 0, stage, got);
+    }
+    /* ROMs without mass erase (L0, L1): every page, in batches. */
+    return erase_units(s, 0, pf_stm32_unit_count(s->chip), s->chip->flash_start, 100u);
+}
+
+static int stm32_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
+{
+    S *s = self;
+    int r = need(s);
+    if (r < 0)
+        return r;
+    if (!s->_has_crc)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_UNSUPPORTED, "this STM32 bootloader has no Get Checksum command");
+    if ((addr & 3) || (len & 3) || !len)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_ARG, "Get Checksum needs 4-byte aligned address and length");
+    int stage = ST_CMD;
+    uint8_t got = 0;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (attempt) {
+            int q = before_retry(s, r);
+            if (q < 0) {
+                r = q;
+                break;
+            }
+        }
+        stage = ST_CMD;
+        r = send_cmd(s, PF_AN3155_GET_CHECKSUM, &got);
+        if (r == PF_OK) {
+            stage = ST_ADDR;
+            r = send_u32(s, addr, ACK_MS, &got);
+        }
+        if (r == PF_OK) {
+            stage = ST_ARG;
+            r = send_u32(s, len, ACK_MS, &got);
+        }
+        if (r == PF_OK) {
+            stage = ST_RESULT;
+            r = wait_ack(s, ACK_MS + len / 1024u, &got);
+        }
+        if (r == PF_OK) {
+            uint8_t c[5];
+            r = pf_port_read_exact(P(s), c, 5, pf_deadline(P(s), ACK_MS), NULL);
+            if (r >= 0) {
+                r = pf_an3155_frame_ok(c, 5) ? PF_OK : PF_ERR_CRC;
+                memcpy(out, c, 4); /* big-endian, as pf_digest_finish writes PF_DIGEST_CRC32_STM32 */
+            }
+        }
+        if (r == PF_OK || !again(r, stage, attempt))
+            break;
+    }
+    return r == PF_OK ? 4 : explain(s, r, PF_AN3155_GET_CHECKSUM, 1, addr, stage, got);
+}
+
+static int stm32_run(void *self)
+{
+    S *s = self;
+    int r = need(s);
+    if (r < 0)
+        return r;
+    uint8_t got = 0;
+    int stage = ST_CMD;
+    r = send_cmd(s, PF_AN3155_GO, &got);
+    if (r == PF_OK) {
+        stage = ST_ADDR;
+        r = send_u32(s, s->chip->flash_start, ACK_MS, &got);
+    }
+    if (r < 0)
+        return explain(s, r, PF_AN3155_GO, 1, s->chip->flash_start, stage, got);
+    s->_connected = 0;
+    return exit_sequence(s);
+}
+
+static void stm32_close(void *self)
+{
+    S *s = self;
+    if (s)
+        s->_connected = 0;
+}
+
+/* --- option-byte commands ------------------------------------------------------------------ */
+
+/* Sends a command answered by ACK, [work], ACK, after which the chip resets;
+ * then synchronises again. */
+static int option_command(S *s, uint8_t op, uint32_t work_ms)
+{
+    int r = need(s);
+    if (r < 0)
+        return r;
+    uint8_t got = 0;
+    r = send_cmd(s, op, &got);
+    if (r < 0)
+        return explain(s, r, op, 0, 0, ST_CMD, got);
+    r = wait_ack(s, work_ms, &got);
+    if (r < 0)
+        return explain(s, r, op, 0, 0, ST_RESULT, got);
+    /* The chip resets: wait for it, then autobaud again. */
+    pf_port_delay(P(s), RESET_MS);
+    uint16_t pid = 0;
+    r = identify(s, &pid);
+    if (r < 0)
+        return r;
+    return pid == s->chip->pid ? PF_OK : pf_diag_set(s->_cfg.diag, PF_ERR_CHIP, "after the reset a different chip (PID 0x%03x) answers", pid);
+}
+
+int pf_stm32_readout_unprotect(pf_stm32 *s) { return option_command(s, PF_AN3155_READOUT_UNPROTECT, 40000u); }
+int pf_stm32_write_unprotect(pf_stm32 *s) { return option_command(s, PF_AN3155_WRITE_UNPROTECT, 5000u); }
+int pf_stm32_readout_protect(pf_stm32 *s) { return option_command(s, PF_AN3155_READOUT_PROTECT, 5000u); }
+
+const pf_target_ops pf_target_stm32 = {
+    "stm32",
+    "STM32 system-memory bootloader (ST AN3155, USART 8E1)",
+    sizeof(pf_stm32),
+    stm32_open,
+    stm32_connect,
+    stm32_erase,
+    stm32_erase_all,
+    NULL, /* write_begin: nothing to announce */
+    stm32_write,
+    NULL, /* write_end: each block is in flash when its ACK arrives */
+    stm32_read,
+    stm32_digest,
+    stm32_run,
+    stm32_close,
+};

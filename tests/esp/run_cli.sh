@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# `peerflash flash/read --target esp` against `peerflash sim esp32` on a pty:
+# three images at 0x1000/0x8000/0x10000 compressed and MD5-verified, read back,
+# and the errors users meet: wrong chip, damaged image, past the flash end,
+# no sync. usage: run_cli.sh PEERFLASH TEST_ESP_IMAGE WORK_DIR
+set -u
+cli=$1 imgtool=$2 work=$3
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+fails=0
+check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fails=$((fails + 1)); fi; }
+
+start_sim() { # name chip size [sim options]
+    "$cli" sim esp32 --port "$PWD/$1" --chip "$2" --flash "$1.flash" --flash-size "$3" \
+        --erase-ms-per-4k 0 --write-us-per-kb 0 "${@:4}" >"$1.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.05; done
+    echo "FAIL: simulator $1 did not start"; cat "$1.log"; exit 1
+}
+
+"$imgtool" --write . || exit 1
+python3 - <<'PY'
+import random
+r = random.Random(11)
+open("boot.bin", "wb").write(bytes(r.getrandbits(8) for _ in range(0x5100)))
+open("part.bin", "wb").write(bytes([0xAA, 0x50] + [r.getrandbits(8) for _ in range(0xBFE)]))
+d = bytearray(open("ours-esp32.bin", "rb").read())
+d[40] ^= 0x04                                      # one bit inside a segment
+open("damaged.bin", "wb").write(d)
+PY
+
+start_sim dev1 esp32 4MB
+timeout 60 "$cli" flash --target esp --port "$PWD/dev1" --baud 921600 --no-run --json \
+    boot.bin@0x1000 part.bin@0x8000 ours-esp32.bin@0x10000 >flash.json 2>flash.err
+rc=$?
+check "flash three images exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "verified by MD5" "grep -q '\"verified\":true,\"verify_method\":\"digest MD5\"' flash.json"
+check "flash file holds the images" "python3 -c '
+f = open(\"dev1.flash\", \"rb\").read()
+ok = f[0x1000:0x6100] == open(\"boot.bin\", \"rb\").read() and f[0x8000:0x8C00] == open(\"part.bin\", \"rb\").read()
+a = open(\"ours-esp32.bin\", \"rb\").read(); ok = ok and f[0x10000:0x10000 + len(a)] == a and f[0x6100:0x7000] == bytes([255]) * 0xF00
+raise SystemExit(0 if ok else 1)'"
+timeout 60 "$cli" read --target esp --port "$PWD/dev1" -q 0x8000 0xC00 back.bin 2>read.err
+check "read back 3 KiB byte-exact" "cmp -s back.bin part.bin"
+timeout 60 "$cli" flash --target esp --port "$PWD/dev1" --no-run ours-esp32s3.bin@0x10000 2>chip.err
+rc=$?
+check "ESP32-S3 image on an ESP32 refused with exit 5 (got $rc)" "[ $rc -eq 5 ]"
+check "  naming both chips" "grep -q 'built for ESP32-S3, but the target is an ESP32' chip.err"
+timeout 60 "$cli" flash --target esp --port "$PWD/dev1" --no-run damaged.bin@0x10000 2>damaged.err
+rc=$?
+check "damaged image refused with exit 3 (got $rc)" "[ $rc -eq 3 ]"
+check "  naming the checksum" "grep -q 'checksum' damaged.err"
+timeout 60 "$cli" flash --target esp --port "$PWD/dev1" --chip esp32c3 --no-run part.bin@0x8000 2>wrongchip.err
+rc=$?
+check "--chip esp32c3 on an ESP32 refused with exit 5 (got $rc)" "[ $rc -eq 5 ]"
+# and the run: the ROM leaves the loader for the application
+timeout 60 "$cli" flash --target esp --port "$PWD/dev1" part.bin@0x8000 2>run.err
+rc=$?
+check "flash with run exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  the simulated chip started the application" "grep -q 'application runs now' dev1.log"
+# opening the port again resets the chip into its loader (the DTR/RTS reset on a board)
+timeout 60 "$cli" flash --target esp --port "$PWD/dev1" --no-run part.bin@0x8000 2>again.err
+rc=$?
+check "after the run, a new session resets the chip into the loader: exit 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  the simulator saw the reset" "grep -q 'reset into the ROM loader' dev1.log"
+# without that reset (a board with no auto-reset circuit), a running application gives no answer
+start_sim dev3 esp32 4MB --no-reset-on-open
+timeout 60 "$cli" flash --target esp --port "$PWD/dev3" part.bin@0x8000 2>run3.err
+rc=$?
+check "flash with run on a chip without auto-reset exits 0 (got $rc)" "[ $rc -eq 0 ]"
+timeout 60 "$cli" flash --target esp --port "$PWD/dev3" part.bin@0x8000 2>nosync.err
+rc=$?
+check "no answer (chip runs its app) gives exit 4 (got $rc)" "[ $rc -eq 4 ]"
+check "  with the BOOT/GPIO0 hint" "grep -q 'hold BOOT (GPIO0)' nosync.err"
+
+start_sim dev2 esp32 1MB
+timeout 60 "$cli" flash --target esp --port "$PWD/dev2" --no-run boot.bin@0xFC000 2>range.err
+rc=$?
+check "image past the 1 MiB flash refused with exit 3 (got $rc)" "[ $rc -eq 3 ]"
+check "  flash untouched" "python3 -c 'raise SystemExit(0 if open(\"dev2.flash\",\"rb\").read() == bytes([255]) * (1 << 20) else 1)'"
+for f in flash.err chip.err damaged.err wrongchip.err nosync.err range.err; do echo "--- $f"; grep -v '^\(check\|write\|verify\|run\):' "$f" | tail -3; done
+[ $fails -eq 0 ] && echo "PASS" || { echo "$fails check(s) failed"; exit 1; }

@@ -1,0 +1,362 @@
+/* The ESP ROM loader driver against the ROM simulator, in-process over a pty
+ * pair: identification, plain and compressed writes through the flash job,
+ * MD5 verify, read back, baud switch, several images, and faults. */
+#include <signal.h>
+
+#include "esp_harness.h"
+#include "esp_relay.h"
+#include "pf_test.h"
+
+#define FLASH_4M (4u << 20)
+
+typedef struct job_buf {
+    pf_segment segs[16];
+    uint8_t *arena;
+    pf_memmap map;
+    uint8_t work[2 * 4096];
+} job_buf;
+
+static void map_init(job_buf *j, size_t arena)
+{
+    j->arena = malloc(arena);
+    pf_memmap_init(&j->map, j->segs, 16, j->arena, arena);
+}
+
+static int run_job(esp_host *h, pf_memmap *map, int verify, pf_job_result *res, uint8_t *work, size_t wn)
+{
+    pf_job_config jc = PF_JOB_CONFIG_DEFAULT();
+    jc.verify = verify;
+    jc.buf = work;
+    jc.buf_size = wn;
+    jc.diag = &h->diag;
+    return pf_job_flash(&h->t, map, &jc, res);
+}
+
+static void test_identify(void)
+{
+    static const struct {
+        const char *chip, *name;
+        uint32_t size;
+        uint32_t caps_digest;
+    } cases[] = {
+        {"esp32", "ESP32", 4u << 20, 1},   {"esp32s3", "ESP32-S3", 8u << 20, 1}, {"esp32c3", "ESP32-C3", 2u << 20, 1},
+        {"esp32s2", "ESP32-S2", 4u << 20, 1}, {"esp32c6", "ESP32-C6", 4u << 20, 1}, {"esp32h2", "ESP32-H2", 4u << 20, 1},
+        {"esp8266", "ESP8266", 1u << 20, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        esp_simthread st;
+        REQUIRE(esp_sim_start(&st, "id", cases[i].chip, cases[i].size) == 0);
+        esp_host h;
+        int r = esp_host_open(&h, st.path, 0, NULL, 1);
+        if (r < 0)
+            fprintf(stderr, "  %s: %s\n", cases[i].chip, h.diag.text);
+        CHECK_EQ(r, 0);
+        CHECK(strcmp(h.t.info.chip, cases[i].name) == 0);
+        /* ESP8266 has no SPI data-length registers: its size is not probed */
+        CHECK_EQ(h.t.info.geom.flash_size, cases[i].chip[3] == '8' ? 4u << 20 : cases[i].size);
+        CHECK_EQ(!!(h.t.info.caps & PF_CAP_DIGEST), cases[i].caps_digest);
+        esp_host_close(&h);
+        esp_sim_stop(&st);
+    }
+}
+
+static void write_and_check(int compress, uint32_t fast_baud)
+{
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, "wr", "esp32", FLASH_4M) == 0);
+    esp_host h;
+    int r = esp_host_open(&h, st.path, fast_baud, "esp32", compress);
+    if (r < 0)
+        fprintf(stderr, "  connect: %s\n", h.diag.text);
+    REQUIRE(r == 0);
+    job_buf j;
+    map_init(&j, 1u << 20);
+    /* three images as an ESP32 project has them */
+    static uint8_t boot[0x5200], part[0xC00], app[0x31234];
+    esp_fill(boot, sizeof boot, 1);
+    esp_fill(part, sizeof part, 2);
+    esp_fill(app, sizeof app, 3);
+    REQUIRE(pf_memmap_add(&j.map, 0x1000, boot, sizeof boot, NULL) == 0);
+    REQUIRE(pf_memmap_add(&j.map, 0x8000, part, sizeof part, NULL) == 0);
+    REQUIRE(pf_memmap_add(&j.map, 0x10000, app, sizeof app, NULL) == 0);
+    REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+    pf_job_result res;
+    r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    if (r < 0)
+        fprintf(stderr, "  job: %s\n", h.diag.text);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(res.verified, 1);
+    CHECK(res.verify_method && strcmp(res.verify_method, "digest MD5") == 0);
+    uint8_t *fl = pf_esp_sim_flash(st.sim);
+    CHECK(memcmp(fl + 0x1000, boot, sizeof boot) == 0);
+    CHECK(memcmp(fl + 0x8000, part, sizeof part) == 0);
+    CHECK(memcmp(fl + 0x10000, app, sizeof app) == 0);
+    for (size_t i = 0; i < sizeof app; i++)
+        if (fl[0x10000 + i] != app[i]) {
+            fprintf(stderr, "  first difference at 0x%zx: 0x%02x vs 0x%02x\n", 0x10000 + i, fl[0x10000 + i], app[i]);
+            break;
+        }
+    CHECK_EQ(fl[0x1000 + sizeof boot], 0xFF);
+    CHECK_EQ(fl[0x0FFF], 0xFF);
+    pf_esp_stats es;
+    pf_esp_get_stats(h.self, &es);
+    if (compress)
+        CHECK(es.sent_bytes < es.raw_bytes * 3 / 4); /* half the data compresses well */
+    else
+        CHECK(es.sent_bytes >= es.raw_bytes);
+    pf_esp_sim_stats ss;
+    pf_esp_sim_get_stats(st.sim, &ss);
+    if (fast_baud) {
+        CHECK_EQ(ss.baud, fast_baud);
+        CHECK_EQ(es.baud, fast_baud);
+        CHECK_EQ(ss.baud_changes, 1);
+    }
+    /* read back byte-exact through READ_FLASH_SLOW */
+    static uint8_t back[0xC00];
+    r = pf_target_esp.read(h.self, 0x8000, back, sizeof back);
+    CHECK_EQ(r, (int)sizeof back);
+    CHECK(memcmp(back, part, sizeof part) == 0);
+    /* a second run of the same job finds everything unchanged */
+    r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(res.written_bytes, 0);
+    CHECK(res.skipped_bytes >= sizeof boot + sizeof part + sizeof app);
+    esp_host_close(&h);
+    esp_sim_stop(&st);
+    free(j.arena);
+}
+
+static void test_write_plain(void) { write_and_check(0, 0); }
+static void test_write_compressed(void) { write_and_check(1, 0); }
+static void test_write_fast_baud(void) { write_and_check(1, 921600); }
+
+static void test_esp8266_plain_readback(void)
+{
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, "8266", "esp8266", FLASH_4M) == 0);
+    esp_host h;
+    REQUIRE(esp_host_open(&h, st.path, 0, NULL, 1) == 0);
+    job_buf j;
+    map_init(&j, 65536);
+    static uint8_t img[3000];
+    esp_fill(img, sizeof img, 9);
+    REQUIRE(pf_memmap_add(&j.map, 0x0, img, sizeof img, NULL) == 0);
+    REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+    pf_job_result res;
+    int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    if (r < 0)
+        fprintf(stderr, "  job: %s\n", h.diag.text);
+    CHECK_EQ(r, 0);
+    CHECK(strcmp(res.verify_method, "read-back") == 0);
+    CHECK(memcmp(pf_esp_sim_flash(st.sim), img, sizeof img) == 0);
+    esp_host_close(&h);
+    esp_sim_stop(&st);
+    free(j.arena);
+}
+
+static void test_wrong_chip_and_range(void)
+{
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, "chip", "esp32", 1u << 20) == 0);
+    esp_host h;
+    int r = esp_host_open(&h, st.path, 0, "esp32s3", 1);
+    CHECK_EQ(r, PF_ERR_CHIP);
+    CHECK_STR_CONTAINS(h.diag.text, "ESP32-S3");
+    CHECK_STR_CONTAINS(h.diag.text, "ESP32");
+    esp_host_close(&h);
+    r = esp_host_open(&h, st.path, 0, NULL, 1);
+    REQUIRE(r == 0);
+    CHECK_EQ(h.t.info.geom.flash_size, 1u << 20);
+    job_buf j;
+    map_init(&j, 65536);
+    static uint8_t img[8192];
+    esp_fill(img, sizeof img, 4);
+    REQUIRE(pf_memmap_add(&j.map, 0x100000 - 4096, img, sizeof img, NULL) == 0);
+    REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+    pf_job_result res;
+    pf_esp_sim_stats before, after;
+    pf_esp_sim_get_stats(st.sim, &before);
+    r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    CHECK_EQ(r, PF_ERR_RANGE);
+    pf_esp_sim_get_stats(st.sim, &after);
+    CHECK_EQ(after.bytes_written, before.bytes_written); /* nothing touched */
+    CHECK_EQ(after.sectors_erased, before.sectors_erased);
+    /* the driver itself refuses too, should a caller skip the job's check */
+    r = pf_target_esp.write_begin(h.self, 0x100000 - 4096, 8192);
+    CHECK_EQ(r, PF_ERR_RANGE);
+    esp_host_close(&h);
+    esp_sim_stop(&st);
+    free(j.arena);
+}
+
+static void test_md5_mismatch(void)
+{
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, "md5", "esp32", FLASH_4M) == 0);
+    esp_host h;
+    REQUIRE(esp_host_open(&h, st.path, 0, NULL, 1) == 0);
+    job_buf j;
+    map_init(&j, 65536);
+    static uint8_t img[10000];
+    esp_fill(img, sizeof img, 5);
+    REQUIRE(pf_memmap_add(&j.map, 0x20000, img, sizeof img, NULL) == 0);
+    REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+    pf_job_result res;
+    REQUIRE(run_job(&h, &j.map, 1, &res, j.work, sizeof j.work) == 0);
+    /* a bit goes bad in the flash after writing */
+    pf_esp_sim_flash(st.sim)[0x20000 + 7777] ^= 0x10;
+    pf_job_config jc = PF_JOB_CONFIG_DEFAULT();
+    jc.buf = j.work;
+    jc.buf_size = sizeof j.work;
+    jc.diag = &h.diag;
+    int r = pf_job_verify(&h.t, &j.map, &jc, &res);
+    CHECK_EQ(r, PF_ERR_VERIFY);
+    /* the read-back names the byte */
+    CHECK_EQ(res.mismatch_addr, 0x20000 + 7777);
+    CHECK_STR_CONTAINS(h.diag.text, "0x00021e61");
+    esp_host_close(&h);
+    esp_sim_stop(&st);
+    free(j.arena);
+}
+
+static void test_no_sync(void)
+{
+    /* a pty nobody answers on */
+    pf_posix_link quiet;
+    char spec[128], path[100];
+    snprintf(path, sizeof path, "/tmp/pf-esp-quiet-%d", (int)getpid());
+    snprintf(spec, sizeof spec, "pty:%s", path);
+    REQUIRE(pf_posix_open(&quiet, spec, NULL) == 0);
+    esp_host h;
+    int r = esp_host_open(&h, path, 0, NULL, 1);
+    CHECK_EQ(r, PF_ERR_NO_SYNC);
+    CHECK_STR_CONTAINS(h.diag.text, "BOOT");
+    CHECK_STR_CONTAINS(h.diag.text, "wiring");
+    CHECK_STR_CONTAINS(h.diag.text, "baud");
+    esp_host_close(&h);
+    pf_posix_close(&quiet);
+}
+
+/* A flash job of `len` bytes at 0x10000 through the relay; returns the job's result. */
+static int relay_job(esp_relay *rl, const char *tag, uint32_t len, uint32_t fast_baud, int compress, uint32_t seed,
+                     int *matches, char *why, size_t why_size, double *secs)
+{
+    esp_simthread st;
+    if (esp_sim_start(&st, tag, "esp32", FLASH_4M) != 0)
+        return -100;
+    char host[128];
+    snprintf(host, sizeof host, "/tmp/pf-esp-%s-host-%d", tag, (int)getpid());
+    if (esp_relay_start(rl, host, st.path) != 0) {
+        esp_sim_stop(&st);
+        return -101;
+    }
+    uint8_t *img = malloc(len);
+    esp_fill(img, len, seed);
+    esp_host h;
+    uint64_t t0 = esp_relay_now_us();
+    int r = esp_host_open(&h, host, fast_baud, NULL, compress);
+    job_buf j;
+    map_init(&j, len + 4096);
+    if (r == 0) {
+        pf_memmap_add(&j.map, 0x10000, img, len, NULL);
+        pf_memmap_finish(&j.map, NULL);
+        pf_job_result res;
+        r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    }
+    if (secs)
+        *secs = (double)(esp_relay_now_us() - t0) / 1e6;
+    snprintf(why, why_size, "%s", h.diag.text);
+    if (h.self) {
+        pf_esp_stats es;
+        pf_esp_get_stats(h.self, &es);
+        rl->seed = es.retries; /* handed back to the caller */
+    }
+    *matches = memcmp(pf_esp_sim_flash(st.sim) + 0x10000, img, len) == 0;
+    esp_host_close(&h);
+    esp_relay_stop(rl);
+    esp_sim_stop(&st);
+    free(j.arena);
+    free(img);
+    return r;
+}
+
+static void test_link_cut(void)
+{
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    rl.cut_after = 30000; /* in the middle of the data blocks */
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    int r = relay_job(&rl, "cut", 120000, 0, 0, 21, &matches, why, sizeof why, NULL);
+    fprintf(stderr, "  cut after %llu bytes: %d %s\n", (unsigned long long)rl.cut_after, r, why);
+    CHECK(r == PF_ERR_CLOSED || r == PF_ERR_TIMEOUT || r == PF_ERR_IO);
+    CHECK(why[0] != '\0');
+    CHECK(!matches);
+}
+
+static void test_bit_flips(void)
+{
+    /* Flips on both directions, several seeds: every run either fails with
+     * an explanation or leaves exactly the image in flash. */
+    int errors = 0, successes = 0;
+    uint32_t flips = 0, retries = 0;
+    for (uint32_t seed = 1; seed <= 6; seed++) {
+        esp_relay rl;
+        memset(&rl, 0, sizeof rl);
+        rl.flip_rate = 4e-5;
+        rl.seed = seed;
+        int matches = 0;
+        char why[PF_DIAG_MAX];
+        int r = relay_job(&rl, "flip", 60000, 0, seed & 1, seed, &matches, why, sizeof why, NULL);
+        flips += rl.h2d.flips + rl.d2h.flips;
+        retries += rl.seed;
+        fprintf(stderr, "  seed %u: %u+%u flips, %u block(s) resent -> %d %s\n", seed, rl.h2d.flips, rl.d2h.flips,
+                rl.seed, r, r ? why : "ok");
+        if (r == 0) {
+            CHECK(matches); /* never a silent success */
+            successes++;
+        } else {
+            CHECK(why[0] != '\0');
+            errors++;
+        }
+    }
+    CHECK(flips > 0);
+    CHECK(errors + retries > 0); /* the flips were noticed, not absorbed */
+    (void)successes;
+}
+
+static void test_rate_follows_baud(void)
+{
+    /* With the line rate modelled, a switch to 921600 after sync makes the
+     * job finish well inside the time the same bytes need at 115200. */
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    rl.rate_model = 1;
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    double secs = 0;
+    int r = relay_job(&rl, "rate", 64000, 921600, 0, 33, &matches, why, sizeof why, &secs);
+    double at_115200 = (double)rl.h2d.bytes * 10 / 115200;
+    fprintf(stderr, "  %llu bytes to the chip in %.2f s (%.2f s at 115200): %s\n", (unsigned long long)rl.h2d.bytes,
+            secs, at_115200, r ? why : "ok");
+    CHECK_EQ(r, 0);
+    CHECK(matches);
+    CHECK(secs < at_115200 * 0.6);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    RUN(test_identify);
+    RUN(test_write_plain);
+    RUN(test_write_compressed);
+    RUN(test_write_fast_baud);
+    RUN(test_esp8266_plain_readback);
+    RUN(test_wrong_chip_and_range);
+    RUN(test_md5_mismatch);
+    RUN(test_no_sync);
+    RUN(test_link_cut);
+    RUN(test_bit_flips);
+    RUN(test_rate_follows_baud);
+    return pf_test_summary();
+}
