@@ -130,5 +130,26 @@ else
     say "(skipped: build/firmware/updater-mps2.elf or qemu-system-arm is missing; make firmware builds it)"
 fi
 
+# --- peerflash's own agent and bootloader ----------------------------------------
+scene "5. Our own update agent: a signed image, a cable cut at half way, resume, trial boot, confirm"
+say "The device (simulated NOR flash, SPI-NOR timing) checks the ECDSA-P256 signature, installs the"
+say "image on trial and rolls back unless it is confirmed; an interrupted transfer resumes."
+"$pf" keygen -o "$tmp/key.pem" --pub "$tmp/key.der" >/dev/null 2>&1
+head -c 60000 /dev/urandom >"$tmp/agent-app.bin"
+show "$pf" sign --key "$tmp/key.pem" --version 1.1.0 "$tmp/agent-app.bin" "$tmp/agent-app.img"
+start agent-sim "$pf" sim agent --port "$tmp/agent-dev" --flash "$tmp/agent.flash" --key "$tmp/key.pem"
+wait_path "$tmp/agent-dev"
+start agent-wire1 "$pf" wire --a "$tmp/agent-host" --b "$tmp/agent-dev" --baud 115200 --cut-after 30000 --cut-mode close
+wait_path "$tmp/agent-host"
+say "The wire cuts the cable after 30000 bytes:"
+show "$pf" flash --target agent --port "$tmp/agent-host" "$tmp/agent-app.img@0" || say "(exit status $?: link lost)"
+for _ in $(seq 100); do [[ -e "$tmp/agent-host" ]] || break; sleep 0.05; done
+start agent-wire2 "$pf" wire --a "$tmp/agent-host" --b "$tmp/agent-dev" --baud 115200
+wait_path "$tmp/agent-host"
+say "A new cable; the same command again:"
+show "$pf" flash --target agent --port "$tmp/agent-host" "$tmp/agent-app.img@0"
+say "What the device did:"
+grep -E "resume at|image accepted|on trial|permanent" "$tmp/agent-sim.log" | sed 's/^/  /'
+
 echo
 echo "${bold}Done.${off} See README.md for the commands, docs/ for the design and benchmarks."
