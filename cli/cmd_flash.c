@@ -50,7 +50,8 @@ static void usage(const char *cmd, FILE *f)
     if (!pf_target_drivers[0])
         fprintf(f, " (none built)");
     fprintf(f, "\n"
-               "  --port PORT        serial device or pty path, tcp://HOST:PORT (a TCP serial bridge)\n"
+               "  --port PORT        serial device or pty path, tcp://HOST:PORT (a TCP serial bridge), or\n"
+               "                     tcp-listen://PORT (wait on 127.0.0.1 for a bridge that connects to us)\n"
                "  --baud N           line rate for the transfer (ESP: switched to after sync)\n"
                "  --connect-baud N   rate to sync at, where it differs (default: the protocol's)\n"
                "  --chip NAME        refuse any other chip (e.g. ATmega328P, ESP32, STM32F103xB)\n"
@@ -118,7 +119,10 @@ static int open_session(session *s, const opts *o)
     /* A host command never creates a pty: a port that does not exist is a
      * missing board, not an endpoint to make. */
     struct stat st;
-    if (strncmp(o->port, "tcp://", 6) != 0 && stat(o->port, &st) != 0)
+    if (strncmp(o->port, "pty:", 4) == 0)
+        return pf_diag_set(&s->diag, PF_ERR_ARG, "--port takes an existing port; pty:PATH (a new pty) is for "
+                                                 "`peerflash sim` and `peerflash wire`");
+    if (strncmp(o->port, "tcp://", 6) != 0 && strncmp(o->port, "tcp-listen://", 13) != 0 && stat(o->port, &st) != 0)
         return pf_diag_set(&s->diag, PF_ERR_IO, "cannot open %s: %s (is the board plugged in? `peerflash ports` "
                                                 "lists serial ports)", o->port, strerror(errno));
     int r = pf_posix_open(&s->link, o->port, &s->diag);

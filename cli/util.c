@@ -10,6 +10,7 @@ int pf_cli_exit_code(int err)
 {
     switch (err) {
     case PF_OK: return PF_EXIT_OK;
+    case PF_ERR_ARG: return PF_EXIT_USAGE; /* in the CLI, only the command line can be wrong this way */
     case PF_ERR_FORMAT:
     case PF_ERR_RANGE:
     case PF_ERR_OVERLAP:

@@ -15,6 +15,19 @@ done
 expect 2 "unknown target 'nosuch'" -- "$pf" flash --target nosuch --port /dev/null x.hex
 expect 2 "--erase takes 'touched' or 'all'" -- "$pf" flash --target x --port p --erase some x.hex
 expect 2 "--baud takes a number" -- "$pf" flash --target x --port p --baud fast x.hex
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+printf ':0100000000FF\n:00000001FF\n' >"$dir/one.hex"
+printf ':0100000000FF\n:0100010000FD\n:00000001FF\n' >"$dir/bad.hex"
+printf '\x12\x34\x56' >"$dir/raw.bin"
+# Image errors come first: nothing touches the port before every image is good.
+expect 3 "bad.hex: line 2: bad checksum 0xFD, expected 0xFE" -- "$pf" flash --target avr --port /dev/null "$dir/bad.hex"
+expect 2 "raw binary needs a load address" -- "$pf" flash --target avr --port /dev/null "$dir/raw.bin"
+expect 3 "No such file" -- "$pf" flash --target avr --port /dev/null "$dir/missing.hex"
+expect 2 "pty:PATH .* is for .peerflash sim" -- "$pf" flash --target avr --port pty:/tmp/x "$dir/one.hex"
+expect 4 "no-such-port: No such file.*plugged in" -- "$pf" flash --target avr --port /tmp/no-such-port "$dir/one.hex"
+expect 4 "not a serial port" -- "$pf" flash --target avr --port /dev/null "$dir/one.hex"
+expect 3 '"ok":false,"exit_code":3' -- "$pf" flash --json --target avr --port /dev/null "$dir/bad.hex"
 expect 0 "" -- "$pf" sim --help
 expect 2 "unknown simulator" -- "$pf" sim nosuch
 finish
