@@ -114,30 +114,16 @@ static int ihex_line(pf_ihex *p)
     }
 }
 
-/* Adds bytes that contain no '\n' to the current line. */
-static int ihex_append(pf_ihex *p, const uint8_t *s, size_t n)
+static int ihex_line_cb(void *parser)
 {
-    if (n == 0)
-        return PF_OK;
-    if (p->_eof) {
-        /* After the EOF record only white space may follow; it is not kept. */
-        for (size_t i = 0; i < n; i++)
-            if (!pf_text_space((char)s[i]))
-                return pf_diag_set(p->_diag, PF_ERR_FORMAT, "data after end-of-file record on line %lu",
-                                   (unsigned long)p->line);
-        return PF_OK;
-    }
-    if (p->_len == 0 && s[0] != ':' && !pf_text_space((char)s[0])) {
-        char d[12];
-        return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: record does not start with ':' (found %s)",
-                           (unsigned long)p->line, pf_text_describe((char)s[0], d));
-    }
-    if (n > sizeof p->_buf - p->_len)
-        return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: longer than %d characters", (unsigned long)p->line,
-                           PF_IMAGE_LINE_MAX);
-    memcpy(p->_buf + p->_len, s, n);
-    p->_len += n;
-    return PF_OK;
+    return ihex_line(parser);
+}
+
+static pf_text_lines ihex_lines(pf_ihex *p)
+{
+    pf_text_lines t = {p->_buf, sizeof p->_buf, &p->_len, &p->line, &p->_eof, ':', "end-of-file record",
+                       p->_diag, ihex_line_cb, p};
+    return t;
 }
 
 int pf_ihex_feed(pf_ihex *p, const uint8_t *data, size_t n)
@@ -146,25 +132,9 @@ int pf_ihex_feed(pf_ihex *p, const uint8_t *data, size_t n)
         return PF_ERR_ARG;
     if (p->_err)
         return p->_err;
-    while (n) {
-        const uint8_t *nl = memchr(data, '\n', n);
-        size_t take = nl ? (size_t)(nl - data) : n;
-        int rc = ihex_append(p, data, take);
-        if (rc)
-            return fail(p, rc);
-        if (!nl)
-            break;
-        if (!p->_eof) {
-            rc = ihex_line(p);
-            if (rc)
-                return fail(p, rc);
-        }
-        p->_len = 0;
-        p->line++;
-        data += take + 1;
-        n -= take + 1;
-    }
-    return PF_OK;
+    pf_text_lines t = ihex_lines(p);
+    int rc = pf_text_feed(&t, data, n);
+    return rc ? fail(p, rc) : PF_OK;
 }
 
 int pf_ihex_finish(pf_ihex *p)
@@ -173,13 +143,10 @@ int pf_ihex_finish(pf_ihex *p)
         return PF_ERR_ARG;
     if (p->_err)
         return p->_err;
-    if (p->_len && !p->_eof) {
-        /* The last line had no '\n'. */
-        int rc = ihex_line(p);
-        p->_len = 0;
-        if (rc)
-            return fail(p, rc);
-    }
+    pf_text_lines t = ihex_lines(p);
+    int rc = pf_text_finish(&t);
+    if (rc)
+        return fail(p, rc);
     if (!p->_eof)
         return fail(p, pf_diag_set(p->_diag, PF_ERR_FORMAT, "missing end-of-file record (type 01) at end of input"));
     return PF_OK;

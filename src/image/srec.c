@@ -109,28 +109,30 @@ static int srec_line(pf_srec *p)
     }
 }
 
-static int srec_append(pf_srec *p, const uint8_t *s, size_t n)
+/* The shared line machinery, with the end record's name ("end record (S9)")
+ * kept up to date for the message about data after it. */
+typedef struct srec_lines {
+    pf_srec *p;
+    char end_name[24];
+    pf_text_lines t;
+} srec_lines;
+
+static int srec_line_cb(void *parser)
 {
-    if (n == 0)
-        return PF_OK;
-    if (p->_end) {
-        for (size_t i = 0; i < n; i++)
-            if (!pf_text_space((char)s[i]))
-                return pf_diag_set(p->_diag, PF_ERR_FORMAT, "data after end record (S%d) on line %lu", p->_end,
-                                   (unsigned long)p->line);
-        return PF_OK;
-    }
-    if (p->_len == 0 && s[0] != 'S' && !pf_text_space((char)s[0])) {
-        char d[12];
-        return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: record does not start with 'S' (found %s)",
-                           (unsigned long)p->line, pf_text_describe((char)s[0], d));
-    }
-    if (n > sizeof p->_buf - p->_len)
-        return pf_diag_set(p->_diag, PF_ERR_FORMAT, "line %lu: longer than %d characters", (unsigned long)p->line,
-                           PF_IMAGE_LINE_MAX);
-    memcpy(p->_buf + p->_len, s, n);
-    p->_len += n;
-    return PF_OK;
+    srec_lines *l = parser;
+    int rc = srec_line(l->p);
+    if (l->p->_end)
+        pf_format(l->end_name, sizeof l->end_name, "end record (S%d)", l->p->_end);
+    return rc;
+}
+
+static void srec_lines_init(srec_lines *l, pf_srec *p)
+{
+    l->p = p;
+    pf_format(l->end_name, sizeof l->end_name, "end record (S%d)", p->_end);
+    pf_text_lines t = {p->_buf, sizeof p->_buf, &p->_len, &p->line, &p->_end, 'S', l->end_name,
+                       p->_diag, srec_line_cb, l};
+    l->t = t;
 }
 
 int pf_srec_feed(pf_srec *p, const uint8_t *data, size_t n)
@@ -139,25 +141,10 @@ int pf_srec_feed(pf_srec *p, const uint8_t *data, size_t n)
         return PF_ERR_ARG;
     if (p->_err)
         return p->_err;
-    while (n) {
-        const uint8_t *nl = memchr(data, '\n', n);
-        size_t take = nl ? (size_t)(nl - data) : n;
-        int rc = srec_append(p, data, take);
-        if (rc)
-            return fail(p, rc);
-        if (!nl)
-            break;
-        if (!p->_end) {
-            rc = srec_line(p);
-            if (rc)
-                return fail(p, rc);
-        }
-        p->_len = 0;
-        p->line++;
-        data += take + 1;
-        n -= take + 1;
-    }
-    return PF_OK;
+    srec_lines l;
+    srec_lines_init(&l, p);
+    int rc = pf_text_feed(&l.t, data, n);
+    return rc ? fail(p, rc) : PF_OK;
 }
 
 int pf_srec_finish(pf_srec *p)
@@ -166,12 +153,11 @@ int pf_srec_finish(pf_srec *p)
         return PF_ERR_ARG;
     if (p->_err)
         return p->_err;
-    if (p->_len && !p->_end) {
-        int rc = srec_line(p);
-        p->_len = 0;
-        if (rc)
-            return fail(p, rc);
-    }
+    srec_lines l;
+    srec_lines_init(&l, p);
+    int rc = pf_text_finish(&l.t);
+    if (rc)
+        return fail(p, rc);
     if (!p->_end)
         return fail(p, pf_diag_set(p->_diag, PF_ERR_FORMAT, "missing end record (S7, S8 or S9) at end of input"));
     return PF_OK;

@@ -7,6 +7,9 @@
 #include <stdint.h>
 
 #include "peerflash/pf_err.h"
+#include "peerflash/pf_image.h"
+
+#include <string.h>
 
 /* Value of each byte as a hex digit (both cases), or -1. */
 #define PF_TEXT_X16 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
@@ -93,6 +96,82 @@ static inline int pf_text_emit(int (*sink)(void *, uint32_t, const uint8_t *, si
                     pf_strerror(rc));
     }
     return rc;
+}
+
+/* The line machinery the text formats share. A parser keeps one line in its
+ * own buffer; this splits the input at '\n', checks each line's first
+ * character, hands complete lines to the parser, and after the end record
+ * accepts only white space. */
+typedef struct pf_text_lines {
+    char *buf;               /* the parser's line buffer ... */
+    size_t cap;              /* ... and its size */
+    size_t *len;             /* bytes of the current line */
+    uint32_t *line;          /* current line number */
+    const int *ended;        /* nonzero once the end record was seen */
+    char lead;               /* the character every record starts with */
+    const char *end_name;    /* "end-of-file record", "end record (S9)" */
+    pf_diag *diag;
+    int (*on_line)(void *parser); /* parses buf[0..*len) */
+    void *parser;
+} pf_text_lines;
+
+static inline int pf_text_append(const pf_text_lines *t, const uint8_t *s, size_t n)
+{
+    if (n == 0)
+        return PF_OK;
+    if (*t->ended) {
+        for (size_t i = 0; i < n; i++)
+            if (!pf_text_space((char)s[i]))
+                return pf_diag_set(t->diag, PF_ERR_FORMAT, "data after %s on line %lu", t->end_name,
+                                   (unsigned long)*t->line);
+        return PF_OK;
+    }
+    if (*t->len == 0 && s[0] != t->lead && !pf_text_space((char)s[0])) {
+        char d[12];
+        return pf_diag_set(t->diag, PF_ERR_FORMAT, "line %lu: record does not start with '%c' (found %s)",
+                           (unsigned long)*t->line, t->lead, pf_text_describe((char)s[0], d));
+    }
+    if (n > t->cap - *t->len)
+        return pf_diag_set(t->diag, PF_ERR_FORMAT, "line %lu: longer than %d characters", (unsigned long)*t->line,
+                           PF_IMAGE_LINE_MAX);
+    memcpy(t->buf + *t->len, s, n);
+    *t->len += n;
+    return PF_OK;
+}
+
+/* Feeds any slice of the input; returns 0 or the first error. */
+static inline int pf_text_feed(const pf_text_lines *t, const uint8_t *data, size_t n)
+{
+    while (n) {
+        const uint8_t *nl = memchr(data, '\n', n);
+        size_t take = nl ? (size_t)(nl - data) : n;
+        int rc = pf_text_append(t, data, take);
+        if (rc)
+            return rc;
+        if (!nl)
+            break;
+        if (!*t->ended) {
+            rc = t->on_line(t->parser);
+            if (rc)
+                return rc;
+        }
+        *t->len = 0;
+        (*t->line)++;
+        data += take + 1;
+        n -= take + 1;
+    }
+    return PF_OK;
+}
+
+/* The input ended: parses a last line that had no '\n'. */
+static inline int pf_text_finish(const pf_text_lines *t)
+{
+    if (*t->len && !*t->ended) {
+        int rc = t->on_line(t->parser);
+        *t->len = 0;
+        return rc;
+    }
+    return PF_OK;
 }
 
 #endif
