@@ -3,7 +3,7 @@
  *
  * Deflate (docs/PROTOCOL.md, "Compression") is used by default when the
  * agent offers it: the image is sent as a zlib stream with the window the
- * agent announced (at most 2^15). To send it plain, call
+ * agent announced (at most 2^12). To send it plain, call
  * pf_agent_host_set_options with deflate = 0 between open() and connect(). */
 #ifndef PEERFLASH_PF_AGENT_HOST_H
 #define PEERFLASH_PF_AGENT_HOST_H

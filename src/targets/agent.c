@@ -29,7 +29,7 @@
 /* deflate: the largest window the host uses (the agent's may be smaller),
  * hash chains of memLevel 7; the arena holds what deflateInit2 allocates:
  * 2^(bits+2) + 2^(memLevel+9) + its state */
-#define ZBITS_MAX 15
+#define ZBITS_MAX 12 /* keeps the state (~150 KiB) within the MCU updater's 240 KiB */
 #define ZMEM_LEVEL 7
 #define ZARENA_SIZE ((1u << (ZBITS_MAX + 2)) + (1u << (ZMEM_LEVEL + 9)) + 12288u)
 /* compressed bytes kept for retransmission: bounds the bytes in flight */
