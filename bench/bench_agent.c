@@ -77,7 +77,7 @@ static double json_number(const char *text, const char *key)
 }
 
 static void throughput(pf_bench *b, const char *dir, const char *img, size_t img_len, unsigned baud, unsigned lat_ms,
-                       int fast_flash)
+                       int fast_flash, int zbits)
 {
     char dev[300], host[300], flash[300], baud_s[16], lat_s[16], log[300], out[300], imgarg[320], what[96],
         note[300], key[300];
@@ -90,12 +90,16 @@ static void throughput(pf_bench *b, const char *dir, const char *img, size_t img
     snprintf(baud_s, sizeof baud_s, "%u", baud);
     snprintf(lat_s, sizeof lat_s, "%u", lat_ms);
     snprintf(imgarg, sizeof imgarg, "%s@0", img);
-    snprintf(what, sizeof what, "%zu KiB at %u baud, %u ms latency%s", img_len / 1024, baud, lat_ms,
-             fast_flash ? ", instant flash" : "");
+    char zb[8];
+    snprintf(zb, sizeof zb, "%d", zbits < 0 ? 0 : zbits);
+    snprintf(what, sizeof what, "%zu KiB at %u baud, %u ms latency%s%s", img_len / 1024, baud, lat_ms,
+             fast_flash ? ", instant flash" : "",
+             zbits > 0 ? ", compressible, deflate" : zbits == 0 ? ", compressible, deflate off" : "");
     unlink(flash);
     char *cli = (char *)pf_bench_cli(b);
     char *sim_argv[] = {cli, "sim", "agent", "--port", dev, "--flash", flash, "--slot-kib", "264", "--key", key,
-                        "--log", log, fast_flash ? "--erase-ms" : NULL, "0", "--prog-us-per-kib", "0", NULL};
+                        "--log", log, "--deflate-bits", zb, fast_flash ? "--erase-ms" : NULL, "0",
+                        "--prog-us-per-kib", "0", NULL};
     pid_t sim = spawn(sim_argv, NULL);
     pid_t wire = -1;
     if (wait_path(dev, sim, 5) < 0) {
@@ -140,9 +144,15 @@ static void throughput(pf_bench *b, const char *dir, const char *img, size_t img
         return;
     }
     double frac = (double)img_len / secs / (baud / 10.0);
+    char zlog[160] = "";
+    if (zbits > 0) { /* what the host said about the stream (sim log has the device side) */
+        snprintf(zlog, sizeof zlog, "; deflate window %d bits (2^%d = %d B on the device), level 9", zbits, zbits,
+                 1 << zbits);
+    }
     snprintf(note, sizeof note,
-             "%.1f s for connect+transfer+END checks+verify; line = baud/10 B/s (8N1); %s",
-             secs, fast_flash ? "flash time 0" : "sim flash 2.8 ms/KiB program, 45 ms/4 KiB erase (SPI NOR)");
+             "%.1f s for connect+transfer+END checks+verify; line = baud/10 B/s (8N1); %s%s%s",
+             secs, fast_flash ? "flash time 0" : "sim flash 2.8 ms/KiB program, 45 ms/4 KiB erase (SPI NOR)", zlog,
+             zbits >= 0 ? "; firmware-like image (instruction-word vocabulary, 1 in 5 bytes random): zlib stream ~22% of it" : "");
     pf_bench_row(b, "agent", what, frac, "x line", NAN, note);
 }
 
@@ -157,7 +167,7 @@ static const char *size_main =
     "static int p_read(void *c, uint8_t *b, size_t n, uint32_t t) { (void)c; (void)b; (void)n; (void)t; return 0; }\n"
     "static int p_write(void *c, const uint8_t *b, size_t n) { (void)c; (void)b; return (int)n; }\n"
     "static uint32_t p_now(void *c) { (void)c; return 0; }\n"
-    "static uint8_t wbuf[256], rx[1036], tx[320];\nstatic pf_agent agent;\n#endif\n"
+    "static uint8_t wbuf[256], rx[1036], tx[320], zarena[PF_AGENT_ZARENA_SIZE(10)];\nstatic pf_agent agent;\n#endif\n"
     "int main(void) {\n"
     "  pf_flash f = {0, f_read, f_prog, f_erase, 0, 1, 8, 4096, 1 << 20, 0xFF};\n"
     "  pf_boot_config c = PF_BOOT_CONFIG_DEFAULT();\n"
@@ -173,6 +183,7 @@ static const char *size_main =
     "  pf_agent_config ac = PF_AGENT_CONFIG_DEFAULT();\n"
     "  ac.boot = &boot; ac.port = &port; ac.wbuf = wbuf; ac.wbuf_size = sizeof wbuf;\n"
     "  ac.rxbuf = rx; ac.rxbuf_size = sizeof rx; ac.txbuf = tx; ac.txbuf_size = sizeof tx;\n"
+    "  ac.zbits = 10; ac.zarena = zarena; ac.zarena_size = sizeof zarena;\n"
     "  if (pf_agent_init(&agent, &ac) < 0) return 3;\n"
     "  pf_agent_announce(&agent);\n"
     "  for (;;) { int rb = 0; pf_agent_poll(&agent, 10, &rb); if (rb) break; }\n"
@@ -267,6 +278,21 @@ static void code_size(pf_bench *b, const char *dir)
         return;
     }
     mbed[strlen(mbed) - strlen("/library")] = 0;
+    /* Debian's zlib source (same fetch): the agent inflates (Z_SOLO, no gzip) */
+    char zsrc[600] = "";
+    snprintf(cmd, sizeof cmd, "ls -d %s/firmware/debian-src/zlib-*/inflate.c 2>/dev/null | head -1", b->exe_dir);
+    p = popen(cmd, "r");
+    if (p) {
+        if (fgets(zsrc, sizeof zsrc, p))
+            zsrc[strcspn(zsrc, "\n")] = 0;
+        pclose(p);
+    }
+    if (!zsrc[0]) {
+        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN,
+                     "no zlib source (build the firmware first: it fetches Debian's)");
+        return;
+    }
+    zsrc[strlen(zsrc) - strlen("/inflate.c")] = 0;
     write_text(dir, "size_main.c", size_main);
     write_text(dir, "crypto.c", crypto_c);
     write_text(dir, "crypto_cfg.h", crypto_cfg);
@@ -285,9 +311,11 @@ static void code_size(pf_bench *b, const char *dir)
              mb_hash, mbed, mbed, mbed, mbed, mbed, mbed, mbed);
     snprintf(inc, sizeof inc, "-I%s/include -I%s/src -I%s/include -I%s '-DMBEDTLS_CONFIG_FILE=\"crypto_cfg.h\"'", src,
              src, mbed, dir);
-    char agent_src[2000];
-    snprintf(agent_src, sizeof agent_src, "%s/src/agent/store.c %s/src/agent/proto.c %s/src/codec/agent_frame.c", src,
-             src, src);
+    char agent_src[4000];
+    snprintf(agent_src, sizeof agent_src,
+             "%s/src/agent/store.c %s/src/agent/proto.c %s/src/codec/agent_frame.c -DZ_SOLO -DNO_GZIP -I%s "
+             "%s/inflate.c %s/inftrees.c %s/inffast.c %s/adler32.c %s/zutil.c",
+             src, src, src, zsrc, zsrc, zsrc, zsrc, zsrc, zsrc);
     static const struct {
         const char *elf, *defs, *what;
         int agent, sig;
@@ -319,15 +347,55 @@ static void code_size(pf_bench *b, const char *dir)
         }
         snprintf(note, sizeof note,
                  "arm-none-eabi-gcc -Os, newlib-nano, minus an empty program; crypto: mbedTLS 2.28 from Debian's "
-                 "source (SHA256_SMALLER%s)",
-                 v[i].sig ? ", ECP/ECDSA/bignum/ASN.1 for P-256 verify, newlib malloc it pulls in" : "");
+                 "source (SHA256_SMALLER%s)%s",
+                 v[i].sig ? ", ECP/ECDSA/bignum/ASN.1 for P-256 verify, newlib malloc it pulls in" : "",
+                 v[i].agent ? "; zlib 1.2.13 inflate (Debian source, Z_SOLO, NO_GZIP)" : "");
         pf_bench_row(b, "agent", what, (double)(t - bt), "bytes", NAN, note);
         snprintf(what, sizeof what, "%s: static RAM", v[i].what);
         snprintf(note, sizeof note, "state + work buffers (%s)%s; stack not counted",
-                 v[i].agent ? "256 work, 256 write, 1036 frame rx, 320 tx" : "256 work",
+                 v[i].agent ? "256 work, 256 write, 1036 frame rx, 320 tx, 8.7 KB inflate arena (2^10 window)"
+                            : "256 work",
                  v[i].sig ? "; mbedTLS bignum heap not counted (P-256 verify needs a few KiB)" : "");
         pf_bench_row(b, "agent", what, (double)(r - br), "bytes", NAN, note);
     }
+}
+
+static int make_compressible(const char *dir, size_t target, const char *pem, char *path, size_t path_cap, int *len)
+{
+    static const char *const words[] = {"\x10\xb5\x04\x46", "\x00\x28\x02\xd0", "\xfe\xe7", "\x70\x47",
+                                        "\x08\x68\x01\x30", "\xbd\xe8\xf0\x81", "ldr r0, [pc, #12]", "\x00\xbf"};
+    size_t body_len = target - 32 - 4 - 36 - 36 - 80;
+    uint8_t *body = malloc(body_len);
+    uint32_t x = 777;
+    for (size_t i = 0; i < body_len;) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        if (x % 5 == 0) {
+            body[i++] = (uint8_t)(x >> 8);
+            continue;
+        }
+        const char *w = words[(x >> 4) % 8];
+        for (size_t k = 0; w[k] && i < body_len; k++)
+            body[i++] = (uint8_t)w[k];
+    }
+    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
+    p.version.major = 2;
+    p.key_pem = pem;
+    size_t cap = pf_sign_image_size_max(&p, body_len);
+    uint8_t *img = malloc(cap);
+    pf_diag d;
+    int n = pf_sign_image(&p, body, body_len, img, cap, &d);
+    free(body);
+    snprintf(path, path_cap, "%s/image_z.bin", dir);
+    FILE *f = n > 0 ? fopen(path, "wb") : NULL;
+    if (f) {
+        fwrite(img, 1, (size_t)n, f);
+        fclose(f);
+    }
+    free(img);
+    *len = n;
+    return f ? 0 : -1;
 }
 
 void pf_bench_agent(pf_bench *b)
@@ -378,10 +446,18 @@ void pf_bench_agent(pf_bench *b)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++)
             if (!b->quick || j == 0)
-                throughput(b, dir, img_path, (size_t)n, bauds[i], lats[j], 0);
-    throughput(b, dir, img_path, (size_t)n, 921600, 0, 1);
+                throughput(b, dir, img_path, (size_t)n, bauds[i], lats[j], 0, -1);
+    throughput(b, dir, img_path, (size_t)n, 921600, 0, 1, -1);
     if (!b->quick)
-        throughput(b, dir, img_path, (size_t)n, 921600, 20, 1);
+        throughput(b, dir, img_path, (size_t)n, 921600, 20, 1, -1);
+    /* a compressible image (firmware-like: a small vocabulary of instruction
+     * words and some literals) at 115200, with and without deflate */
+    if (make_compressible(dir, b->quick ? 64 * 1024 : 256 * 1024, pem, img_path, sizeof img_path, &n) == 0) {
+        throughput(b, dir, img_path, (size_t)n, 115200, 0, 0, 12);
+        throughput(b, dir, img_path, (size_t)n, 115200, 0, 0, 0);
+        if (!b->quick)
+            throughput(b, dir, img_path, (size_t)n, 115200, 20, 0, 12);
+    }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -40,12 +40,25 @@ typedef struct pf_agent_config {
     int allow_downgrade;
     uint32_t device_id;   /* reported in HELLO */
     pf_diag *diag;
+    /* Optional deflate (docs/PROTOCOL.md, "Compression"): zbits = the largest
+     * zlib window the device inflates with (9..15, e.g. 10..12 for a small
+     * device; 0 = not offered), zarena = the memory inflate allocates from
+     * (z_stream, inflate state and the 2^zbits window; never malloc). It
+     * needs about PF_AGENT_ZARENA_SIZE(zbits) bytes; pf_agent_init measures
+     * and refuses a smaller one. */
+    uint8_t zbits;
+    uint8_t *zarena;
+    uint32_t zarena_size;
 } pf_agent_config;
+
+/* Arena for inflate with a 2^bits window: the window, zlib's inflate state
+ * (about 7.2 KB on 64-bit hosts, 7.1 KB on Cortex-M) and the z_stream. */
+#define PF_AGENT_ZARENA_SIZE(bits) ((1u << (bits)) + 7680u)
 
 #define PF_AGENT_TXBUF_MIN 320u
 
 #define PF_AGENT_CONFIG_DEFAULT() \
-    { NULL, NULL, NULL, 0, NULL, NULL, 0, 0, 8, 0, 0, NULL }
+    { NULL, NULL, NULL, 0, NULL, NULL, 0, 0, 8, 0, 0, NULL, 0, NULL, 0 }
 
 typedef struct pf_agent {
     pf_agent_config cfg;
@@ -60,6 +73,12 @@ typedef struct pf_agent {
     uint32_t frames_in, frames_bad, acks_dup; /* counters for diagnostics */
     uint32_t _nacked;  /* decoder drops already reported by NACK */
     uint8_t _session;  /* seq of the BEGIN that opened the transfer (in ACK/NACK) */
+    /* deflate: the transfer's data is a zlib stream (BEGIN flag) */
+    int _z;            /* this transfer is compressed */
+    int _zend;         /* the stream ended (its Adler-32 checked) */
+    uint32_t _zin;     /* compressed bytes consumed: the next expected DATA offset */
+    uint32_t _zused;   /* arena bytes in use */
+    void *_zs;         /* the z_stream, in the arena */
 } pf_agent;
 
 int pf_agent_init(pf_agent *a, const pf_agent_config *cfg);
@@ -69,6 +88,17 @@ int pf_agent_init(pf_agent *a, const pf_agent_config *cfg);
  * multiple of the erase size or the full size when resuming). Refused while
  * an upgrade runs on trial (PF_ERR_STATE). */
 int pf_agent_recv_begin(pf_agent *a, const uint8_t hash[32], uint32_t size, uint32_t *resume);
+/* After pf_agent_recv_begin: the data of this transfer comes as one zlib
+ * stream (window <= 2^zbits) of the image from the resume offset on,
+ * fed with pf_agent_recv_zdata. PF_ERR_UNSUPPORTED if zbits is 0. */
+int pf_agent_recv_deflate(pf_agent *a);
+/* Inflates the next len bytes of the stream: zoff must equal
+ * pf_agent_recv_zoffset. A corrupt stream (bad code, window larger than
+ * offered, Adler-32 mismatch, output beyond the image, data after its end)
+ * fails with PF_ERR_FORMAT and closes the transfer. */
+int pf_agent_recv_zdata(pf_agent *a, uint32_t zoff, const uint8_t *data, uint32_t len);
+/* Compressed bytes consumed so far (0 when not compressed). */
+uint32_t pf_agent_recv_zoffset(const pf_agent *a);
 /* Stores the next len bytes: off must be the next expected offset. */
 int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len);
 /* Bytes received so far (stored or buffered): the next expected offset. */

@@ -43,13 +43,17 @@ enum pf_ap_type {
 #define PF_AP_RESPONSE 0x80u
 
 /* BEGIN / END flags */
-#define PF_AP_F_PERMANENT 0x01u /* install without trial */
+#define PF_AP_F_PERMANENT 0x01u /* END: install without trial */
+#define PF_AP_F_DEFLATE 0x02u   /* BEGIN: DATA carries a zlib stream of the image from the
+                                 * resume offset on; DATA/ACK/NACK offsets count its bytes */
 
 /* HELLO answer capability bits */
 #define PF_AP_CAP_SHA256 0x01u
 #define PF_AP_CAP_SIGNED 0x02u   /* images must carry an ECDSA-P256 signature */
 #define PF_AP_CAP_RESUME 0x04u
-#define PF_AP_CAP_DEFLATE 0x08u  /* not implemented yet: never set */
+#define PF_AP_CAP_DEFLATE 0x08u  /* inflates zlib streams; window bits in HELLO byte 99 */
+#define PF_AP_HELLO_LEN 100u     /* HELLO answer bytes after the status byte (v1 agents
+                                  * without deflate may send 99) */
 
 /* Status byte of every answer: 0 or the negated pf_err the agent hit
  * (e.g. 17 = PF_ERR_AUTH: bad hash, signature or downgrade); after it, an

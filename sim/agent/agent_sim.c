@@ -277,6 +277,7 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
     arm_cut(&tf, &cuts);
 
     static uint8_t bbuf[1024], wbuf[1024], rxbuf[PF_AP_MAX_PAYLOAD + PF_AP_OVERHEAD], txbuf[512];
+    static uint8_t zarena[PF_AGENT_ZARENA_SIZE(15)];
     unsigned payload = o->payload ? o->payload : 1024;
     if (payload > PF_AP_MAX_PAYLOAD - 4)
         payload = PF_AP_MAX_PAYLOAD - 4;
@@ -340,9 +341,14 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         ac.window = (uint16_t)(o->window ? o->window : 8);
         ac.allow_downgrade = o->allow_downgrade;
         ac.device_id = 0x50460001u;
+        ac.zbits = (uint8_t)o->deflate_bits;
+        ac.zarena = zarena;
+        ac.zarena_size = sizeof zarena;
         ac.diag = &diag;
-        if ((r = pf_agent_init(&agent, &ac)) < 0)
+        if ((r = pf_agent_init(&agent, &ac)) < 0) {
+            fprintf(log, "agent: %s\n", diag.text);
             break;
+        }
         /* a reset loses whatever the UART had received */
         if (raw.flush_input)
             raw.flush_input(raw.ctx);
@@ -380,13 +386,15 @@ static void usage(FILE *f)
     fprintf(f, "usage: peerflash sim agent --port PATH [--flash FILE] [--slot-kib N] [--key PEM]\n"
                "                           [--factory IMAGE] [--prog-us-per-kib N] [--erase-ms N]\n"
                "                           [--window N] [--payload N] [--allow-downgrade] [--log FILE]\n"
-               "                           [--power-cut N[,N...]] [--rx-ring BYTES]\n"
+               "                           [--power-cut N[,N...]] [--rx-ring BYTES] [--deflate-bits N]\n"
                "  the peerflash agent and bootloader over simulated NOR flash (4 KiB sectors,\n"
                "  8-byte program granule; program/erase take simulated time). The flash file keeps\n"
                "  the device's state across runs. --key: images must be signed by that key.\n"
                "  --power-cut: power fails at those flash operations (program/erase, counted from\n"
                "  start), the device goes silent and reboots (the bootloader runs again).\n"
-               "  --rx-ring: bytes the UART buffers while flash is busy (default 12288); more is lost.\n");
+               "  --rx-ring: bytes the UART buffers while flash is busy (default 12288); more is lost.\n"
+               "  --deflate-bits: the inflate window the device offers, 9..15 (default 12 = 4 KiB);\n"
+               "  0: no deflate capability (the host then sends the image plain).\n");
 }
 
 int pf_sim_agent_main(int argc, char **argv)
@@ -430,6 +438,8 @@ int pf_sim_agent_main(int argc, char **argv)
             o.rx_ring = (uint32_t)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--power-cut"))
             o.power_cuts = v;
+        else if (!strcmp(a, "--deflate-bits"))
+            o.deflate_bits = (unsigned)strtoul(v, NULL, 0);
         else if (!strcmp(a, "--log"))
             log_path = v;
         else {

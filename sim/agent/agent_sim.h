@@ -24,10 +24,11 @@ typedef struct pf_agent_sim_opts {
                              * from start; prog+erase), then reboot */
     uint32_t rx_ring;       /* bytes the UART (DMA ring) holds while the CPU is busy with
                              * flash; more is lost (default 12288; 0 = unlimited) */
+    unsigned deflate_bits;  /* inflate window the device offers (9..15; default 12, 0 = none) */
 } pf_agent_sim_opts;
 
 #define PF_AGENT_SIM_OPTS_DEFAULT() \
-    { NULL, NULL, 256u * 1024u, NULL, 2800, 45, 8, 1024, 0, 0, NULL, NULL, NULL, NULL, 12288 }
+    { NULL, NULL, 256u * 1024u, NULL, 2800, 45, 8, 1024, 0, 0, NULL, NULL, NULL, NULL, 12288, 12 }
 
 /* Runs until *stop (or SIGINT/SIGTERM). Returns 0 or a pf_err. */
 int pf_agent_sim_run(const pf_agent_sim_opts *o);

@@ -41,12 +41,13 @@ static int hello(pf_agent *a, const pf_ap_frame *f)
 {
     pf_boot *b = a->cfg.boot;
     const pf_flash *fl = b->cfg.flash;
-    uint8_t p[99];
+    uint8_t p[100];
     memset(p, 0, sizeof p);
     p[0] = PF_AP_VERSION;
     pf_put_le16(p + 1, a->_max_payload);
     p[3] = (uint8_t)a->cfg.window;
-    p[4] = PF_AP_CAP_SHA256 | PF_AP_CAP_RESUME | (b->cfg.pubkey ? PF_AP_CAP_SIGNED : 0);
+    p[4] = PF_AP_CAP_SHA256 | PF_AP_CAP_RESUME | (b->cfg.pubkey ? PF_AP_CAP_SIGNED : 0) |
+           (a->cfg.zbits ? PF_AP_CAP_DEFLATE : 0);
     p[5] = b->rec.state;
     p[6] = b->rec.flags;
     pf_put_le32(p + 7, b->cfg.slot_size);
@@ -66,7 +67,14 @@ static int hello(pf_agent *a, const pf_ap_frame *f)
     b->cfg.diag = saved;
     pf_put_le32(p + 63, b->rec.state == PF_BOOT_RECEIVING ? b->rec.received : 0);
     memcpy(p + 67, b->rec.hash, 32);
+    p[99] = a->cfg.zbits; /* largest deflate window (bits) the agent inflates with; 0 = none */
     return answer(a, f, PF_OK, p, sizeof p);
+}
+
+/* Where the next DATA must start: in the image, or in the compressed stream. */
+static uint32_t next_offset(const pf_agent *a)
+{
+    return a->_z ? pf_agent_recv_zoffset(a) : pf_agent_recv_offset(a);
 }
 
 static int ack(pf_agent *a, uint8_t seq, int err)
@@ -74,7 +82,7 @@ static int ack(pf_agent *a, uint8_t seq, int err)
     uint8_t p[6 + TEXT_MAX];
     size_t len = 6;
     p[0] = (uint8_t)(err < 0 ? -err : 0);
-    pf_put_le32(p + 1, pf_agent_recv_offset(a));
+    pf_put_le32(p + 1, next_offset(a));
     /* which BEGIN this answers to, so stale ACKs are recognisable; 0 when
      * no transfer is open (the host must BEGIN) */
     p[5] = a->_open || (err < 0 && err != PF_ERR_STATE) ? a->_session : 0;
@@ -135,14 +143,22 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
         if (f->len < 37)
             return answer(a, f, pf_diag_set(d, PF_ERR_PROTOCOL, "BEGIN needs 37 bytes"), NULL, 0);
         uint32_t resume = 0;
+        if (p[4] & ~PF_AP_F_DEFLATE)
+            return answer(a, f, pf_diag_set(d, PF_ERR_UNSUPPORTED, "unknown BEGIN flags 0x%02x", (unsigned)p[4]), NULL,
+                          0);
+        if ((p[4] & PF_AP_F_DEFLATE) && !a->cfg.zbits)
+            return answer(a, f, pf_diag_set(d, PF_ERR_UNSUPPORTED, "deflate requested, this agent does not inflate"),
+                          NULL, 0);
         r = pf_agent_recv_begin(a, p + 5, pf_get_le32(p), &resume);
+        if (r >= 0 && (p[4] & PF_AP_F_DEFLATE))
+            r = pf_agent_recv_deflate(a);
         a->_session = r < 0 ? 0 : f->seq;
         if (r < 0)
             pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes refused: %s", (unsigned long)pf_get_le32(p),
                          d ? d->text : pf_strerror(r));
         else
-            pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes, resume at %lu", (unsigned long)pf_get_le32(p),
-                         (unsigned long)resume);
+            pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes%s, resume at %lu", (unsigned long)pf_get_le32(p),
+                         a->_z ? " (deflate)" : "", (unsigned long)resume);
         uint8_t out[4];
         pf_put_le32(out, resume);
         return answer(a, f, r, out, 4);
@@ -153,11 +169,12 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
         if (!a->_open)
             return ack(a, f->seq, pf_diag_set(d, PF_ERR_STATE, "no transfer in progress (BEGIN first)"));
         uint32_t off = pf_get_le32(p);
-        if (off != pf_agent_recv_offset(a)) {
+        if (off != next_offset(a)) {
             a->acks_dup++;
             return ack(a, f->seq, PF_OK); /* lost or repeated frame: say where we are */
         }
-        r = pf_agent_recv_data(a, off, p + 4, (uint32_t)f->len - 4);
+        r = a->_z ? pf_agent_recv_zdata(a, off, p + 4, (uint32_t)f->len - 4)
+                  : pf_agent_recv_data(a, off, p + 4, (uint32_t)f->len - 4);
         if (r < 0)
             pf_port_logf(a->cfg.port, 1, "agent: data at %lu refused: %s", (unsigned long)off, d ? d->text : "");
         return ack(a, f->seq, r);
@@ -247,7 +264,7 @@ int pf_agent_poll(pf_agent *a, uint32_t timeout_ms, int *reboot)
         a->_nacked = a->_dec.dropped;
         if (a->_open) {
             uint8_t p[5];
-            pf_put_le32(p, pf_agent_recv_offset(a));
+            pf_put_le32(p, next_offset(a));
             p[4] = a->_session;
             r = send(a, PF_AP_NACK, 0, p, sizeof p);
             if (r < 0)

@@ -1,8 +1,49 @@
 /* The agent's store: images into the secondary slot, with resume. */
+#include <stdint.h>
 #include <string.h>
+#include <zlib.h> /* inflate only, on the caller's arena (Z_SOLO-compatible) */
 
 #include "peerflash/pf_agent.h"
 #include "peerflash/pf_digest.h"
+
+/* ---- inflate on the caller's arena ------------------------------------------ */
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    pf_agent *a = opaque;
+    uintptr_t base = (uintptr_t)a->cfg.zarena, at = (base + a->_zused + 15u) & ~(uintptr_t)15u;
+    uint64_t n = (uint64_t)items * size;
+    if (at - base > a->cfg.zarena_size || n > a->cfg.zarena_size - (at - base))
+        return Z_NULL;
+    a->_zused = (uint32_t)(at - base + n);
+    return (voidpf)at;
+}
+
+static void z_free(voidpf opaque, voidpf addr)
+{
+    (void)opaque;
+    (void)addr; /* the arena is reset as a whole for the next stream */
+}
+
+/* A fresh inflate stream at the start of the arena. */
+static int z_start(pf_agent *a)
+{
+    a->_zused = 0;
+    a->_zs = NULL;
+    z_stream *z = z_alloc(a, 1, sizeof(z_stream));
+    if (!z)
+        return PF_ERR_NOMEM;
+    memset(z, 0, sizeof *z);
+    z->zalloc = z_alloc;
+    z->zfree = z_free;
+    z->opaque = a;
+    /* zlib format: its header names the window (refused when larger than
+     * ours), its trailer the Adler-32 of what it inflates to */
+    if (inflateInit2(z, a->cfg.zbits) != Z_OK)
+        return PF_ERR_NOMEM;
+    a->_zs = z;
+    return PF_OK;
+}
 
 int pf_agent_init(pf_agent *a, const pf_agent_config *cfg)
 {
@@ -17,8 +58,23 @@ int pf_agent_init(pf_agent *a, const pf_agent_config *cfg)
                            (unsigned long)cfg->wbuf_size, (unsigned long)f->prog_size, (unsigned long)f->erase_size);
     if (a->cfg.window == 0)
         a->cfg.window = 1;
+    if (cfg->zbits) {
+        if (cfg->zbits < 9 || cfg->zbits > 15 || !cfg->zarena)
+            return pf_diag_set(cfg->diag, PF_ERR_ARG, "agent deflate window bits %u: must be 9..15 with an arena",
+                               (unsigned)cfg->zbits);
+        /* measure: the stream and inflate state now, the window later */
+        if (z_start(a) < 0 || (uint64_t)a->_zused + 16u + (1u << cfg->zbits) > cfg->zarena_size)
+            return pf_diag_set(cfg->diag, PF_ERR_ARG,
+                               "agent inflate arena of %lu bytes too small for a %lu-byte window (needs %lu)",
+                               (unsigned long)cfg->zarena_size, (unsigned long)(1u << cfg->zbits),
+                               (unsigned long)(a->_zused + 16u + (1u << cfg->zbits)));
+        a->_zs = NULL;
+        a->_zused = 0;
+    }
     return PF_OK;
 }
+
+uint32_t pf_agent_recv_zoffset(const pf_agent *a) { return a->_z ? a->_zin : 0; }
 
 uint32_t pf_agent_recv_offset(const pf_agent *a) { return a->_stored + a->_fill; }
 
@@ -37,6 +93,8 @@ int pf_agent_recv_begin(pf_agent *a, const uint8_t hash[32], uint32_t size, uint
                            (unsigned long)size, (unsigned long)b->cfg.slot_size);
     a->_open = 0;
     a->_fill = 0;
+    a->_z = a->_zend = 0;
+    a->_zin = 0;
     a->_size = size;
     memcpy(a->_hash, hash, 32);
     if ((cur->state == PF_BOOT_RECEIVING || cur->state == PF_BOOT_PENDING) && cur->size == size &&
@@ -113,16 +171,11 @@ static int early_check(pf_agent *a)
     return PF_OK;
 }
 
-int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len)
+/* Puts the next len image bytes into the write buffer, programming it when
+ * full; checks the header as soon as it is complete. */
+static int put(pf_agent *a, const uint8_t *data, uint32_t len)
 {
-    if (!a || (!data && len))
-        return PF_ERR_ARG;
-    if (!a->_open)
-        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data without a begun transfer");
-    if (off != pf_agent_recv_offset(a))
-        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data at offset %lu, expected %lu", (unsigned long)off,
-                           (unsigned long)pf_agent_recv_offset(a));
-    if ((uint64_t)off + len > a->_size)
+    if ((uint64_t)pf_agent_recv_offset(a) + len > a->_size)
         return pf_diag_set(a->cfg.diag, PF_ERR_RANGE, "data beyond the announced image size %lu",
                            (unsigned long)a->_size);
     while (len) {
@@ -164,6 +217,95 @@ int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t 
     return PF_OK;
 }
 
+int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len)
+{
+    if (!a || (!data && len))
+        return PF_ERR_ARG;
+    if (!a->_open)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data without a begun transfer");
+    if (a->_z)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "plain data in a compressed transfer");
+    if (off != pf_agent_recv_offset(a))
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data at offset %lu, expected %lu", (unsigned long)off,
+                           (unsigned long)pf_agent_recv_offset(a));
+    return put(a, data, len);
+}
+
+int pf_agent_recv_deflate(pf_agent *a)
+{
+    if (!a)
+        return PF_ERR_ARG;
+    if (!a->_open)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "deflate without a begun transfer");
+    if (!a->cfg.zbits)
+        return pf_diag_set(a->cfg.diag, PF_ERR_UNSUPPORTED, "this agent does not inflate (no deflate capability)");
+    int r = z_start(a);
+    if (r < 0)
+        return pf_diag_set(a->cfg.diag, r, "inflate does not fit its arena");
+    a->_z = 1;
+    a->_zin = 0;
+    /* resuming a complete image: nothing is left to inflate */
+    a->_zend = pf_agent_recv_offset(a) >= a->_size;
+    return PF_OK;
+}
+
+/* A corrupt stream: the transfer is over (what is durably stored stays:
+ * END's whole-file SHA-256 decides about it, and BEGIN resumes from it). */
+static int z_fail(pf_agent *a, const char *what)
+{
+    z_stream *z = a->_zs;
+    a->_open = 0;
+    return pf_diag_set(a->cfg.diag, PF_ERR_FORMAT, "corrupt compressed data at stream offset %lu (image offset %lu): %s",
+                       (unsigned long)a->_zin, (unsigned long)pf_agent_recv_offset(a),
+                       what ? what : z && z->msg ? z->msg : "inflate error");
+}
+
+int pf_agent_recv_zdata(pf_agent *a, uint32_t zoff, const uint8_t *data, uint32_t len)
+{
+    if (!a || (!data && len))
+        return PF_ERR_ARG;
+    if (!a->_open)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data without a begun transfer");
+    if (!a->_z || !a->_zs)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "compressed data in a plain transfer");
+    if (zoff != a->_zin)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "compressed data at offset %lu, expected %lu",
+                           (unsigned long)zoff, (unsigned long)a->_zin);
+    if (a->_zend && len)
+        return z_fail(a, "data after the end of the stream");
+    z_stream *z = a->_zs;
+    z->next_in = (z_const Bytef *)data;
+    z->avail_in = len;
+    uint8_t out[256];
+    while (!a->_zend) {
+        z->next_out = out;
+        z->avail_out = sizeof out;
+        int zr = inflate(z, Z_NO_FLUSH);
+        uint32_t n = (uint32_t)(sizeof out - z->avail_out);
+        a->_zin = zoff + (len - z->avail_in);
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+            return z_fail(a, zr == Z_MEM_ERROR ? "inflate arena exhausted" : NULL);
+        if (n) {
+            if ((uint64_t)pf_agent_recv_offset(a) + n > a->_size)
+                return z_fail(a, "it inflates to more than the announced image size");
+            int r = put(a, out, n);
+            if (r < 0)
+                return r;
+        }
+        if (zr == Z_STREAM_END) {
+            a->_zend = 1;
+            if (pf_agent_recv_offset(a) != a->_size)
+                return z_fail(a, "the stream ends before the image does");
+            if (z->avail_in)
+                return z_fail(a, "data after the end of the stream");
+            break;
+        }
+        if (!z->avail_in && z->avail_out) /* all taken, nothing pending */
+            break;
+    }
+    return PF_OK;
+}
+
 int pf_agent_recv_end(pf_agent *a, int permanent)
 {
     if (!a)
@@ -176,6 +318,9 @@ int pf_agent_recv_end(pf_agent *a, int permanent)
     if (pf_agent_recv_offset(a) != a->_size)
         return pf_diag_set(d, PF_ERR_STATE, "end after %lu of %lu bytes", (unsigned long)pf_agent_recv_offset(a),
                            (unsigned long)a->_size);
+    if (a->_z && !a->_zend)
+        return pf_diag_set(d, PF_ERR_STATE, "end before the compressed stream ended (after %lu of its bytes)",
+                           (unsigned long)a->_zin);
     int r;
     if (a->_fill) {
         uint32_t p = f->prog_size, len = (a->_fill + p - 1) / p * p;

@@ -12,8 +12,12 @@
  * after END it reports the hash END verified on the device (the device
  * re-read the whole stored file), without another round trip; run()
  * resets the device, waits for it to come back on trial and confirms it. */
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+#include <zlib.h>
 
+#include "peerflash/pf_agent_host.h"
 #include "peerflash/pf_agent_proto.h"
 #include "peerflash/pf_boot.h" /* state numbers and MCUboot magic only: no link dependency */
 #include "peerflash/pf_bytes.h"
@@ -22,6 +26,14 @@
 
 #define HOST_RXBUF 512u
 #define TEXT_MAX 160u
+/* deflate: the largest window the host uses (the agent's may be smaller),
+ * hash chains of memLevel 7; the arena holds what deflateInit2 allocates:
+ * 2^(bits+2) + 2^(memLevel+9) + its state */
+#define ZBITS_MAX 12 /* keeps the state (~150 KiB) within the MCU updater's 240 KiB */
+#define ZMEM_LEVEL 7
+#define ZARENA_SIZE ((1u << (ZBITS_MAX + 2)) + (1u << (ZMEM_LEVEL + 9)) + 12288u)
+/* compressed bytes kept for retransmission: bounds the bytes in flight */
+#define ZBUF_SIZE (48u * 1024u)
 
 typedef struct agent_host {
     pf_target_config cfg;
@@ -44,9 +56,89 @@ typedef struct agent_host {
     uint32_t ended_len;     /* its length; 0 = none */
     uint32_t resumed_from; /* offset the last transfer resumed at */
     uint32_t retransmits, timeouts;
+    pf_agent_host_options opt;
+    pf_agent_host_stats stats;
+    uint8_t zbits;          /* HELLO: the agent's inflate window (0 = no deflate) */
+    /* the compressed stream of the current transfer: bytes [zbase, zbase +
+     * zlen) of it are in zbuf (from the oldest unacknowledged on) */
+    int zon, zdone;
+    uint32_t zbase, zlen;
+    z_stream z;
+    size_t z_used;
+    union {
+        unsigned char bytes[ZARENA_SIZE];
+        long long a;
+        void *p;
+    } zarena;
+    uint8_t zbuf[ZBUF_SIZE];
 } agent_host;
 
 static const pf_port *P(agent_host *h) { return h->cfg.port; }
+
+/* ---- zlib on the arena in the driver state ---------------------------------------- */
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    agent_host *h = opaque;
+    size_t n = ((size_t)items * size + 15u) & ~(size_t)15u;
+    if (n > sizeof h->zarena.bytes - h->z_used)
+        return Z_NULL;
+    void *p = h->zarena.bytes + h->z_used;
+    h->z_used += n;
+    return p;
+}
+
+static void z_free(voidpf opaque, voidpf addr)
+{
+    (void)opaque;
+    (void)addr; /* the arena is reset for the next stream */
+}
+
+/* A fresh zlib stream of image[from..len) with the agent's window. */
+static int z_begin(agent_host *h, const uint8_t *data, uint32_t len, uint32_t from)
+{
+    if (h->zon)
+        deflateEnd(&h->z);
+    h->zon = 0;
+    h->z_used = 0;
+    memset(&h->z, 0, sizeof h->z);
+    h->z.zalloc = z_alloc;
+    h->z.zfree = z_free;
+    h->z.opaque = h;
+    int level = h->opt.level >= 1 && h->opt.level <= 9 ? h->opt.level : 9;
+    if (deflateInit2(&h->z, level, Z_DEFLATED, h->zbits, ZMEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+        return pf_diag_set(h->cfg.diag, PF_ERR_NOMEM, "zlib deflateInit2 (window %u bits) failed in its %u-byte arena",
+                           (unsigned)h->zbits, (unsigned)ZARENA_SIZE);
+    h->z.next_in = (z_const Bytef *)(data + from);
+    h->z.avail_in = len - from;
+    h->zon = 1;
+    h->zdone = 0;
+    h->zbase = h->zlen = 0;
+    return PF_OK;
+}
+
+/* Makes stream bytes up to `want` available (as far as the buffer allows:
+ * bytes below `acked` are dropped to make room). */
+static int z_fill(agent_host *h, uint32_t acked, uint32_t want)
+{
+    if (want - h->zbase > ZBUF_SIZE && acked > h->zbase) {
+        uint32_t drop = acked - h->zbase;
+        memmove(h->zbuf, h->zbuf + drop, h->zlen - drop);
+        h->zbase += drop;
+        h->zlen -= drop;
+    }
+    while (!h->zdone && h->zbase + h->zlen < want && h->zlen < ZBUF_SIZE) {
+        h->z.next_out = h->zbuf + h->zlen;
+        h->z.avail_out = ZBUF_SIZE - h->zlen;
+        int zr = deflate(&h->z, Z_FINISH);
+        h->zlen = ZBUF_SIZE - h->z.avail_out;
+        if (zr == Z_STREAM_END)
+            h->zdone = 1;
+        else if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return pf_diag_set(h->cfg.diag, PF_ERR_IO, "zlib deflate failed (%d)", zr);
+    }
+    return PF_OK;
+}
 
 /* The device's state names (docs/PROTOCOL.md); the driver does not link the
  * bootloader library. */
@@ -146,6 +238,10 @@ static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info
     memcpy(h->version, p + 23, 4);
     h->rx_received = pf_get_le32(p + 63);
     memcpy(h->rx_hash, p + 67, 32);
+    /* deflate when both sides have it: the agent's window, capped at ours */
+    h->zbits = 0;
+    if ((h->caps & PF_AP_CAP_DEFLATE) && f->len >= 1 + PF_AP_HELLO_LEN && p[99] >= 9 && h->opt.deflate)
+        h->zbits = p[99] < ZBITS_MAX ? p[99] : ZBITS_MAX;
     if (h->max_payload < 8 || h->max_payload > PF_AP_MAX_PAYLOAD)
         return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent max payload %u unusable", (unsigned)h->max_payload);
     if (info) {
@@ -172,8 +268,9 @@ static int a_open(void *self, const pf_target_config *cfg)
     agent_host *h = self;
     if (!cfg || !cfg->port)
         return PF_ERR_ARG;
-    memset(h, 0, sizeof *h);
+    memset(h, 0, offsetof(agent_host, zarena));
     h->cfg = *cfg;
+    h->opt = (pf_agent_host_options)PF_AGENT_HOST_OPTIONS_DEFAULT();
     pf_ap_decoder_init(&h->dec, h->rxbuf, sizeof h->rxbuf);
     /* start numbering where a previous session (whose answers may still be
      * on the way) probably did not */
@@ -243,11 +340,17 @@ static void lost(agent_host *h, uint32_t *next, uint32_t acked, uint32_t *cwnd, 
     *clean = 0;
 }
 
-/* Sends data[from..size) windowed. begin_seq: the BEGIN sent just before
- * without waiting for its answer (0 = none): its answer (a refusal, or the
- * resume offset) is taken here; the first ACK would say the same. */
+/* Sends data[from..size) windowed, or with h->zon the compressed stream
+ * (offsets in the stream, size found when deflate ends; data, size and from
+ * unused). begin_seq: the BEGIN sent just before without waiting for its
+ * answer (0 = none): its answer (a refusal, or the resume offset) is taken
+ * here; the first ACK would say the same. */
 static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t from, uint8_t begin_seq)
 {
+    if (h->zon) {
+        size = UINT32_MAX;
+        from = 0;
+    }
     const pf_port *pt = P(h);
     const uint32_t max_chunk = h->max_payload - 4u;
     uint32_t chunk = max_chunk;
@@ -276,9 +379,28 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
     uint32_t last_progress = pt->now_ms(pt->ctx), last_goback = 0, t_start = last_progress;
     while (acked < size) {
         while (next < size && next - acked < cwnd * chunk) {
-            uint32_t n = size - next < chunk ? size - next : chunk;
+            uint32_t n;
+            const uint8_t *src;
+            if (h->zon) {
+                /* the compressed stream: its length is known once deflate
+                 * has finished; bytes from `acked` on stay for go-back */
+                int zr = z_fill(h, acked, next + chunk);
+                if (zr < 0)
+                    return zr;
+                uint32_t have = h->zbase + h->zlen;
+                if (h->zdone)
+                    size = have;
+                if (next >= have)
+                    break;
+                n = have - next < chunk ? have - next : chunk;
+                src = h->zbuf + (next - h->zbase);
+            } else {
+                n = size - next < chunk ? size - next : chunk;
+                src = data + next;
+            }
             pf_put_le32(h->payload, next);
-            memcpy(h->payload + 4, data + next, n);
+            memcpy(h->payload + 4, src, n);
+            h->stats.data_sent += n;
             int r = send_frame(h, PF_AP_DATA, ++h->seq, h->payload, n + 4u);
             if (r < 0)
                 return pf_diag_set(h->cfg.diag, r, "link write failed at offset %lu", (unsigned long)next);
@@ -415,6 +537,9 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             last_goback = now;
         }
     }
+    if (h->zon)
+        pf_port_logf(pt, 1, "agent: deflate (window %u bits): %lu image bytes as %lu", (unsigned)h->zbits,
+                     (unsigned long)h->z.total_in, (unsigned long)size);
     pf_port_logf(pt, 1,
                  "agent: %lu bytes in %lu ms: %lu go-backs (%lu on timeout), rto %lu ms, srtt %lu ms, last frame %lu B",
                  (unsigned long)(size - from), (unsigned long)(pt->now_ms(pt->ctx) - t_start),
@@ -457,12 +582,48 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
         else if (h->state == PF_BOOT_PENDING)
             from = len;
     }
+    memset(&h->stats, 0, sizeof h->stats);
+    h->stats.image_bytes = len;
+    h->resumed_from = 0;
     for (int attempt = 0;; attempt++) {
-        uint8_t bseq = ++h->seq;
-        r = send_frame(h, PF_AP_BEGIN, bseq, begin, sizeof begin);
-        if (r < 0)
-            return r;
-        r = transfer(h, data, len, attempt ? 0 : from, bseq);
+        if (h->zbits) {
+            /* compressed: the stream starts at the resume offset, so BEGIN's
+             * answer comes first (one round trip) */
+            begin[4] = PF_AP_F_DEFLATE;
+            r = request(h, PF_AP_BEGIN, begin, sizeof begin, 2000, 3, &f);
+            if (r < 0)
+                return r;
+            if (f.payload[0]) {
+                r = refused(h, "BEGIN", &f);
+            } else {
+                uint32_t resume = f.len >= 5 ? pf_get_le32(f.payload + 1) : 0;
+                if (resume > len)
+                    return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu",
+                                       (unsigned long)resume, (unsigned long)len);
+                h->resumed_from = resume;
+                if (resume)
+                    pf_port_logf(P(h), 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume,
+                                 (unsigned long)len);
+                r = PF_OK;
+                if (resume < len && (r = z_begin(h, data, len, resume)) >= 0)
+                    r = transfer(h, NULL, 0, 0, f.seq);
+                h->stats.stream_bytes = h->zon ? h->zbase + h->zlen : 0;
+                if (h->zon)
+                    deflateEnd(&h->z);
+                h->zon = 0;
+            }
+        } else {
+            begin[4] = 0;
+            uint8_t bseq = ++h->seq;
+            r = send_frame(h, PF_AP_BEGIN, bseq, begin, sizeof begin);
+            if (r < 0)
+                return r;
+            r = transfer(h, data, len, attempt ? 0 : from, bseq);
+            h->stats.stream_bytes = len - h->resumed_from;
+        }
+        h->stats.resumed_from = h->resumed_from;
+        h->stats.deflate_bits = h->zbits;
+        h->stats.retransmits = h->retransmits;
         if (r != PF_ERR_STATE || attempt >= 5)
             break;
         pf_port_logf(P(h), 1, "agent: the device has no transfer open (BEGIN lost, or it restarted): BEGIN again");
@@ -584,7 +745,30 @@ static int a_run(void *self)
     return PF_OK;
 }
 
-static void a_close(void *self) { (void)self; }
+static void a_close(void *self)
+{
+    agent_host *h = self;
+    if (h->zon)
+        deflateEnd(&h->z);
+    h->zon = 0;
+}
+
+int pf_agent_host_set_options(void *self, const pf_agent_host_options *opt)
+{
+    agent_host *h = self;
+    if (!h || !opt || opt->level < 0 || opt->level > 9)
+        return PF_ERR_ARG;
+    h->opt = *opt;
+    if (!opt->deflate)
+        h->zbits = 0;
+    return PF_OK;
+}
+
+void pf_agent_host_get_stats(const void *self, pf_agent_host_stats *st)
+{
+    const agent_host *h = self;
+    *st = h->stats;
+}
 
 const pf_target_ops pf_target_agent = {
     "agent",

@@ -12,6 +12,7 @@
 
 #include "agent_fixture.h"
 #include "agent_sim.h"
+#include "peerflash/pf_agent_host.h"
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_target.h"
 #include "pf_test.h"
@@ -137,6 +138,8 @@ typedef struct host {
     pf_target_info info;
 } host;
 
+static int host_deflate = 1; /* the driver's default: deflate when the agent offers it */
+
 static int host_open(host *h, uint32_t seed, uint32_t flip_ppm, uint32_t drop_ppm, uint64_t cut_after)
 {
     memset(&h->diag, 0, sizeof h->diag);
@@ -158,6 +161,10 @@ static int host_open(host *h, uint32_t seed, uint32_t flip_ppm, uint32_t drop_pp
     c.diag = &h->diag;
     c.baud = 921600; /* retransmission timer sized for this rate */
     if ((r = h->ops->open(h->self, &c)) < 0)
+        return r;
+    pf_agent_host_options ho = PF_AGENT_HOST_OPTIONS_DEFAULT();
+    ho.deflate = host_deflate;
+    if ((r = pf_agent_host_set_options(h->self, &ho)) < 0)
         return r;
     return h->ops->connect(h->self, &h->info);
 }
@@ -286,6 +293,7 @@ static void test_heavy_noise_never_accepts_garbage(void)
 
 static void test_cut_and_resume(void)
 {
+    host_deflate = 0; /* random data does not compress: the plain protocol */
     fx_image im;
     REQUIRE(fx_make_image(&im, F.key, 30, 0, 60000, 40) == 0);
     host h;
@@ -298,13 +306,131 @@ static void test_cut_and_resume(void)
     before = h.fault.written;
     CHECK_EQ(host_flash(&h, &im), PF_OK);
     uint64_t sent = h.fault.written - before;
-    fprintf(stderr, "  resume: second session sent %lu of %lu bytes\n", (unsigned long)sent, (unsigned long)im.len);
+    pf_agent_host_stats st;
+    pf_agent_host_get_stats(h.self, &st);
+    fprintf(stderr, "  resume: second session sent %lu of %lu bytes (resumed at %lu, stream %lu, window bits %u)\n",
+            (unsigned long)sent, (unsigned long)im.len, (unsigned long)st.resumed_from, (unsigned long)st.stream_bytes,
+            (unsigned)st.deflate_bits);
     CHECK(sent < im.len * 6 / 10); /* only the rest (plus framing) */
     CHECK(sent > im.len * 4 / 10 - 8192);
     CHECK_EQ(h.ops->run(h.self), PF_OK);
     host_close(&h);
     REQUIRE(host_open(&h, 11, 0, 0, 0) == PF_OK);
     CHECK_EQ(running_major(&h), 30);
+    host_close(&h);
+    free(im.data);
+    host_deflate = 1;
+}
+
+/* A firmware-like image (a small vocabulary of instruction words and some
+ * literals): compresses to about a third. */
+static int make_compressible(fx_image *im, uint8_t major, size_t body_len, uint32_t seed)
+{
+    static const char *const words[] = {"\x10\xb5\x04\x46", "\x00\x28\x02\xd0", "\xfe\xe7", "\x70\x47",
+                                        "\x08\x68\x01\x30", "\xbd\xe8\xf0\x81", "ldr r0, [pc, #12]", "\x00\xbf"};
+    uint8_t *b = malloc(body_len);
+    uint32_t x = seed * 2654435761u + 3;
+    for (size_t i = 0; i < body_len;) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        if (x % 5 == 0) {
+            b[i++] = (uint8_t)(x >> 8);
+            continue;
+        }
+        const char *w = words[(x >> 4) % 8];
+        for (size_t k = 0; w[k] && i < body_len; k++)
+            b[i++] = (uint8_t)w[k];
+    }
+    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
+    p.version.major = major;
+    p.key_pem = F.key;
+    size_t cap = pf_sign_image_size_max(&p, body_len);
+    im->data = malloc(cap);
+    int n = pf_sign_image(&p, b, body_len, im->data, cap, NULL);
+    free(b);
+    if (n < 0)
+        return n;
+    im->len = (size_t)n;
+    fx_file_hash(im);
+    return 0;
+}
+
+static uint64_t deflate_wire; /* bytes one compressed 56 KB image took */
+
+/* The same kind of image plain and compressed: the compressed one arrives
+ * byte-exact (END's whole-file SHA-256 on the device, then the running
+ * image's hash) with far fewer bytes on the wire. */
+static void test_deflate_fewer_bytes(void)
+{
+    fx_image plain, comp;
+    REQUIRE(make_compressible(&plain, 60, 56000, 61) == 0);
+    REQUIRE(make_compressible(&comp, 61, 56000, 62) == 0);
+    host h;
+    host_deflate = 0;
+    REQUIRE(host_open(&h, 30, 0, 0, 0) == PF_OK);
+    uint64_t w0 = h.fault.written;
+    CHECK_EQ(host_flash(&h, &plain), PF_OK);
+    uint64_t w_plain = h.fault.written - w0;
+    pf_agent_host_stats st;
+    pf_agent_host_get_stats(h.self, &st);
+    CHECK_EQ(st.deflate_bits, 0);
+    host_close(&h);
+    host_deflate = 1;
+    REQUIRE(host_open(&h, 31, 0, 0, 0) == PF_OK);
+    w0 = h.fault.written;
+    CHECK_EQ(host_flash(&h, &comp), PF_OK);
+    uint64_t w_comp = h.fault.written - w0;
+    pf_agent_host_get_stats(h.self, &st);
+    fprintf(stderr, "  plain %lu wire bytes, deflate (window %u bits) %lu wire bytes for %lu-byte images (stream %lu)\n",
+            (unsigned long)w_plain, (unsigned)st.deflate_bits, (unsigned long)w_comp, (unsigned long)comp.len,
+            (unsigned long)st.stream_bytes);
+    CHECK_EQ(st.deflate_bits, 12); /* what the simulated device offers */
+    CHECK(w_plain > comp.len);
+    CHECK(w_comp < w_plain / 2);
+    CHECK(st.stream_bytes < comp.len / 2);
+    deflate_wire = w_comp;
+    CHECK_EQ(h.ops->run(h.self), PF_OK);
+    host_close(&h);
+    REQUIRE(host_open(&h, 32, 0, 0, 0) == PF_OK);
+    CHECK_EQ(running_major(&h), 61);
+    uint8_t dg[32];
+    CHECK_EQ(h.ops->digest(h.self, 0, (uint32_t)comp.len, dg), 32); /* the running image, hashed by the device */
+    CHECK(memcmp(dg, comp.file_hash, 32) == 0);
+    host_close(&h);
+    free(plain.data);
+    free(comp.data);
+}
+
+/* Compressed, cut at half way: the next session resumes at an erase unit
+ * with a fresh stream and sends only the rest. */
+static void test_deflate_cut_and_resume(void)
+{
+    fx_image im;
+    REQUIRE(make_compressible(&im, 62, 56000, 63) == 0);
+    REQUIRE(deflate_wire > 0);
+    host h;
+    REQUIRE(host_open(&h, 33, 0, 0, deflate_wire / 2) == PF_OK);
+    CHECK(host_flash(&h, &im) < 0);
+    CHECK(h.fault.cut);
+    host_close(&h);
+    REQUIRE(host_open(&h, 34, 0, 0, 0) == PF_OK);
+    uint64_t w0 = h.fault.written;
+    CHECK_EQ(host_flash(&h, &im), PF_OK);
+    uint64_t sent = h.fault.written - w0;
+    pf_agent_host_stats st;
+    pf_agent_host_get_stats(h.self, &st);
+    fprintf(stderr, "  deflate resume: at %lu of %lu, second session %lu wire bytes (a whole one: ~%lu)\n",
+            (unsigned long)st.resumed_from, (unsigned long)im.len, (unsigned long)sent, (unsigned long)deflate_wire);
+    CHECK(st.resumed_from > 0);
+    CHECK_EQ(st.resumed_from % 4096, 0);
+    CHECK(st.resumed_from > im.len / 4);
+    CHECK_EQ(st.deflate_bits, 12);
+    CHECK(sent < deflate_wire * 8 / 10);
+    CHECK_EQ(h.ops->run(h.self), PF_OK);
+    host_close(&h);
+    REQUIRE(host_open(&h, 35, 0, 0, 0) == PF_OK);
+    CHECK_EQ(running_major(&h), 62);
     host_close(&h);
     free(im.data);
 }
@@ -407,6 +533,8 @@ int main(void)
     RUN_T(test_noise);
     RUN_T(test_heavy_noise_never_accepts_garbage);
     RUN_T(test_cut_and_resume);
+    RUN_T(test_deflate_fewer_bytes);
+    RUN_T(test_deflate_cut_and_resume);
     stop_sim(t);
     /* a fresh device (empty flash) that loses power at flash operations 30
      * (receiving) and 150 (swapping) */

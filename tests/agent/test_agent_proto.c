@@ -142,7 +142,7 @@ static void test_engine(void)
     L.in_len += 5;
     REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
     CHECK_EQ(f.type, PF_AP_HELLO | PF_AP_RESPONSE);
-    CHECK_EQ(f.len, 100);
+    CHECK_EQ(f.len, 1 + PF_AP_HELLO_LEN);
     CHECK_EQ(f.payload[1], PF_AP_VERSION);
     CHECK_EQ(pf_get_le16(f.payload + 2), sizeof rxbuf - PF_AP_OVERHEAD);
     CHECK_EQ(f.payload[6], PF_BOOT_IDLE);

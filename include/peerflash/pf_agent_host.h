@@ -1,0 +1,47 @@
+/* Host side of the agent protocol: options and statistics of the
+ * `--target agent` driver (pf_target_agent, src/targets/agent.c).
+ *
+ * Deflate (docs/PROTOCOL.md, "Compression") is used by default when the
+ * agent offers it: the image is sent as a zlib stream with the window the
+ * agent announced (at most 2^12). To send it plain, call
+ * pf_agent_host_set_options with deflate = 0 between open() and connect(). */
+#ifndef PEERFLASH_PF_AGENT_HOST_H
+#define PEERFLASH_PF_AGENT_HOST_H
+
+#include <stdint.h>
+
+#include "pf_target.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const pf_target_ops pf_target_agent;
+
+typedef struct pf_agent_host_options {
+    int deflate; /* 1 = compress when the agent offers it (default), 0 = never */
+    int level;   /* zlib level 1..9 (default 9) */
+} pf_agent_host_options;
+
+#define PF_AGENT_HOST_OPTIONS_DEFAULT() \
+    { 1, 9 }
+
+/* self: the driver state given to open(); call after open(). */
+int pf_agent_host_set_options(void *self, const pf_agent_host_options *opt);
+
+/* What the last write() sent. */
+typedef struct pf_agent_host_stats {
+    uint32_t image_bytes;   /* the image */
+    uint32_t resumed_from;  /* image offset the last transfer started at */
+    uint32_t stream_bytes;  /* bytes of that transfer's DATA stream (compressed or plain) */
+    uint32_t data_sent;     /* DATA payload bytes sent, retransmissions included */
+    uint8_t deflate_bits;   /* window bits of the zlib stream; 0 = sent plain */
+    uint32_t retransmits;   /* go-backs */
+} pf_agent_host_stats;
+
+void pf_agent_host_get_stats(const void *self, pf_agent_host_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
