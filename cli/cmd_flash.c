@@ -11,6 +11,8 @@
 #include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image_file.h"
 #include "peerflash/pf_posix.h"
+#include "peerflash/pf_agent_host.h"
+#include "peerflash/pf_avr.h"
 #include "peerflash/pf_stm32.h"
 
 typedef struct opts {
@@ -22,6 +24,7 @@ typedef struct opts {
     uint32_t baud, connect_baud;
     int verify, skip, run, erase_all, json, quiet, verbose, all;
     int unprotect_read, unprotect_write;
+    int no_compress, read_compare;
 } opts;
 
 static void usage(const char *cmd, FILE *f)
@@ -63,7 +66,10 @@ static void usage(const char *cmd, FILE *f)
         fprintf(f, "  --no-verify        skip the verify step (not recommended)\n"
                    "  --erase touched|all  erase only what the image touches (default) or the whole chip\n"
                    "  --no-skip          rewrite erase units whose digest already matches\n"
-                   "  --no-run           stay in the bootloader afterwards\n");
+                   "  --no-run           stay in the bootloader afterwards\n"
+                   "  --no-compress      esp, agent: send the image uncompressed\n"
+                   "  --read-compare     avr: read each page first and skip those that already hold the\n"
+                   "                     image (pays off when most of the flash is unchanged)\n");
     fprintf(f, "  --json             print one JSON result object on stdout\n"
                "  -q, --quiet        no progress output\n"
                "  -v, --verbose      protocol trace on stderr (repeat for more)\n"
@@ -107,6 +113,27 @@ static void close_session(session *s)
     pf_posix_close(&s->link);
 }
 
+/* The few options that only some drivers have, set between open and connect. */
+static int apply_driver_options(const opts *o, const pf_target_ops *ops, void *state, pf_diag *diag)
+{
+    if (o->no_compress) {
+        if (ops == &pf_target_esp) {
+            pf_esp_options eo = PF_ESP_OPTIONS_DEFAULT();
+            eo.compress = 0;
+            return pf_esp_set_options(state, &eo);
+        }
+        if (!strcmp(ops->name, "agent")) {
+            pf_agent_host_options ao = PF_AGENT_HOST_OPTIONS_DEFAULT();
+            ao.deflate = 0;
+            return pf_agent_host_set_options(state, &ao);
+        }
+        return pf_diag_set(diag, PF_ERR_ARG, "--no-compress is for --target esp and agent");
+    }
+    if (o->read_compare && !strcmp(ops->name, "avr"))
+        pf_avr_set_read_compare(state, 1);
+    return PF_OK;
+}
+
 static int open_session(session *s, const opts *o)
 {
     memset(s, 0, sizeof *s);
@@ -146,16 +173,16 @@ static int open_session(session *s, const opts *o)
     r = ops->open(s->state, &cfg);
     if (r < 0)
         return r;
+    r = apply_driver_options(o, ops, s->state, &s->diag);
+    if (r < 0)
+        return r;
     if (!o->quiet)
         fprintf(stderr, "connecting to %s on %s...\n", ops->name, o->port);
     r = ops->connect(s->state, &s->target.info);
     if (r < 0)
         return r;
     s->connected = 1;
-    if (o->unprotect_read || o->unprotect_write) {
-        if (strcmp(ops->name, "stm32") != 0)
-            return pf_diag_set(&s->diag, PF_ERR_UNSUPPORTED, "--unprotect-read/--unprotect-write are for "
-                                                             "--target stm32 only");
+    if (o->unprotect_read || o->unprotect_write) { /* stm32 only: checked with the options */
         if (o->unprotect_read) {
             if (!o->quiet)
                 fprintf(stderr, "removing readout protection: the chip erases its whole flash...\n");
@@ -474,7 +501,7 @@ int pf_cmd_flash(int argc, char **argv)
     o.cmd = argv[0];
     o.verify = o.skip = o.run = 1;
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
-           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W };
+           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP };
     static const struct option longopts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
@@ -484,6 +511,7 @@ int pf_cmd_flash(int argc, char **argv)
         {"json", no_argument, 0, OPT_JSON},           {"all", no_argument, 0, OPT_ALL},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"unprotect-read", no_argument, 0, OPT_UNPROT_R}, {"unprotect-write", no_argument, 0, OPT_UNPROT_W},
+        {"no-compress", no_argument, 0, OPT_NOCOMP},  {"read-compare", no_argument, 0, OPT_READCMP},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     optind = 1;
@@ -515,6 +543,8 @@ int pf_cmd_flash(int argc, char **argv)
         case OPT_ALL: o.all = 1; break;
         case OPT_UNPROT_R: o.unprotect_read = 1; break;
         case OPT_UNPROT_W: o.unprotect_write = 1; break;
+        case OPT_NOCOMP: o.no_compress = 1; break;
+        case OPT_READCMP: o.read_compare = 1; break;
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
@@ -527,6 +557,18 @@ int pf_cmd_flash(int argc, char **argv)
     }
     if (!pf_target_find(o.target)) {
         pf_cli_error("unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
+        return PF_EXIT_USAGE;
+    }
+    /* Options that belong to some targets only: refused before anything is opened. */
+    const char *only = NULL;
+    if (o.no_compress && strcmp(o.target, "esp") && strcmp(o.target, "agent"))
+        only = "--no-compress is for --target esp and agent (the others never compress)";
+    else if (o.read_compare && strcmp(o.target, "avr"))
+        only = "--read-compare is for --target avr (the others compare by digest)";
+    else if ((o.unprotect_read || o.unprotect_write) && strcmp(o.target, "stm32"))
+        only = "--unprotect-read/--unprotect-write are for --target stm32";
+    if (only) {
+        pf_cli_error("%s", only);
         return PF_EXIT_USAGE;
     }
     int nargs = argc - optind;

@@ -75,6 +75,16 @@ rc=$?
 check "no answer (chip runs its app) gives exit 4 (got $rc)" "[ $rc -eq 4 ]"
 check "  with the BOOT/GPIO0 hint" "grep -q 'hold BOOT (GPIO0)' nosync.err"
 
+# --no-compress: plain FLASH_* blocks instead of FLASH_DEFL_*, same content in flash
+start_sim dev4 esp32 4MB -v
+timeout 60 "$cli" flash --target esp --port "$PWD/dev4" --no-run --no-compress part.bin@0x8000 2>plain.err
+rc=$?
+check "--no-compress flash exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  the ROM saw FLASH_BEGIN, not FLASH_DEFL_BEGIN" "grep -q 'FLASH_BEGIN' dev4.log && ! grep -q 'FLASH_DEFL_BEGIN' dev4.log"
+check "  flash holds part.bin" "python3 -c 'f=open(\"dev4.flash\",\"rb\").read(); p=open(\"part.bin\",\"rb\").read(); raise SystemExit(0 if f[0x8000:0x8000+len(p)] == p else 1)'"
+timeout 60 "$cli" flash --target esp --port "$PWD/dev4" --no-run --no-skip part.bin@0x8000 2>defl.err
+check "  without it the ROM saw FLASH_DEFL_BEGIN" "grep -q 'FLASH_DEFL_BEGIN' dev4.log"
+
 start_sim dev2 esp32 1MB
 timeout 60 "$cli" flash --target esp --port "$PWD/dev2" --no-run boot.bin@0xFC000 2>range.err
 rc=$?
