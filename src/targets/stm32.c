@@ -463,6 +463,35 @@ static int before_retry(S *s, int last)
     return resync(s);
 }
 
+/* One attempt of an exchange; sets *stage as it goes and *got to the last
+ * answer byte, for explain(). */
+typedef int (*attempt_fn)(S *s, void *arg, int *stage, uint8_t *got);
+/* Runs before a retry, after the resync: returns 0 to try again, or a
+ * result that ends the exchange (PF_OK included). */
+typedef int (*recheck_fn)(S *s, void *arg, int last, int stage, uint8_t got);
+
+/* The retry discipline every command shares: an attempt, and after a failure
+ * that again() allows, a resync and (optionally) a look at what the failed
+ * attempt left behind, then the next attempt. */
+static int with_retries(S *s, attempt_fn attempt, recheck_fn recheck, void *arg, int *stage, uint8_t *got)
+{
+    int r = PF_OK;
+    *stage = ST_CMD;
+    for (int n = 0; n < MAX_ATTEMPTS; n++) {
+        if (n) {
+            int q = before_retry(s, r);
+            if (q < 0)
+                return q;
+            if (recheck && (q = recheck(s, arg, r, *stage, *got)) != 0)
+                return q;
+        }
+        r = attempt(s, arg, stage, got);
+        if (r == PF_OK || !again(r, *stage, n))
+            break;
+    }
+    return r;
+}
+
 /* One Read Memory of n <= 256 bytes. */
 static int read_once(S *s, uint32_t addr, uint8_t *buf, uint32_t n, int *stage, uint8_t *got)
 {
@@ -488,22 +517,24 @@ static int read_once(S *s, uint32_t addr, uint8_t *buf, uint32_t n, int *stage, 
     return r < 0 ? r : PF_OK;
 }
 
+typedef struct read_args {
+    uint32_t addr;
+    uint8_t *buf;
+    uint32_t n;
+} read_args;
+
+static int read_attempt(S *s, void *arg, int *stage, uint8_t *got)
+{
+    read_args *a = arg;
+    return read_once(s, a->addr, a->buf, a->n, stage, got);
+}
+
 static int read_block(S *s, uint32_t addr, uint8_t *buf, uint32_t n)
 {
-    int r = PF_OK, stage = ST_CMD;
+    read_args a = {addr, buf, n};
+    int stage;
     uint8_t got = 0;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        if (attempt) {
-            int q = before_retry(s, r);
-            if (q < 0) {
-                r = q;
-                break;
-            }
-        }
-        r = read_once(s, addr, buf, n, &stage, &got);
-        if (r == PF_OK || !again(r, stage, attempt))
-            break;
-    }
+    int r = with_retries(s, read_attempt, NULL, &a, &stage, &got);
     return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
 }
 
@@ -580,6 +611,45 @@ static int block_state(S *s, uint32_t addr, const uint8_t *data, uint32_t len)
     return state;
 }
 
+typedef struct write_args {
+    uint32_t addr;
+    const uint8_t *data;
+    uint32_t len;
+    int explained; /* the recheck already put the reason in the diag */
+} write_args;
+
+#define WRITE_DONE 1 /* the recheck found the block already in flash */
+
+static int write_attempt(S *s, void *arg, int *stage, uint8_t *got)
+{
+    write_args *a = arg;
+    return write_once(s, a->addr, a->data, a->len, stage, got);
+}
+
+/* Before writing a block again after its data went out: the block may be in
+ * flash already (an answer lost or garbled after programming). */
+static int write_recheck(S *s, void *arg, int last, int stage, uint8_t got)
+{
+    write_args *a = arg;
+    if (stage != ST_DATA)
+        return 0;
+    int q = block_state(s, a->addr, a->data, a->len);
+    if (q == BLOCK_SAME)
+        return WRITE_DONE;
+    a->explained = 1;
+    if (q == BLOCK_OTHER && last == PF_ERR_TARGET) /* refused: not erased or protected */
+        return explain(s, last, PF_AN3155_WRITE, 1, a->addr, stage, got);
+    if (q == BLOCK_OTHER)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
+                           "Write Memory at 0x%08lx was interrupted and the block is now partly "
+                           "programmed; erase it and run again",
+                           (unsigned long)a->addr);
+    if (q < 0)
+        return q;
+    a->explained = 0;
+    return 0; /* erased: write it again */
+}
+
 static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
 {
     S *s = self;
@@ -589,37 +659,35 @@ static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t 
     if (len == 0 || len > PF_AN3155_BLOCK_MAX || (addr & 3))
         return pf_diag_set(s->_cfg.diag, PF_ERR_ARG, "stm32: write of %lu bytes at 0x%08lx: 1..256 bytes at a "
                            "4-byte aligned address", (unsigned long)len, (unsigned long)addr);
-    int stage = ST_CMD;
+    write_args a = {addr, data, len, 0};
+    int stage;
     uint8_t got = 0;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        if (attempt) {
-            int q = before_retry(s, r);
-            if (q < 0) {
-                r = q;
-                break;
-            }
-            if (stage == ST_DATA) {
-                /* The block may be in flash already (an answer lost or garbled
-                 * after programming): look before writing again. */
-                q = block_state(s, addr, data, len);
-                if (q == BLOCK_SAME)
-                    return PF_OK;
-                if (q == BLOCK_OTHER && r == PF_ERR_TARGET) /* refused: not erased or protected */
-                    return explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
-                if (q == BLOCK_OTHER)
-                    return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
-                                       "Write Memory at 0x%08lx was interrupted and the block is now partly "
-                                       "programmed; erase it and run again",
-                                       (unsigned long)addr);
-                if (q < 0)
-                    return q;
-            }
-        }
-        r = write_once(s, addr, data, len, &stage, &got);
-        if (r == PF_OK || !again(r, stage, attempt))
-            break;
-    }
-    return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
+    r = with_retries(s, write_attempt, write_recheck, &a, &stage, &got);
+    if (r == WRITE_DONE || r == PF_OK)
+        return PF_OK;
+    return a.explained ? r : explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
+}
+
+/* A command with one data frame and a final ACK (Erase, Extended Erase). */
+typedef struct frame_args {
+    uint8_t op;
+    const uint8_t *frame;
+    size_t len;
+    uint32_t ack_ms;
+} frame_args;
+
+static int frame_attempt(S *s, void *arg, int *stage, uint8_t *got)
+{
+    frame_args *a = arg;
+    *stage = ST_CMD;
+    int r = send_cmd(s, a->op, got);
+    if (r < 0)
+        return r;
+    *stage = ST_DATA;
+    r = send(s, a->frame, a->len);
+    if (r < 0)
+        return r;
+    return wait_ack(s, a->ack_ms, got);
 }
 
 /* Erases units [first, first+count) in as few commands as the format allows. */
@@ -634,28 +702,11 @@ static int erase_units(S *s, uint32_t first, uint32_t count, uint32_t addr, uint
             return pf_diag_set(s->_cfg.diag, PF_ERR_UNSUPPORTED,
                                "page %lu cannot be named by the Erase (0x43) command of this bootloader",
                                (unsigned long)(first + n - 1));
-        int r = PF_OK, stage = ST_CMD;
+        /* Erasing twice is harmless: retry whatever went wrong on the link. */
+        frame_args a = {s->_erase_op, s->_buf, fl, 2000u + n * ms_per_unit};
+        int stage;
         uint8_t got = 0;
-        for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-            if (attempt) {
-                int q = before_retry(s, r);
-                if (q < 0) {
-                    r = q;
-                    break;
-                }
-            }
-            stage = ST_CMD;
-            r = send_cmd(s, s->_erase_op, &got);
-            if (r == PF_OK) {
-                stage = ST_DATA;
-                r = send(s, s->_buf, fl);
-                if (r == PF_OK)
-                    r = wait_ack(s, 2000u + n * ms_per_unit, &got);
-            }
-            /* Erasing twice is harmless: retry whatever went wrong on the link. */
-            if (r == PF_OK || !again(r, stage, attempt))
-                break;
-        }
+        int r = with_retries(s, frame_attempt, NULL, &a, &stage, &got);
         if (r < 0)
             return explain(s, r, s->_erase_op, 1, addr, stage, got);
         first += n;
@@ -699,30 +750,46 @@ static int stm32_erase_all(void *self)
     if (!s->chip->no_mass_erase) {
         uint8_t f[3], got = 0;
         size_t fl = pf_an3155_mass_erase(f, s->_erase_op == PF_AN3155_EXT_ERASE);
-        int stage = ST_CMD;
-        for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-            if (attempt) {
-                int q = before_retry(s, r);
-                if (q < 0) {
-                    r = q;
-                    break;
-                }
-            }
-            stage = ST_CMD;
-            r = send_cmd(s, s->_erase_op, &got);
-            if (r == PF_OK) {
-                stage = ST_DATA;
-                r = send(s, f, fl);
-                if (r == PF_OK)
-                    r = wait_ack(s, 40000u, &got); /* mass erase: up to 35 s on big parts */
-            }
-            if (r == PF_OK || !again(r, stage, attempt))
-                break;
-        }
+        frame_args a = {s->_erase_op, f, fl, 40000u}; /* mass erase: up to 35 s on big parts */
+        int stage;
+        r = with_retries(s, frame_attempt, NULL, &a, &stage, &got);
         return r == PF_OK ? PF_OK : explain(s, r, s->_erase_op, 0, 0, stage, got);
     }
     /* ROMs without mass erase (L0, L1): every page, in batches. */
     return erase_units(s, 0, pf_stm32_unit_count(s->chip), s->chip->flash_start, 100u);
+}
+
+typedef struct checksum_args {
+    uint32_t addr, len;
+    uint8_t *out;
+} checksum_args;
+
+/* Get Checksum: address, length, ACK, then the CRC and its XOR check. */
+static int checksum_attempt(S *s, void *arg, int *stage, uint8_t *got)
+{
+    checksum_args *a = arg;
+    *stage = ST_CMD;
+    int r = send_cmd(s, PF_AN3155_GET_CHECKSUM, got);
+    if (r < 0)
+        return r;
+    *stage = ST_ADDR;
+    r = send_u32(s, a->addr, ACK_MS, got);
+    if (r < 0)
+        return r;
+    *stage = ST_ARG;
+    r = send_u32(s, a->len, ACK_MS, got);
+    if (r < 0)
+        return r;
+    *stage = ST_RESULT;
+    r = wait_ack(s, ACK_MS + a->len / 1024u, got);
+    if (r < 0)
+        return r;
+    uint8_t c[5];
+    r = pf_port_read_exact(P(s), c, 5, pf_deadline(P(s), ACK_MS), NULL);
+    if (r < 0)
+        return r;
+    memcpy(a->out, c, 4); /* big-endian, as pf_digest_finish writes PF_DIGEST_CRC32_STM32 */
+    return pf_an3155_frame_ok(c, 5) ? PF_OK : PF_ERR_CRC;
 }
 
 static int stm32_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
@@ -735,41 +802,10 @@ static int stm32_digest(void *self, uint32_t addr, uint32_t len, uint8_t *out)
         return pf_diag_set(s->_cfg.diag, PF_ERR_UNSUPPORTED, "this STM32 bootloader has no Get Checksum command");
     if ((addr & 3) || (len & 3) || !len)
         return pf_diag_set(s->_cfg.diag, PF_ERR_ARG, "Get Checksum needs 4-byte aligned address and length");
-    int stage = ST_CMD;
+    checksum_args a = {addr, len, out};
+    int stage;
     uint8_t got = 0;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        if (attempt) {
-            int q = before_retry(s, r);
-            if (q < 0) {
-                r = q;
-                break;
-            }
-        }
-        stage = ST_CMD;
-        r = send_cmd(s, PF_AN3155_GET_CHECKSUM, &got);
-        if (r == PF_OK) {
-            stage = ST_ADDR;
-            r = send_u32(s, addr, ACK_MS, &got);
-        }
-        if (r == PF_OK) {
-            stage = ST_ARG;
-            r = send_u32(s, len, ACK_MS, &got);
-        }
-        if (r == PF_OK) {
-            stage = ST_RESULT;
-            r = wait_ack(s, ACK_MS + len / 1024u, &got);
-        }
-        if (r == PF_OK) {
-            uint8_t c[5];
-            r = pf_port_read_exact(P(s), c, 5, pf_deadline(P(s), ACK_MS), NULL);
-            if (r >= 0) {
-                r = pf_an3155_frame_ok(c, 5) ? PF_OK : PF_ERR_CRC;
-                memcpy(out, c, 4); /* big-endian, as pf_digest_finish writes PF_DIGEST_CRC32_STM32 */
-            }
-        }
-        if (r == PF_OK || !again(r, stage, attempt))
-            break;
-    }
+    r = with_retries(s, checksum_attempt, NULL, &a, &stage, &got);
     return r == PF_OK ? 4 : explain(s, r, PF_AN3155_GET_CHECKSUM, 1, addr, stage, got);
 }
 
