@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "host/json.h"
 #include "peerflash/peerflash.h"
 
 /* Exit status, documented in `peerflash --help` and docs/CLI.md. */
@@ -52,7 +53,5 @@ void pf_cli_progress_init(pf_cli_progress *p, int quiet);
 void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t total);
 void pf_cli_progress_end(pf_cli_progress *p);
 
-/* Writes s as a JSON string literal (with quotes) to f. */
-void pf_cli_json_string(FILE *f, const char *s);
 
 #endif

@@ -207,20 +207,21 @@ static int open_session(session *s, const opts *o)
     return PF_OK;
 }
 
-static void json_result(const opts *o, const session *s, int err, const char *errtext, const pf_job_result *res,
-                        double secs)
+/* exit_code: the status the process returns, so the object and $? agree. */
+static void json_result(const opts *o, const session *s, int err, int exit_code, const char *errtext,
+                        const pf_job_result *res, double secs)
 {
     if (!o->json)
         return;
     printf("{\"command\":");
-    pf_cli_json_string(stdout, o->cmd);
-    printf(",\"ok\":%s,\"exit_code\":%d,\"target\":", err ? "false" : "true", pf_cli_exit_code(err));
-    pf_cli_json_string(stdout, o->target);
+    pf_json_string(stdout, o->cmd);
+    printf(",\"ok\":%s,\"exit_code\":%d,\"target\":", err ? "false" : "true", exit_code);
+    pf_json_string(stdout, o->target);
     if (s && s->connected) {
         printf(",\"chip\":");
-        pf_cli_json_string(stdout, s->target.info.chip);
+        pf_json_string(stdout, s->target.info.chip);
         printf(",\"chip_id\":%lu,\"bootloader\":", (unsigned long)s->target.info.chip_id);
-        pf_cli_json_string(stdout, s->target.info.bootloader);
+        pf_json_string(stdout, s->target.info.bootloader);
         printf(",\"flash_start\":%lu,\"flash_size\":%lu", (unsigned long)s->target.info.geom.flash_start,
                (unsigned long)s->target.info.geom.flash_size);
     }
@@ -232,7 +233,7 @@ static void json_result(const opts *o, const session *s, int err, const char *er
                res->verify_method ? res->verify_method : "none");
     printf(",\"seconds\":%.3f,\"error\":", secs);
     if (err)
-        pf_cli_json_string(stdout, errtext && *errtext ? errtext : pf_strerror(err));
+        pf_json_string(stdout, errtext && *errtext ? errtext : pf_strerror(err));
     else
         printf("null");
     printf("}\n");
@@ -255,7 +256,7 @@ static int fail(const opts *o, session *s, int err, const char *text, double sec
     else if (err == PF_ERR_CLOSED)
         hint = "\n  the link went away: check the cable or bridge, then run the same command again";
     pf_cli_error("%s%s", text && *text ? text : pf_strerror(err), hint);
-    json_result(o, s, err, text, NULL, secs);
+    json_result(o, s, err, pf_cli_exit_code(err), text, NULL, secs);
     return pf_cli_exit_code(err);
 }
 
@@ -284,7 +285,7 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
         r = pf_image_set_finish(&images, &d);
     if (r < 0) {
         pf_cli_error("%s", d.text[0] ? d.text : pf_strerror(r));
-        json_result(o, NULL, r, d.text, NULL, since(t0));
+        json_result(o, NULL, r, image_exit(r), d.text, NULL, since(t0));
         pf_image_set_free(&images);
         return image_exit(r);
     }
@@ -355,7 +356,7 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
                 fprintf(stderr, "%s\n", cfg.run_after ? "; application started" : "");
             }
         }
-        json_result(o, &s, PF_OK, NULL, &res, secs);
+        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, &res, secs);
         r = PF_EXIT_OK;
     }
     free(buf);
@@ -410,7 +411,7 @@ static int do_read(const opts *o, int argc, char **argv)
         if (!o->quiet)
             fprintf(stderr, "read %lu bytes from 0x%08lx to %s in %.2f s\n", (unsigned long)len, (unsigned long)addr,
                     argv[2], secs);
-        json_result(o, &s, PF_OK, NULL, NULL, secs);
+        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, secs);
     }
     close_session(&s);
     return r;
@@ -455,7 +456,7 @@ static int do_erase(const opts *o, int argc, char **argv)
     if (r < 0)
         r = fail(o, &s, r, s.diag.text, secs);
     else
-        json_result(o, &s, PF_OK, NULL, NULL, secs);
+        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, secs);
     close_session(&s);
     return r;
 }
@@ -490,7 +491,7 @@ static int do_info(const opts *o)
                in->caps & PF_CAP_DIGEST ? pf_digest_name(in->digest) : "", in->caps & PF_CAP_DIGEST ? " " : "",
                in->caps & PF_CAP_ERASE_ALL ? "erase-all" : "");
     }
-    json_result(o, &s, PF_OK, NULL, NULL, since(t0));
+    json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, since(t0));
     close_session(&s);
     return PF_EXIT_OK;
 }

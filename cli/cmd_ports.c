@@ -38,16 +38,16 @@ int pf_cmd_ports(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             const struct pf_port_listing *p = &ports[i];
             printf("%s\n  {\"path\": ", i ? "," : "");
-            pf_cli_json_string(stdout, p->path);
+            pf_json_string(stdout, p->path);
             printf(", \"usb\": %s", p->usb ? "true" : "false");
             if (p->usb) {
                 printf(", \"vid\": \"%04x\", \"pid\": \"%04x\", \"serial\": ", p->vid, p->pid);
-                pf_cli_json_string(stdout, p->serial);
+                pf_json_string(stdout, p->serial);
                 printf(", \"manufacturer\": ");
-                pf_cli_json_string(stdout, p->manufacturer);
+                pf_json_string(stdout, p->manufacturer);
             }
             printf(", \"description\": ");
-            pf_cli_json_string(stdout, p->description);
+            pf_json_string(stdout, p->description);
             printf("}");
         }
         printf("%s]}\n", n ? "\n" : "");

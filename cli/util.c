@@ -107,18 +107,3 @@ void pf_cli_progress_end(pf_cli_progress *p)
         fputc('\n', stderr);
     p->last_phase = -1;
 }
-
-void pf_cli_json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}

@@ -20,6 +20,8 @@
  *    TCIFLUSH, close) when its program goes away. */
 #include "wire.h"
 
+#include "host/json.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1389,28 +1391,13 @@ void pf_wire_destroy(pf_wire *w)
 
 /* ---- statistics output -------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 void pf_wire_stats_json(const pf_wire *w, const pf_wire_stats *st, FILE *f)
 {
     const pf_wire_config *c = &w->cfg;
     fprintf(f, "{\n  \"a\": ");
-    json_str(f, w->end[0].spec);
+    pf_json_string(f, w->end[0].spec);
     fprintf(f, ",\n  \"b\": ");
-    json_str(f, w->end[1].spec);
+    pf_json_string(f, w->end[1].spec);
     if (c->follow)
         fprintf(f, ",\n  \"baud\": \"follow\"");
     else

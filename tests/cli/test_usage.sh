@@ -28,6 +28,9 @@ expect 2 "pty:PATH .* is for .peerflash sim" -- "$pf" flash --target avr --port 
 expect 4 "no-such-port: No such file.*plugged in" -- "$pf" flash --target avr --port /tmp/no-such-port "$dir/one.hex"
 expect 4 "not a serial port" -- "$pf" flash --target avr --port /dev/null "$dir/one.hex"
 expect 3 '"ok":false,"exit_code":3' -- "$pf" flash --json --target avr --port /dev/null "$dir/bad.hex"
+# the JSON object reports the status the process returns (a missing image is an image error)
+expect 3 '"ok":false,"exit_code":3' -- "$pf" flash --json --target avr --port /dev/null "$dir/missing.hex"
+expect 4 '"ok":false,"exit_code":4' -- "$pf" flash --json --target avr --port /dev/null "$dir/one.hex"
 expect 2 "--no-compress is for --target esp and agent" -- "$pf" flash --no-compress --target avr --port /dev/null "$dir/one.hex"
 expect 2 "--read-compare is for --target avr" -- "$pf" flash --read-compare --target esp --port /dev/null "$dir/one.hex"
 expect 2 "--unprotect-read/--unprotect-write are for --target stm32" -- "$pf" flash --unprotect-read --target avr --port /dev/null "$dir/one.hex"
