@@ -341,20 +341,35 @@ static int rx_addr(pf_sim_stm32 *s, uint32_t *addr, int *ok)
     return 0;
 }
 
+/* The start that Read, Go, Write and Get Checksum share: NACK while
+ * read-protected (or when the command is not offered), else ACK, then an
+ * address with its XOR check that `valid` accepts. Returns 1 with *addr once
+ * the address is ACKed, 0 after a NACK, -1 on a link error. */
+static int begin_addressed(pf_sim_stm32 *s, int offered, int (*valid)(pf_sim_stm32 *, uint32_t), uint32_t *addr)
+{
+    if (!offered || s->rdp)
+        return NACK() < 0 ? -1 : 0;
+    if (ACK() < 0)
+        return -1;
+    int ok;
+    if (rx_addr(s, addr, &ok) < 0)
+        return -1;
+    if (!ok || !valid(s, *addr))
+        return NACK() < 0 ? -1 : 0;
+    return ACK() < 0 ? -1 : 1;
+}
+
+static int readable(pf_sim_stm32 *s, uint32_t a) { return in_flash(s, a, 1) || in_ram(s, a, 1); }
+static int runnable(pf_sim_stm32 *s, uint32_t a) { return in_flash(s, a, 4) || in_ram(s, a, 4); }
+static int writable(pf_sim_stm32 *s, uint32_t a) { return in_flash(s, a, 1) ? !(a & 3) : in_ram(s, a, 1); }
+static int summable(pf_sim_stm32 *s, uint32_t a) { return !(a & 3) && in_flash(s, a, 4); }
+
 static int cmd_read(pf_sim_stm32 *s)
 {
-    if (s->rdp)
-        return NACK();
-    if (ACK() < 0)
-        return -1;
     uint32_t addr;
-    int ok;
-    if (rx_addr(s, &addr, &ok) < 0)
-        return -1;
-    if (!ok || !(in_flash(s, addr, 1) || in_ram(s, addr, 1)))
-        return NACK();
-    if (ACK() < 0)
-        return -1;
+    int r = begin_addressed(s, 1, readable, &addr);
+    if (r <= 0)
+        return r;
     uint8_t l[2];
     if (rxn(s, l, 2) < 0)
         return -1;
@@ -372,18 +387,10 @@ static int cmd_read(pf_sim_stm32 *s)
 
 static int cmd_go(pf_sim_stm32 *s)
 {
-    if (s->rdp)
-        return NACK();
-    if (ACK() < 0)
-        return -1;
     uint32_t addr;
-    int ok;
-    if (rx_addr(s, &addr, &ok) < 0)
-        return -1;
-    if (!ok || !(in_flash(s, addr, 4) || in_ram(s, addr, 4)))
-        return NACK();
-    if (ACK() < 0)
-        return -1;
+    int r = begin_addressed(s, 1, runnable, &addr);
+    if (r <= 0)
+        return r;
     fprintf(stderr, "sim stm32: Go 0x%08x: the application runs\n", addr);
     reset_chip(s, "Go; a pty has no reset line, so the board is back in its bootloader");
     return 0;
@@ -391,19 +398,11 @@ static int cmd_go(pf_sim_stm32 *s)
 
 static int cmd_write(pf_sim_stm32 *s)
 {
-    if (s->rdp)
-        return NACK();
-    if (ACK() < 0)
-        return -1;
     uint32_t addr;
-    int ok;
-    if (rx_addr(s, &addr, &ok) < 0)
-        return -1;
+    int r = begin_addressed(s, 1, writable, &addr);
+    if (r <= 0)
+        return r;
     int flash = in_flash(s, addr, 1);
-    if (!ok || !(flash || in_ram(s, addr, 1)) || (flash && (addr & 3)))
-        return NACK();
-    if (ACK() < 0)
-        return -1;
     uint8_t f[1 + 256 + 1];
     if (rx(s, &f[0]) < 0)
         return -1;
@@ -554,18 +553,11 @@ static int cmd_ext_erase(pf_sim_stm32 *s)
 
 static int cmd_checksum(pf_sim_stm32 *s)
 {
-    if (!s->has_crc || s->rdp)
-        return NACK();
-    if (ACK() < 0)
-        return -1;
     uint32_t addr, len;
+    int r = begin_addressed(s, s->has_crc, summable, &addr);
+    if (r <= 0)
+        return r;
     int ok;
-    if (rx_addr(s, &addr, &ok) < 0)
-        return -1;
-    if (!ok || (addr & 3) || !in_flash(s, addr, 4))
-        return NACK();
-    if (ACK() < 0)
-        return -1;
     if (rx_addr(s, &len, &ok) < 0)
         return -1;
     if (!ok || (len & 3) || len == 0 || !in_flash(s, addr, len))
