@@ -70,7 +70,9 @@ static void usage(FILE *f)
             "                     (e.g. a simulator's pty), B is closed and reopened, so a\n"
             "                     reset-on-open simulator resets as an Arduino does when the host\n"
             "                     opens its port (DTR auto-reset; a pty has no DTR); and the same\n"
-            "                     from B to A. This option turns that off.\n");
+            "                     from B to A. Bytes sent to B while it is closed for this wait\n"
+            "                     for the reopen (counted as held_reopening), never discarded.\n"
+            "                     This option turns that off.\n");
     fprintf(f,
             "  --reopen-gap-ms N  how long the reopened side stays closed (default 50)\n"
             "  --queue N          bytes accepted ahead of the line per direction, bytes in latency\n"

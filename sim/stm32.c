@@ -768,6 +768,8 @@ static void usage(FILE *f)
             "           [--program-us-per-256 N] [--erase-ms-per-page N] [--mass-erase-ms N]\n"
             "           [--rdp] [--wrp] [--checksum on|off] [--baud N] [--reply-latency-ms N] [-v]\n"
             "A simulated STM32 system-memory bootloader (AN3155, USART 8E1) on a pty.\n"
+            "As on a real board (opening a port drives neither BOOT0 nor NRST), opening the\n"
+            "port does not reset the chip; Go and the (un)protect commands do.\n"
             "  --port PATH            pty:PATH (created; a bare PATH means the same) or a tty\n"
             "  --chip NAME            e.g. F103xB, F401xE, G07xxB, L47xxG, H74xxI (--chip list)\n"
             "  --flash FILE           flash content, kept across runs (default: erased, in memory)\n"

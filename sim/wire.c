@@ -97,6 +97,7 @@ typedef struct wire_dir {
     unsigned cur_bits;
     int64_t last_flush;
     int src_waiting; /* we stopped reading the sender for lack of room, not because it was empty */
+    size_t held_counted; /* queued bytes already counted in held_reopening */
     /* faults */
     uint64_t idx;                        /* bytes given a place on the line */
     uint64_t rng_flip, rng_drop, rng_burst, rng_data;
@@ -962,6 +963,20 @@ static int64_t deliver(pf_wire *w, int di, int64_t now)
         int64_t t = d->last_flush + PF_WIRE_QUANTUM_NS;
         return t < wake ? t : wake;
     }
+    /* The other side is closed only for a moment to propagate an open (a
+     * stand-in for a DTR pulse): what is sent meanwhile waits for the reopen,
+     * as in a USB-serial adapter's buffer, instead of being thrown away (the
+     * board decides what a reset does to it). Counted once per byte. */
+    if (e->kind == END_PATH && e->fd < 0 && e->reopen_at != NEVER) {
+        size_t due = 0;
+        while (due < d->n && d->q[(d->head + due) % d->cap].due <= now)
+            due++;
+        if (due > d->held_counted) {
+            d->st.held_reopening += due - d->held_counted;
+            d->held_counted = due;
+        }
+        return e->reopen_at < wake ? e->reopen_at : wake;
+    }
     uint8_t buf[8192];
     size_t cnt = 0;
     while (cnt < d->n && cnt < sizeof buf) {
@@ -971,7 +986,7 @@ static int64_t deliver(pf_wire *w, int di, int64_t now)
         buf[cnt++] = o->byte;
     }
     d->last_flush = now;
-    double late = (double)(now - head_due) / 1e6;
+    double late = d->held_counted ? 0.0 : (double)(now - head_due) / 1e6; /* held is not CPU lateness */
     if (late > d->st.max_late_ms)
         d->st.max_late_ms = late;
     if (late >= 10.0)
@@ -998,6 +1013,7 @@ static int64_t deliver(pf_wire *w, int di, int64_t now)
     }
     d->head = (d->head + done) % d->cap;
     d->n -= done;
+    d->held_counted = d->held_counted > done ? d->held_counted - done : 0;
     if (d->n == 0)
         return wake;
     int64_t nd = d->q[d->head].due;
@@ -1418,13 +1434,13 @@ void pf_wire_stats_json(const pf_wire *w, const pf_wire_stats *st, FILE *f)
         fprintf(f,
                 ",\n  \"%s\": {\"bytes_in\": %llu, \"bytes_out\": %llu, \"dropped\": %llu, \"flipped_bits\": %llu, "
                 "\"garbled\": %llu, \"rate_mismatch\": %llu, \"framing_errors\": %llu, \"discarded_closed\": %llu, "
-                "\"cut\": %llu, \"idle_starts\": %llu, \"max_late_ms\": %.3f, \"stalls\": %llu, \"line_Bps\": %.3f, "
+                "\"held_reopening\": %llu, \"cut\": %llu, \"idle_starts\": %llu, \"max_late_ms\": %.3f, \"stalls\": %llu, \"line_Bps\": %.3f, "
                 "\"achieved_Bps\": %.3f}",
                 i == 0 ? "a2b" : "b2a", (unsigned long long)d->bytes_in, (unsigned long long)d->bytes_out,
                 (unsigned long long)d->dropped, (unsigned long long)d->flipped_bits, (unsigned long long)d->garbled,
                 (unsigned long long)d->rate_mismatch, (unsigned long long)d->framing_errors,
-                (unsigned long long)d->discarded_closed, (unsigned long long)d->cut,
-                (unsigned long long)d->idle_starts, d->max_late_ms, (unsigned long long)d->stalls, line,
+                (unsigned long long)d->discarded_closed, (unsigned long long)d->held_reopening,
+                (unsigned long long)d->cut, (unsigned long long)d->idle_starts, d->max_late_ms, (unsigned long long)d->stalls, line,
                 d->achieved_Bps);
     }
     fprintf(f, "\n}\n");
@@ -1439,12 +1455,13 @@ void pf_wire_stats_text(const pf_wire *w, const pf_wire_stats *st, FILE *f)
         double line = d->last_baud ? (double)d->last_baud / pf_frame_bits(w->cfg.frame) : 0;
         fprintf(f,
                 "  %s: in %llu, out %llu, dropped %llu, flipped bits %llu, garbled %llu, rate mismatch %llu "
-                "(framing errors %llu), discarded (side closed) %llu, cut %llu; %.1f B/s achieved, line %.1f B/s; "
+                "(framing errors %llu), discarded (side closed) %llu, held while reopening %llu, cut %llu; %.1f B/s achieved, line %.1f B/s; "
                 "%llu busy periods, worst delivery %.2f ms late\n",
                 i == 0 ? "A->B" : "B->A", (unsigned long long)d->bytes_in, (unsigned long long)d->bytes_out,
                 (unsigned long long)d->dropped, (unsigned long long)d->flipped_bits, (unsigned long long)d->garbled,
                 (unsigned long long)d->rate_mismatch, (unsigned long long)d->framing_errors,
-                (unsigned long long)d->discarded_closed, (unsigned long long)d->cut, d->achieved_Bps, line,
+                (unsigned long long)d->discarded_closed, (unsigned long long)d->held_reopening,
+                (unsigned long long)d->cut, d->achieved_Bps, line,
                 (unsigned long long)d->idle_starts, d->max_late_ms);
     }
 }

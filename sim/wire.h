@@ -111,6 +111,7 @@ typedef struct pf_wire_dir_stats {
     uint64_t rate_mismatch;   /* bytes sent while the two sides' rates differed (follow mode) */
     uint64_t framing_errors;  /* frames the receiver sampled with a bad stop bit (follow mode) */
     uint64_t discarded_closed;/* bytes for a side nobody had open */
+    uint64_t held_reopening;  /* bytes that waited while an open was propagated (delivered after) */
     uint64_t cut;             /* bytes that arrived after the cable was cut */
     uint64_t idle_starts;     /* times the line went idle and a new busy period began */
     double max_late_ms;       /* worst delay of a delivery behind its due time (CPU load) */

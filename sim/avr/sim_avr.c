@@ -624,7 +624,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: peerflash sim avr --port PATH [options]\n"
             "Runs the real Optiboot on a simulated ATmega328P (libsimavr), UART0 on a pty.\n"
-            "  --port PATH          pty to create (pty:PATH or a new path); the chip resets when it is opened\n"
+            "  --port PATH          pty to create (pty:PATH or a new path); the chip resets when it is\n"
+            "                       opened, as an Uno does through its DTR auto-reset capacitor\n"
             "  --bootloader HEX     bootloader image (default: the Optiboot built with peerflash:\n"
             "                       %s)\n"
             "  --flash-dump FILE    write the whole flash (32 KiB) to FILE at exit\n"
