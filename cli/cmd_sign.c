@@ -1,10 +1,15 @@
 /* `peerflash keygen` and `peerflash sign`: ECDSA-P256 keys and MCUboot-layout
  * images for the agent (pf_sign.h, mbedTLS). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "peerflash/pf_mcuboot.h"
 #include "peerflash/pf_sign.h"
 
 static int read_all(const char *path, uint8_t **data, size_t *len)
@@ -75,13 +80,23 @@ static int keygen(int argc, char **argv)
         pf_cli_error("keygen: %s", d.text);
         return PF_EXIT_FAIL;
     }
-    FILE *f = fopen(out, "wx");
-    if (!f) {
-        pf_cli_error("keygen: cannot create %s (does it exist already?)", out);
+    /* A private key: readable by its owner only, and never written over an
+     * existing file (a key that signed deployed images cannot be recreated). */
+    int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            pf_cli_error("keygen: %s exists already; refusing to overwrite a key (remove it first if you mean to)",
+                         out);
+        else
+            pf_cli_error("keygen: cannot create %s: %s", out, strerror(errno));
         return PF_EXIT_FAIL;
     }
-    fputs(pem, f);
-    fclose(f);
+    size_t pem_len = strlen(pem);
+    if (fchmod(fd, 0600) < 0 || write(fd, pem, pem_len) != (ssize_t)pem_len || close(fd) < 0) {
+        pf_cli_error("keygen: cannot write %s: %s", out, strerror(errno));
+        unlink(out);
+        return PF_EXIT_FAIL;
+    }
     if (pub_out) {
         uint8_t der[128];
         int n = pf_sign_pubkey_der(pem, der, sizeof der, &d);
@@ -146,6 +161,15 @@ static int sign(int argc, char **argv)
     size_t len, pem_len;
     if (read_all(in, &body, &len) < 0) {
         pf_cli_error("sign: cannot read %s", in);
+        return PF_EXIT_IMAGE;
+    }
+    pf_image_info signed_already;
+    if (len >= PF_IMAGE_HEADER_SIZE && pf_image_parse_header(body, &signed_already, NULL) == PF_OK) {
+        pf_cli_error("sign: %s is already an MCUboot image (magic 0x96f3b83d, version %u.%u.%u+%lu): sign the "
+                     "plain binary instead",
+                     in, signed_already.version.major, signed_already.version.minor, signed_already.version.revision,
+                     (unsigned long)signed_already.version.build);
+        free(body);
         return PF_EXIT_IMAGE;
     }
     if (key) {

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "pf_mcuboot.h"
 #include "pf_target.h"
 
 #ifdef __cplusplus
@@ -21,10 +22,18 @@ extern const pf_target_ops pf_target_agent;
 typedef struct pf_agent_host_options {
     int deflate; /* 1 = compress when the agent offers it (default), 0 = never */
     int level;   /* zlib level 1..9 (default 9) */
+    /* Before a byte is sent, write() checks the image's SHA-256 TLV and,
+     * with a key here, that it is signed with it (as the device will):
+     * DER SubjectPublicKeyInfo and a pf_sig_verify_fn (the host has
+     * pf_ecdsa_p256_verify in pf_sign.h). NULL = hash only. */
+    const uint8_t *pubkey;
+    size_t pubkey_len;
+    pf_sig_verify_fn sig_verify;
+    void *sig_user;
 } pf_agent_host_options;
 
 #define PF_AGENT_HOST_OPTIONS_DEFAULT() \
-    { 1, 9 }
+    { 1, 9, NULL, 0, NULL, NULL }
 
 /* self: the driver state given to open(); call after open(). */
 int pf_agent_host_set_options(void *self, const pf_agent_host_options *opt);

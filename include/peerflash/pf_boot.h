@@ -25,51 +25,11 @@
 
 #include "pf_err.h"
 #include "pf_flash.h"
+#include "pf_mcuboot.h" /* the image format and its checks */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- MCUboot image format --------------------------------------------- */
-#define PF_IMAGE_MAGIC 0x96f3b83du
-#define PF_IMAGE_HEADER_SIZE 32u
-#define PF_IMAGE_TLV_INFO_MAGIC 0x6907u
-#define PF_IMAGE_TLV_PROT_INFO_MAGIC 0x6908u
-#define PF_IMAGE_TLV_KEYHASH 0x01u
-#define PF_IMAGE_TLV_PUBKEY 0x02u
-#define PF_IMAGE_TLV_SHA256 0x10u
-#define PF_IMAGE_TLV_ECDSA_SIG 0x22u
-
-typedef struct pf_image_version {
-    uint8_t major, minor;
-    uint16_t revision;
-    uint32_t build;
-} pf_image_version;
-
-typedef struct pf_image_info {
-    uint32_t load_addr;
-    uint16_t hdr_size;
-    uint16_t protect_tlv_size;
-    uint32_t img_size;   /* body bytes after the header */
-    uint32_t flags;
-    pf_image_version version;
-    uint32_t total_size; /* header + body + protected TLVs + TLVs */
-    uint8_t hash[32];    /* the SHA-256 TLV (checked against the content) */
-    int signature_ok;    /* 1 when a configured key verified the signature */
-} pf_image_info;
-
-/* Parses the 32-byte header; checks the magic and that hdr_size >= 32. */
-int pf_image_parse_header(const uint8_t hdr[32], pf_image_info *out, pf_diag *diag);
-/* <0, 0, >0 like memcmp, over (major, minor, revision); build is ignored as in MCUboot. */
-int pf_image_version_cmp(const pf_image_version *a, const pf_image_version *b);
-
-/* Signature check hook: verifies an ECDSA-P256 signature (DER, as in the
- * 0x22 TLV) of the 32-byte SHA-256 hash with the public key (DER
- * SubjectPublicKeyInfo, as MCUboot embeds it). Returns 0 when valid,
- * PF_ERR_AUTH when not. The host provides pf_ecdsa_p256_verify (pf_sign.h,
- * mbedTLS); an MCU passes its own crypto. */
-typedef int (*pf_sig_verify_fn)(void *user, const uint8_t *pubkey, size_t pubkey_len, const uint8_t hash[32],
-                                const uint8_t *sig, size_t sig_len);
 
 /* ---- the state journal ------------------------------------------------- */
 typedef enum pf_boot_state {

@@ -5,7 +5,6 @@
 #include "peerflash/pf_boot.h"
 
 #define PF_BOOT_MAX_READ_SIZE 32u /* largest read_size supported */
-#define PF_BOOT_MAX_SIG 128u      /* largest signature TLV */
 #define PF_BOOT_RECORD_MAGIC 0x54534650u /* "PFST" */
 
 /* Reads len bytes at any offset (handles read_size alignment). */

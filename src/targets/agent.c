@@ -22,6 +22,7 @@
 #include "peerflash/pf_boot.h" /* state numbers and MCUboot magic only: no link dependency */
 #include "peerflash/pf_bytes.h"
 #include "peerflash/pf_digest.h"
+#include "peerflash/pf_mcuboot.h"
 #include "peerflash/pf_target.h"
 
 #define HOST_RXBUF 512u
@@ -548,6 +549,39 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
     return PF_OK;
 }
 
+static int read_mem(void *ctx, uint32_t off, uint8_t *dst, uint32_t len)
+{
+    const uint8_t *img = ctx;
+    memcpy(dst, img + off, len); /* pf_image_check stays within its limit */
+    return PF_OK;
+}
+
+/* The checks the device makes at END (the SHA-256 TLV, and the signature
+ * when the caller gave the key), made on the host first: a corrupt or
+ * wrongly signed file fails before a byte of it is sent, not after a full
+ * transfer. A failure is the file's fault: PF_ERR_FORMAT. */
+static int check_image(agent_host *h, const uint8_t *data, uint32_t len)
+{
+    pf_image_check_config c = PF_IMAGE_CHECK_CONFIG_DEFAULT();
+    c.read = read_mem;
+    c.ctx = (void *)(uintptr_t)data;
+    c.limit = len;
+    c.pubkey = h->opt.pubkey;
+    c.pubkey_len = h->opt.pubkey_len;
+    c.sig_verify = h->opt.sig_verify;
+    c.sig_user = h->opt.sig_user;
+    c.buf = h->payload; /* free until BEGIN */
+    c.buf_size = sizeof h->payload;
+    c.diag = h->cfg.diag;
+    pf_image_info info;
+    int r = pf_image_check(&c, &info);
+    if (r == PF_ERR_AUTH || r == PF_ERR_FORMAT) {
+        pf_diag_prefix(h->cfg.diag, "image file (checked before sending; nothing was sent)");
+        return PF_ERR_FORMAT;
+    }
+    return r;
+}
+
 static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
 {
     agent_host *h = self;
@@ -559,6 +593,9 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
                            "the agent installs MCUboot-layout images (magic 0x96f3b83d); this one starts with "
                            "0x%08lx: make one with `peerflash sign`",
                            (unsigned long)(len >= 4 ? pf_get_le32(data) : 0));
+    int r = check_image(h, data, len);
+    if (r < 0)
+        return r;
     uint8_t begin[37];
     pf_digest dg;
     pf_digest_begin(&dg, PF_DIGEST_SHA256);
@@ -571,7 +608,6 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
      * it resumes further on, its first ACK moves the window there. A device
      * that resets mid-transfer (power loss, watchdog) forgets the session
      * but not what it stored: BEGIN again and go on from there. */
-    int r;
     pf_ap_frame f;
     /* where the agent will resume, as far as its HELLO told: the first
      * window goes there (BEGIN's answer confirms or moves it) */
@@ -756,7 +792,7 @@ static void a_close(void *self)
 int pf_agent_host_set_options(void *self, const pf_agent_host_options *opt)
 {
     agent_host *h = self;
-    if (!h || !opt || opt->level < 0 || opt->level > 9)
+    if (!h || !opt || opt->level < 0 || opt->level > 9 || (opt->pubkey && !opt->sig_verify))
         return PF_ERR_ARG;
     h->opt = *opt;
     if (!opt->deflate)

@@ -240,6 +240,55 @@ static void test_clean_update_and_refusals(void)
     free(unsigned_v3.data);
 }
 
+/* The host makes the device's END checks before sending a byte: a file
+ * whose SHA-256 TLV does not match, or that is not signed with the key the
+ * caller gave, fails in a moment with an image error and nothing sent. */
+static void test_host_checks_image_before_sending(void)
+{
+    fx_image v3;
+    REQUIRE(fx_make_image(&v3, F.key, 3, 0, 20000, 21) == 0);
+    host h;
+    REQUIRE(host_open(&h, 3, 0, 0, 0) == PF_OK);
+    uint8_t *good = malloc(v3.len);
+    memcpy(good, v3.data, v3.len);
+    v3.data[PF_IMAGE_HEADER_SIZE + 100] ^= 0x01; /* one bit of the body */
+    uint64_t w0 = h.fault.written;
+    CHECK_EQ(host_flash(&h, &v3), PF_ERR_FORMAT);
+    CHECK_STR_CONTAINS(h.diag.text, "does not match its TLV");
+    CHECK_STR_CONTAINS(h.diag.text, "nothing was sent");
+    CHECK_EQ(h.fault.written - w0, 0);
+    memcpy(v3.data, good, v3.len);
+
+    /* the right key passes the host check (the device then installs it),
+     * another key fails it */
+    char other[1024];
+    uint8_t der[128], other_der[128];
+    pf_diag d;
+    int n = pf_sign_pubkey_der(F.key, der, sizeof der, &d);
+    REQUIRE(n > 0);
+    REQUIRE(pf_sign_keygen(other, sizeof other, &d) == PF_OK);
+    int m = pf_sign_pubkey_der(other, other_der, sizeof other_der, &d);
+    REQUIRE(m > 0);
+    pf_agent_host_options ho = PF_AGENT_HOST_OPTIONS_DEFAULT();
+    ho.deflate = host_deflate;
+    ho.pubkey = other_der;
+    ho.pubkey_len = (size_t)m;
+    CHECK_EQ(pf_agent_host_set_options(h.self, &ho), PF_ERR_ARG); /* a key needs a verifier */
+    ho.sig_verify = pf_ecdsa_p256_verify;
+    REQUIRE(pf_agent_host_set_options(h.self, &ho) == PF_OK);
+    w0 = h.fault.written;
+    CHECK_EQ(host_flash(&h, &v3), PF_ERR_FORMAT);
+    CHECK_STR_CONTAINS(h.diag.text, "not signed with the configured key");
+    CHECK_EQ(h.fault.written - w0, 0);
+    ho.pubkey = der;
+    ho.pubkey_len = (size_t)n;
+    REQUIRE(pf_agent_host_set_options(h.self, &ho) == PF_OK);
+    CHECK_EQ(host_flash(&h, &v3), PF_OK);
+    host_close(&h);
+    free(good);
+    free(v3.data);
+}
+
 static void test_noise(void)
 {
     for (uint32_t seed = 1; seed <= 3; seed++) {
@@ -530,6 +579,7 @@ int main(void)
     FILE *log = fopen(logfile, "w");
     pthread_t t = start_sim(log, NULL);
     RUN_T(test_clean_update_and_refusals);
+    RUN_T(test_host_checks_image_before_sending);
     RUN_T(test_noise);
     RUN_T(test_heavy_noise_never_accepts_garbage);
     RUN_T(test_cut_and_resume);
