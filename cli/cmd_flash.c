@@ -149,7 +149,7 @@ static int open_session(session *s, const opts *o)
     if (strncmp(o->port, "pty:", 4) == 0)
         return pf_diag_set(&s->diag, PF_ERR_ARG, "--port takes an existing port; pty:PATH (a new pty) is for "
                                                  "`peerflash sim` and `peerflash wire`");
-    if (strncmp(o->port, "tcp://", 6) != 0 && strncmp(o->port, "tcp-listen://", 13) != 0 && stat(o->port, &st) != 0)
+    if (!strstr(o->port, "://") && stat(o->port, &st) != 0)
         return pf_diag_set(&s->diag, PF_ERR_IO, "cannot open %s: %s (is the board plugged in? `peerflash ports` "
                                                 "lists serial ports)", o->port, strerror(errno));
     int r = pf_posix_open(&s->link, o->port, &s->diag);
@@ -558,6 +558,11 @@ int pf_cmd_flash(int argc, char **argv)
     }
     if (!pf_target_find(o.target)) {
         pf_cli_error("unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
+        return PF_EXIT_USAGE;
+    }
+    pf_diag spec_diag = {{0}};
+    if (pf_posix_spec_check(o.port, &spec_diag) < 0) {
+        pf_cli_error("--port %s", spec_diag.text);
         return PF_EXIT_USAGE;
     }
     /* Options that belong to some targets only: refused before anything is opened. */
