@@ -53,5 +53,14 @@ void pf_cli_progress_init(pf_cli_progress *p, int quiet);
 void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t total);
 void pf_cli_progress_end(pf_cli_progress *p);
 
+/* Download progress for URL images (cli/download.c): a pf_http_progress_fn
+ * whose user is a zeroed pf_cli_download with quiet set. */
+typedef struct pf_cli_download {
+    int quiet, started, tty;
+    long long last_mark;
+    uint64_t t0_us, last_draw_us;
+} pf_cli_download;
+void pf_cli_download_progress(void *user, uint64_t done, uint64_t total);
+
 
 #endif

@@ -25,6 +25,7 @@ typedef struct opts {
     int verify, skip, run, erase_all, json, quiet, verbose, all;
     int unprotect_read, unprotect_write;
     int no_compress, read_compare;
+    pf_http_options http; /* URL images: --cacert, --http-timeout, --max-image-size */
 } opts;
 
 static void usage(const char *cmd, FILE *f)
@@ -70,6 +71,13 @@ static void usage(const char *cmd, FILE *f)
                    "  --no-compress      esp, agent: send the image uncompressed\n"
                    "  --read-compare     avr: read each page first and skip those that already hold the\n"
                    "                     image (pays off when most of the flash is unchanged)\n");
+    if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify"))
+        fprintf(f, "  IMAGE may be an http:// or https:// URL: downloaded whole (resumed if the\n"
+                   "  connection breaks) before the port is opened\n"
+                   "  --cacert FILE      trust only the CAs in this PEM file for https:// images\n"
+                   "                     (default: the system CA store)\n"
+                   "  --http-timeout S   give up a download after S seconds (default 120)\n"
+                   "  --max-image-size N refuse a downloaded image larger than N bytes (K, M; default 64M)\n");
     fprintf(f, "  --json             print one JSON result object on stdout\n"
                "  -q, --quiet        no progress output\n"
                "  -v, --verbose      protocol trace on stderr (repeat for more)\n"
@@ -277,6 +285,12 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     uint64_t t0 = pf_posix_now_us();
     pf_image_set images;
     pf_image_set_init(&images);
+    pf_cli_download dl = {0};
+    dl.quiet = o->quiet;
+    pf_http_options http = o->http;
+    http.progress = pf_cli_download_progress;
+    http.progress_user = &dl;
+    images.http = &http;
     pf_diag d = {{0}};
     int r = PF_OK;
     for (int i = 0; i < nimg && r == PF_OK; i++)
@@ -501,8 +515,10 @@ int pf_cmd_flash(int argc, char **argv)
     opts o = {0};
     o.cmd = argv[0];
     o.verify = o.skip = o.run = 1;
+    o.http = (pf_http_options)PF_HTTP_OPTIONS_DEFAULT();
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
-           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP };
+           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP, OPT_CACERT,
+           OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE };
     static const struct option longopts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
@@ -513,6 +529,8 @@ int pf_cmd_flash(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"unprotect-read", no_argument, 0, OPT_UNPROT_R}, {"unprotect-write", no_argument, 0, OPT_UNPROT_W},
         {"no-compress", no_argument, 0, OPT_NOCOMP},  {"read-compare", no_argument, 0, OPT_READCMP},
+        {"cacert", required_argument, 0, OPT_CACERT}, {"http-timeout", required_argument, 0, OPT_HTTP_TIMEOUT},
+        {"max-image-size", required_argument, 0, OPT_MAX_IMAGE},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     optind = 1;
@@ -546,6 +564,25 @@ int pf_cmd_flash(int argc, char **argv)
         case OPT_UNPROT_W: o.unprotect_write = 1; break;
         case OPT_NOCOMP: o.no_compress = 1; break;
         case OPT_READCMP: o.read_compare = 1; break;
+        case OPT_CACERT: o.http.cacert = optarg; break;
+        case OPT_HTTP_TIMEOUT: {
+            uint32_t secs;
+            if (parse_u32(optarg, &secs) || secs == 0 || secs > 86400) {
+                pf_cli_error("--http-timeout takes seconds (1..86400), not '%s'", optarg);
+                return PF_EXIT_USAGE;
+            }
+            o.http.timeout_ms = secs * 1000u;
+            break;
+        }
+        case OPT_MAX_IMAGE: {
+            uint32_t max;
+            if (parse_u32(optarg, &max) || max == 0) {
+                pf_cli_error("--max-image-size takes a size in bytes (K, M allowed), not '%s'", optarg);
+                return PF_EXIT_USAGE;
+            }
+            o.http.max_bytes = max;
+            break;
+        }
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
