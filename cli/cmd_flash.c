@@ -54,8 +54,10 @@ static void usage(const char *cmd, FILE *f)
     if (!pf_target_drivers[0])
         fprintf(f, " (none built)");
     fprintf(f, "\n"
-               "  --port PORT        serial device or pty path, tcp://HOST:PORT (a TCP serial bridge), or\n"
-               "                     tcp-listen://PORT (wait on 127.0.0.1 for a bridge that connects to us)\n"
+               "  --port PORT        serial device or pty path, tcp://HOST:PORT (a raw TCP serial bridge),\n"
+               "                     rfc2217://HOST:PORT (an RFC 2217 server: rate, frame, DTR/RTS go\n"
+               "                     to its port), or tcp-listen://PORT (wait on 127.0.0.1 for a bridge\n"
+               "                     that connects to us)\n"
                "  --baud N           line rate for the transfer (ESP: switched to after sync)\n"
                "  --connect-baud N   rate to sync at, where it differs (default: the protocol's)\n"
                "  --chip NAME        refuse any other chip (e.g. ATmega328P, ESP32, STM32F103xB)\n"
