@@ -74,4 +74,19 @@ pf flash --target esp --baud 460800 --port "rfc2217://127.0.0.1:$S2N_PORT" "$DIR
 [ $rc -eq 0 ] && ok "esp flash through ser2net at 460800" || fail "esp flash through ser2net: exit $rc"
 cmp -s <(dd if="$DIR/esp-flash.bin" bs=4096 skip=16 2>/dev/null | head -c 40000) "$DIR/app.bin" &&
     ok "esp flash content" || fail "esp flash content differs"
+# 5. peerflash wire with an rfc2217:// side: the host tool opens the wire's
+#    pty; the wire sets ser2net's port (9600 in its config) to --baud 115200,
+#    and reconnects when the tool opens its side, so ser2net reopens the
+#    simulator's pty and Optiboot starts (as a board resets on the DTR edge)
+start_sim avr
+start_ser2net "telnet(rfc2217),tcp"
+spawn "$PF" wire --a "pty:$DIR/host" --b "rfc2217://127.0.0.1:$S2N_PORT" --baud 115200 --verbose --duration 60 \
+    2>"$DIR/wire.log"
+WIRE=$!
+wait_file "$DIR/host" 10 || die "wire made no pty"
+pf flash --target avr --port "$DIR/host" "$AVR_DIR/app_small.hex"
+[ $rc -eq 0 ] && ok "avr flash through peerflash wire -> rfc2217:// -> ser2net" || fail "flash through wire: exit $rc"
+grep -q "reconnecting side B" "$DIR/wire.log" && ok "the tool's open reconnected the rfc2217 side" ||
+    fail "no reconnect in the wire log"
+stop "$WIRE"
 exit $FAILED
