@@ -62,5 +62,11 @@ typedef struct pf_cli_download {
 } pf_cli_download;
 void pf_cli_download_progress(void *user, uint64_t done, uint64_t total);
 
+/* Runs run(user, port) for each of the n ports at once, each in its own
+ * process (cli/multi.c); shows their output per port, a summary table, and
+ * with json one object with an entry per target. Returns the worst status. */
+int pf_cli_run_many(const char *const *ports, int n, const char *cmd, int json, int quiet,
+                    int (*run)(void *user, const char *port), void *user);
+
 
 #endif

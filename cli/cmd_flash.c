@@ -2,6 +2,7 @@
  * for every target driver; the work itself is the library's flash job. */
 #include <errno.h>
 #include <getopt.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,9 @@
 typedef struct opts {
     const char *cmd;
     const char *target;
-    const char *port;
+    const char *port;          /* the port (the first of ports) */
+    const char *const *ports;  /* every --port, globs expanded (flash, verify: one job each) */
+    int nports;
     const char *chip;
     const char *reset;
     uint32_t baud, connect_baud;
@@ -76,6 +79,8 @@ static void usage(const char *cmd, FILE *f)
     if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify"))
         fprintf(f, "  IMAGE may be an http:// or https:// URL: downloaded whole (resumed if the\n"
                    "  connection breaks) before the port is opened\n"
+                   "  --port again       flash/verify several targets at once (a quoted glob such as\n"
+                   "                     '/dev/ttyUSB*' is expanded); exit status: the worst of them\n"
                    "  --cacert FILE      trust only the CAs in this PEM file for https:// images\n"
                    "                     (default: the system CA store)\n"
                    "  --http-timeout S   give up a download after S seconds (default 120)\n"
@@ -282,6 +287,93 @@ static int image_exit(int err)
     return err == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_IMAGE;
 }
 
+/* Flashes or verifies the loaded images on o->port; returns the exit status. */
+static int flash_images_on_port(const opts *o, const pf_image_set *images, uint64_t t0)
+{
+    session s;
+    int r = open_session(&s, o);
+    if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        return r;
+    }
+    /* ESP app images: checked for the chip the ROM identified (issue 4) */
+    if (s.target.ops == &pf_target_esp &&
+        (r = pf_esp_check_image_set(images, pf_esp_connected_chip(s.state), &s.diag)) < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        return r;
+    }
+    pf_cli_progress prog;
+    pf_cli_progress_init(&prog, o->quiet);
+    size_t bufsize = 2u * (s.target.info.geom.write_max ? s.target.info.geom.write_max : 4096u);
+    if (bufsize < 8192)
+        bufsize = 8192;
+    uint8_t *buf = malloc(bufsize);
+    pf_job_config cfg = PF_JOB_CONFIG_DEFAULT();
+    cfg.erase = o->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
+    cfg.verify = o->verify;
+    cfg.skip_unchanged = o->skip;
+    cfg.run_after = o->run && (s.target.info.caps & PF_CAP_RUN);
+    cfg.progress = pf_cli_progress_cb;
+    cfg.progress_user = &prog;
+    cfg.buf = buf;
+    cfg.buf_size = bufsize;
+    cfg.diag = &s.diag;
+    cfg.clock = &s.port;
+    pf_job_result res;
+    pf_diag_clear(&s.diag);
+    int is_verify = !strcmp(o->cmd, "verify");
+    r = buf ? (is_verify ? pf_job_verify(&s.target, &images->map, &cfg, &res)
+                         : pf_job_flash(&s.target, &images->map, &cfg, &res))
+            : PF_ERR_NOMEM;
+    pf_cli_progress_end(&prog);
+    double secs = since(t0);
+    if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, secs);
+    } else {
+        if (!o->quiet) {
+            if (is_verify)
+                fprintf(stderr, "verified %lu bytes (%s): flash matches the image\n",
+                        (unsigned long)res.image_bytes, res.verify_method);
+            else {
+                fprintf(stderr, "wrote %lu bytes", (unsigned long)res.written_bytes);
+                if (res.skipped_bytes)
+                    fprintf(stderr, ", skipped %lu unchanged", (unsigned long)res.skipped_bytes);
+                fprintf(stderr, " in %.2f s", secs);
+                if (res.verified)
+                    fprintf(stderr, ", verified (%s)", res.verify_method);
+                else
+                    fprintf(stderr, ", NOT verified (%s)",
+                            o->verify ? "this target can neither read nor hash its flash" : "--no-verify");
+                fprintf(stderr, "%s\n", cfg.run_after ? "; application started" : "");
+            }
+        }
+        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, &res, secs);
+        r = PF_EXIT_OK;
+    }
+    free(buf);
+    close_session(&s);
+    return r;
+}
+
+
+typedef struct run_one_ctx {
+    const opts *o;
+    const pf_image_set *images;
+    uint64_t t0;
+} run_one_ctx;
+
+/* In a child of pf_cli_run_many: the same work on one of the ports. */
+static int run_one_port(void *user, const char *port)
+{
+    const run_one_ctx *c = user;
+    opts one = *c->o;
+    one.port = port;
+    one.nports = 1;
+    return flash_images_on_port(&one, c->images, pf_posix_now_us());
+}
+
 static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
 {
     uint64_t t0 = pf_posix_now_us();
@@ -311,72 +403,12 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
         fprintf(stderr, "image: %lu bytes in %zu segment(s) at 0x%08lx-0x%08lx\n",
                 (unsigned long)pf_memmap_bytes(&images.map), images.map.count, (unsigned long)lo,
                 (unsigned long)(hi - 1));
-    session s;
-    r = open_session(&s, o);
-    if (r < 0) {
-        r = fail(o, &s, r, s.diag.text, since(t0));
-        close_session(&s);
-        pf_image_set_free(&images);
-        return r;
-    }
-    /* ESP app images: checked for the chip the ROM identified (issue 4) */
-    if (s.target.ops == &pf_target_esp &&
-        (r = pf_esp_check_image_set(&images, pf_esp_connected_chip(s.state), &s.diag)) < 0) {
-        r = fail(o, &s, r, s.diag.text, since(t0));
-        close_session(&s);
-        pf_image_set_free(&images);
-        return r;
-    }
-    pf_cli_progress prog;
-    pf_cli_progress_init(&prog, o->quiet);
-    size_t bufsize = 2u * (s.target.info.geom.write_max ? s.target.info.geom.write_max : 4096u);
-    if (bufsize < 8192)
-        bufsize = 8192;
-    uint8_t *buf = malloc(bufsize);
-    pf_job_config cfg = PF_JOB_CONFIG_DEFAULT();
-    cfg.erase = o->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
-    cfg.verify = o->verify;
-    cfg.skip_unchanged = o->skip;
-    cfg.run_after = o->run && (s.target.info.caps & PF_CAP_RUN);
-    cfg.progress = pf_cli_progress_cb;
-    cfg.progress_user = &prog;
-    cfg.buf = buf;
-    cfg.buf_size = bufsize;
-    cfg.diag = &s.diag;
-    cfg.clock = &s.port;
-    pf_job_result res;
-    pf_diag_clear(&s.diag);
-    int is_verify = !strcmp(o->cmd, "verify");
-    r = buf ? (is_verify ? pf_job_verify(&s.target, &images.map, &cfg, &res)
-                         : pf_job_flash(&s.target, &images.map, &cfg, &res))
-            : PF_ERR_NOMEM;
-    pf_cli_progress_end(&prog);
-    double secs = since(t0);
-    if (r < 0) {
-        r = fail(o, &s, r, s.diag.text, secs);
+    if (o->nports > 1) {
+        /* many targets: one process per port, the images parsed once here */
+        r = pf_cli_run_many(o->ports, o->nports, o->cmd, o->json, o->quiet, run_one_port, &(run_one_ctx){o, &images, t0});
     } else {
-        if (!o->quiet) {
-            if (is_verify)
-                fprintf(stderr, "verified %lu bytes (%s): flash matches the image\n",
-                        (unsigned long)res.image_bytes, res.verify_method);
-            else {
-                fprintf(stderr, "wrote %lu bytes", (unsigned long)res.written_bytes);
-                if (res.skipped_bytes)
-                    fprintf(stderr, ", skipped %lu unchanged", (unsigned long)res.skipped_bytes);
-                fprintf(stderr, " in %.2f s", secs);
-                if (res.verified)
-                    fprintf(stderr, ", verified (%s)", res.verify_method);
-                else
-                    fprintf(stderr, ", NOT verified (%s)",
-                            o->verify ? "this target can neither read nor hash its flash" : "--no-verify");
-                fprintf(stderr, "%s\n", cfg.run_after ? "; application started" : "");
-            }
-        }
-        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, &res, secs);
-        r = PF_EXIT_OK;
+        r = flash_images_on_port(o, &images, t0);
     }
-    free(buf);
-    close_session(&s);
     pf_image_set_free(&images);
     return r;
 }
@@ -512,6 +544,53 @@ static int do_info(const opts *o)
     return PF_EXIT_OK;
 }
 
+/* Every --port given; a pattern with * ? or [ is expanded (glob) here, so a
+ * quoted '/dev/ttyUSB*' works. The strings live until the process ends. */
+#define MAX_PORTS 64
+static const char *g_ports[MAX_PORTS];
+static int g_nports;
+
+static int add_port(const char *p)
+{
+    for (int i = 0; i < g_nports; i++)
+        if (!strcmp(g_ports[i], p))
+            return 1; /* the same port twice would be two jobs fighting over one board */
+    if (g_nports == MAX_PORTS) {
+        pf_cli_error("--port: more than %d ports", MAX_PORTS);
+        return -1;
+    }
+    g_ports[g_nports++] = p;
+    return 0;
+}
+
+static int add_ports(const char *arg)
+{
+    if (strstr(arg, "://") || !strpbrk(arg, "*?["))
+        return add_port(arg) < 0 ? -1 : 0;
+    glob_t g;
+    int rc = glob(arg, 0, NULL, &g);
+    if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
+        pf_cli_error("--port '%s' matches no port (is the board plugged in? `peerflash ports` lists serial ports)", arg);
+        return -2;
+    }
+    if (rc != 0) {
+        pf_cli_error("--port '%s': cannot expand the pattern", arg);
+        return -1;
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char *p = strdup(g.gl_pathv[i]);
+        int r = p ? add_port(p) : -1;
+        if (r != 0)
+            free(p);
+        if (r < 0) {
+            globfree(&g);
+            return -1;
+        }
+    }
+    globfree(&g);
+    return 0;
+}
+
 int pf_cmd_flash(int argc, char **argv)
 {
     opts o = {0};
@@ -540,7 +619,12 @@ int pf_cmd_flash(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_TARGET: o.target = optarg; break;
-        case OPT_PORT: o.port = optarg; break;
+        case OPT_PORT: {
+            int r = add_ports(optarg);
+            if (r < 0)
+                return r == -2 ? PF_EXIT_LINK : PF_EXIT_USAGE; /* a pattern matching no board: as a missing board */
+            break;
+        }
         case OPT_BAUD:
         case OPT_CBAUD:
             if (parse_u32(optarg, c == OPT_BAUD ? &o.baud : &o.connect_baud)) {
@@ -591,6 +675,9 @@ int pf_cmd_flash(int argc, char **argv)
         default: usage(o.cmd, stderr); return PF_EXIT_USAGE;
         }
     }
+    o.ports = g_ports;
+    o.nports = g_nports;
+    o.port = g_nports ? g_ports[0] : NULL;
     if (!o.target || !o.port) {
         pf_cli_error("%s needs --target and --port (see peerflash %s --help)", o.cmd, o.cmd);
         return PF_EXIT_USAGE;
@@ -599,9 +686,15 @@ int pf_cmd_flash(int argc, char **argv)
         pf_cli_error("unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
         return PF_EXIT_USAGE;
     }
-    pf_diag spec_diag = {{0}};
-    if (pf_posix_spec_check(o.port, &spec_diag) < 0) {
-        pf_cli_error("--port %s", spec_diag.text);
+    for (int i = 0; i < o.nports; i++) {
+        pf_diag spec_diag = {{0}};
+        if (pf_posix_spec_check(o.ports[i], &spec_diag) < 0) {
+            pf_cli_error("--port %s", spec_diag.text);
+            return PF_EXIT_USAGE;
+        }
+    }
+    if (o.nports > 1 && strcmp(o.cmd, "flash") && strcmp(o.cmd, "verify")) {
+        pf_cli_error("%s takes one --port (flash and verify take several)", o.cmd);
         return PF_EXIT_USAGE;
     }
     /* Options that belong to some targets only: refused before anything is opened. */

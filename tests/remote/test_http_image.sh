@@ -135,4 +135,11 @@ timeout 30 "$PF" flash --json -q --target stm32 --port "$NOPORT" "http://127.0.0
 rc=$?
 [ $rc -eq 3 ] && /usr/bin/python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); sys.exit(0 if o.get("exit_code")==3 and "404" in o.get("error","") else 1)' "$DIR/json" &&
     ok "--json: one object with exit_code 3" || fail "--json on a 404: exit $rc: $(cat "$DIR/json")"
+# 12. two targets from one URL: downloaded and parsed once (one GET), the
+#     worst status (the port nobody listens on) is the exit status
+before=$(grep -c '"GET /fw.hex ' "$W/logs/access.log")
+stm verify --port "$DIR/dev" --port "$NOPORT" "http://127.0.0.1:$HP/fw.hex"
+after=$(grep -c '"GET /fw.hex ' "$W/logs/access.log")
+[ $rc -eq 4 ] && [ $((after - before)) -eq 1 ] && ok "two targets, one download, worst status 4" ||
+    fail "two targets from a URL: exit $rc, $((after - before)) downloads"
 exit $FAILED
