@@ -53,5 +53,20 @@ void pf_cli_progress_init(pf_cli_progress *p, int quiet);
 void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t total);
 void pf_cli_progress_end(pf_cli_progress *p);
 
+/* Download progress for URL images (cli/download.c): a pf_http_progress_fn
+ * whose user is a zeroed pf_cli_download with quiet set. */
+typedef struct pf_cli_download {
+    int quiet, started, tty;
+    long long last_mark;
+    uint64_t t0_us, last_draw_us;
+} pf_cli_download;
+void pf_cli_download_progress(void *user, uint64_t done, uint64_t total);
+
+/* Runs run(user, port) for each of the n ports at once, each in its own
+ * process (cli/multi.c); shows their output per port, a summary table, and
+ * with json one object with an entry per target. Returns the worst status. */
+int pf_cli_run_many(const char *const *ports, int n, const char *cmd, int json, int quiet,
+                    int (*run)(void *user, const char *port), void *user);
+
 
 #endif

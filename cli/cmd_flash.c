@@ -2,6 +2,7 @@
  * for every target driver; the work itself is the library's flash job. */
 #include <errno.h>
 #include <getopt.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,16 @@
 typedef struct opts {
     const char *cmd;
     const char *target;
-    const char *port;
+    const char *port;          /* the port (the first of ports) */
+    const char *const *ports;  /* every --port, globs expanded (flash, verify: one job each) */
+    int nports;
     const char *chip;
     const char *reset;
     uint32_t baud, connect_baud;
     int verify, skip, run, erase_all, json, quiet, verbose, all;
     int unprotect_read, unprotect_write;
     int no_compress, read_compare;
+    pf_http_options http; /* URL images: --cacert, --http-timeout, --max-image-size */
 } opts;
 
 static void usage(const char *cmd, FILE *f)
@@ -53,8 +57,10 @@ static void usage(const char *cmd, FILE *f)
     if (!pf_target_drivers[0])
         fprintf(f, " (none built)");
     fprintf(f, "\n"
-               "  --port PORT        serial device or pty path, tcp://HOST:PORT (a TCP serial bridge), or\n"
-               "                     tcp-listen://PORT (wait on 127.0.0.1 for a bridge that connects to us)\n"
+               "  --port PORT        serial device or pty path, tcp://HOST:PORT (a raw TCP serial bridge),\n"
+               "                     rfc2217://HOST:PORT (an RFC 2217 server: rate, frame, DTR/RTS go\n"
+               "                     to its port), or tcp-listen://PORT (wait on 127.0.0.1 for a bridge\n"
+               "                     that connects to us)\n"
                "  --baud N           line rate for the transfer (ESP: switched to after sync)\n"
                "  --connect-baud N   rate to sync at, where it differs (default: the protocol's)\n"
                "  --chip NAME        refuse any other chip (e.g. ATmega328P, ESP32, STM32F103xB)\n"
@@ -70,6 +76,15 @@ static void usage(const char *cmd, FILE *f)
                    "  --no-compress      esp, agent: send the image uncompressed\n"
                    "  --read-compare     avr: read each page first and skip those that already hold the\n"
                    "                     image (pays off when most of the flash is unchanged)\n");
+    if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify"))
+        fprintf(f, "  IMAGE may be an http:// or https:// URL: downloaded whole (resumed if the\n"
+                   "  connection breaks) before the port is opened\n"
+                   "  --port again       flash/verify several targets at once (a quoted glob such as\n"
+                   "                     '/dev/ttyUSB*' is expanded); exit status: the worst of them\n"
+                   "  --cacert FILE      trust only the CAs in this PEM file for https:// images\n"
+                   "                     (default: the system CA store)\n"
+                   "  --http-timeout S   give up a download after S seconds (default 120)\n"
+                   "  --max-image-size N refuse a downloaded image larger than N bytes (K, M; default 64M)\n");
     fprintf(f, "  --json             print one JSON result object on stdout\n"
                "  -q, --quiet        no progress output\n"
                "  -v, --verbose      protocol trace on stderr (repeat for more)\n"
@@ -149,7 +164,7 @@ static int open_session(session *s, const opts *o)
     if (strncmp(o->port, "pty:", 4) == 0)
         return pf_diag_set(&s->diag, PF_ERR_ARG, "--port takes an existing port; pty:PATH (a new pty) is for "
                                                  "`peerflash sim` and `peerflash wire`");
-    if (strncmp(o->port, "tcp://", 6) != 0 && strncmp(o->port, "tcp-listen://", 13) != 0 && stat(o->port, &st) != 0)
+    if (!strstr(o->port, "://") && stat(o->port, &st) != 0)
         return pf_diag_set(&s->diag, PF_ERR_IO, "cannot open %s: %s (is the board plugged in? `peerflash ports` "
                                                 "lists serial ports)", o->port, strerror(errno));
     int r = pf_posix_open(&s->link, o->port, &s->diag);
@@ -272,43 +287,21 @@ static int image_exit(int err)
     return err == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_IMAGE;
 }
 
-static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
+/* Flashes or verifies the loaded images on o->port; returns the exit status. */
+static int flash_images_on_port(const opts *o, const pf_image_set *images, uint64_t t0)
 {
-    uint64_t t0 = pf_posix_now_us();
-    pf_image_set images;
-    pf_image_set_init(&images);
-    pf_diag d = {{0}};
-    int r = PF_OK;
-    for (int i = 0; i < nimg && r == PF_OK; i++)
-        r = pf_image_set_add(&images, imgs[i], &d);
-    if (r == PF_OK)
-        r = pf_image_set_finish(&images, &d);
-    if (r < 0) {
-        pf_cli_error("%s", d.text[0] ? d.text : pf_strerror(r));
-        json_result(o, NULL, r, image_exit(r), d.text, NULL, since(t0));
-        pf_image_set_free(&images);
-        return image_exit(r);
-    }
-    uint32_t lo, hi;
-    pf_memmap_bounds(&images.map, &lo, &hi);
-    if (!o->quiet)
-        fprintf(stderr, "image: %lu bytes in %zu segment(s) at 0x%08lx-0x%08lx\n",
-                (unsigned long)pf_memmap_bytes(&images.map), images.map.count, (unsigned long)lo,
-                (unsigned long)(hi - 1));
     session s;
-    r = open_session(&s, o);
+    int r = open_session(&s, o);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
-        pf_image_set_free(&images);
         return r;
     }
     /* ESP app images: checked for the chip the ROM identified (issue 4) */
     if (s.target.ops == &pf_target_esp &&
-        (r = pf_esp_check_image_set(&images, pf_esp_connected_chip(s.state), &s.diag)) < 0) {
+        (r = pf_esp_check_image_set(images, pf_esp_connected_chip(s.state), &s.diag)) < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
-        pf_image_set_free(&images);
         return r;
     }
     pf_cli_progress prog;
@@ -331,8 +324,8 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     pf_job_result res;
     pf_diag_clear(&s.diag);
     int is_verify = !strcmp(o->cmd, "verify");
-    r = buf ? (is_verify ? pf_job_verify(&s.target, &images.map, &cfg, &res)
-                         : pf_job_flash(&s.target, &images.map, &cfg, &res))
+    r = buf ? (is_verify ? pf_job_verify(&s.target, &images->map, &cfg, &res)
+                         : pf_job_flash(&s.target, &images->map, &cfg, &res))
             : PF_ERR_NOMEM;
     pf_cli_progress_end(&prog);
     double secs = since(t0);
@@ -361,6 +354,61 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     }
     free(buf);
     close_session(&s);
+    return r;
+}
+
+
+typedef struct run_one_ctx {
+    const opts *o;
+    const pf_image_set *images;
+    uint64_t t0;
+} run_one_ctx;
+
+/* In a child of pf_cli_run_many: the same work on one of the ports. */
+static int run_one_port(void *user, const char *port)
+{
+    const run_one_ctx *c = user;
+    opts one = *c->o;
+    one.port = port;
+    one.nports = 1;
+    return flash_images_on_port(&one, c->images, pf_posix_now_us());
+}
+
+static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
+{
+    uint64_t t0 = pf_posix_now_us();
+    pf_image_set images;
+    pf_image_set_init(&images);
+    pf_cli_download dl = {0};
+    dl.quiet = o->quiet;
+    pf_http_options http = o->http;
+    http.progress = pf_cli_download_progress;
+    http.progress_user = &dl;
+    images.http = &http;
+    pf_diag d = {{0}};
+    int r = PF_OK;
+    for (int i = 0; i < nimg && r == PF_OK; i++)
+        r = pf_image_set_add(&images, imgs[i], &d);
+    if (r == PF_OK)
+        r = pf_image_set_finish(&images, &d);
+    if (r < 0) {
+        pf_cli_error("%s", d.text[0] ? d.text : pf_strerror(r));
+        json_result(o, NULL, r, image_exit(r), d.text, NULL, since(t0));
+        pf_image_set_free(&images);
+        return image_exit(r);
+    }
+    uint32_t lo, hi;
+    pf_memmap_bounds(&images.map, &lo, &hi);
+    if (!o->quiet)
+        fprintf(stderr, "image: %lu bytes in %zu segment(s) at 0x%08lx-0x%08lx\n",
+                (unsigned long)pf_memmap_bytes(&images.map), images.map.count, (unsigned long)lo,
+                (unsigned long)(hi - 1));
+    if (o->nports > 1) {
+        /* many targets: one process per port, the images parsed once here */
+        r = pf_cli_run_many(o->ports, o->nports, o->cmd, o->json, o->quiet, run_one_port, &(run_one_ctx){o, &images, t0});
+    } else {
+        r = flash_images_on_port(o, &images, t0);
+    }
     pf_image_set_free(&images);
     return r;
 }
@@ -496,13 +544,62 @@ static int do_info(const opts *o)
     return PF_EXIT_OK;
 }
 
+/* Every --port given; a pattern with * ? or [ is expanded (glob) here, so a
+ * quoted '/dev/ttyUSB*' works. The strings live until the process ends. */
+#define MAX_PORTS 64
+static const char *g_ports[MAX_PORTS];
+static int g_nports;
+
+static int add_port(const char *p)
+{
+    for (int i = 0; i < g_nports; i++)
+        if (!strcmp(g_ports[i], p))
+            return 1; /* the same port twice would be two jobs fighting over one board */
+    if (g_nports == MAX_PORTS) {
+        pf_cli_error("--port: more than %d ports", MAX_PORTS);
+        return -1;
+    }
+    g_ports[g_nports++] = p;
+    return 0;
+}
+
+static int add_ports(const char *arg)
+{
+    if (strstr(arg, "://") || !strpbrk(arg, "*?["))
+        return add_port(arg) < 0 ? -1 : 0;
+    glob_t g;
+    int rc = glob(arg, 0, NULL, &g);
+    if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
+        pf_cli_error("--port '%s' matches no port (is the board plugged in? `peerflash ports` lists serial ports)", arg);
+        return -2;
+    }
+    if (rc != 0) {
+        pf_cli_error("--port '%s': cannot expand the pattern", arg);
+        return -1;
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char *p = strdup(g.gl_pathv[i]);
+        int r = p ? add_port(p) : -1;
+        if (r != 0)
+            free(p);
+        if (r < 0) {
+            globfree(&g);
+            return -1;
+        }
+    }
+    globfree(&g);
+    return 0;
+}
+
 int pf_cmd_flash(int argc, char **argv)
 {
     opts o = {0};
     o.cmd = argv[0];
     o.verify = o.skip = o.run = 1;
+    o.http = (pf_http_options)PF_HTTP_OPTIONS_DEFAULT();
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
-           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP };
+           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP, OPT_CACERT,
+           OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE };
     static const struct option longopts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
@@ -513,6 +610,8 @@ int pf_cmd_flash(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"unprotect-read", no_argument, 0, OPT_UNPROT_R}, {"unprotect-write", no_argument, 0, OPT_UNPROT_W},
         {"no-compress", no_argument, 0, OPT_NOCOMP},  {"read-compare", no_argument, 0, OPT_READCMP},
+        {"cacert", required_argument, 0, OPT_CACERT}, {"http-timeout", required_argument, 0, OPT_HTTP_TIMEOUT},
+        {"max-image-size", required_argument, 0, OPT_MAX_IMAGE},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     optind = 1;
@@ -520,7 +619,12 @@ int pf_cmd_flash(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_TARGET: o.target = optarg; break;
-        case OPT_PORT: o.port = optarg; break;
+        case OPT_PORT: {
+            int r = add_ports(optarg);
+            if (r < 0)
+                return r == -2 ? PF_EXIT_LINK : PF_EXIT_USAGE; /* a pattern matching no board: as a missing board */
+            break;
+        }
         case OPT_BAUD:
         case OPT_CBAUD:
             if (parse_u32(optarg, c == OPT_BAUD ? &o.baud : &o.connect_baud)) {
@@ -546,18 +650,51 @@ int pf_cmd_flash(int argc, char **argv)
         case OPT_UNPROT_W: o.unprotect_write = 1; break;
         case OPT_NOCOMP: o.no_compress = 1; break;
         case OPT_READCMP: o.read_compare = 1; break;
+        case OPT_CACERT: o.http.cacert = optarg; break;
+        case OPT_HTTP_TIMEOUT: {
+            uint32_t secs;
+            if (parse_u32(optarg, &secs) || secs == 0 || secs > 86400) {
+                pf_cli_error("--http-timeout takes seconds (1..86400), not '%s'", optarg);
+                return PF_EXIT_USAGE;
+            }
+            o.http.timeout_ms = secs * 1000u;
+            break;
+        }
+        case OPT_MAX_IMAGE: {
+            uint32_t max;
+            if (parse_u32(optarg, &max) || max == 0) {
+                pf_cli_error("--max-image-size takes a size in bytes (K, M allowed), not '%s'", optarg);
+                return PF_EXIT_USAGE;
+            }
+            o.http.max_bytes = max;
+            break;
+        }
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
         default: usage(o.cmd, stderr); return PF_EXIT_USAGE;
         }
     }
+    o.ports = g_ports;
+    o.nports = g_nports;
+    o.port = g_nports ? g_ports[0] : NULL;
     if (!o.target || !o.port) {
         pf_cli_error("%s needs --target and --port (see peerflash %s --help)", o.cmd, o.cmd);
         return PF_EXIT_USAGE;
     }
     if (!pf_target_find(o.target)) {
         pf_cli_error("unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
+        return PF_EXIT_USAGE;
+    }
+    for (int i = 0; i < o.nports; i++) {
+        pf_diag spec_diag = {{0}};
+        if (pf_posix_spec_check(o.ports[i], &spec_diag) < 0) {
+            pf_cli_error("--port %s", spec_diag.text);
+            return PF_EXIT_USAGE;
+        }
+    }
+    if (o.nports > 1 && strcmp(o.cmd, "flash") && strcmp(o.cmd, "verify")) {
+        pf_cli_error("%s takes one --port (flash and verify take several)", o.cmd);
         return PF_EXIT_USAGE;
     }
     /* Options that belong to some targets only: refused before anything is opened. */

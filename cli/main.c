@@ -27,7 +27,8 @@ static void usage(FILE *f)
     fprintf(f, "\ntargets (--target):");
     for (size_t i = 0; pf_target_drivers[i]; i++)
         fprintf(f, " %s", pf_target_drivers[i]->name);
-    fprintf(f, "\nports (--port): /dev/ttyUSB0, a pty path, tcp://HOST:PORT, tcp-listen://PORT\n"
+    fprintf(f, "\nports (--port): /dev/ttyUSB0, a pty path, tcp://HOST:PORT, rfc2217://HOST:PORT,\n"
+               "tcp-listen://PORT\n"
                "(sim and wire endpoints also take pty:PATH: a new pty linked at PATH)\n");
     fprintf(f, "\nexit status: 0 success, 1 other failure, 2 usage, 3 image (unreadable, malformed,\n"
                "out of range), 4 link (cannot open, no answer, lost), 5 target refused (wrong chip,\n"

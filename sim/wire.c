@@ -19,6 +19,8 @@
  *    we never write to a hung-up master and flush the slave's input (open,
  *    TCIFLUSH, close) when its program goes away. */
 #include "wire.h"
+#include "wire_rfc2217.h"
+#include "peerflash/pf_posix.h"
 
 #include "host/json.h"
 
@@ -54,7 +56,7 @@
 #define PF_WIRE_LINGER_MAX_NS 2000000000LL
 #define NEVER INT64_MAX
 
-enum { END_PTY, END_PATH, END_TCP, END_LISTEN };
+enum { END_PTY, END_PATH, END_TCP, END_LISTEN, END_RFC2217 };
 
 typedef struct wire_end {
     int kind;
@@ -72,6 +74,7 @@ typedef struct wire_end {
     int port;
     uint32_t opens, reopens;
     uint32_t ab_locked; /* autobaud: the rate this side locked to, 0 while detecting */
+    pf_wire_rfc2217 *rfc; /* END_RFC2217: the bridge thread (wire_rfc2217.c) */
 } wire_end;
 
 typedef struct out_ent {
@@ -413,6 +416,13 @@ static int parse_spec(wire_end *e, const char *spec, pf_diag *diag)
         e->port = (int)p;
         return PF_OK;
     }
+    if (!strncmp(spec, "rfc2217://", 10)) {
+        int rc = pf_posix_spec_check(spec, diag);
+        if (rc)
+            return rc;
+        e->kind = END_RFC2217;
+        return PF_OK;
+    }
     if (!strncmp(spec, "tcp://", 6)) {
         const char *hp = spec + 6, *colon = strrchr(hp, ':');
         char *end;
@@ -452,6 +462,14 @@ static int end_open(pf_wire *w, wire_end *e, pf_diag *diag)
     case END_PTY: return pty_create(w, e, diag);
     case END_PATH: return path_open(w, e, diag);
     case END_LISTEN: return tcp_listen(e, diag);
+    case END_RFC2217: {
+        /* a fixed rate goes to the server's port; in follow mode it takes
+         * the other side's rate, as a TCP side does */
+        int rc = pf_wire_rfc2217_start(&e->rfc, e->spec, w->cfg.follow ? 0 : w->cfg.baud, w->cfg.frame, &e->fd, diag);
+        if (rc == 0)
+            e->open = 1;
+        return rc;
+    }
     default: {
         int rc = tcp_connect_start(e, diag);
         if (rc == 0 && e->connecting) {
@@ -471,6 +489,10 @@ static int end_open(pf_wire *w, wire_end *e, pf_diag *diag)
 
 static void end_close(wire_end *e)
 {
+    if (e->rfc) {
+        pf_wire_rfc2217_stop(e->rfc, e->fd);
+        e->rfc = NULL;
+    }
     if (e->fd >= 0)
         close(e->fd);
     e->fd = -1;
@@ -746,6 +768,17 @@ static void accept_byte(pf_wire *w, wire_dir *d, uint8_t byte, int64_t t_read, u
 static void propagate_open(pf_wire *w, int side, int64_t now)
 {
     wire_end *o = &w->end[1 - side];
+    if (w->cfg.open_propagation && o->kind == END_RFC2217 && o->fd >= 0) {
+        /* the server reopens its port when we reconnect (a real serial
+         * device asserts DTR on open; a simulator resets on open) */
+        end_close(o);
+        o->ab_locked = 0;
+        o->next_check = now + (int64_t)w->cfg.reopen_gap_ms * 1000000LL;
+        o->reopens++;
+        wlog(w, "side %c opened: reconnecting side %c (%s) after %u ms to propagate the open", 'A' + side,
+             'A' + (1 - side), o->spec, w->cfg.reopen_gap_ms);
+        return;
+    }
     if (!w->cfg.open_propagation || o->kind != END_PATH || o->fd < 0)
         return;
     close(o->fd);
@@ -816,8 +849,13 @@ static void side_lost(pf_wire *w, int side, int64_t now)
         e->next_check = now + PF_WIRE_RETRY_NS;
         wlog(w, "side %c (%s) hung up; reopening", 'A' + side, e->path);
         break;
+    case END_RFC2217:
     case END_LISTEN:
     case END_TCP:
+        if (e->rfc) {
+            pf_wire_rfc2217_stop(e->rfc, e->fd);
+            e->rfc = NULL;
+        }
         if (e->fd >= 0)
             close(e->fd);
         e->fd = -1;
@@ -1047,6 +1085,18 @@ static void service_ends(pf_wire *w, int64_t now)
                 }
             }
             break;
+        case END_RFC2217:
+            if (e->fd < 0 && now >= e->next_check) {
+                pf_diag dg;
+                if (end_open(w, e, &dg) != 0) {
+                    e->fd = -1;
+                    e->next_check = now + PF_WIRE_RECONNECT_NS;
+                } else {
+                    e->opens++;
+                    wlog(w, "side %c (%s): connected", 'A' + s, e->spec);
+                }
+            }
+            break;
         case END_TCP:
             if (e->fd < 0 && now >= e->next_check) {
                 if (tcp_connect_start(e, NULL) != 0)
@@ -1148,7 +1198,7 @@ int pf_wire_run(pf_wire *w)
                     wake = t;
                 continue;
             }
-            if ((e->kind == END_TCP || e->kind == END_LISTEN) && e->fd < 0) {
+            if ((e->kind == END_TCP || e->kind == END_LISTEN || e->kind == END_RFC2217) && e->fd < 0) {
                 if (e->kind == END_LISTEN) {
                     pfd[np] = (struct pollfd){e->listen_fd, POLLIN, 0};
                     who[np++] = 2 + s;

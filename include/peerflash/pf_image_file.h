@@ -5,7 +5,8 @@
  * reader and stores the data in heap storage that it owns. Host code only
  * (it allocates); an MCU updater streams through the readers instead.
  *
- * A spec is PATH or PATH@ADDR. ADDR is hex with 0x (0x08000000) or decimal,
+ * A spec is PATH or PATH@ADDR; PATH may be an http:// or https:// URL, which
+ * is downloaded whole first (pf_http.h) and then read like a file. ADDR is hex with 0x (0x08000000) or decimal,
  * below 4 GiB. A raw binary (and, for now, an ESP app image or an MCUboot
  * image, which are loaded as raw bytes) needs @ADDR; Intel HEX, S-record
  * and ELF carry their own addresses and refuse one. An '@' whose suffix
@@ -40,6 +41,7 @@
 #include <stdint.h>
 
 #include "pf_err.h"
+#include "pf_http.h"
 #include "pf_image.h"
 #include "pf_memmap.h"
 
@@ -68,6 +70,8 @@ typedef struct pf_image_file {
  * freed). On failure f holds nothing to free, but pf_image_file_free is
  * harmless. */
 int pf_image_file_load(pf_image_file *f, const char *spec, pf_diag *diag);
+/* The same, with the download options for a URL (NULL: the defaults). */
+int pf_image_file_load_from(pf_image_file *f, const char *spec, const pf_http_options *http, pf_diag *diag);
 void pf_image_file_free(pf_image_file *f);
 
 /* Splits a spec into its path (copied into path, NUL-terminated) and
@@ -81,6 +85,7 @@ typedef struct pf_image_set {
     pf_memmap map;          /* every file's segments; sorted and checked by finish */
     pf_image_file *files;   /* the files, in the order added */
     size_t count;
+    const pf_http_options *http; /* for URL specs; NULL: the defaults (set before adding) */
     pf_segment *_segs;
     size_t _files_cap;
 } pf_image_set;

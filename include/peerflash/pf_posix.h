@@ -4,10 +4,15 @@
  *   /dev/ttyUSB0, /tmp/dev   an existing tty or pty path: opened, set raw (termios)
  *   pty:PATH                 creates a pty, links its slave at PATH (removed at close);
  *                            a bare PATH that does not exist yet means the same
- *   tcp://HOST:PORT          connects (a TCP serial bridge such as ESP-Link)
+ *   tcp://HOST:PORT          connects (a raw TCP serial bridge such as ESP-Link)
+ *   rfc2217://HOST:PORT      connects to a telnet COM-PORT-OPTION server (RFC 2217:
+ *                            ser2net, pyserial, esp-link's...): line rate, frame and
+ *                            DTR/RTS travel to the server's serial port
  *   tcp-listen://PORT        listens on 127.0.0.1:PORT, accepts one peer at first I/O
+ * HOST is a name, an IPv4 address or [IPv6]; PORT is 1..65535 in decimal.
  *
- * Missing modem lines (pty, TCP) and missing line rates (TCP) are not errors. */
+ * Missing modem lines (pty, TCP, an RFC 2217 server in front of a pty) and
+ * missing line rates (TCP) are not errors. */
 #ifndef PEERFLASH_PF_POSIX_H
 #define PEERFLASH_PF_POSIX_H
 
@@ -25,7 +30,10 @@ typedef enum pf_posix_kind {
     PF_POSIX_PTY_MASTER, /* a pty we created (pty:PATH); fd is the master side */
     PF_POSIX_TCP,        /* a connected socket */
     PF_POSIX_TCP_LISTEN, /* a listening socket; becomes PF_POSIX_TCP on accept */
+    PF_POSIX_RFC2217,    /* a connected socket speaking telnet + COM-PORT-OPTION */
 } pf_posix_kind;
+
+struct pf_rfc2217_session; /* ports/posix/rfc2217.c */
 
 typedef struct pf_posix_link {
     int fd;            /* the descriptor to read/write (-1 when closed) */
@@ -36,7 +44,14 @@ typedef struct pf_posix_link {
     uint32_t baud;
     pf_frame frame;
     int log_level;     /* port->log prints messages up to this level to stderr (-1 = none) */
+    struct pf_rfc2217_session *rfc2217; /* rfc2217:// only: telnet state, received data */
 } pf_posix_link;
+
+/* Checks the grammar of an endpoint spec without opening anything: a
+ * tcp://, rfc2217:// or tcp-listen:// spec with a missing host or a port that
+ * is not 1..65535 is PF_ERR_ARG naming the spec and what is wrong. Paths are
+ * not checked here (opening them says what is wrong). */
+int pf_posix_spec_check(const char *spec, pf_diag *diag);
 
 /* Opens an endpoint from its spec (see above). Errors name the spec and the
  * OS reason in diag, with a hint (permissions, "is it plugged in?"). */

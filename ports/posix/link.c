@@ -16,9 +16,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "peerflash/pf_posix.h"
+#include "posix_link.h"
 
-#define WRITE_STALL_MS 5000u /* a link that takes no byte for this long is stuck */
+#define WRITE_STALL_MS PF_POSIX_WRITE_STALL_MS
 
 static int starts_with(const char *s, const char *prefix)
 {
@@ -154,22 +154,12 @@ static int open_tty(pf_posix_link *link, const char *path, pf_diag *diag)
     return PF_OK;
 }
 
-static int split_host_port(const char *hp, char *host, size_t hsize, char *port, size_t psize)
+int pf_posix_tcp_connect(pf_posix_link *link, const char *spec, const char *scheme, pf_diag *diag)
 {
-    const char *colon = strrchr(hp, ':');
-    if (!colon || colon == hp || !colon[1] || (size_t)(colon - hp) >= hsize || strlen(colon + 1) >= psize)
-        return -1;
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = '\0';
-    snprintf(port, psize, "%s", colon + 1);
-    return 0;
-}
-
-static int open_tcp(pf_posix_link *link, const char *spec, pf_diag *diag)
-{
-    char host[128], port[16];
-    if (split_host_port(spec + 6, host, sizeof host, port, sizeof port) != 0)
-        return pf_diag_set(diag, PF_ERR_ARG, "bad endpoint '%s': expected tcp://HOST:PORT", spec);
+    char host[256], port[8];
+    int rc = pf_posix_split_endpoint(spec, scheme, host, sizeof host, port, sizeof port, diag);
+    if (rc)
+        return rc;
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -202,10 +192,10 @@ static int open_tcp(pf_posix_link *link, const char *spec, pf_diag *diag)
 
 static int open_listen(pf_posix_link *link, const char *spec, pf_diag *diag)
 {
-    char *end = NULL;
-    long port = strtol(spec + 13, &end, 10);
-    if (!end || *end || port <= 0 || port > 65535)
-        return pf_diag_set(diag, PF_ERR_ARG, "bad endpoint '%s': expected tcp-listen://PORT", spec);
+    int rc = pf_posix_spec_check(spec, diag);
+    if (rc)
+        return rc;
+    long port = strtol(spec + 13, NULL, 10);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return os_error(diag, "create a socket for", spec, errno);
@@ -234,7 +224,9 @@ int pf_posix_open(pf_posix_link *link, const char *spec, pf_diag *diag)
     link->listen_fd = -1;
     link->log_level = -1;
     if (starts_with(spec, "tcp://"))
-        return open_tcp(link, spec, diag);
+        return pf_posix_tcp_connect(link, spec, "tcp://", diag);
+    if (starts_with(spec, "rfc2217://"))
+        return pf_rfc2217_open(link, spec, diag);
     if (starts_with(spec, "tcp-listen://"))
         return open_listen(link, spec, diag);
     if (starts_with(spec, "pty:"))
@@ -251,6 +243,7 @@ void pf_posix_close(pf_posix_link *link)
 {
     if (!link)
         return;
+    pf_rfc2217_close(link);
     if (link->fd >= 0)
         close(link->fd);
     if (link->listen_fd >= 0)
@@ -298,6 +291,8 @@ static void delay_cb(void *ctx, uint32_t ms)
 static int link_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
 {
     pf_posix_link *l = ctx;
+    if (l->kind == PF_POSIX_RFC2217)
+        return pf_rfc2217_read(l, buf, n, timeout_ms);
     uint32_t deadline = pf_posix_now_ms() + timeout_ms;
     if (l->kind == PF_POSIX_TCP_LISTEN) {
         int r = pf_posix_accept(l, timeout_ms);
@@ -347,19 +342,13 @@ static int link_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
     return (int)got;
 }
 
-static int link_write(void *ctx, const uint8_t *buf, size_t n)
+int pf_posix_send_all(pf_posix_link *l, const uint8_t *buf, size_t n)
 {
-    pf_posix_link *l = ctx;
-    if (l->kind == PF_POSIX_TCP_LISTEN) {
-        int r = pf_posix_accept(l, WRITE_STALL_MS);
-        if (r < 0)
-            return r == PF_ERR_TIMEOUT ? PF_ERR_CLOSED : r;
-    }
+    int is_socket = l->kind == PF_POSIX_TCP || l->kind == PF_POSIX_RFC2217;
     size_t done = 0;
     uint32_t deadline = pf_posix_now_ms() + WRITE_STALL_MS;
     while (done < n) {
-        ssize_t r = l->kind == PF_POSIX_TCP ? send(l->fd, buf + done, n - done, MSG_NOSIGNAL)
-                                            : write(l->fd, buf + done, n - done);
+        ssize_t r = is_socket ? send(l->fd, buf + done, n - done, MSG_NOSIGNAL) : write(l->fd, buf + done, n - done);
         if (r > 0) {
             done += (size_t)r;
             deadline = pf_posix_now_ms() + WRITE_STALL_MS;
@@ -378,6 +367,19 @@ static int link_write(void *ctx, const uint8_t *buf, size_t n)
     return (int)n;
 }
 
+static int link_write(void *ctx, const uint8_t *buf, size_t n)
+{
+    pf_posix_link *l = ctx;
+    if (l->kind == PF_POSIX_RFC2217)
+        return pf_rfc2217_write(l, buf, n);
+    if (l->kind == PF_POSIX_TCP_LISTEN) {
+        int r = pf_posix_accept(l, WRITE_STALL_MS);
+        if (r < 0)
+            return r == PF_ERR_TIMEOUT ? PF_ERR_CLOSED : r;
+    }
+    return pf_posix_send_all(l, buf, n);
+}
+
 static int link_drain(void *ctx)
 {
     pf_posix_link *l = ctx;
@@ -389,6 +391,8 @@ static int link_drain(void *ctx)
 static int link_flush_input(void *ctx)
 {
     pf_posix_link *l = ctx;
+    if (l->kind == PF_POSIX_RFC2217)
+        return pf_rfc2217_flush_input(l);
     if (l->kind == PF_POSIX_TTY || l->kind == PF_POSIX_PTY_MASTER) {
         tcflush(l->fd, TCIFLUSH);
         return PF_OK;
@@ -404,6 +408,8 @@ static int link_flush_input(void *ctx)
 static int link_set_line(void *ctx, uint32_t baud, pf_frame frame)
 {
     pf_posix_link *l = ctx;
+    if (l->kind == PF_POSIX_RFC2217)
+        return pf_rfc2217_set_line(l, baud, frame);
     if (l->kind == PF_POSIX_TCP || l->kind == PF_POSIX_TCP_LISTEN)
         return PF_ERR_UNSUPPORTED;
     speed_t sp = speed_constant(baud);
@@ -435,6 +441,8 @@ static int link_set_line(void *ctx, uint32_t baud, pf_frame frame)
 static int link_set_lines(void *ctx, int dtr, int rts)
 {
     pf_posix_link *l = ctx;
+    if (l->kind == PF_POSIX_RFC2217)
+        return pf_rfc2217_set_lines(l, dtr, rts);
     if (l->kind != PF_POSIX_TTY)
         return PF_ERR_UNSUPPORTED;
     int bits;

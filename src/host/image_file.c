@@ -179,7 +179,7 @@ void pf_image_file_free(pf_image_file *f)
     memset(f, 0, sizeof *f);
 }
 
-static int load(pf_image_file *f, const char *spec, pf_diag *diag)
+static int load(pf_image_file *f, const char *spec, const pf_http_options *http, pf_diag *diag)
 {
     size_t slen = strlen(spec);
     f->spec = malloc(slen + 1);
@@ -194,8 +194,11 @@ static int load(pf_image_file *f, const char *spec, pf_diag *diag)
 
     uint8_t *buf;
     size_t size;
-    rc = read_all(path, &buf, &size, diag);
-    if (rc) {
+    if (pf_http_is_url(path)) {
+        rc = pf_http_fetch(path, http, &buf, &size, diag); /* its messages name the URL */
+        if (rc)
+            return rc;
+    } else if ((rc = read_all(path, &buf, &size, diag)) != 0) {
         pf_diag_prefix(diag, path);
         return rc;
     }
@@ -252,10 +255,15 @@ static int load(pf_image_file *f, const char *spec, pf_diag *diag)
 
 int pf_image_file_load(pf_image_file *f, const char *spec, pf_diag *diag)
 {
+    return pf_image_file_load_from(f, spec, NULL, diag);
+}
+
+int pf_image_file_load_from(pf_image_file *f, const char *spec, const pf_http_options *http, pf_diag *diag)
+{
     if (!f || !spec)
         return PF_ERR_ARG;
     memset(f, 0, sizeof *f);
-    int rc = load(f, spec, diag);
+    int rc = load(f, spec, http, diag);
     if (rc)
         pf_image_file_free(f);
     return rc;
@@ -282,7 +290,7 @@ int pf_image_set_add(pf_image_set *set, const char *spec, pf_diag *diag)
         set->_files_cap = ncap;
     }
     pf_image_file *f = &set->files[set->count];
-    int rc = pf_image_file_load(f, spec, diag);
+    int rc = pf_image_file_load_from(f, spec, set->http, diag);
     if (rc)
         return rc;
     size_t total = set->map.count + f->map.count;
