@@ -237,6 +237,8 @@ static void test_no_sync(void)
     pf_posix_close(&quiet);
 }
 
+static pf_esp_sim_stats relay_sim_stats; /* the simulator's counters after relay_job */
+
 /* A flash job of `len` bytes at 0x10000 through the relay; returns the job's result. */
 static int relay_job(esp_relay *rl, const char *tag, uint32_t len, uint32_t fast_baud, int compress, uint32_t seed,
                      int *matches, char *why, size_t why_size, double *secs)
@@ -272,6 +274,7 @@ static int relay_job(esp_relay *rl, const char *tag, uint32_t len, uint32_t fast
         rl->seed = es.retries; /* handed back to the caller */
     }
     *matches = memcmp(pf_esp_sim_flash(st.sim) + 0x10000, img, len) == 0;
+    pf_esp_sim_get_stats(st.sim, &relay_sim_stats);
     esp_host_close(&h);
     esp_relay_stop(rl);
     esp_sim_stop(&st);
@@ -325,6 +328,98 @@ static void test_bit_flips(void)
     (void)successes;
 }
 
+/* Image sizes that are not multiples of the ROM's 32 KiB inflate buffer land
+ * whole, and the bytes past the image's sectors stay as they were (the
+ * strict simulator writes the buffer only when full or at the last
+ * announced block, stale bytes included, as the real ROM does). */
+static void test_odd_sizes(void)
+{
+    static const uint32_t sizes[] = {40 * 1024, 60 * 1024, 100 * 1024, 100 * 1024 + 123, 64 * 1024, 4096};
+    for (int compress = 1; compress >= 0; compress--)
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            uint32_t len = sizes[i], at = 0x20000;
+            uint32_t end = (at + len + 4095u) / 4096u * 4096u;
+            esp_simthread st;
+            REQUIRE(esp_sim_start(&st, "odd", "esp32", FLASH_4M) == 0);
+            uint8_t *fl = pf_esp_sim_flash(st.sim);
+            memset(fl + end, 0x00, 0x10000);   /* what lies past the image: any write shows */
+            memset(fl + at - 0x1000, 0x00, 0x1000);
+            esp_host h;
+            REQUIRE(esp_host_open(&h, st.path, 0, NULL, compress) == 0);
+            job_buf j;
+            map_init(&j, len + 4096);
+            uint8_t *img = malloc(len);
+            esp_fill(img, len, len);
+            REQUIRE(pf_memmap_add(&j.map, at, img, len, NULL) == 0);
+            REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+            pf_job_result res;
+            int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+            if (r < 0)
+                fprintf(stderr, "  %u bytes%s: %s\n", len, compress ? " compressed" : "", h.diag.text);
+            CHECK_EQ(r, 0);
+            CHECK(memcmp(fl + at, img, len) == 0);
+            int untouched = 1;
+            for (uint32_t k = 0; k < 0x10000; k++)
+                untouched &= fl[end + k] == 0x00;
+            for (uint32_t k = 0; k < 0x1000; k++)
+                untouched &= fl[at - 0x1000 + k] == 0x00;
+            CHECK(untouched);
+            esp_host_close(&h);
+            esp_sim_stop(&st);
+            free(j.arena);
+            free(img);
+        }
+}
+
+/* An image that starts inside a sector: the ROM refuses an unaligned BEGIN
+ * (01 06), so the write starts at the sector (whose head the ROM erases
+ * anyway) and verifies. */
+static void test_unaligned_start(void)
+{
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, "unal", "esp32", FLASH_4M) == 0);
+    esp_host h;
+    REQUIRE(esp_host_open(&h, st.path, 0, NULL, 1) == 0);
+    job_buf j;
+    map_init(&j, 65536);
+    static uint8_t img[5000];
+    esp_fill(img, sizeof img, 11);
+    REQUIRE(pf_memmap_add(&j.map, 0x10010, img, sizeof img, NULL) == 0);
+    REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+    pf_job_result res;
+    int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    if (r < 0)
+        fprintf(stderr, "  job: %s\n", h.diag.text);
+    CHECK_EQ(r, 0);
+    CHECK(memcmp(pf_esp_sim_flash(st.sim) + 0x10010, img, sizeof img) == 0);
+    esp_host_close(&h);
+    esp_sim_stop(&st);
+    free(j.arena);
+}
+
+/* One data block damaged on the line (a bit of its payload flipped): the
+ * ROM answers 01 07 and then wants the next sequence number, so the driver
+ * starts that segment again with a new BEGIN; the image lands and verifies. */
+static void test_checksum_error_recovered(void)
+{
+    for (int compress = 1; compress >= 0; compress--) {
+        esp_relay rl;
+        memset(&rl, 0, sizeof rl);
+        rl.flip_at = 45000; /* inside the data blocks of the second segment */
+        int matches = 0;
+        char why[PF_DIAG_MAX];
+        int r = relay_job(&rl, "crc", 100 * 1024 + 77, 0, compress, 5, &matches, why, sizeof why, NULL);
+        fprintf(stderr, "  %s: %u flip, %u bad checksum(s) at the ROM, %u fresh start(s) -> %d %s\n",
+                compress ? "compressed" : "plain", rl.h2d.flips, relay_sim_stats.bad_checksums, rl.seed, r,
+                r ? why : "ok");
+        CHECK_EQ(rl.h2d.flips, 1);
+        CHECK_EQ(relay_sim_stats.bad_checksums, 1);
+        CHECK_EQ(r, 0);
+        CHECK(matches);
+        CHECK_EQ(rl.seed, 1); /* one fresh start */
+    }
+}
+
 static void test_rate_follows_baud(void)
 {
     /* With the line rate modelled, a switch to 921600 after sync makes the
@@ -355,6 +450,9 @@ int main(void)
     RUN(test_wrong_chip_and_range);
     RUN(test_md5_mismatch);
     RUN(test_no_sync);
+    RUN(test_odd_sizes);
+    RUN(test_unaligned_start);
+    RUN(test_checksum_error_recovered);
     RUN(test_link_cut);
     RUN(test_bit_flips);
     RUN(test_rate_follows_baud);
