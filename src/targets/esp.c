@@ -373,6 +373,26 @@ static int flash_id(esp_state *s, uint32_t *id)
     return PF_OK;
 }
 
+/* The factory MAC from eFuse BLOCK0 words 1 and 2 (ESP32: EFUSE_RD_REG_BASE
+ * 0x3FF5A000; esptool's read_mac packs word 2 then word 1 big-endian and takes
+ * bytes 2..7). Other chips keep it elsewhere: not read here. */
+static int read_mac(esp_state *s, uint8_t mac[6])
+{
+    if (strcmp(s->chip->key, "esp32") != 0)
+        return PF_ERR_UNSUPPORTED;
+    uint32_t w1 = 0, w2 = 0;
+    int r;
+    if ((r = read_reg(s, 0x3FF5A004u, &w1)) < 0 || (r = read_reg(s, 0x3FF5A008u, &w2)) < 0)
+        return r;
+    mac[0] = (uint8_t)(w2 >> 8);
+    mac[1] = (uint8_t)w2;
+    mac[2] = (uint8_t)(w1 >> 24);
+    mac[3] = (uint8_t)(w1 >> 16);
+    mac[4] = (uint8_t)(w1 >> 8);
+    mac[5] = (uint8_t)w1;
+    return PF_OK;
+}
+
 static int change_baud(esp_state *s, uint32_t baud)
 {
     uint8_t p[8];
@@ -486,6 +506,10 @@ static int esp_connect(void *self, pf_target_info *info)
         }
     }
     s->flash_size = size;
+    uint8_t mac[6];
+    int have_mac = read_mac(s, mac);
+    if (have_mac < 0 && have_mac != PF_ERR_UNSUPPORTED)
+        return have_mac;
     {
         uint8_t p[24];
         pf_put_le32(p, 0);
@@ -501,7 +525,16 @@ static int esp_connect(void *self, pf_target_info *info)
     pf_format(info->chip, sizeof info->chip, "%s", c->name);
     pf_format(info->bootloader, sizeof info->bootloader, "%s ROM loader", c->name);
     info->chip_id = c->security_chip_id ? c->security_chip_id : c->magic[0];
-    info->caps = PF_CAP_READ | PF_CAP_RUN | (c->rom_deflate ? PF_CAP_DIGEST : 0);
+    info->caps = PF_CAP_READ | PF_CAP_RUN | PF_CAP_ERASE_ALL | (c->rom_deflate ? PF_CAP_DIGEST : 0);
+    size_t dn = 0;
+    if (have_mac == PF_OK)
+        dn += pf_format(info->details + dn, sizeof info->details - dn, "MAC:         %02x:%02x:%02x:%02x:%02x:%02x\n",
+                        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    if (id)
+        pf_format(info->details + dn, sizeof info->details - dn,
+                  "flash id:    0x%06lx (manufacturer 0x%02lx, device 0x%04lx, %lu KiB)\n", (unsigned long)id,
+                  (unsigned long)(id & 0xFF), (unsigned long)((id >> 8 & 0xFF) << 8 | (id >> 16 & 0xFF)),
+                  (unsigned long)(size / 1024)); /* the device word as esptool prints it: memory type, capacity */
     info->digest = c->rom_deflate ? PF_DIGEST_MD5 : PF_DIGEST_NONE;
     pf_flash_geometry *g = &info->geom;
     g->flash_start = 0;
@@ -837,6 +870,41 @@ static int esp_write_end(void *self)
     return r;
 }
 
+/* ---- erase ---------------------------------------------------------------------
+ * The ROM has no erase command (ERASE_FLASH / ERASE_REGION, 0xD0 / 0xD1, are
+ * the flasher stub's); its FLASH_BEGIN erases the sectors it announces up
+ * front, so a BEGIN with no data after it is the ROM's erase. */
+
+static int esp_erase(void *self, uint32_t addr, uint32_t len)
+{
+    esp_state *s = self;
+    if (!s->connected)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP erase before connect");
+    if (addr % SECTOR || len % SECTOR || !len || (uint64_t)addr + len > s->flash_size)
+        return pf_diag_set(diag(s), PF_ERR_RANGE,
+                           "ESP erase of %lu bytes at 0x%08lx: whole 4 KiB sectors inside the %lu KiB flash only",
+                           (unsigned long)len, (unsigned long)addr, (unsigned long)(s->flash_size / 1024));
+    uint8_t p[20];
+    pf_put_le32(p, len);
+    pf_put_le32(p + 4, (len + PF_ESP_ROM_BLOCK - 1) / PF_ESP_ROM_BLOCK);
+    pf_put_le32(p + 8, PF_ESP_ROM_BLOCK);
+    pf_put_le32(p + 12, addr);
+    pf_put_le32(p + 16, 0);
+    int r = command(s, PF_ESP_FLASH_BEGIN, p, s->chip->begin_encrypt_word ? 20 : 16, per_mb(ERASE_MS_PER_MB, len));
+    if (r < 0) {
+        char where[48];
+        pf_format(where, sizeof where, "erasing 0x%08lx-0x%08lx", (unsigned long)addr, (unsigned long)(addr + len - 1));
+        pf_diag_prefix(diag(s), where);
+    }
+    return r;
+}
+
+static int esp_erase_all(void *self)
+{
+    esp_state *s = self;
+    return esp_erase(self, 0, s->flash_size);
+}
+
 /* ---- reading, digest, run ------------------------------------------------- */
 
 static int esp_read(void *self, uint32_t addr, uint8_t *buf, uint32_t len)
@@ -951,8 +1019,8 @@ const pf_target_ops pf_target_esp = {
     sizeof(esp_state),
     esp_open,
     esp_connect,
-    NULL, /* erase: FLASH_BEGIN erases what a run covers */
-    NULL,
+    esp_erase, /* FLASH_BEGIN erases; the job needs no separate erase (erase_style BY_WRITE) */
+    esp_erase_all,
     esp_write_begin,
     esp_write,
     esp_write_end,
