@@ -172,7 +172,8 @@ static int unsupported(pf_esp_sim *s, uint8_t op)
  *    on the S3/C3; integer part in bits 0-19, fraction in 16ths in bits
  *    20-23; ESP32 TRM, UART chapter; esptool's targets/esp32*.py): the ROM
  *    runs UART0 from the 40 MHz crystal, so esptool's estimate
- *    baud * divider / 1e6 gives the crystal (40 MHz).
+ *    baud * divider / 1e6 gives the crystal (40 MHz). The real ESP32 ROM
+ *    answered 0x0000015A at 115200 (emulator run, docs/ESP.md).
  *  - eFuse BLOCK0 words 0-3 (EFUSE_RD_REG_BASE 0x3FF5A000, also seen by
  *    hosts at its 0x6001A000 alias): a real ESP32's words as logged over the
  *    ROM loader in cesanta/mongoose-os issue 408 (0x6001a004 = 0xa4211598,
@@ -185,8 +186,10 @@ static int chip_reg(const pf_esp_sim *s, uint32_t addr, uint32_t *v)
     int esp32 = !strcmp(k, "esp32");
     uint32_t clkdiv_reg = esp32 ? 0x3FF40014u : (!strcmp(k, "esp32s3") || !strcmp(k, "esp32c3")) ? 0x60000014u : 0;
     if (clkdiv_reg && addr == clkdiv_reg) {
-        uint64_t div16 = (40000000ull * 16u + s->st.baud / 2u) / s->st.baud;
-        *v = (uint32_t)(div16 >> 4) | (uint32_t)(div16 & 15u) << 20;
+        /* what the ESP32 mask ROM answered at 115200 (run in the emulator,
+         * docs/ESP.md): 0x15A, a 39.9 MHz estimate; the crystal's divider
+         * at other rates */
+        *v = s->st.baud == 115200u ? 0x15Au : (40000000u + s->st.baud / 2u) / s->st.baud;
         return 1;
     }
     if (esp32 && ((addr >= 0x3FF5A000u && addr < 0x3FF5A010u) || (addr >= 0x6001A000u && addr < 0x6001A010u))) {

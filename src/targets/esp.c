@@ -29,7 +29,8 @@
 #define RX_MAX (PF_ESP_HDR + 2 * PF_ESP_SLOW_READ_MAX + 64)
 #define SECTOR 4096u            /* the ROM's erase unit; BEGIN offsets are multiples */
 #define SEGMENT 0x8000u         /* the ROM's inflate buffer: written when full */
-#define MAX_RESTARTS 4u         /* fresh starts of one segment after line damage */
+#define MAX_RESTARTS 8u         /* fresh starts of one segment after line damage (the emulated ROM
+                                * under load needed 4 in one segment) */
 #define ESP_RESTART (-1000)     /* internal: the block was damaged, start the segment again */
 
 typedef struct esp_state {
@@ -299,7 +300,8 @@ static int do_sync(esp_state *s)
                 pf_port_logf(port(s), 2, "esp: synced (attempt %u)", a + 1);
                 return PF_OK;
             }
-            if (r != PF_ERR_TIMEOUT)
+            /* a SYNC damaged on the line is answered 01 05 or garbled: try again */
+            if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
                 return r;
         }
     }

@@ -32,6 +32,7 @@ typedef struct esp_relay {
     pf_posix_link dev;    /* the simulator's pty path, opened */
     int rate_model;       /* 0: as fast as the ptys go */
     double flip_rate;     /* probability per byte of one flipped bit (both directions) */
+    int flip_host_only;   /* flip_rate applies to host->device bytes only */
     uint64_t cut_after;   /* host->device bytes after which the link is cut (0 = never) */
     uint64_t flip_at;     /* host->device: flip bit 0 of the byte at this count (1-based), or of the
                            * next one that stays clear of SLIP's C0/DB, to damage one frame's data */
@@ -113,7 +114,7 @@ static void *esp_relay_run(void *arg)
                 r->flip_at = 0;
             }
         }
-        for (ssize_t i = 0; i < n && r->flip_rate > 0; i++) {
+        for (ssize_t i = 0; i < n && r->flip_rate > 0 && (d == &r->h2d || !r->flip_host_only); i++) {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;

@@ -3,6 +3,8 @@
  * MD5 verify, read back, baud switch, several images, and faults. */
 #include <signal.h>
 
+#include "codec/esp_cmd.h"
+#include "codec/slip.h"
 #include "esp_harness.h"
 #include "esp_relay.h"
 #include "pf_test.h"
@@ -420,6 +422,99 @@ static void test_checksum_error_recovered(void)
     }
 }
 
+/* A scripted ROM on a pty: answers SYNC 8 times, then answers the next
+ * command with the given status bytes (a reply damaged on the line). */
+typedef struct fake_rom {
+    pf_posix_link link;
+    pf_port port;
+    uint8_t status[4];
+    volatile int stop;
+    pthread_t th;
+    char path[100];
+} fake_rom;
+
+static void *fake_rom_run(void *arg)
+{
+    fake_rom *f = arg;
+    static uint8_t rx[2048], tx[256];
+    pf_slip_decoder dec;
+    pf_slip_decoder_init(&dec, rx, sizeof rx);
+    int synced = 0;
+    while (!f->stop) {
+        uint8_t b;
+        if (f->port.read(f->port.ctx, &b, 1, 20) != 1 || pf_slip_feed(&dec, b) != PF_SLIP_FRAME)
+            continue;
+        pf_esp_packet p;
+        if (pf_esp_packet_parse(dec.buf, dec.len, &p) != 0 || p.dir != 0)
+            continue;
+        static const uint8_t ok[4] = {0, 0, 0, 0};
+        int n = p.op == PF_ESP_SYNC ? 8 : 1;
+        for (int i = 0; i < n; i++) {
+            size_t len = pf_esp_response_frame(p.op, 0x11, NULL, 0, p.op == PF_ESP_SYNC || !synced ? ok : f->status, 4,
+                                               tx, sizeof tx);
+            pf_port_write_all(&f->port, tx, len);
+        }
+        if (p.op == PF_ESP_SYNC)
+            synced = 1;
+    }
+    return NULL;
+}
+
+/* The exit cause of a damaged answer is the link (4), never "target
+ * refused" (5): a status byte the ROM never sends, and 01 07 (the ROM saw a
+ * bad checksum), each on the first command after sync. */
+static void test_damaged_answer_is_link_fault(void)
+{
+    static const struct {
+        uint8_t status[4];
+        int err;
+        const char *says;
+    } cases[] = {
+        {{0x41, 0x07, 0, 0}, PF_ERR_PROTOCOL, "garbled answer from the ESP ROM"},
+        {{0x01, 0x07, 0, 0}, PF_ERR_CRC, "status 01 07"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake_rom f;
+        memset(&f, 0, sizeof f);
+        snprintf(f.path, sizeof f.path, "/tmp/pf-esp-fake-%d", (int)getpid());
+        char spec[128];
+        snprintf(spec, sizeof spec, "pty:%s", f.path);
+        REQUIRE(pf_posix_open(&f.link, spec, NULL) == 0);
+        pf_posix_port(&f.link, &f.port);
+        memcpy(f.status, cases[i].status, 4);
+        pthread_create(&f.th, NULL, fake_rom_run, &f);
+        esp_host h;
+        int r = esp_host_open(&h, f.path, 0, NULL, 1);
+        fprintf(stderr, "  status %02x %02x -> %d %s\n", cases[i].status[0], cases[i].status[1], r, h.diag.text);
+        CHECK_EQ(r, cases[i].err);
+        CHECK_STR_CONTAINS(h.diag.text, cases[i].says);
+        esp_host_close(&h);
+        f.stop = 1;
+        pthread_join(f.th, NULL);
+        pf_posix_close(&f.link);
+    }
+}
+
+/* A line that damages every block: the driver gives up after its bounded
+ * fresh starts with exit cause link (PF_ERR_CRC or a timeout), and the whole
+ * message (the ROM's status, the block, the flash range) fits. */
+static void test_gives_up_on_a_bad_line(void)
+{
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    rl.flip_rate = 2e-3;
+    rl.flip_host_only = 1;
+    rl.seed = 3;
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    int r = relay_job(&rl, "bad", 20000, 0, 1, 9, &matches, why, sizeof why, NULL);
+    fprintf(stderr, "  %u flips -> %d %s\n", rl.h2d.flips, r, why);
+    CHECK(r == PF_ERR_CRC || r == PF_ERR_TIMEOUT);
+    CHECK(strstr(why, "(lower --baud?)") != NULL); /* not cut short */
+    CHECK_STR_CONTAINS(why, "for flash 0x00010000-0x00017fff");
+    CHECK(!matches);
+}
+
 static void test_rate_follows_baud(void)
 {
     /* With the line rate modelled, a switch to 921600 after sync makes the
@@ -453,6 +548,8 @@ int main(void)
     RUN(test_odd_sizes);
     RUN(test_unaligned_start);
     RUN(test_checksum_error_recovered);
+    RUN(test_damaged_answer_is_link_fault);
+    RUN(test_gives_up_on_a_bad_line);
     RUN(test_link_cut);
     RUN(test_bit_flips);
     RUN(test_rate_follows_baud);
