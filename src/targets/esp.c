@@ -29,8 +29,8 @@
 #define RX_MAX (PF_ESP_HDR + 2 * PF_ESP_SLOW_READ_MAX + 64)
 #define SECTOR 4096u            /* the ROM's erase unit; BEGIN offsets are multiples */
 #define SEGMENT 0x8000u         /* the ROM's inflate buffer: written when full */
-#define MAX_RESTARTS 8u         /* fresh starts of one segment after line damage (the emulated ROM
-                                * under load needed 4 in one segment) */
+#define MAX_RESTARTS 8u         /* fresh starts in a row without progress (the emulated ROM
+                                * under load needed 4 in one 32 KiB segment) */
 #define ESP_RESTART (-1000)     /* internal: the block was damaged, start the segment again */
 
 typedef struct esp_state {
@@ -52,7 +52,9 @@ typedef struct esp_state {
     int in_run, deflating;
     uint32_t run_addr, run_len, run_fed, seq, num_blocks;
     uint32_t seg_off, seg_fill;  /* the current segment: run offset, bytes held */
-    unsigned restarts;
+    uint32_t stream_off;         /* run offset of the current BEGIN */
+    uint32_t restart_off;        /* run offset of the last fresh start */
+    unsigned restarts;           /* fresh starts at restart_off without progress */
     uint32_t failed_seq;         /* the last damaged block and what the ROM said */
     uint8_t failed_status, failed_err;
     int failed_code;
@@ -572,15 +574,25 @@ static int esp_connect(void *self, pf_target_info *info)
  * count is an upper bound that is never reached, so no stale buffer is ever
  * written. A block the ROM did not take cleanly (checksum, invalid message,
  * garbled or no answer) is not resent: the write starts again with a new
- * BEGIN at its segment, whose raw bytes the driver keeps. */
+ * BEGIN at its segment (compressed) or its sector (plain), from the raw
+ * bytes of the segment the driver keeps. */
 
-static void segment_range(const esp_state *s, uint32_t *first, uint32_t *last)
+/* Where the damaged block's data belongs, and the run offset to start again
+ * from: a compressed block's data is somewhere in its segment, which starts
+ * again (the ROM's buffer fills from the BEGIN offset); a plain block is one
+ * KiB at a known place and only its sector starts again. */
+static uint32_t damaged_range(const esp_state *s, uint32_t *first, uint32_t *last)
 {
-    *first = s->run_addr + s->seg_off;
-    uint32_t end = s->seg_off + SEGMENT;
-    if (!s->deflating && end > s->run_len)
-        end = s->run_len;
-    *last = s->run_addr + end - 1;
+    if (s->deflating) {
+        *first = s->run_addr + s->seg_off;
+        *last = *first + SEGMENT - 1;
+        return s->seg_off;
+    }
+    uint32_t off = s->stream_off + s->failed_seq * PF_ESP_ROM_BLOCK;
+    *first = s->run_addr + off;
+    *last = *first + PF_ESP_ROM_BLOCK - 1;
+    uint32_t from = off / SECTOR * SECTOR;
+    return from < s->seg_off ? s->seg_off : from;
 }
 
 /* Whether a failed data command leaves the ROM in a state a new BEGIN
@@ -627,6 +639,7 @@ static int begin_stream(esp_state *s, uint32_t off)
     uint8_t op;
     s->seq = 0;
     s->fill = 0;
+    s->stream_off = off;
     if (s->deflating) {
         if (s->z_ready) {
             deflateEnd(&s->z);
@@ -727,12 +740,17 @@ static int feed(esp_state *s, const uint8_t *data, uint32_t len, int close)
     return pump(s, data, len, close == 2 ? Z_FINISH : close ? Z_SYNC_FLUSH : Z_NO_FLUSH);
 }
 
-/* After line damage: a new BEGIN at the segment's start and its bytes again.
- * Bounded: the run gives up after MAX_RESTARTS, naming what the ROM said. */
+/* After line damage: a new BEGIN where the damaged data starts again (see
+ * damaged_range) and the bytes from there. Bounded: MAX_RESTARTS without
+ * progress past the last restart point ends the run, naming what the ROM
+ * said. Returns the segment offset to feed from, or an error. */
 static int restart_segment(esp_state *s)
 {
     uint32_t first, last;
-    segment_range(s, &first, &last);
+    uint32_t from = damaged_range(s, &first, &last);
+    if (from > s->restart_off)
+        s->restarts = 0; /* progress since the last fresh start */
+    s->restart_off = from;
     const char *what = s->deflating ? "compressed block" : "block";
     char said[48];
     if (s->failed_status)
@@ -751,9 +769,11 @@ static int restart_segment(esp_state *s)
     s->restarts++;
     s->stats.retries++;
     pf_port_logf(port(s), 1, "esp: the ROM %s %s %lu (flash 0x%08lx-0x%08lx): writing again from 0x%08lx", said,
-                 what, (unsigned long)s->failed_seq, (unsigned long)first, (unsigned long)last, (unsigned long)first);
+                 what, (unsigned long)s->failed_seq, (unsigned long)first, (unsigned long)last,
+                 (unsigned long)(s->run_addr + from));
     pf_slip_decoder_reset(&s->dec);
-    return begin_stream(s, s->seg_off);
+    int r = begin_stream(s, from);
+    return r < 0 ? r : (int)(from - s->seg_off);
 }
 
 /* Feeds seg[from, seg_fill), closing the segment when close is 1 (segment
@@ -766,7 +786,7 @@ static int segment_step(esp_state *s, uint32_t from, int close)
             return r;
         if ((r = restart_segment(s)) < 0)
             return r;
-        from = 0;
+        from = (uint32_t)r;
     }
 }
 
@@ -793,6 +813,7 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
     s->seg_off = 0;
     s->seg_fill = 0;
     s->restarts = 0;
+    s->restart_off = 0;
     int r = begin_stream(s, 0);
     if (r < 0)
         return r;
@@ -827,7 +848,6 @@ static int esp_write(void *self, uint32_t addr, const uint8_t *data, uint32_t le
         if (full) {
             s->seg_off += SEGMENT;
             s->seg_fill = 0;
-            s->restarts = 0;
         }
     }
     return PF_OK;
@@ -846,7 +866,6 @@ static int finish_compressed(esp_state *s)
         return segment_step(s, from, 2);
     }
     s->deflating = 0;
-    s->restarts = 0;
     int r = begin_stream(s, s->seg_off);
     return r < 0 ? r : segment_step(s, 0, 2);
 }
