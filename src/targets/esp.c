@@ -55,6 +55,7 @@ typedef struct esp_state {
     uint32_t stream_off;         /* run offset of the current BEGIN */
     uint32_t restart_off;        /* run offset of the last fresh start */
     unsigned restarts;           /* fresh starts at restart_off without progress */
+    int seg_plain;               /* this segment went uncompressed after damage */
     uint32_t failed_seq;         /* the last damaged block and what the ROM said */
     uint8_t failed_status, failed_err;
     int failed_code;
@@ -628,13 +629,15 @@ static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_
     return PF_OK;
 }
 
-/* Opens a write stream at run offset off (a segment start): BEGIN erases
- * from there to the run's end. */
-static int begin_stream(esp_state *s, uint32_t off)
+/* Opens a write stream at run offset off for the rest of the run; its BEGIN
+ * erases [off, erase_end). The ROM writes data past a BEGIN's erase size (seen
+ * on the real ROM), so a fresh start erases only what the failed attempt may
+ * have written: the rest of the run was erased by the run's first BEGIN. */
+static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
 {
     uint32_t bs = PF_ESP_ROM_BLOCK;
     uint32_t left = s->run_len - off;
-    uint32_t erase = (left + bs - 1) / bs * bs; /* the ROM wants whole blocks */
+    uint32_t erase = (erase_end - off + bs - 1) / bs * bs; /* the ROM wants whole blocks */
     uint8_t p[20];
     uint8_t op;
     s->seq = 0;
@@ -752,28 +755,55 @@ static int restart_segment(esp_state *s)
         s->restarts = 0; /* progress since the last fresh start */
     s->restart_off = from;
     const char *what = s->deflating ? "compressed block" : "block";
-    char said[48];
-    if (s->failed_status)
-        pf_format(said, sizeof said, "answered %02x %02x (%s)", s->failed_status, s->failed_err,
-                  s->failed_err == PF_ESP_ERR_INVALID_CRC ? "bad checksum" : "invalid message");
-    else if (s->failed_code == PF_ERR_TIMEOUT)
-        pf_format(said, sizeof said, "did not answer");
-    else
-        pf_format(said, sizeof said, "answered garbled");
-    if (s->restarts >= MAX_RESTARTS)
-        return pf_diag_set(diag(s), PF_ERR_CRC,
-                           "%s %lu for flash 0x%08lx-0x%08lx: the ESP ROM %s, also after %u fresh starts; "
-                           "the line damages data (lower --baud?)",
-                           what, (unsigned long)s->failed_seq, (unsigned long)first, (unsigned long)last, said,
-                           (unsigned)s->restarts);
-    s->restarts++;
-    s->stats.retries++;
-    pf_port_logf(port(s), 1, "esp: the ROM %s %s %lu (flash 0x%08lx-0x%08lx): writing again from 0x%08lx", said,
-                 what, (unsigned long)s->failed_seq, (unsigned long)first, (unsigned long)last,
-                 (unsigned long)(s->run_addr + from));
-    pf_slip_decoder_reset(&s->dec);
-    int r = begin_stream(s, from);
-    return r < 0 ? r : (int)(from - s->seg_off);
+    unsigned long seq = s->failed_seq;
+    for (;;) {
+        char said[48];
+        if (s->failed_status)
+            pf_format(said, sizeof said, "answered %02x %02x (%s)", s->failed_status, s->failed_err,
+                      s->failed_err == PF_ESP_ERR_INVALID_CRC ? "bad checksum" : "invalid message");
+        else if (s->failed_code == PF_ERR_TIMEOUT)
+            pf_format(said, sizeof said, "gave no answer to");
+        else
+            pf_format(said, sizeof said, "answered garbled");
+        if (s->restarts >= MAX_RESTARTS && s->failed_code == PF_ERR_TIMEOUT)
+            return pf_diag_set(diag(s), PF_ERR_TIMEOUT,
+                               "%s %lu for flash 0x%08lx-0x%08lx: no answer from the ESP ROM, also after %u fresh "
+                               "starts (link lost? check the cable and power)",
+                               what, seq, (unsigned long)first, (unsigned long)last, (unsigned)s->restarts);
+        if (s->restarts >= MAX_RESTARTS)
+            return pf_diag_set(diag(s), PF_ERR_CRC,
+                               "%s %lu for flash 0x%08lx-0x%08lx: the ESP ROM %s, also after %u fresh starts; "
+                               "the line damages data (lower --baud?)",
+                               what, seq, (unsigned long)first, (unsigned long)last, said, (unsigned)s->restarts);
+        s->restarts++;
+        s->stats.retries++;
+        pf_port_logf(port(s), 1, "esp: the ROM %s %s %lu (flash 0x%08lx-0x%08lx): writing again from 0x%08lx", said,
+                     what, seq, (unsigned long)first, (unsigned long)last, (unsigned long)(s->run_addr + from));
+        pf_slip_decoder_reset(&s->dec);
+        /* A compressed segment that failed twice at the same point goes
+         * plain (a damaged plain block costs only its sector), back to
+         * compressed at the next segment. */
+        if (s->deflating && s->restarts > 2) {
+            s->deflating = 0;
+            s->seg_plain = 1;
+            if (s->seg_off + s->seg_fill > s->run_len) /* the last segment's 0xFF pad is not sent plain */
+                s->seg_fill = s->run_len - s->seg_off;
+            pf_port_logf(port(s), 1, "esp: segment 0x%08lx goes uncompressed", (unsigned long)(s->run_addr + from));
+        }
+        uint32_t seg_end = s->seg_off + SEGMENT < s->run_len ? s->seg_off + SEGMENT : s->run_len;
+        s->status = s->err = 0;
+        int r = begin_stream(s, from, seg_end);
+        if (r >= 0)
+            return (int)(from - s->seg_off);
+        if (!line_damage(s, r))
+            return r;
+        /* the BEGIN itself was damaged: it counts as one more fresh start */
+        what = s->deflating ? "FLASH_DEFL_BEGIN" : "FLASH_BEGIN";
+        seq = 0;
+        s->failed_status = s->status;
+        s->failed_err = s->err;
+        s->failed_code = r;
+    }
 }
 
 /* Feeds seg[from, seg_fill), closing the segment when close is 1 (segment
@@ -814,7 +844,8 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
     s->seg_fill = 0;
     s->restarts = 0;
     s->restart_off = 0;
-    int r = begin_stream(s, 0);
+    s->seg_plain = 0;
+    int r = begin_stream(s, 0, len);
     if (r < 0)
         return r;
     s->in_run = 1;
@@ -848,6 +879,12 @@ static int esp_write(void *self, uint32_t addr, const uint8_t *data, uint32_t le
         if (full) {
             s->seg_off += SEGMENT;
             s->seg_fill = 0;
+            if (s->seg_plain) { /* back to compressed after a plain segment (its sector is erased) */
+                s->seg_plain = 0;
+                s->deflating = 1;
+                if ((r = begin_stream(s, s->seg_off, s->seg_off + SECTOR)) < 0)
+                    return r;
+            }
         }
     }
     return PF_OK;
@@ -866,7 +903,7 @@ static int finish_compressed(esp_state *s)
         return segment_step(s, from, 2);
     }
     s->deflating = 0;
-    int r = begin_stream(s, s->seg_off);
+    int r = begin_stream(s, s->seg_off, s->run_len);
     return r < 0 ? r : segment_step(s, 0, 2);
 }
 

@@ -36,6 +36,7 @@ typedef struct esp_relay {
     uint64_t cut_after;   /* host->device bytes after which the link is cut (0 = never) */
     uint64_t flip_at;     /* host->device: flip bit 0 of the byte at this count (1-based), or of the
                            * next one that stays clear of SLIP's C0/DB, to damage one frame's data */
+    uint64_t flip_every;  /* then again every this many host->device bytes (0 = once) */
     uint32_t seed;
     uint32_t fixed_baud;  /* host side on TCP: this rate both ways (no termios there) */
     volatile int stop;
@@ -111,7 +112,7 @@ static void *esp_relay_run(void *arg)
                 f != 0xDC && f != 0xDD) {
                 buf[i] = f;
                 d->flips++;
-                r->flip_at = 0;
+                r->flip_at = r->flip_every ? at + r->flip_every : 0;
             }
         }
         for (ssize_t i = 0; i < n && r->flip_rate > 0 && (d == &r->h2d || !r->flip_host_only); i++) {
