@@ -538,6 +538,12 @@ static int do_info(const opts *o)
         printf("can:         %s%s%s%s\n", in->caps & PF_CAP_READ ? "read " : "",
                in->caps & PF_CAP_DIGEST ? pf_digest_name(in->digest) : "", in->caps & PF_CAP_DIGEST ? " " : "",
                in->caps & PF_CAP_ERASE_ALL ? "erase-all" : "");
+        for (const char *d = in->details; *d;) { /* the driver's own facts, one per line */
+            const char *nl = strchr(d, '\n');
+            int n = nl ? (int)(nl - d) : (int)strlen(d);
+            printf("%.*s\n", n, d);
+            d += n + (nl ? 1 : 0);
+        }
     }
     json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, since(t0));
     close_session(&s);

@@ -23,6 +23,15 @@
 #include "peerflash/pf_digest.h"
 
 #define MAX_REGS 64
+/* The ROM inflates FLASH_DEFL_DATA into a buffer of this size and writes it
+ * to flash only when it is full or when the last announced block arrives
+ * (then all of it, stale bytes included); observed on the real ESP32 ROM
+ * (shared note esp32-real-rom.md, fact 1). */
+#define INFLATE_BUF 0x8000u
+/* ESP32 UART receive FIFO (ESP32 Technical Reference Manual, UART chapter:
+ * 128 bytes of RX FIFO per UART by default). While the ROM executes a
+ * command it does not drain the FIFO: bytes beyond this are lost. */
+#define UART_RX_FIFO 128u
 #define RX_CAP (PF_ESP_HDR + PF_ESP_DATA_HDR + PF_ESP_STUB_BLOCK + 64)
 /* An arbitrary nonzero value: what `val` holds before the first READ_REG. */
 #define INITIAL_VAL 0x01100000u
@@ -49,10 +58,16 @@ struct pf_esp_sim {
     uint32_t op_offset, op_size, op_blocks, op_block_size, op_seq, op_written;
     z_stream inf;
     int inf_ready, inf_done;
+    uint8_t ibuf[INFLATE_BUF]; /* the ROM's inflate output buffer (keeps stale bytes) */
+    uint32_t ibuf_fill;
+    int fifo_checked;          /* the current command's FIFO overrun is accounted */
     uint32_t mem_bytes;
-    /* frames */
+    /* frames; rxq holds received bytes not yet parsed (the UART FIFO and
+     * what the host sent before it) */
     pf_slip_decoder dec;
     uint8_t rx[RX_CAP];
+    uint8_t rxq[4096];
+    size_t rxq_head, rxq_len;
     uint8_t tx[2 * (PF_ESP_HDR + PF_ESP_STUB_BLOCK + 64) + 2];
 };
 
@@ -83,9 +98,42 @@ static uint8_t status_len(const pf_esp_sim *s)
     return s->st.stub ? 2 : s->chip->status_len;
 }
 
+/* Before the first answer to a command: whatever the host sent after the
+ * command's frame arrived while the ROM was busy with it; the FIFO keeps
+ * UART_RX_FIFO bytes of it, the rest is lost (a host that sends ahead of the
+ * answers fails here as on silicon). Bytes still in rxq from the read that
+ * brought the frame arrived after it too. */
+static void fifo_overrun(pf_esp_sim *s)
+{
+    if (s->fifo_checked || s->st.stub) /* the stub receives by interrupt into its own buffers */
+        return;
+    s->fifo_checked = 1;
+    for (;;) {
+        size_t tail = s->rxq_head + s->rxq_len;
+        if (tail >= sizeof s->rxq)
+            break;
+        int n = s->port.read(s->port.ctx, s->rxq + tail, sizeof s->rxq - tail, 0);
+        if (n <= 0)
+            break;
+        s->rxq_len += (size_t)n;
+    }
+    if (s->rxq_len > UART_RX_FIFO) {
+        s->st.rx_lost += (uint32_t)(s->rxq_len - UART_RX_FIFO);
+        logv(s, "UART FIFO overrun: %zu bytes arrived while busy, %zu lost", s->rxq_len,
+             s->rxq_len - UART_RX_FIFO);
+        s->rxq_len = UART_RX_FIFO;
+    }
+    /* anything still pending in the OS buffer came in during the command too */
+    uint8_t drop[256];
+    int n;
+    while ((n = s->port.read(s->port.ctx, drop, sizeof drop, 0)) > 0)
+        s->st.rx_lost += (uint32_t)n;
+}
+
 static int send_frame(pf_esp_sim *s, uint8_t op, uint32_t val, const uint8_t *payload, size_t pn, uint8_t status,
                       uint8_t err)
 {
+    fifo_overrun(s);
     uint8_t st[4] = {status, err, 0, 0};
     size_t n = pf_esp_response_frame(op, val, payload, pn, st, status_len(s), s->tx, sizeof s->tx);
     if (!n)
@@ -119,10 +167,45 @@ static int unsupported(pf_esp_sim *s, uint8_t op)
     return send_frame(s, s->last_op, s->last_val, NULL, 0, 1, PF_ESP_ERR_INVALID_MSG);
 }
 
+/* Registers a host reads to learn about the chip, with a real ESP32's values:
+ *  - UART0 clock divider (UART_CLKDIV_REG, 0x3FF40014 on the ESP32, 0x60000014
+ *    on the S3/C3; integer part in bits 0-19, fraction in 16ths in bits
+ *    20-23; ESP32 TRM, UART chapter; esptool's targets/esp32*.py): the ROM
+ *    runs UART0 from the 40 MHz crystal, so esptool's estimate
+ *    baud * divider / 1e6 gives the crystal (40 MHz). The real ESP32 ROM
+ *    answered 0x0000015A at 115200 (emulator run, docs/ESP.md).
+ *  - eFuse BLOCK0 words 0-3 (EFUSE_RD_REG_BASE 0x3FF5A000, also seen by
+ *    hosts at its 0x6001A000 alias): a real ESP32's words as logged over the
+ *    ROM loader in cesanta/mongoose-os issue 408 (0x6001a004 = 0xa4211598,
+ *    0x6001a008 = 0x002430ae, 0x6001a00c = 0x00008000): MAC 30:ae:a4:21:15:98
+ *    (esptool: big-endian word 2 then word 1, bytes 2..7). */
+static int chip_reg(const pf_esp_sim *s, uint32_t addr, uint32_t *v)
+{
+    static const uint32_t esp32_efuse[4] = {0x00000000u, 0xa4211598u, 0x002430aeu, 0x00008000u};
+    const char *k = s->chip->key;
+    int esp32 = !strcmp(k, "esp32");
+    uint32_t clkdiv_reg = esp32 ? 0x3FF40014u : (!strcmp(k, "esp32s3") || !strcmp(k, "esp32c3")) ? 0x60000014u : 0;
+    if (clkdiv_reg && addr == clkdiv_reg) {
+        /* what the ESP32 mask ROM answered at 115200 (run in the emulator,
+         * docs/ESP.md): 0x15A, a 39.9 MHz estimate; the crystal's divider
+         * at other rates */
+        *v = s->st.baud == 115200u ? 0x15Au : (40000000u + s->st.baud / 2u) / s->st.baud;
+        return 1;
+    }
+    if (esp32 && ((addr >= 0x3FF5A000u && addr < 0x3FF5A010u) || (addr >= 0x6001A000u && addr < 0x6001A010u))) {
+        *v = esp32_efuse[(addr & 0xFu) / 4u];
+        return 1;
+    }
+    return 0;
+}
+
 static uint32_t reg_get(pf_esp_sim *s, uint32_t addr)
 {
+    uint32_t v;
     if (addr == PF_ESP_MAGIC_REG)
         return s->chip->magic[0];
+    if (chip_reg(s, addr, &v))
+        return v;
     for (unsigned i = 0; i < s->n_regs; i++)
         if (s->reg_addr[i] == addr)
             return s->reg_val[i];
@@ -201,6 +284,10 @@ static int begin(pf_esp_sim *s, uint8_t op, const uint8_t *d, size_t n)
     uint32_t max_bs = s->st.stub ? PF_ESP_STUB_BLOCK : PF_ESP_ROM_BLOCK;
     if (bs == 0 || bs > max_bs || !in_flash(s, off, size))
         return fail(s, op, PF_ESP_ERR_FAILED);
+    /* The ROM erases whole sectors from offset: an offset inside a sector
+     * is refused 01 06 (seen on the real ESP32 ROM, note fact 2). */
+    if (!s->st.stub && off % 4096u)
+        return fail(s, op, PF_ESP_ERR_FAILED);
     if (s->inf_ready) {
         inflateEnd(&s->inf);
         s->inf_ready = 0;
@@ -211,6 +298,7 @@ static int begin(pf_esp_sim *s, uint8_t op, const uint8_t *d, size_t n)
             return fail(s, op, PF_ESP_ERR_DEFLATE);
         s->inf_ready = 1;
         s->inf_done = 0;
+        s->ibuf_fill = 0; /* the buffer's bytes stay: stale until overwritten */
     }
     logv(s, "%s offset 0x%x size %u blocks %u x %u", pf_esp_op_name(op), off, size, blocks, bs);
     erase(s, off, size);
@@ -234,11 +322,19 @@ static int data_check(pf_esp_sim *s, uint8_t op, const pf_esp_packet *p, const u
     *data = p->data + PF_ESP_DATA_HDR;
     if (*len != (uint32_t)p->size - PF_ESP_DATA_HDR)
         return s->st.stub ? 0xC0 : PF_ESP_ERR_INVALID_MSG;
-    if (pf_esp_checksum(*data, *len, PF_ESP_CHECKSUM_SEED) != (uint8_t)p->word)
+    /* The ROM counts a block it refused for its checksum: it then wants the
+     * NEXT sequence number and refuses the same one again with 01 05 (real
+     * ESP32 ROM, note fact 2; the stub likewise). */
+    if (pf_esp_checksum(*data, *len, PF_ESP_CHECKSUM_SEED) != (uint8_t)p->word) {
+        if (op != PF_ESP_MEM_DATA)
+            s->op_seq++;
+        s->st.bad_checksums++;
         return PF_ESP_ERR_INVALID_CRC;
-    if (seq != s->op_seq || s->op_seq >= s->op_blocks)
+    }
+    if (seq != s->op_seq)
+        return PF_ESP_ERR_INVALID_MSG;
+    if (s->op_seq >= s->op_blocks)
         return PF_ESP_ERR_FAILED;
-    (void)op;
     return 0;
 }
 
@@ -262,6 +358,62 @@ static int flash_data(pf_esp_sim *s, const pf_esp_packet *p)
     return reply(s, p->op, NULL, 0, 0, 0);
 }
 
+/* Writes the ROM's inflate buffer at the current position: `n` bytes of it
+ * (the whole buffer when the last announced block forces it out). */
+static int rom_flush_ibuf(pf_esp_sim *s, uint32_t n, uint32_t advance)
+{
+    uint32_t at = s->op_offset + s->op_written;
+    if (!in_flash(s, at, 1))
+        return PF_ESP_ERR_FLASH_WRITE;
+    if (!in_flash(s, at, n))
+        n = s->cfg.flash_size - at; /* the SPI write stops at the end of the chip */
+    program(s, at, s->ibuf, n);
+    s->op_written += advance;
+    s->ibuf_fill = 0;
+    return 0;
+}
+
+/* FLASH_DEFL_DATA as the ESP32 ROM does it: inflate into the 32 KiB buffer,
+ * write it when full; at the last announced block write the whole buffer,
+ * stale tail included (note fact 1). FLASH_DEFL_END writes nothing. */
+static int rom_defl_data(pf_esp_sim *s, const pf_esp_packet *p, const uint8_t *d, uint32_t len)
+{
+    s->inf.next_in = (Bytef *)(uintptr_t)d;
+    s->inf.avail_in = len;
+    for (;;) {
+        s->inf.next_out = s->ibuf + s->ibuf_fill;
+        s->inf.avail_out = INFLATE_BUF - s->ibuf_fill;
+        int zr = inflate(&s->inf, Z_NO_FLUSH);
+        s->ibuf_fill = INFLATE_BUF - s->inf.avail_out;
+        if (s->ibuf_fill == INFLATE_BUF) {
+            int e = rom_flush_ibuf(s, INFLATE_BUF, INFLATE_BUF);
+            if (e)
+                return fail(s, p->op, (uint8_t)e);
+        }
+        if (zr == Z_STREAM_END) {
+            s->inf_done = 1;
+            if (s->inf.avail_in)
+                return fail(s, p->op, PF_ESP_ERR_DEFLATE);
+            break;
+        }
+        if (zr == Z_DATA_ERROR) {
+            int adler = s->inf.msg && strstr(s->inf.msg, "check");
+            return fail(s, p->op, adler ? PF_ESP_ERR_DEFLATE_ADLER : PF_ESP_ERR_DEFLATE);
+        }
+        if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return fail(s, p->op, PF_ESP_ERR_DEFLATE);
+        if (s->inf.avail_in == 0 && s->inf.avail_out != 0)
+            break;
+    }
+    if (s->op_seq + 1 == s->op_blocks && s->ibuf_fill) {
+        int e = rom_flush_ibuf(s, INFLATE_BUF, s->ibuf_fill);
+        if (e)
+            return fail(s, p->op, (uint8_t)e);
+    }
+    s->op_seq++;
+    return reply(s, p->op, NULL, 0, 0, 0);
+}
+
 static int defl_data(pf_esp_sim *s, const pf_esp_packet *p)
 {
     const uint8_t *d;
@@ -273,6 +425,8 @@ static int defl_data(pf_esp_sim *s, const pf_esp_packet *p)
         return fail(s, p->op, (uint8_t)e);
     if (s->inf_done) /* data after the end of the zlib stream */
         return fail(s, p->op, s->st.stub ? 0xC9 : PF_ESP_ERR_DEFLATE);
+    if (!s->st.stub)
+        return rom_defl_data(s, p, d, len);
     s->inf.next_in = (Bytef *)(uintptr_t)d;
     s->inf.avail_in = len;
     uint8_t out[4096];
@@ -469,6 +623,13 @@ static int handle(pf_esp_sim *s, const pf_esp_packet *p)
             return fail(s, p->op, PF_ESP_ERR_INVALID_MSG);
         if (p->op == PF_ESP_FLASH_DEFL_END && s->op == OP_DEFL && !s->inf_done)
             return fail(s, p->op, stub ? 0xC8 : PF_ESP_ERR_DEFLATE);
+        /* The ROM's FLASH_DEFL_END does not write a partly filled inflate
+         * buffer: it answers 01 06 and those bytes never reach flash (note
+         * fact 1). */
+        if (p->op == PF_ESP_FLASH_DEFL_END && !stub && s->op == OP_DEFL && s->ibuf_fill) {
+            s->ibuf_fill = 0;
+            return fail(s, p->op, PF_ESP_ERR_FAILED);
+        }
         uint32_t flag = pf_get_le32(p->data);
         s->op = OP_NONE;
         int r = reply(s, p->op, NULL, 0, 0, 0);
@@ -675,6 +836,8 @@ static void reset_to_loader(pf_esp_sim *s)
         s->st.baud = 115200;
     }
     pf_slip_decoder_reset(&s->dec);
+    s->rxq_len = 0;
+    s->ibuf_fill = 0;
     if (s->cfg.verbose || s->st.resets > 0)
         fprintf(stderr, "esp sim: port opened: reset into the ROM loader\n");
 }
@@ -700,11 +863,11 @@ static int port_was_opened(pf_esp_sim *s)
 
 int pf_esp_sim_serve(pf_esp_sim *s, volatile int *stop)
 {
-    uint8_t buf[512];
     while (!stop || !*stop) {
         if (port_was_opened(s))
             reset_to_loader(s);
-        int n = s->port.read(s->port.ctx, buf, sizeof buf, 50);
+        s->rxq_head = 0;
+        int n = s->port.read(s->port.ctx, s->rxq, 512, 50);
         if (n == PF_ERR_CLOSED) {
             if (s->link.kind == PF_POSIX_TCP && s->cfg.exit_on_close)
                 return PF_OK;
@@ -717,8 +880,11 @@ int pf_esp_sim_serve(pf_esp_sim *s, volatile int *stop)
             reset_to_loader(s); /* these bytes are the new session's */
         if (s->st.app_running)
             continue; /* the application does not speak the loader protocol */
-        for (int i = 0; i < n; i++) {
-            pf_slip_event ev = pf_slip_feed(&s->dec, buf[i]);
+        s->rxq_len = (size_t)n;
+        while (s->rxq_len) {
+            uint8_t byte = s->rxq[s->rxq_head++];
+            s->rxq_len--;
+            pf_slip_event ev = pf_slip_feed(&s->dec, byte);
             if (ev != PF_SLIP_FRAME)
                 continue;
             pf_esp_packet p;
@@ -726,11 +892,14 @@ int pf_esp_sim_serve(pf_esp_sim *s, volatile int *stop)
                 s->st.bad_frames++;
                 continue;
             }
+            s->fifo_checked = 0;
             int r = handle(s, &p);
             if (r == PF_ERR_CLOSED && s->link.kind == PF_POSIX_TCP && s->cfg.exit_on_close)
                 return PF_OK;
-            /* Whatever arrived while the command ran sits in the UART FIFO;
-             * the ROM reads on from there (nothing is dropped here). */
+            /* What arrived while the command ran is in rxq, cut to the FIFO's
+             * depth (fifo_overrun); the ROM reads on from there. */
+            if (s->st.app_running)
+                break;
         }
     }
     return PF_OK;

@@ -51,6 +51,8 @@ typedef struct pf_esp_sim_stats {
     int app_running;        /* 1 after FLASH_END / RUN_USER_CODE left the loader */
     uint32_t resets;        /* resets into the loader because the port was opened */
     uint8_t last_error;     /* last error byte sent */
+    uint32_t rx_lost;       /* bytes lost: they arrived while a command ran and the UART FIFO was full */
+    uint32_t bad_checksums; /* data blocks refused for their checksum */
 } pf_esp_sim_stats;
 
 typedef struct pf_esp_sim pf_esp_sim;

@@ -82,7 +82,7 @@ int main(void)
         cfg.diag = &diag;
         if (ops->ctx_size > sizeof ctx || ops->open(ctx, &cfg) < 0)
             continue;
-        pf_target t = { ops, ctx, { { 0 }, { 0 }, 0, 0, PF_DIGEST_NONE, { 0 } } };
+        pf_target t = { ops, ctx, { { 0 }, { 0 }, 0, 0, PF_DIGEST_NONE, { 0 }, { 0 } } };
         if (ops->connect(ctx, &t.info) == 0) {
             pf_job_config jc = PF_JOB_CONFIG_DEFAULT();
             pf_job_result res;

@@ -385,7 +385,7 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
     cfg.chip = o->chip;
     cfg.reset = o->reset;
     cfg.verbose = o->verbose;
-    pf_target t = { ops, driver_ctx, { { 0 }, { 0 }, 0, 0, PF_DIGEST_NONE, { 0 } } };
+    pf_target t = { ops, driver_ctx, { { 0 }, { 0 }, 0, 0, PF_DIGEST_NONE, { 0 }, { 0 } } };
     uint32_t t0 = now();
     r = ops->open(driver_ctx, &cfg);
     if (r == PF_OK) {

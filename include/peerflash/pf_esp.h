@@ -51,7 +51,7 @@ const pf_esp_chip *pf_esp_chip_by_security_id(uint32_t chip_id);
 const pf_esp_chip *pf_esp_chip_by_magic(uint32_t magic);
 const pf_esp_chip *pf_esp_chip_by_image_id(uint16_t image_chip_id);
 
-/* The driver. ctx_size is large (it holds the deflate state, ~230 KiB):
+/* The driver. ctx_size is large (deflate state and a 32 KiB segment, ~185 KiB):
  * allocate it, or on an MCU place it statically. */
 extern const pf_target_ops pf_target_esp;
 
@@ -74,7 +74,7 @@ typedef struct pf_esp_stats {
     uint32_t sent_bytes;    /* data bytes in FLASH_DATA / FLASH_DEFL_DATA blocks */
     uint32_t blocks;        /* data commands sent */
     uint32_t baud;          /* current line rate */
-    uint32_t retries;       /* blocks sent again after the ROM saw a bad checksum */
+    uint32_t retries;       /* fresh starts of a 32 KiB segment after a block was damaged on the line */
 } pf_esp_stats;
 void pf_esp_get_stats(const void *self, pf_esp_stats *st);
 

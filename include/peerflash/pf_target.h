@@ -69,6 +69,7 @@ typedef struct pf_target_info {
     uint32_t caps;
     pf_digest_kind digest;
     pf_flash_geometry geom;
+    char details[160];   /* more facts for `info`, "name: value" lines (ESP: MAC, flash ID); "" = none */
 } pf_target_info;
 
 typedef struct pf_target_config {

@@ -23,10 +23,15 @@
 #define MD5_MS_PER_MB 8000u
 #define WRITE_MAX 0x1000u
 #define ZWINDOW_BITS 14
-#define ZMEM_LEVEL 8
+#define ZMEM_LEVEL 7 /* 8 would not leave room for the 32 KiB segment in a 240 KiB MCU context */
 /* deflate needs (1 << (wbits + 2)) + (1 << (memLevel + 9)) plus its state */
 #define ZARENA_SIZE ((1u << (ZWINDOW_BITS + 2)) + (1u << (ZMEM_LEVEL + 9)) + 16384u)
 #define RX_MAX (PF_ESP_HDR + 2 * PF_ESP_SLOW_READ_MAX + 64)
+#define SECTOR 4096u            /* the ROM's erase unit; BEGIN offsets are multiples */
+#define SEGMENT 0x8000u         /* the ROM's inflate buffer: written when full */
+#define MAX_RESTARTS 8u         /* fresh starts in a row without progress (the emulated ROM
+                                * under load needed 4 in one 32 KiB segment) */
+#define ESP_RESTART (-1000)     /* internal: the block was damaged, start the segment again */
 
 typedef struct esp_state {
     pf_target_config cfg;
@@ -46,9 +51,18 @@ typedef struct esp_state {
     /* the current run */
     int in_run, deflating;
     uint32_t run_addr, run_len, run_fed, seq, num_blocks;
+    uint32_t seg_off, seg_fill;  /* the current segment: run offset, bytes held */
+    uint32_t stream_off;         /* run offset of the current BEGIN */
+    uint32_t restart_off;        /* run offset of the last fresh start */
+    unsigned restarts;           /* fresh starts at restart_off without progress */
+    int seg_plain;               /* this segment went uncompressed after damage */
+    uint32_t failed_seq;         /* the last damaged block and what the ROM said */
+    uint8_t failed_status, failed_err;
+    int failed_code;
     uLong z_in_sent;           /* raw bytes consumed by the blocks sent so far */
     size_t fill;
     uint8_t block[PF_ESP_ROM_BLOCK];
+    uint8_t seg[SEGMENT];        /* raw bytes of the current segment, for a fresh start */
     pf_esp_stats stats;
     /* zlib and its arena */
     z_stream z;
@@ -163,11 +177,20 @@ static int read_response(esp_state *s, uint8_t op, uint32_t deadline, int quiet_
         s->rlen = p.size - sl;
         s->status = p.data[s->rlen];
         s->err = p.data[s->rlen + 1];
-        if (s->status != 0)
-            return pf_diag_set(diag(s), s->err == PF_ESP_ERR_INVALID_MSG ? PF_ERR_UNSUPPORTED : PF_ERR_TARGET,
-                               "ESP ROM refused %s: status %02x error %02x (%s)", pf_esp_op_name(op), s->status, s->err,
-                               pf_esp_err_name(s->err));
-        return PF_OK;
+        if (s->status == 0)
+            return PF_OK;
+        /* Status 1 is a refusal; any other value is no status the ROM sends:
+         * the answer was damaged on the line. So is a request the ROM saw
+         * with a bad checksum. */
+        if (s->status != 1)
+            return pf_diag_set(diag(s), PF_ERR_PROTOCOL,
+                               "garbled answer from the ESP ROM to %s: status %02x %02x (a line fault)",
+                               pf_esp_op_name(op), s->status, s->err);
+        int code = s->err == PF_ESP_ERR_INVALID_CRC ? PF_ERR_CRC
+                   : s->err == PF_ESP_ERR_INVALID_MSG ? PF_ERR_UNSUPPORTED
+                                                      : PF_ERR_TARGET;
+        return pf_diag_set(diag(s), code, "ESP ROM refused %s: status %02x %02x (%s)", pf_esp_op_name(op), s->status,
+                           s->err, pf_esp_err_name(s->err));
     }
 }
 
@@ -280,7 +303,8 @@ static int do_sync(esp_state *s)
                 pf_port_logf(port(s), 2, "esp: synced (attempt %u)", a + 1);
                 return PF_OK;
             }
-            if (r != PF_ERR_TIMEOUT)
+            /* a SYNC damaged on the line is answered 01 05 or garbled: try again */
+            if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
                 return r;
         }
     }
@@ -351,6 +375,26 @@ static int flash_id(esp_state *s, uint32_t *id)
     *id &= 0xFFFFFFu;
     if ((r = write_reg(s, base + c->spi_usr, old_usr)) < 0 || (r = write_reg(s, base + c->spi_usr2, old_usr2)) < 0)
         return r;
+    return PF_OK;
+}
+
+/* The factory MAC from eFuse BLOCK0 words 1 and 2 (ESP32: EFUSE_RD_REG_BASE
+ * 0x3FF5A000; esptool's read_mac packs word 2 then word 1 big-endian and takes
+ * bytes 2..7). Other chips keep it elsewhere: not read here. */
+static int read_mac(esp_state *s, uint8_t mac[6])
+{
+    if (strcmp(s->chip->key, "esp32") != 0)
+        return PF_ERR_UNSUPPORTED;
+    uint32_t w1 = 0, w2 = 0;
+    int r;
+    if ((r = read_reg(s, 0x3FF5A004u, &w1)) < 0 || (r = read_reg(s, 0x3FF5A008u, &w2)) < 0)
+        return r;
+    mac[0] = (uint8_t)(w2 >> 8);
+    mac[1] = (uint8_t)w2;
+    mac[2] = (uint8_t)(w1 >> 24);
+    mac[3] = (uint8_t)(w1 >> 16);
+    mac[4] = (uint8_t)(w1 >> 8);
+    mac[5] = (uint8_t)w1;
     return PF_OK;
 }
 
@@ -467,6 +511,10 @@ static int esp_connect(void *self, pf_target_info *info)
         }
     }
     s->flash_size = size;
+    uint8_t mac[6];
+    int have_mac = read_mac(s, mac);
+    if (have_mac < 0 && have_mac != PF_ERR_UNSUPPORTED)
+        return have_mac;
     {
         uint8_t p[24];
         pf_put_le32(p, 0);
@@ -482,12 +530,21 @@ static int esp_connect(void *self, pf_target_info *info)
     pf_format(info->chip, sizeof info->chip, "%s", c->name);
     pf_format(info->bootloader, sizeof info->bootloader, "%s ROM loader", c->name);
     info->chip_id = c->security_chip_id ? c->security_chip_id : c->magic[0];
-    info->caps = PF_CAP_READ | PF_CAP_RUN | (c->rom_deflate ? PF_CAP_DIGEST : 0);
+    info->caps = PF_CAP_READ | PF_CAP_RUN | PF_CAP_ERASE_ALL | (c->rom_deflate ? PF_CAP_DIGEST : 0);
+    size_t dn = 0;
+    if (have_mac == PF_OK)
+        dn += pf_format(info->details + dn, sizeof info->details - dn, "MAC:         %02x:%02x:%02x:%02x:%02x:%02x\n",
+                        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    if (id)
+        pf_format(info->details + dn, sizeof info->details - dn,
+                  "flash id:    0x%06lx (manufacturer 0x%02lx, device 0x%04lx, %lu KiB)\n", (unsigned long)id,
+                  (unsigned long)(id & 0xFF), (unsigned long)((id >> 8 & 0xFF) << 8 | (id >> 16 & 0xFF)),
+                  (unsigned long)(size / 1024)); /* the device word as esptool prints it: memory type, capacity */
     info->digest = c->rom_deflate ? PF_DIGEST_MD5 : PF_DIGEST_NONE;
     pf_flash_geometry *g = &info->geom;
     g->flash_start = 0;
     g->flash_size = size;
-    g->write_align = 4;
+    g->write_align = SECTOR; /* BEGIN erases whole sectors and needs an aligned offset */
     g->write_max = WRITE_MAX;
     g->erased_value = 0xFF;
     g->erase_style = PF_ERASE_BY_WRITE;
@@ -499,7 +556,54 @@ static int esp_connect(void *self, pf_target_info *info)
     return PF_OK;
 }
 
-/* ---- writing ------------------------------------------------------------------ */
+/* ---- writing ------------------------------------------------------------------
+ *
+ * What the ESP32 ROM does (checked on the real mask ROM, see
+ * docs/ESP.md "The ROM's write rules"):
+ *  - FLASH_DEFL_DATA inflates into a 32 KiB buffer that is written to flash
+ *    only when it is full or when the LAST ANNOUNCED block arrives (then the
+ *    whole buffer, stale bytes included); FLASH_DEFL_END writes nothing.
+ *  - After a block answered 01 07 (bad checksum) the ROM expects the NEXT
+ *    sequence number; the same one again is refused 01 05.
+ *  - FLASH_BEGIN / FLASH_DEFL_BEGIN erase up front and need a 4 KiB-aligned
+ *    offset.
+ * So a run is cut into 32 KiB segments. The compressed stream is
+ * sync-flushed at each segment's end and the partial block sent: once that
+ * block is answered, the ROM's buffer was exactly full and is in flash. The
+ * last segment is padded with 0xFF to 32 KiB (programming 0xFF leaves NOR
+ * flash as it is, also past the erased sectors), and the announced block
+ * count is an upper bound that is never reached, so no stale buffer is ever
+ * written. A block the ROM did not take cleanly (checksum, invalid message,
+ * garbled or no answer) is not resent: the write starts again with a new
+ * BEGIN at its segment (compressed) or its sector (plain), from the raw
+ * bytes of the segment the driver keeps. */
+
+/* Where the damaged block's data belongs, and the run offset to start again
+ * from: a compressed block's data is somewhere in its segment, which starts
+ * again (the ROM's buffer fills from the BEGIN offset); a plain block is one
+ * KiB at a known place and only its sector starts again. */
+static uint32_t damaged_range(const esp_state *s, uint32_t *first, uint32_t *last)
+{
+    if (s->deflating) {
+        *first = s->run_addr + s->seg_off;
+        *last = *first + SEGMENT - 1;
+        return s->seg_off;
+    }
+    uint32_t off = s->stream_off + s->failed_seq * PF_ESP_ROM_BLOCK;
+    *first = s->run_addr + off;
+    *last = *first + PF_ESP_ROM_BLOCK - 1;
+    uint32_t from = off / SECTOR * SECTOR;
+    return from < s->seg_off ? s->seg_off : from;
+}
+
+/* Whether a failed data command leaves the ROM in a state a new BEGIN
+ * recovers from: the block (or its answer) was damaged on the line. */
+static int line_damage(const esp_state *s, int r)
+{
+    if (r == PF_ERR_TIMEOUT || r == PF_ERR_PROTOCOL || r == PF_ERR_CRC)
+        return 1;
+    return r == PF_ERR_UNSUPPORTED && s->err == PF_ESP_ERR_INVALID_MSG;
+}
 
 static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_bytes)
 {
@@ -510,21 +614,14 @@ static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_
     pf_put_le32(h + 12, 0);
     uint8_t op = s->deflating ? PF_ESP_FLASH_DEFL_DATA : PF_ESP_FLASH_DATA;
     uint32_t chk = pf_esp_checksum(data, n, PF_ESP_CHECKSUM_SEED);
-    int r;
-    for (int attempt = 0;; attempt++) {
-        r = command2(s, op, h, sizeof h, data, n, chk, per_mb(WRITE_MS_PER_MB, raw_bytes));
-        /* The ROM refuses a block that arrived damaged (checksum) and keeps
-         * waiting for the same sequence number: send it again. */
-        if (r == PF_ERR_TARGET && s->err == PF_ESP_ERR_INVALID_CRC && attempt < 2) {
-            s->stats.retries++;
-            pf_port_logf(port(s), 1, "esp: block %lu damaged on the way, sending it again", (unsigned long)s->seq);
-            continue;
-        }
-        break;
-    }
+    s->status = s->err = 0;
+    int r = command2(s, op, h, sizeof h, data, n, chk, per_mb(WRITE_MS_PER_MB, raw_bytes));
     if (r < 0) {
-        pf_diag_prefix(diag(s), s->deflating ? "compressed block" : "block");
-        return r;
+        s->failed_seq = s->seq;
+        s->failed_status = s->status;
+        s->failed_err = s->err;
+        s->failed_code = r;
+        return line_damage(s, r) ? ESP_RESTART : r;
     }
     s->seq++;
     s->stats.blocks++;
@@ -532,26 +629,20 @@ static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_
     return PF_OK;
 }
 
-static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
+/* Opens a write stream at run offset off for the rest of the run; its BEGIN
+ * erases [off, erase_end). The ROM writes data past a BEGIN's erase size (seen
+ * on the real ROM), so a fresh start erases only what the failed attempt may
+ * have written: the rest of the run was erased by the run's first BEGIN. */
+static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
 {
-    esp_state *s = self;
-    if (!s->connected)
-        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write before connect");
-    if (s->in_run)
-        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write_begin inside a run");
-    if ((uint64_t)addr + len > s->flash_size)
-        return pf_diag_set(diag(s), PF_ERR_RANGE, "0x%08lx-0x%08lx is past the end of the %lu KiB flash",
-                           (unsigned long)addr, (unsigned long)(addr + len - 1), (unsigned long)(s->flash_size / 1024));
-    s->deflating = s->opt.compress && s->chip->rom_deflate;
-    s->run_addr = addr;
-    s->run_len = len;
-    s->run_fed = 0;
-    s->seq = 0;
-    s->fill = 0;
     uint32_t bs = PF_ESP_ROM_BLOCK;
-    uint32_t erase = (len + bs - 1) / bs * bs; /* whole blocks: the ROM erases what they cover */
+    uint32_t left = s->run_len - off;
+    uint32_t erase = (erase_end - off + bs - 1) / bs * bs; /* the ROM wants whole blocks */
     uint8_t p[20];
     uint8_t op;
+    s->seq = 0;
+    s->fill = 0;
+    s->stream_off = off;
     if (s->deflating) {
         if (s->z_ready) {
             deflateEnd(&s->z);
@@ -567,31 +658,36 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
                                (unsigned)ZARENA_SIZE);
         s->z_ready = 1;
         s->z_in_sent = 0;
-        /* The compressed size is not known before the data has streamed
-         * through; announce the bound (the ROM's inflate stops at the end of
-         * the zlib stream, the block count only bounds the sequence). */
-        uLong bound = deflateBound(&s->z, len);
-        s->num_blocks = (uint32_t)((bound + bs - 1) / bs);
+        /* An upper bound of the blocks that will be sent (the padded data,
+         * a sync flush and one short block per segment): the ROM never sees
+         * its last announced block, so it never writes a partial buffer. */
+        uint32_t padded = (left + SEGMENT - 1) / SEGMENT * SEGMENT;
+        uint32_t segs = padded / SEGMENT;
+        uLong bound = deflateBound(&s->z, padded) + 16u * segs + 64u;
+        s->num_blocks = (uint32_t)((bound + bs - 1) / bs) + segs + 2u;
         op = PF_ESP_FLASH_DEFL_BEGIN;
     } else {
-        s->num_blocks = (len + bs - 1) / bs;
+        s->num_blocks = (left + bs - 1) / bs;
         op = PF_ESP_FLASH_BEGIN;
     }
     pf_put_le32(p, erase);
     pf_put_le32(p + 4, s->num_blocks);
     pf_put_le32(p + 8, bs);
-    pf_put_le32(p + 12, addr);
+    pf_put_le32(p + 12, s->run_addr + off);
     pf_put_le32(p + 16, 0); /* not encrypted */
     size_t pn = s->chip->begin_encrypt_word ? 20 : 16;
     int r = command(s, op, p, pn, per_mb(ERASE_MS_PER_MB, erase));
-    if (r < 0)
-        return r;
-    s->in_run = 1;
-    return PF_OK;
+    if (r < 0) {
+        char where[48];
+        pf_format(where, sizeof where, "starting the write at 0x%08lx", (unsigned long)(s->run_addr + off));
+        pf_diag_prefix(diag(s), where);
+    }
+    return r;
 }
 
-/* Runs deflate over input (flush = Z_NO_FLUSH or Z_FINISH), sending every
- * full 1 KiB block of output. */
+/* Runs deflate over input (flush = Z_NO_FLUSH, Z_SYNC_FLUSH or Z_FINISH),
+ * sending every full 1 KiB block of output; with a flush, also the short
+ * block that holds the rest. */
 static int pump(esp_state *s, const uint8_t *data, uint32_t len, int flush)
 {
     s->z.next_in = (Bytef *)(uintptr_t)data;
@@ -603,17 +699,157 @@ static int pump(esp_state *s, const uint8_t *data, uint32_t len, int flush)
         if (zr == Z_STREAM_ERROR)
             return pf_diag_set(diag(s), PF_ERR_ARG, "zlib deflate failed");
         s->fill = sizeof s->block - s->z.avail_out;
-        if (s->fill == sizeof s->block) {
+        int done = flush == Z_FINISH ? zr == Z_STREAM_END : s->z.avail_in == 0 && s->z.avail_out != 0;
+        if (s->fill == sizeof s->block || (done && flush != Z_NO_FLUSH && s->fill)) {
             int r = send_block(s, s->block, s->fill, (uint32_t)(s->z.total_in - s->z_in_sent));
             s->z_in_sent = s->z.total_in;
             if (r < 0)
                 return r;
             s->fill = 0;
-            continue;
+            if (!done)
+                continue;
         }
-        if (flush == Z_FINISH ? zr == Z_STREAM_END : s->z.avail_in == 0)
+        if (done)
             return PF_OK;
     }
+}
+
+/* Plain FLASH_DATA: whole 1 KiB blocks; a short last one is padded with 0xFF. */
+static int plain_feed(esp_state *s, const uint8_t *data, uint32_t len, int last)
+{
+    while (len || (last && s->fill)) {
+        size_t n = sizeof s->block - s->fill;
+        if (n > len)
+            n = len;
+        memcpy(s->block + s->fill, data, n);
+        s->fill += n;
+        data += n;
+        len -= (uint32_t)n;
+        if (s->fill == sizeof s->block || (last && !len)) {
+            memset(s->block + s->fill, 0xFF, sizeof s->block - s->fill);
+            int r = send_block(s, s->block, sizeof s->block, PF_ESP_ROM_BLOCK);
+            if (r < 0)
+                return r;
+            s->fill = 0;
+        }
+    }
+    return PF_OK;
+}
+
+static int feed(esp_state *s, const uint8_t *data, uint32_t len, int close)
+{
+    if (!s->deflating)
+        return plain_feed(s, data, len, close == 2);
+    return pump(s, data, len, close == 2 ? Z_FINISH : close ? Z_SYNC_FLUSH : Z_NO_FLUSH);
+}
+
+/* After line damage: a new BEGIN where the damaged data starts again (see
+ * damaged_range) and the bytes from there. Bounded: MAX_RESTARTS without
+ * progress past the last restart point ends the run, naming what the ROM
+ * said. Returns the segment offset to feed from, or an error. */
+static int restart_segment(esp_state *s)
+{
+    uint32_t first, last;
+    uint32_t from = damaged_range(s, &first, &last);
+    if (from > s->restart_off)
+        s->restarts = 0; /* progress since the last fresh start */
+    s->restart_off = from;
+    const char *what = s->deflating ? "compressed block" : "block";
+    unsigned long seq = s->failed_seq;
+    for (;;) {
+        char said[48];
+        if (s->failed_status)
+            pf_format(said, sizeof said, "answered %02x %02x (%s)", s->failed_status, s->failed_err,
+                      s->failed_err == PF_ESP_ERR_INVALID_CRC ? "bad checksum" : "invalid message");
+        else if (s->failed_code == PF_ERR_TIMEOUT)
+            pf_format(said, sizeof said, "gave no answer to");
+        else
+            pf_format(said, sizeof said, "answered garbled");
+        if (s->restarts >= MAX_RESTARTS && s->failed_code == PF_ERR_TIMEOUT)
+            return pf_diag_set(diag(s), PF_ERR_TIMEOUT,
+                               "%s %lu for flash 0x%08lx-0x%08lx: no answer from the ESP ROM, also after %u fresh "
+                               "starts (link lost? check the cable and power)",
+                               what, seq, (unsigned long)first, (unsigned long)last, (unsigned)s->restarts);
+        if (s->restarts >= MAX_RESTARTS)
+            return pf_diag_set(diag(s), PF_ERR_CRC,
+                               "%s %lu for flash 0x%08lx-0x%08lx: the ESP ROM %s, also after %u fresh starts; "
+                               "the line damages data (lower --baud?)",
+                               what, seq, (unsigned long)first, (unsigned long)last, said, (unsigned)s->restarts);
+        s->restarts++;
+        s->stats.retries++;
+        pf_port_logf(port(s), 1, "esp: the ROM %s %s %lu (flash 0x%08lx-0x%08lx): writing again from 0x%08lx", said,
+                     what, seq, (unsigned long)first, (unsigned long)last, (unsigned long)(s->run_addr + from));
+        pf_slip_decoder_reset(&s->dec);
+        /* A compressed segment that failed twice at the same point goes
+         * plain (a damaged plain block costs only its sector), back to
+         * compressed at the next segment. */
+        if (s->deflating && s->restarts > 2) {
+            s->deflating = 0;
+            s->seg_plain = 1;
+            if (s->seg_off + s->seg_fill > s->run_len) /* the last segment's 0xFF pad is not sent plain */
+                s->seg_fill = s->run_len - s->seg_off;
+            pf_port_logf(port(s), 1, "esp: segment 0x%08lx goes uncompressed", (unsigned long)(s->run_addr + from));
+        }
+        uint32_t seg_end = s->seg_off + SEGMENT < s->run_len ? s->seg_off + SEGMENT : s->run_len;
+        s->status = s->err = 0;
+        int r = begin_stream(s, from, seg_end);
+        if (r >= 0)
+            return (int)(from - s->seg_off);
+        if (!line_damage(s, r))
+            return r;
+        /* the BEGIN itself was damaged: it counts as one more fresh start */
+        what = s->deflating ? "FLASH_DEFL_BEGIN" : "FLASH_BEGIN";
+        seq = 0;
+        s->failed_status = s->status;
+        s->failed_err = s->err;
+        s->failed_code = r;
+    }
+}
+
+/* Feeds seg[from, seg_fill), closing the segment when close is 1 (segment
+ * full) or 2 (end of the run), and recovers from line damage. */
+static int segment_step(esp_state *s, uint32_t from, int close)
+{
+    for (;;) {
+        int r = feed(s, s->seg + from, s->seg_fill - from, close);
+        if (r != ESP_RESTART)
+            return r;
+        if ((r = restart_segment(s)) < 0)
+            return r;
+        from = (uint32_t)r;
+    }
+}
+
+static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
+{
+    esp_state *s = self;
+    if (!s->connected)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write before connect");
+    if (s->in_run)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP write_begin inside a run");
+    if (!len)
+        return pf_diag_set(diag(s), PF_ERR_ARG, "ESP write of no bytes at 0x%08lx", (unsigned long)addr);
+    if ((uint64_t)addr + len > s->flash_size)
+        return pf_diag_set(diag(s), PF_ERR_RANGE, "0x%08lx-0x%08lx is past the end of the %lu KiB flash",
+                           (unsigned long)addr, (unsigned long)(addr + len - 1), (unsigned long)(s->flash_size / 1024));
+    if (addr % SECTOR)
+        return pf_diag_set(diag(s), PF_ERR_ARG,
+                           "the ESP ROM erases whole 4 KiB sectors: a write must start on one, 0x%08lx does not",
+                           (unsigned long)addr);
+    s->deflating = s->opt.compress && s->chip->rom_deflate;
+    s->run_addr = addr;
+    s->run_len = len;
+    s->run_fed = 0;
+    s->seg_off = 0;
+    s->seg_fill = 0;
+    s->restarts = 0;
+    s->restart_off = 0;
+    s->seg_plain = 0;
+    int r = begin_stream(s, 0, len);
+    if (r < 0)
+        return r;
+    s->in_run = 1;
+    return PF_OK;
 }
 
 static int esp_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
@@ -626,24 +862,49 @@ static int esp_write(void *self, uint32_t addr, const uint8_t *data, uint32_t le
                            (unsigned long)addr, (unsigned long)s->run_addr);
     s->run_fed += len;
     s->stats.raw_bytes += len;
-    if (s->deflating)
-        return pump(s, data, len, Z_NO_FLUSH);
     while (len) {
-        size_t n = sizeof s->block - s->fill;
+        uint32_t n = SEGMENT - s->seg_fill;
         if (n > len)
             n = len;
-        memcpy(s->block + s->fill, data, n);
-        s->fill += n;
+        uint32_t from = s->seg_fill;
+        memcpy(s->seg + from, data, n);
+        s->seg_fill += n;
         data += n;
-        len -= (uint32_t)n;
-        if (s->fill == sizeof s->block) {
-            int r = send_block(s, s->block, s->fill, PF_ESP_ROM_BLOCK);
-            if (r < 0)
-                return r;
-            s->fill = 0;
+        len -= n;
+        /* a full segment is closed unless it is the run's last: write_end does that */
+        int full = s->seg_fill == SEGMENT && s->run_fed < s->run_len;
+        int r = segment_step(s, from, full);
+        if (r < 0)
+            return r;
+        if (full) {
+            s->seg_off += SEGMENT;
+            s->seg_fill = 0;
+            if (s->seg_plain) { /* back to compressed after a plain segment (its sector is erased) */
+                s->seg_plain = 0;
+                s->deflating = 1;
+                if ((r = begin_stream(s, s->seg_off, s->seg_off + SECTOR)) < 0)
+                    return r;
+            }
         }
     }
     return PF_OK;
+}
+
+/* The last, partial segment of a compressed run, padded with 0xFF to fill
+ * the ROM's buffer; near the end of flash (no room for the pad) it goes
+ * uncompressed with FLASH_BEGIN instead. */
+static int finish_compressed(esp_state *s)
+{
+    uint32_t at = s->run_addr + s->seg_off;
+    uint32_t from = s->seg_fill;
+    if ((uint64_t)at + SEGMENT <= s->flash_size) {
+        memset(s->seg + from, 0xFF, SEGMENT - from);
+        s->seg_fill = SEGMENT;
+        return segment_step(s, from, 2);
+    }
+    s->deflating = 0;
+    int r = begin_stream(s, s->seg_off, s->run_len);
+    return r < 0 ? r : segment_step(s, 0, 2);
 }
 
 static int esp_write_end(void *self)
@@ -655,23 +916,51 @@ static int esp_write_end(void *self)
     if (s->run_fed != s->run_len)
         return pf_diag_set(diag(s), PF_ERR_ARG, "ESP run at 0x%08lx got %lu of %lu bytes", (unsigned long)s->run_addr,
                            (unsigned long)s->run_fed, (unsigned long)s->run_len);
-    int r;
-    if (s->deflating) {
-        r = pump(s, NULL, 0, Z_FINISH);
-        if (r == PF_OK && s->fill)
-            r = send_block(s, s->block, s->fill, (uint32_t)(s->z.total_in - s->z_in_sent));
+    int r = s->deflating ? finish_compressed(s) : segment_step(s, s->seg_fill, 2);
+    if (s->z_ready) {
         deflateEnd(&s->z);
         s->z_ready = 0;
-    } else if (s->fill) {
-        memset(s->block + s->fill, 0xFF, sizeof s->block - s->fill); /* the ROM wants whole blocks */
-        r = send_block(s, s->block, sizeof s->block, PF_ESP_ROM_BLOCK);
-    } else {
-        r = PF_OK;
     }
     s->fill = 0;
-    /* The ROM writes each block before it answers: nothing left in flight.
-     * FLASH_END is not sent: the ESP32 ROM's is unreliable and not needed. */
+    /* The ROM writes each block (plain) or each full buffer (compressed)
+     * before it answers: nothing is left in flight. FLASH_END is not sent:
+     * the ESP32 ROM's is unreliable and not needed. */
     return r;
+}
+
+/* ---- erase ---------------------------------------------------------------------
+ * The ROM has no erase command (ERASE_FLASH / ERASE_REGION, 0xD0 / 0xD1, are
+ * the flasher stub's); its FLASH_BEGIN erases the sectors it announces up
+ * front, so a BEGIN with no data after it is the ROM's erase. */
+
+static int esp_erase(void *self, uint32_t addr, uint32_t len)
+{
+    esp_state *s = self;
+    if (!s->connected)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP erase before connect");
+    if (addr % SECTOR || len % SECTOR || !len || (uint64_t)addr + len > s->flash_size)
+        return pf_diag_set(diag(s), PF_ERR_RANGE,
+                           "ESP erase of %lu bytes at 0x%08lx: whole 4 KiB sectors inside the %lu KiB flash only",
+                           (unsigned long)len, (unsigned long)addr, (unsigned long)(s->flash_size / 1024));
+    uint8_t p[20];
+    pf_put_le32(p, len);
+    pf_put_le32(p + 4, (len + PF_ESP_ROM_BLOCK - 1) / PF_ESP_ROM_BLOCK);
+    pf_put_le32(p + 8, PF_ESP_ROM_BLOCK);
+    pf_put_le32(p + 12, addr);
+    pf_put_le32(p + 16, 0);
+    int r = command(s, PF_ESP_FLASH_BEGIN, p, s->chip->begin_encrypt_word ? 20 : 16, per_mb(ERASE_MS_PER_MB, len));
+    if (r < 0) {
+        char where[48];
+        pf_format(where, sizeof where, "erasing 0x%08lx-0x%08lx", (unsigned long)addr, (unsigned long)(addr + len - 1));
+        pf_diag_prefix(diag(s), where);
+    }
+    return r;
+}
+
+static int esp_erase_all(void *self)
+{
+    esp_state *s = self;
+    return esp_erase(self, 0, s->flash_size);
 }
 
 /* ---- reading, digest, run ------------------------------------------------- */
@@ -788,8 +1077,8 @@ const pf_target_ops pf_target_esp = {
     sizeof(esp_state),
     esp_open,
     esp_connect,
-    NULL, /* erase: FLASH_BEGIN erases what a run covers */
-    NULL,
+    esp_erase, /* FLASH_BEGIN erases; the job needs no separate erase (erase_style BY_WRITE) */
+    esp_erase_all,
     esp_write_begin,
     esp_write,
     esp_write_end,

@@ -32,7 +32,11 @@ typedef struct esp_relay {
     pf_posix_link dev;    /* the simulator's pty path, opened */
     int rate_model;       /* 0: as fast as the ptys go */
     double flip_rate;     /* probability per byte of one flipped bit (both directions) */
+    int flip_host_only;   /* flip_rate applies to host->device bytes only */
     uint64_t cut_after;   /* host->device bytes after which the link is cut (0 = never) */
+    uint64_t flip_at;     /* host->device: flip bit 0 of the byte at this count (1-based), or of the
+                           * next one that stays clear of SLIP's C0/DB, to damage one frame's data */
+    uint64_t flip_every;  /* then again every this many host->device bytes (0 = once) */
     uint32_t seed;
     uint32_t fixed_baud;  /* host side on TCP: this rate both ways (no termios there) */
     volatile int stop;
@@ -101,7 +105,17 @@ static void *esp_relay_run(void *arg)
             n = (ssize_t)(r->cut_after - d->bytes);
             r->cut = 1;
         }
-        for (ssize_t i = 0; i < n && r->flip_rate > 0; i++) {
+        for (ssize_t i = 0; d == &r->h2d && r->flip_at && i < n; i++) {
+            uint64_t at = d->bytes + (uint64_t)i + 1;
+            uint8_t b = buf[i], f = (uint8_t)(b ^ 1u);
+            if (at >= r->flip_at && b != 0xC0 && b != 0xDB && b != 0xDC && b != 0xDD && f != 0xC0 && f != 0xDB &&
+                f != 0xDC && f != 0xDD) {
+                buf[i] = f;
+                d->flips++;
+                r->flip_at = r->flip_every ? at + r->flip_every : 0;
+            }
+        }
+        for (ssize_t i = 0; i < n && r->flip_rate > 0 && (d == &r->h2d || !r->flip_host_only); i++) {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;

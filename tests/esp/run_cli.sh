@@ -65,6 +65,24 @@ timeout 60 "$cli" flash --target esp --port "$PWD/dev1" --no-run part.bin@0x8000
 rc=$?
 check "after the run, a new session resets the chip into the loader: exit 0 (got $rc)" "[ $rc -eq 0 ]"
 check "  the simulator saw the reset" "grep -q 'reset into the ROM loader' dev1.log"
+# info: the MAC from the eFuse words and the SPI flash id; erase through FLASH_BEGIN
+timeout 60 "$cli" info --target esp --port "$PWD/dev1" >info.out 2>info.err
+rc=$?
+check "info exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  shows the chip's MAC" "grep -q '^MAC: *30:ae:a4:21:15:98$' info.out"
+check "  shows the SPI flash id and size" "grep -q '^flash id: *0x1640ef (manufacturer 0xef, device 0x4016, 4096 KiB)$' info.out"
+timeout 60 "$cli" erase --target esp --port "$PWD/dev1" 0x8000 0x1000 >erase.out 2>erase.err
+rc=$?
+check "erase of one sector exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  the sector is erased, its neighbours are not" "python3 -c '
+f = open(\"dev1.flash\", \"rb\").read()
+ok = f[0x8000:0x9000] == bytes([255]) * 0x1000 and f[0x1000:0x6100] == open(\"boot.bin\", \"rb\").read()
+a = open(\"ours-esp32.bin\", \"rb\").read(); ok = ok and f[0x10000:0x10000 + len(a)] == a
+raise SystemExit(0 if ok else 1)'"
+timeout 120 "$cli" erase --target esp --port "$PWD/dev1" --all >eraseall.out 2>eraseall.err
+rc=$?
+check "erase --all exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  the whole flash is erased" "python3 -c 'raise SystemExit(0 if open(\"dev1.flash\",\"rb\").read() == bytes([255]) * (4 << 20) else 1)'"
 # without that reset (a board with no auto-reset circuit), a running application gives no answer
 start_sim dev3 esp32 4MB --no-reset-on-open
 timeout 60 "$cli" flash --target esp --port "$PWD/dev3" part.bin@0x8000 2>run3.err

@@ -3,6 +3,8 @@
  * MD5 verify, read back, baud switch, several images, and faults. */
 #include <signal.h>
 
+#include "codec/esp_cmd.h"
+#include "codec/slip.h"
 #include "esp_harness.h"
 #include "esp_relay.h"
 #include "pf_test.h"
@@ -237,6 +239,9 @@ static void test_no_sync(void)
     pf_posix_close(&quiet);
 }
 
+static pf_esp_sim_stats relay_sim_stats; /* the simulator's counters after relay_job */
+static pf_esp_stats relay_drv_stats;     /* the driver's */
+
 /* A flash job of `len` bytes at 0x10000 through the relay; returns the job's result. */
 static int relay_job(esp_relay *rl, const char *tag, uint32_t len, uint32_t fast_baud, int compress, uint32_t seed,
                      int *matches, char *why, size_t why_size, double *secs)
@@ -270,8 +275,10 @@ static int relay_job(esp_relay *rl, const char *tag, uint32_t len, uint32_t fast
         pf_esp_stats es;
         pf_esp_get_stats(h.self, &es);
         rl->seed = es.retries; /* handed back to the caller */
+        relay_drv_stats = es;
     }
     *matches = memcmp(pf_esp_sim_flash(st.sim) + 0x10000, img, len) == 0;
+    pf_esp_sim_get_stats(st.sim, &relay_sim_stats);
     esp_host_close(&h);
     esp_relay_stop(rl);
     esp_sim_stop(&st);
@@ -325,6 +332,215 @@ static void test_bit_flips(void)
     (void)successes;
 }
 
+/* Image sizes that are not multiples of the ROM's 32 KiB inflate buffer land
+ * whole, and the bytes past the image's sectors stay as they were (the
+ * strict simulator writes the buffer only when full or at the last
+ * announced block, stale bytes included, as the real ROM does). */
+static void test_odd_sizes(void)
+{
+    static const uint32_t sizes[] = {40 * 1024, 60 * 1024, 100 * 1024, 100 * 1024 + 123, 64 * 1024, 4096};
+    for (int compress = 1; compress >= 0; compress--)
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            uint32_t len = sizes[i], at = 0x20000;
+            uint32_t end = (at + len + 4095u) / 4096u * 4096u;
+            esp_simthread st;
+            REQUIRE(esp_sim_start(&st, "odd", "esp32", FLASH_4M) == 0);
+            uint8_t *fl = pf_esp_sim_flash(st.sim);
+            memset(fl + end, 0x00, 0x10000);   /* what lies past the image: any write shows */
+            memset(fl + at - 0x1000, 0x00, 0x1000);
+            esp_host h;
+            REQUIRE(esp_host_open(&h, st.path, 0, NULL, compress) == 0);
+            job_buf j;
+            map_init(&j, len + 4096);
+            uint8_t *img = malloc(len);
+            esp_fill(img, len, len);
+            REQUIRE(pf_memmap_add(&j.map, at, img, len, NULL) == 0);
+            REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+            pf_job_result res;
+            int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+            if (r < 0)
+                fprintf(stderr, "  %u bytes%s: %s\n", len, compress ? " compressed" : "", h.diag.text);
+            CHECK_EQ(r, 0);
+            CHECK(memcmp(fl + at, img, len) == 0);
+            int untouched = 1;
+            for (uint32_t k = 0; k < 0x10000; k++)
+                untouched &= fl[end + k] == 0x00;
+            for (uint32_t k = 0; k < 0x1000; k++)
+                untouched &= fl[at - 0x1000 + k] == 0x00;
+            CHECK(untouched);
+            esp_host_close(&h);
+            esp_sim_stop(&st);
+            free(j.arena);
+            free(img);
+        }
+}
+
+/* An image that starts inside a sector: the ROM refuses an unaligned BEGIN
+ * (01 06), so the write starts at the sector (whose head the ROM erases
+ * anyway) and verifies. */
+static void test_unaligned_start(void)
+{
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, "unal", "esp32", FLASH_4M) == 0);
+    esp_host h;
+    REQUIRE(esp_host_open(&h, st.path, 0, NULL, 1) == 0);
+    job_buf j;
+    map_init(&j, 65536);
+    static uint8_t img[5000];
+    esp_fill(img, sizeof img, 11);
+    REQUIRE(pf_memmap_add(&j.map, 0x10010, img, sizeof img, NULL) == 0);
+    REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+    pf_job_result res;
+    int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    if (r < 0)
+        fprintf(stderr, "  job: %s\n", h.diag.text);
+    CHECK_EQ(r, 0);
+    CHECK(memcmp(pf_esp_sim_flash(st.sim) + 0x10010, img, sizeof img) == 0);
+    esp_host_close(&h);
+    esp_sim_stop(&st);
+    free(j.arena);
+}
+
+/* One data block damaged on the line (a bit of its payload flipped): the
+ * ROM answers 01 07 and then wants the next sequence number, so the driver
+ * starts that segment again with a new BEGIN; the image lands and verifies. */
+static void test_checksum_error_recovered(void)
+{
+    for (int compress = 1; compress >= 0; compress--) {
+        esp_relay rl;
+        memset(&rl, 0, sizeof rl);
+        rl.flip_at = 45000; /* inside the data blocks of the second segment */
+        int matches = 0;
+        char why[PF_DIAG_MAX];
+        int r = relay_job(&rl, "crc", 100 * 1024 + 77, 0, compress, 5, &matches, why, sizeof why, NULL);
+        fprintf(stderr, "  %s: %u flip, %u bad checksum(s) at the ROM, %u fresh start(s) -> %d %s\n",
+                compress ? "compressed" : "plain", rl.h2d.flips, relay_sim_stats.bad_checksums, rl.seed, r,
+                r ? why : "ok");
+        CHECK_EQ(rl.h2d.flips, 1);
+        CHECK_EQ(relay_sim_stats.bad_checksums, 1);
+        CHECK_EQ(r, 0);
+        CHECK(matches);
+        CHECK_EQ(rl.seed, 1); /* one fresh start */
+        if (!compress) /* only the damaged block's sector again: at most 3 blocks before it */
+            CHECK(relay_drv_stats.blocks >= 104 && relay_drv_stats.blocks <= 104 + 3);
+    }
+}
+
+/* A scripted ROM on a pty: answers SYNC 8 times, then answers the next
+ * command with the given status bytes (a reply damaged on the line). */
+typedef struct fake_rom {
+    pf_posix_link link;
+    pf_port port;
+    uint8_t status[4];
+    volatile int stop;
+    pthread_t th;
+    char path[100];
+} fake_rom;
+
+static void *fake_rom_run(void *arg)
+{
+    fake_rom *f = arg;
+    static uint8_t rx[2048], tx[256];
+    pf_slip_decoder dec;
+    pf_slip_decoder_init(&dec, rx, sizeof rx);
+    int synced = 0;
+    while (!f->stop) {
+        uint8_t b;
+        if (f->port.read(f->port.ctx, &b, 1, 20) != 1 || pf_slip_feed(&dec, b) != PF_SLIP_FRAME)
+            continue;
+        pf_esp_packet p;
+        if (pf_esp_packet_parse(dec.buf, dec.len, &p) != 0 || p.dir != 0)
+            continue;
+        static const uint8_t ok[4] = {0, 0, 0, 0};
+        int n = p.op == PF_ESP_SYNC ? 8 : 1;
+        for (int i = 0; i < n; i++) {
+            size_t len = pf_esp_response_frame(p.op, 0x11, NULL, 0, p.op == PF_ESP_SYNC || !synced ? ok : f->status, 4,
+                                               tx, sizeof tx);
+            pf_port_write_all(&f->port, tx, len);
+        }
+        if (p.op == PF_ESP_SYNC)
+            synced = 1;
+    }
+    return NULL;
+}
+
+/* The exit cause of a damaged answer is the link (4), never "target
+ * refused" (5): a status byte the ROM never sends, and 01 07 (the ROM saw a
+ * bad checksum), each on the first command after sync. */
+static void test_damaged_answer_is_link_fault(void)
+{
+    static const struct {
+        uint8_t status[4];
+        int err;
+        const char *says;
+    } cases[] = {
+        {{0x41, 0x07, 0, 0}, PF_ERR_PROTOCOL, "garbled answer from the ESP ROM"},
+        {{0x01, 0x07, 0, 0}, PF_ERR_CRC, "status 01 07"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake_rom f;
+        memset(&f, 0, sizeof f);
+        snprintf(f.path, sizeof f.path, "/tmp/pf-esp-fake-%d", (int)getpid());
+        char spec[128];
+        snprintf(spec, sizeof spec, "pty:%s", f.path);
+        REQUIRE(pf_posix_open(&f.link, spec, NULL) == 0);
+        pf_posix_port(&f.link, &f.port);
+        memcpy(f.status, cases[i].status, 4);
+        pthread_create(&f.th, NULL, fake_rom_run, &f);
+        esp_host h;
+        int r = esp_host_open(&h, f.path, 0, NULL, 1);
+        fprintf(stderr, "  status %02x %02x -> %d %s\n", cases[i].status[0], cases[i].status[1], r, h.diag.text);
+        CHECK_EQ(r, cases[i].err);
+        CHECK_STR_CONTAINS(h.diag.text, cases[i].says);
+        esp_host_close(&h);
+        f.stop = 1;
+        pthread_join(f.th, NULL);
+        pf_posix_close(&f.link);
+    }
+}
+
+/* A line that damages every block: the driver gives up after its bounded
+ * fresh starts with exit cause link (PF_ERR_CRC or a timeout), and the whole
+ * message (the ROM's status, the block, the flash range) fits. */
+static void test_gives_up_on_a_bad_line(void)
+{
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    rl.flip_rate = 2e-3;
+    rl.flip_host_only = 1;
+    rl.seed = 3;
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    int r = relay_job(&rl, "bad", 20000, 0, 1, 9, &matches, why, sizeof why, NULL);
+    fprintf(stderr, "  %u flips -> %d %s\n", rl.h2d.flips, r, why);
+    CHECK(r == PF_ERR_CRC || r == PF_ERR_TIMEOUT);
+    CHECK(strstr(why, "(lower --baud?)") != NULL); /* not cut short */
+    CHECK_STR_CONTAINS(why, "also after 8 fresh starts");
+    CHECK_STR_CONTAINS(why, " for flash 0x0001");
+    CHECK(!matches);
+}
+
+/* A noisy line: one bit flipped every 5000 bytes, so every compressed
+ * segment (some 17 KB on the line) is damaged on every attempt. A segment
+ * that failed three times goes plain, where a damaged block costs only its
+ * sector, so the image still lands. (The ROM's 8-bit checksum sees every
+ * single flip.) */
+static void test_noisy_line_makes_progress(void)
+{
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    rl.flip_at = 3000;
+    rl.flip_every = 5000;
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    int r = relay_job(&rl, "noisy", 200 * 1024, 0, 1, 12, &matches, why, sizeof why, NULL);
+    fprintf(stderr, "  %u flips, %u fresh starts, %u bad checksums at the ROM -> %d %s\n", rl.h2d.flips, rl.seed,
+            relay_sim_stats.bad_checksums, r, r ? why : "ok");
+    CHECK(rl.h2d.flips > 20);
+    CHECK_EQ(r, 0);
+    CHECK(matches);
+}
+
 static void test_rate_follows_baud(void)
 {
     /* With the line rate modelled, a switch to 921600 after sync makes the
@@ -355,6 +571,12 @@ int main(void)
     RUN(test_wrong_chip_and_range);
     RUN(test_md5_mismatch);
     RUN(test_no_sync);
+    RUN(test_odd_sizes);
+    RUN(test_unaligned_start);
+    RUN(test_checksum_error_recovered);
+    RUN(test_damaged_answer_is_link_fault);
+    RUN(test_gives_up_on_a_bad_line);
+    RUN(test_noisy_line_makes_progress);
     RUN(test_link_cut);
     RUN(test_bit_flips);
     RUN(test_rate_follows_baud);

@@ -7,6 +7,7 @@
  * acks, raw MD5). */
 #include <signal.h>
 #include <termios.h>
+#include <zlib.h>
 
 #include "codec/esp_cmd.h"
 #include "codec/slip.h"
@@ -130,8 +131,9 @@ static void test_rom_quirks(void)
     send_req(&r, PF_ESP_FLASH_DATA, pf_esp_checksum(blk + 16, 1024, 0xEF), blk, sizeof blk);
     REQUIRE(next_resp(&r, &p) == 0);
     CHECK_EQ(p.data[0], 1);
-    /* FLASH_BEGIN, then a block with a bad checksum (07), a wrong sequence
-     * number, a short block (05), then the good block */
+    /* FLASH_BEGIN, then a block with a bad checksum (07): the ROM counts it,
+     * so the same sequence number again is refused 01 05 (real ROM, note
+     * fact 2); a short block is refused 05; the next number is taken */
     pf_put_le32(d, 4096);
     pf_put_le32(d + 4, 4);
     pf_put_le32(d + 8, 1024);
@@ -142,11 +144,10 @@ static void test_rom_quirks(void)
     send_req(&r, PF_ESP_FLASH_DATA, 0x12, blk, sizeof blk);
     REQUIRE(next_resp(&r, &p) == 0);
     CHECK(p.data[0] == 1 && p.data[1] == PF_ESP_ERR_INVALID_CRC);
-    pf_put_le32(blk + 4, 1);
     send_req(&r, PF_ESP_FLASH_DATA, pf_esp_checksum(blk + 16, 1024, 0xEF), blk, sizeof blk);
     REQUIRE(next_resp(&r, &p) == 0);
-    CHECK_EQ(p.data[0], 1);
-    pf_put_le32(blk + 4, 0);
+    CHECK(p.data[0] == 1 && p.data[1] == PF_ESP_ERR_INVALID_MSG);
+    pf_put_le32(blk + 4, 1);
     pf_put_le32(blk, 512);
     send_req(&r, PF_ESP_FLASH_DATA, pf_esp_checksum(blk + 16, 512, 0xEF), blk, 16 + 512);
     REQUIRE(next_resp(&r, &p) == 0);
@@ -298,11 +299,175 @@ static void test_esp8266(void)
     raw_close(&r);
 }
 
+/* Sync and attach on a fresh raw session. */
+static void raw_connect(raw *r)
+{
+    uint8_t d[36];
+    sync_pkt(d);
+    send_req(r, PF_ESP_SYNC, 0, d, 36);
+    while (next_frame(r, 200) >= 0) {
+    }
+    pf_esp_packet p;
+    memset(d, 0, 8);
+    send_req(r, PF_ESP_SPI_ATTACH, 0, d, 8);
+    REQUIRE(next_resp(r, &p) == 0);
+}
+
+static int defl_begin(raw *r, uint32_t size, uint32_t blocks, uint32_t off, pf_esp_packet *p)
+{
+    uint8_t d[16];
+    pf_put_le32(d, size);
+    pf_put_le32(d + 4, blocks);
+    pf_put_le32(d + 8, 1024);
+    pf_put_le32(d + 12, off);
+    send_req(r, PF_ESP_FLASH_DEFL_BEGIN, 0, d, 16);
+    return next_resp(r, p);
+}
+
+/* Sends z[0, zn) as FLASH_DEFL_DATA blocks from seq 0; returns the blocks sent
+ * or -1 on a refusal. */
+static int defl_send(raw *r, const uint8_t *z, size_t zn)
+{
+    static uint8_t blk[16 + 1024];
+    pf_esp_packet p;
+    int seq = 0;
+    for (size_t at = 0; at < zn; at += 1024, seq++) {
+        size_t n = zn - at < 1024 ? zn - at : 1024;
+        pf_put_le32(blk, (uint32_t)n);
+        pf_put_le32(blk + 4, (uint32_t)seq);
+        memset(blk + 8, 0, 8);
+        memcpy(blk + 16, z + at, n);
+        send_req(r, PF_ESP_FLASH_DEFL_DATA, pf_esp_checksum(blk + 16, n, 0xEF), blk, 16 + n);
+        if (next_resp(r, &p) != 0 || p.data[0] != 0)
+            return -1;
+    }
+    return seq;
+}
+
+/* The ROM's write rules, as the real ESP32 ROM showed them (note
+ * esp32-real-rom.md): BEGIN needs a sector-aligned offset; the inflate
+ * buffer reaches flash only when full or at the last announced block (then
+ * stale bytes too); FLASH_DEFL_END writes nothing (01 06). */
+static void test_rom_write_rules(void)
+{
+    raw r;
+    REQUIRE(raw_open(&r, "esp32") == 0);
+    raw_connect(&r);
+    pf_esp_packet p;
+    uint8_t *fl = pf_esp_sim_flash(r.st.sim);
+    /* an offset inside a sector: 01 06, nothing erased */
+    fl[0x3000] = 0x12;
+    REQUIRE(defl_begin(&r, 4096, 4, 0x3100, &p) == 0);
+    CHECK(p.data[0] == 1 && p.data[1] == PF_ESP_ERR_FAILED);
+    CHECK_EQ(fl[0x3000], 0x12);
+    /* 40 KiB announced with more blocks than are sent: the last 8 KiB stay
+     * in the buffer and never reach flash */
+    static uint8_t img[40 * 1024], z[48 * 1024];
+    esp_fill(img, sizeof img, 7);
+    uLongf zn = sizeof z;
+    REQUIRE(compress2(z, &zn, img, sizeof img, 9) == Z_OK);
+    uint32_t exact = (uint32_t)((zn + 1023) / 1024);
+    REQUIRE(defl_begin(&r, sizeof img, exact + 5, 0x10000, &p) == 0);
+    CHECK_EQ(p.data[0], 0);
+    CHECK_EQ(defl_send(&r, z, zn), (int)exact);
+    CHECK(memcmp(fl + 0x10000, img, 0x8000) == 0);
+    int tail_erased = 1;
+    for (uint32_t i = 0x8000; i < sizeof img; i++)
+        tail_erased &= fl[0x10000 + i] == 0xFF;
+    CHECK(tail_erased);
+    uint8_t flag[4] = {1, 0, 0, 0};
+    send_req(&r, PF_ESP_FLASH_DEFL_END, 0, flag, 4);
+    REQUIRE(next_resp(&r, &p) == 0);
+    CHECK(p.data[0] == 1 && p.data[1] == PF_ESP_ERR_FAILED);
+    CHECK_EQ(fl[0x10000 + 0x9000], 0xFF);
+    /* the exact count writes the tail and the whole buffer with it: stale
+     * bytes land past the erased region */
+    memset(fl + 0x2A000, 0xFF, 0x6000);
+    REQUIRE(defl_begin(&r, sizeof img, exact, 0x20000, &p) == 0);
+    CHECK_EQ(defl_send(&r, z, zn), (int)exact);
+    CHECK(memcmp(fl + 0x20000, img, sizeof img) == 0);
+    int stale = 0;
+    for (uint32_t i = 0x2A000; i < 0x30000; i++)
+        stale |= fl[i] != 0xFF;
+    CHECK(stale);
+    raw_close(&r);
+}
+
+/* The UART receive FIFO holds 128 bytes while the ROM executes a command:
+ * a host that sends ahead of the answer loses the rest. */
+static void test_rx_fifo(void)
+{
+    raw r;
+    REQUIRE(raw_open(&r, "esp32") == 0);
+    raw_connect(&r);
+    static uint8_t two[2 * PF_ESP_FRAME_MAX(1100)];
+    uint8_t d[16];
+    pf_put_le32(d, 4096);
+    pf_put_le32(d + 4, 4);
+    pf_put_le32(d + 8, 1024);
+    pf_put_le32(d + 12, 0x4000);
+    size_t n = pf_esp_request_frame(PF_ESP_FLASH_BEGIN, 0, d, 16, NULL, 0, two, sizeof two);
+    static uint8_t blk[16 + 1024];
+    memset(blk, 0x3C, sizeof blk);
+    pf_put_le32(blk, 1024);
+    pf_put_le32(blk + 4, 0);
+    memset(blk + 8, 0, 8);
+    n += pf_esp_request_frame(PF_ESP_FLASH_DATA, pf_esp_checksum(blk + 16, 1024, 0xEF), blk, sizeof blk, NULL, 0,
+                              two + n, sizeof two - n);
+    pf_port_write_all(&r.port, two, n); /* the block goes before BEGIN is answered */
+    pf_esp_packet p;
+    REQUIRE(next_resp(&r, &p) == 0);
+    CHECK_EQ(p.op, PF_ESP_FLASH_BEGIN);
+    CHECK(next_frame(&r, 300) < 0); /* the block was cut: no answer */
+    pf_esp_sim_stats ss;
+    pf_esp_sim_get_stats(r.st.sim, &ss);
+    CHECK(ss.rx_lost >= 1024 + 16 - 128);
+    CHECK_EQ(pf_esp_sim_flash(r.st.sim)[0x4000], 0xFF);
+    /* sent after the answer, the same block is taken */
+    send_req(&r, PF_ESP_FLASH_DATA, pf_esp_checksum(blk + 16, 1024, 0xEF), blk, sizeof blk);
+    REQUIRE(next_resp(&r, &p) == 0);
+    CHECK_EQ(p.op, PF_ESP_FLASH_DATA);
+    CHECK_EQ(p.data[0], 0);
+    CHECK_EQ(pf_esp_sim_flash(r.st.sim)[0x4000], 0x3C);
+    raw_close(&r);
+}
+
+/* The registers esptool reads: the UART divider gives a 40 MHz crystal, the
+ * eFuse words a real chip's MAC. */
+static void test_chip_registers(void)
+{
+    raw r;
+    REQUIRE(raw_open(&r, "esp32") == 0);
+    raw_connect(&r);
+    pf_esp_packet p;
+    uint8_t d[4];
+    pf_put_le32(d, 0x3FF40014u);
+    send_req(&r, PF_ESP_READ_REG, 0, d, 4);
+    REQUIRE(next_resp(&r, &p) == 0);
+    double xtal = 115200.0 * (p.word & 0xFFFFFu) / 1e6;
+    CHECK(xtal > 39.5 && xtal < 40.5);
+    uint32_t w[3];
+    for (int i = 1; i <= 2; i++) {
+        pf_put_le32(d, 0x3FF5A000u + 4u * (uint32_t)i);
+        send_req(&r, PF_ESP_READ_REG, 0, d, 4);
+        REQUIRE(next_resp(&r, &p) == 0);
+        w[i] = p.word;
+    }
+    uint8_t mac[6] = {(uint8_t)(w[2] >> 8), (uint8_t)w[2], (uint8_t)(w[1] >> 24), (uint8_t)(w[1] >> 16),
+                      (uint8_t)(w[1] >> 8), (uint8_t)w[1]};
+    static const uint8_t want[6] = {0x30, 0xAE, 0xA4, 0x21, 0x15, 0x98};
+    CHECK(memcmp(mac, want, 6) == 0);
+    raw_close(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     RUN(test_rom_quirks);
     RUN(test_stub);
     RUN(test_esp8266);
+    RUN(test_rom_write_rules);
+    RUN(test_rx_fifo);
+    RUN(test_chip_registers);
     return pf_test_summary();
 }
