@@ -340,6 +340,17 @@ static void lost(agent_host *h, uint32_t *next, uint32_t acked, uint32_t *cwnd, 
     *clean = 0;
 }
 
+/* "offset N of SIZE" for messages; while deflate has not finished, the
+ * compressed size is not known (size is UINT32_MAX then) and is not printed. */
+static const char *offset_text(char *buf, size_t n, uint32_t off, uint32_t size)
+{
+    if (size == UINT32_MAX)
+        pf_format(buf, n, "offset %lu of the compressed stream", (unsigned long)off);
+    else
+        pf_format(buf, n, "offset %lu of %lu", (unsigned long)off, (unsigned long)size);
+    return buf;
+}
+
 /* Sends data[from..size) windowed, or with h->zon the compressed stream
  * (offsets in the stream, size found when deflate ends; data, size and from
  * unused). begin_seq: the BEGIN sent just before without waiting for its
@@ -352,6 +363,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
         from = 0;
     }
     const pf_port *pt = P(h);
+    char where[64];
     const uint32_t max_chunk = h->max_payload - 4u;
     uint32_t chunk = max_chunk;
     uint32_t win = h->window;
@@ -420,9 +432,8 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
          * line too noisy to make progress, so timeouts alone never come */
         if (now - last_progress > give_up)
             return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT,
-                               "transfer stalled at offset %lu of %lu: no progress for %lu s despite "
-                               "retransmissions",
-                               (unsigned long)acked, (unsigned long)size, (unsigned long)(give_up / 1000));
+                               "transfer stalled at %s: no progress for %lu s despite retransmissions",
+                               offset_text(where, sizeof where, acked, size), (unsigned long)(give_up / 1000));
         if (r == PF_ERR_TIMEOUT) {
             h->timeouts++;
             lost(h, &next, acked, &cwnd, &chunk, &clean);
@@ -433,19 +444,17 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             continue;
         }
         if (r < 0)
-            return pf_diag_set(h->cfg.diag, r, "link lost at offset %lu of %lu", (unsigned long)acked,
-                               (unsigned long)size);
+            return pf_diag_set(h->cfg.diag, r, "link lost at %s", offset_text(where, sizeof where, acked, size));
         if (begin_seq && f.type == (PF_AP_BEGIN | PF_AP_RESPONSE) && f.seq == begin_seq && f.len >= 1) {
             if (f.payload[0])
                 return refused(h, "BEGIN", &f);
             uint32_t resume = f.len >= 5 ? pf_get_le32(f.payload + 1) : 0;
             if (resume > size)
-                return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu",
-                                   (unsigned long)resume, (unsigned long)size);
+                return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %s",
+                                   offset_text(where, sizeof where, resume, size));
             h->resumed_from = resume;
             if (resume)
-                pf_port_logf(pt, 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume,
-                             (unsigned long)size);
+                pf_port_logf(pt, 1, "agent: resuming at %s", offset_text(where, sizeof where, resume, size));
             if (resume > acked) {
                 acked = resume;
                 last_progress = now;
@@ -499,8 +508,8 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                                t ? ": " : "", text);
         }
         if (off > size)
-            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged offset %lu beyond %lu",
-                               (unsigned long)off, (unsigned long)size);
+            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged %s, beyond its end",
+                               offset_text(where, sizeof where, off, size));
         if (off > acked) {
             acked = off;
             last_progress = now;

@@ -98,9 +98,10 @@ static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int sta
                                name, where);
         if (stage == ST_DATA && (op == PF_AN3155_WRITE || op == PF_AN3155_ERASE || op == PF_AN3155_EXT_ERASE))
             return pf_diag_set(d, PF_ERR_TARGET,
-                               "target answered NACK (0x1F) to %s%s after %s: the flash is write-protected or "
-                               "not erased (--unprotect-write removes write protection; the content stays)",
-                               name, where, stage_name(stage));
+                               "target answered NACK (0x1F) to %s%s after %s on %u of %u tries: the flash is "
+                               "write-protected%s (--unprotect-write removes write protection; the content stays)",
+                               name, where, stage_name(stage), (unsigned)(s->_data_nacks ? s->_data_nacks : 1),
+                               (unsigned)(s->_tries ? s->_tries : 1), op == PF_AN3155_WRITE ? " or not erased" : "");
         return pf_diag_set(d, PF_ERR_TARGET, "target answered NACK (0x1F) to %s%s (refused %s)", name, where,
                            stage_name(stage));
     case PF_ERR_TIMEOUT:
@@ -110,6 +111,12 @@ static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int sta
         return pf_diag_set(d, r, "unexpected byte 0x%02x instead of ACK (0x79) to %s%s after %s", got, name, where,
                            stage_name(stage));
     case PF_ERR_CRC:
+        if (stage == ST_DATA && got == PF_AN3155_NACK)
+            return pf_diag_set(d, r,
+                               "%s%s failed on the link on all %u tries (the last ended in a NACK (0x1F) after "
+                               "the data, the ROM's answer to a frame corrupted on the way): check the cable and "
+                               "ground, or lower --baud",
+                               name, where, (unsigned)s->_tries);
         return pf_diag_set(d, r, "checksum of the answer to %s%s is wrong (line noise?)", name, where);
     case PF_ERR_CLOSED: return pf_diag_set(d, r, "the link closed during %s%s", name, where);
     default: return pf_diag_set(d, r, "%s%s failed: %s", name, where, pf_strerror(r));
@@ -477,6 +484,7 @@ static int with_retries(S *s, attempt_fn attempt, recheck_fn recheck, void *arg,
 {
     int r = PF_OK;
     *stage = ST_CMD;
+    uint8_t tries = 0, data_nacks = 0; /* locals: a recheck runs exchanges of its own */
     for (int n = 0; n < MAX_ATTEMPTS; n++) {
         if (n) {
             int q = before_retry(s, r);
@@ -486,9 +494,21 @@ static int with_retries(S *s, attempt_fn attempt, recheck_fn recheck, void *arg,
                 return q;
         }
         r = attempt(s, arg, stage, got);
+        tries++;
+        if (r == PF_ERR_TARGET && *stage == ST_DATA)
+            data_nacks++;
         if (r == PF_OK || !again(r, *stage, n))
             break;
     }
+    /* A NACK after the data is what the ROM answers to a data frame whose
+     * checksum does not match, as well as to a write-protected page. A
+     * refusal repeats on every try; when other tries of the same exchange
+     * failed on the link (no answer, garbage, a NACK elsewhere), the last
+     * NACK is line noise too: a link error, not the target's refusal. */
+    s->_tries = tries;
+    s->_data_nacks = data_nacks;
+    if (r == PF_ERR_TARGET && *stage == ST_DATA && data_nacks < tries)
+        r = PF_ERR_CRC;
     return r;
 }
 
@@ -650,6 +670,47 @@ static int write_recheck(S *s, void *arg, int last, int stage, uint8_t got)
     return 0; /* erased: write it again */
 }
 
+/* Every try of a block ended in a NACK after its data: a write-protected
+ * page, or a line so noisy that each 256-byte frame arrived corrupted. A
+ * 4-byte write of the block's first word tells them apart (its 6-byte frame
+ * rarely meets noise): the ROM takes it unless the page is protected. */
+static int refused_or_noise(S *s, uint32_t addr, const uint8_t *data)
+{
+    uint8_t tries = s->_tries, nacks = s->_data_nacks;
+    int r = PF_OK, stage = ST_CMD;
+    uint8_t got = 0;
+    for (int n = 0; n < 2; n++) {
+        if (n && (r = resync(s)) < 0)
+            break;
+        r = write_once(s, addr, data, 4, &stage, &got);
+        if (r == PF_OK || (r == PF_ERR_TARGET && stage == ST_DATA && n == 1))
+            break;
+    }
+    s->_tries = tries;
+    s->_data_nacks = nacks;
+    if (r == PF_OK)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                           "Write Memory at 0x%08lx: the ROM answered NACK (0x1F) after the 256-byte data frame on "
+                           "all %u tries but took a 4-byte write at the same address: the frames were corrupted "
+                           "on the line (the page is not protected); check the cable and ground, or lower --baud",
+                           (unsigned long)addr, (unsigned)tries);
+    if (r == PF_ERR_TARGET && stage == ST_DATA) {
+        s->last_nack_op = PF_AN3155_WRITE;
+        return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
+                           "target answered NACK (0x1F) to Write Memory at 0x%08lx after the data on all %u tries, "
+                           "and to a 4-byte write there too, while the block reads erased: the page is "
+                           "write-protected (--unprotect-write removes write protection; the content stays)",
+                           (unsigned long)addr, (unsigned)tries);
+    }
+    if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
+        return explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
+    return pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                       "Write Memory at 0x%08lx: NACK (0x1F) after the data on all %u tries, and a 4-byte probe "
+                       "write failed on the link too (%s after %s): the line is too noisy; check the cable and "
+                       "ground, or lower --baud",
+                       (unsigned long)addr, (unsigned)tries, pf_strerror(r), stage_name(stage));
+}
+
 static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
 {
     S *s = self;
@@ -665,6 +726,8 @@ static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t 
     r = with_retries(s, write_attempt, write_recheck, &a, &stage, &got);
     if (r == WRITE_DONE || r == PF_OK)
         return PF_OK;
+    if (r == PF_ERR_TARGET && stage == ST_DATA && !a.explained)
+        return refused_or_noise(s, addr, data);
     return a.explained ? r : explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
 }
 
