@@ -3,6 +3,7 @@
 #ifndef PEERFLASH_CLI_H
 #define PEERFLASH_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,6 +45,9 @@ void pf_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef struct pf_cli_progress {
     int tty;
     int quiet;
+    int started;         /* a phase was reported: the fields below are set */
+    pf_phase phase;      /* where the command is (or stopped) */
+    uint32_t done, total;
     int last_phase;
     int last_decile;
     uint64_t phase_start_us;
@@ -52,6 +56,29 @@ typedef struct pf_cli_progress {
 void pf_cli_progress_init(pf_cli_progress *p, int quiet);
 void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t total);
 void pf_cli_progress_end(pf_cli_progress *p);
+
+/* Checks --chip, --reset, --baud and --connect-baud for a target before
+ * anything is opened (cli/target_options.c). *chip_entry: the chip table's
+ * name for a part number ("STM32F103C8T6" -> "STM32F103xB"). Returns 0, or
+ * -1 with the reason, naming the option, in why. */
+int pf_cli_check_target_options(const char *target, const char *chip, const char *reset, uint32_t baud,
+                                uint32_t connect_baud, const char *port, const char **chip_entry, char *why,
+                                size_t n);
+
+/* An IMAGE@ADDR whose ADDR lies outside the flash of every chip of the
+ * target (or of --chip): -1 with the reason in why; 0 otherwise. */
+int pf_cli_check_load_address(const char *target, const char *chip, const char *spec, char *why, size_t n);
+
+/* SIGINT/SIGTERM (cli/interrupt.c): install once; pf_cli_interrupted() is
+ * the signal number caught, 0 if none. A port wrapped by
+ * pf_cli_interrupt_wrap fails every call with PF_ERR_CLOSED once a signal
+ * came, so a driver stops within 100 ms and the command ends normally. */
+void pf_cli_interrupt_install(void);
+int pf_cli_interrupted(void);
+const char *pf_cli_signal_name(int sig);
+void pf_cli_interrupt_wrap(const pf_port *inner, pf_port *out);
+/* Exit status after a signal: 128 + its number (130 SIGINT, 143 SIGTERM). */
+#define PF_EXIT_SIGNAL_BASE 128
 
 
 #endif

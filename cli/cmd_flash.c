@@ -1,6 +1,7 @@
 /* flash, verify, read, erase, info: one option parser and one connect path
  * for every target driver; the work itself is the library's flash job. */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,8 @@ static int parse_u32(const char *s, uint32_t *out)
 
 typedef struct session {
     pf_posix_link link;
-    pf_port port;
+    pf_port raw_port; /* the link as pf_posix gives it */
+    pf_port port;     /* the same, stopping at SIGINT/SIGTERM: what drivers use */
     pf_target target;
     void *state;
     pf_diag diag;
@@ -156,7 +158,8 @@ static int open_session(session *s, const opts *o)
     if (r < 0)
         return r;
     s->link.log_level = o->verbose;
-    pf_posix_port(&s->link, &s->port);
+    pf_posix_port(&s->link, &s->raw_port);
+    pf_cli_interrupt_wrap(&s->raw_port, &s->port);
     s->state = calloc(1, ops->ctx_size ? ops->ctx_size : 1);
     if (!s->state)
         return pf_diag_set(&s->diag, PF_ERR_NOMEM, "out of memory");
@@ -207,41 +210,114 @@ static int open_session(session *s, const opts *o)
     return PF_OK;
 }
 
-/* exit_code: the status the process returns, so the object and $? agree. */
-static void json_result(const opts *o, const session *s, int err, int exit_code, const char *errtext,
-                        const pf_job_result *res, double secs)
+/* What the command learnt so far, for the result line and the JSON object:
+ * one command runs per process, so one place holds it. */
+static struct cmd_state {
+    pf_cli_progress prog;
+    int have_image;
+    uint32_t image_bytes;
+    const pf_job_result *job;   /* flash/verify after the job returned */
+    int have_read;
+    uint32_t read_bytes;
+    int have_resume;            /* the target can resume (agent): fields below set */
+    uint32_t resumed_from, wire_bytes;
+} st;
+
+static void json_u32(const char *key, int have, uint32_t v)
+{
+    if (have)
+        printf(",\"%s\":%lu", key, (unsigned long)v);
+    else
+        printf(",\"%s\":null", key);
+}
+
+static void json_str(const char *key, const char *v)
+{
+    printf(",\"%s\":", key);
+    if (v)
+        pf_json_string(stdout, v);
+    else
+        printf("null");
+}
+
+/* The one JSON object (schema in docs/CLI.md): every field is always
+ * present, null where this run does not know it. exit_code is the status the
+ * process returns, so the object and $? agree. */
+#define PF_JSON_SCHEMA 1
+static void json_result(const opts *o, const session *s, int exit_code, const char *errtext, double secs)
 {
     if (!o->json)
         return;
-    printf("{\"command\":");
-    pf_json_string(stdout, o->cmd);
-    printf(",\"ok\":%s,\"exit_code\":%d,\"target\":", err ? "false" : "true", exit_code);
-    pf_json_string(stdout, o->target);
-    if (s && s->connected) {
-        printf(",\"chip\":");
-        pf_json_string(stdout, s->target.info.chip);
-        printf(",\"chip_id\":%lu,\"bootloader\":", (unsigned long)s->target.info.chip_id);
-        pf_json_string(stdout, s->target.info.bootloader);
-        printf(",\"flash_start\":%lu,\"flash_size\":%lu", (unsigned long)s->target.info.geom.flash_start,
-               (unsigned long)s->target.info.geom.flash_size);
-    }
-    if (res)
-        printf(",\"image_bytes\":%lu,\"written_bytes\":%lu,\"skipped_bytes\":%lu,\"erased_bytes\":%lu,"
-               "\"runs\":%lu,\"verified\":%s,\"verify_method\":\"%s\"",
-               (unsigned long)res->image_bytes, (unsigned long)res->written_bytes, (unsigned long)res->skipped_bytes,
-               (unsigned long)res->erased_bytes, (unsigned long)res->runs, res->verified ? "true" : "false",
-               res->verify_method ? res->verify_method : "none");
-    printf(",\"seconds\":%.3f,\"error\":", secs);
-    if (err)
-        pf_json_string(stdout, errtext && *errtext ? errtext : pf_strerror(err));
+    int sig = pf_cli_interrupted();
+    printf("{\"schema\":%d", PF_JSON_SCHEMA);
+    json_str("command", o->cmd);
+    printf(",\"ok\":%s,\"exit_code\":%d", exit_code ? "false" : "true", exit_code);
+    json_str("error", exit_code ? (errtext && *errtext ? errtext : "failed") : NULL);
+    json_str("interrupted", sig ? pf_cli_signal_name(sig) : NULL);
+    printf(",\"stopped_at\":");
+    if (exit_code && st.prog.started)
+        printf("{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(st.prog.phase),
+               (unsigned long)st.prog.done, (unsigned long)st.prog.total);
     else
         printf("null");
-    printf("}\n");
+    json_str("target", o->target);
+    json_str("port", o->port);
+    int on = s && s->connected;
+    const pf_target_info *in = on ? &s->target.info : NULL;
+    json_str("chip", on ? in->chip : NULL);
+    json_u32("chip_id", on, on ? in->chip_id : 0);
+    json_str("bootloader", on ? in->bootloader : NULL);
+    json_u32("flash_start", on, on ? in->geom.flash_start : 0);
+    json_u32("flash_size", on, on ? in->geom.flash_size : 0);
+    const pf_job_result *res = st.job;
+    json_u32("image_bytes", st.have_image, st.image_bytes);
+    json_u32("written_bytes", res != NULL, res ? res->written_bytes : 0);
+    json_u32("skipped_bytes", res != NULL, res ? res->skipped_bytes : 0);
+    json_u32("erased_bytes", res != NULL, res ? res->erased_bytes : 0);
+    json_u32("resumed_from", st.have_resume, st.resumed_from);
+    json_u32("wire_bytes", st.have_resume, st.wire_bytes);
+    json_u32("runs", res != NULL, res ? res->runs : 0);
+    printf(",\"verified\":%s", res ? (res->verified ? "true" : "false") : "null");
+    json_str("verify_method", res ? (res->verify_method ? res->verify_method : "none") : NULL);
+    json_u32("read_bytes", st.have_read, st.read_bytes);
+    printf(",\"seconds\":%.3f}\n", secs);
+    fflush(stdout);
+}
+
+/* A bad command line: the message on stderr, and with --json the object. */
+static int usage_fail(const opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_fail(const opts *o, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    pf_cli_error("%s", text);
+    json_result(o, NULL, PF_EXIT_USAGE, text, 0.0);
+    return PF_EXIT_USAGE;
 }
 
 /* One place that turns a failure into a message with a next step. */
 static int fail(const opts *o, session *s, int err, const char *text, double secs)
 {
+    int sig = pf_cli_interrupted();
+    if (sig) {
+        char where[160] = "";
+        if (st.prog.started)
+            snprintf(where, sizeof where, " during %s at %lu of %lu bytes", pf_phase_name(st.prog.phase),
+                     (unsigned long)st.prog.done, (unsigned long)st.prog.total);
+        else
+            snprintf(where, sizeof where, " %s", s && s->connected ? "before the transfer" : "while connecting");
+        char msg[320];
+        snprintf(msg, sizeof msg, "interrupted by %s%s%s", pf_cli_signal_name(sig), where,
+                 st.prog.started && (st.prog.phase == PF_PHASE_WRITE || st.prog.phase == PF_PHASE_ERASE)
+                     ? "; the flash holds part of the image: run the command again"
+                     : "");
+        pf_cli_error("%s", msg);
+        json_result(o, s, PF_EXIT_SIGNAL_BASE + sig, msg, secs);
+        return PF_EXIT_SIGNAL_BASE + sig;
+    }
     const char *hint = "";
     /* Drivers that know their board give a specific hint; add the generic
      * one only where the message has none. */
@@ -256,7 +332,7 @@ static int fail(const opts *o, session *s, int err, const char *text, double sec
     else if (err == PF_ERR_CLOSED)
         hint = "\n  the link went away: check the cable or bridge, then run the same command again";
     pf_cli_error("%s%s", text && *text ? text : pf_strerror(err), hint);
-    json_result(o, s, err, pf_cli_exit_code(err), text, NULL, secs);
+    json_result(o, s, pf_cli_exit_code(err), text && *text ? text : pf_strerror(err), secs);
     return pf_cli_exit_code(err);
 }
 
@@ -272,6 +348,29 @@ static int image_exit(int err)
     return err == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_IMAGE;
 }
 
+/* The job counts what it handed to write(); a driver that skips part of it
+ * itself (AVR read-compare, an agent resuming a cut transfer) knows better. */
+static void count_what_was_sent(const session *s, pf_job_result *res)
+{
+    if (!strcmp(s->target.ops->name, "avr")) {
+        const pf_avr *a = s->state;
+        uint32_t kept = a->chip ? a->skipped_pages * a->chip->page_size : 0;
+        if (kept > res->written_bytes)
+            kept = res->written_bytes;
+        res->written_bytes -= kept;
+        res->skipped_bytes += kept;
+    } else if (!strcmp(s->target.ops->name, "agent")) {
+        pf_agent_host_stats as;
+        pf_agent_host_get_stats(s->state, &as);
+        uint32_t kept = as.resumed_from < res->written_bytes ? as.resumed_from : res->written_bytes;
+        res->written_bytes -= kept;
+        res->skipped_bytes += kept;
+        st.have_resume = 1;
+        st.resumed_from = as.resumed_from;
+        st.wire_bytes = as.stream_bytes;
+    }
+}
+
 static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
 {
     uint64_t t0 = pf_posix_now_us();
@@ -285,10 +384,18 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
         r = pf_image_set_finish(&images, &d);
     if (r < 0) {
         pf_cli_error("%s", d.text[0] ? d.text : pf_strerror(r));
-        json_result(o, NULL, r, image_exit(r), d.text, NULL, since(t0));
+        json_result(o, NULL, image_exit(r), d.text[0] ? d.text : pf_strerror(r), since(t0));
         pf_image_set_free(&images);
         return image_exit(r);
     }
+    char why[512];
+    for (int i = 0; i < nimg; i++)
+        if (pf_cli_check_load_address(o->target, o->chip, imgs[i], why, sizeof why) < 0) {
+            pf_image_set_free(&images);
+            return usage_fail(o, "%s", why);
+        }
+    st.have_image = 1;
+    st.image_bytes = (uint32_t)pf_memmap_bytes(&images.map);
     uint32_t lo, hi;
     pf_memmap_bounds(&images.map, &lo, &hi);
     if (!o->quiet)
@@ -311,8 +418,8 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
         pf_image_set_free(&images);
         return r;
     }
-    pf_cli_progress prog;
-    pf_cli_progress_init(&prog, o->quiet);
+    pf_cli_progress *prog = &st.prog;
+    pf_cli_progress_init(prog, o->quiet);
     size_t bufsize = 2u * (s.target.info.geom.write_max ? s.target.info.geom.write_max : 4096u);
     if (bufsize < 8192)
         bufsize = 8192;
@@ -323,7 +430,7 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     cfg.skip_unchanged = o->skip;
     cfg.run_after = o->run && (s.target.info.caps & PF_CAP_RUN);
     cfg.progress = pf_cli_progress_cb;
-    cfg.progress_user = &prog;
+    cfg.progress_user = prog;
     cfg.buf = buf;
     cfg.buf_size = bufsize;
     cfg.diag = &s.diag;
@@ -334,17 +441,23 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     r = buf ? (is_verify ? pf_job_verify(&s.target, &images.map, &cfg, &res)
                          : pf_job_flash(&s.target, &images.map, &cfg, &res))
             : PF_ERR_NOMEM;
-    pf_cli_progress_end(&prog);
+    pf_cli_progress_end(prog);
     double secs = since(t0);
+    if (r >= 0 && !is_verify)
+        count_what_was_sent(&s, &res);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, secs);
     } else {
+        st.job = &res;
         if (!o->quiet) {
             if (is_verify)
                 fprintf(stderr, "verified %lu bytes (%s): flash matches the image\n",
                         (unsigned long)res.image_bytes, res.verify_method);
             else {
                 fprintf(stderr, "wrote %lu bytes", (unsigned long)res.written_bytes);
+                if (st.have_resume && st.resumed_from)
+                    fprintf(stderr, " (resumed at %lu; sent %lu bytes on the wire)", (unsigned long)st.resumed_from,
+                            (unsigned long)st.wire_bytes);
                 if (res.skipped_bytes)
                     fprintf(stderr, ", skipped %lu unchanged", (unsigned long)res.skipped_bytes);
                 fprintf(stderr, " in %.2f s", secs);
@@ -356,7 +469,7 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
                 fprintf(stderr, "%s\n", cfg.run_after ? "; application started" : "");
             }
         }
-        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, &res, secs);
+        json_result(o, &s, PF_EXIT_OK, NULL, secs);
         r = PF_EXIT_OK;
     }
     free(buf);
@@ -368,10 +481,8 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
 static int do_read(const opts *o, int argc, char **argv)
 {
     uint32_t addr, len;
-    if (argc != 3 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0) {
-        pf_cli_error("read takes ADDR LEN OUTFILE (e.g. 0x0 32K flash.bin)");
-        return PF_EXIT_USAGE;
-    }
+    if (argc != 3 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0)
+        return usage_fail(o, "read takes ADDR LEN OUTFILE (e.g. 0x0 32K flash.bin)");
     uint64_t t0 = pf_posix_now_us();
     session s;
     int r = open_session(&s, o);
@@ -385,8 +496,10 @@ static int do_read(const opts *o, int argc, char **argv)
                         (unsigned long)s.target.info.geom.flash_size);
     if (r == PF_OK && !(data = malloc(len)))
         r = PF_ERR_NOMEM;
-    pf_cli_progress prog;
-    pf_cli_progress_init(&prog, o->quiet);
+    pf_cli_progress *prog = &st.prog;
+    pf_cli_progress_init(prog, o->quiet);
+    if (r == PF_OK)
+        pf_cli_progress_cb(prog, PF_PHASE_READ, 0, len);
     uint32_t chunk = s.target.info.geom.write_max ? s.target.info.geom.write_max : 256;
     for (uint32_t done = 0; r == PF_OK && done < len;) {
         uint32_t n = len - done < chunk ? len - done : chunk;
@@ -395,9 +508,9 @@ static int do_read(const opts *o, int argc, char **argv)
             break;
         r = PF_OK;
         done += n;
-        pf_cli_progress_cb(&prog, PF_PHASE_VERIFY, done, len);
+        pf_cli_progress_cb(prog, PF_PHASE_READ, done, len);
     }
-    pf_cli_progress_end(&prog);
+    pf_cli_progress_end(prog);
     if (r == PF_OK) {
         FILE *f = fopen(argv[2], "wb");
         if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
@@ -411,7 +524,9 @@ static int do_read(const opts *o, int argc, char **argv)
         if (!o->quiet)
             fprintf(stderr, "read %lu bytes from 0x%08lx to %s in %.2f s\n", (unsigned long)len, (unsigned long)addr,
                     argv[2], secs);
-        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, secs);
+        st.have_read = 1;
+        st.read_bytes = len;
+        json_result(o, &s, PF_EXIT_OK, NULL, secs);
     }
     close_session(&s);
     return r;
@@ -420,17 +535,23 @@ static int do_read(const opts *o, int argc, char **argv)
 static int do_erase(const opts *o, int argc, char **argv)
 {
     uint32_t addr = 0, len = 0;
-    if (!o->all && (argc != 2 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0)) {
-        pf_cli_error("erase takes ADDR LEN, or --all");
-        return PF_EXIT_USAGE;
-    }
+    if (!o->all && (argc != 2 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0))
+        return usage_fail(o, "erase takes ADDR LEN, or --all");
+    if (o->all && argc)
+        return usage_fail(o, "erase --all takes no ADDR LEN");
     uint64_t t0 = pf_posix_now_us();
     session s;
     int r = open_session(&s, o);
     if (r == PF_OK && o->all) {
+        if (!o->quiet)
+            fprintf(stderr, "erase: the whole chip...\n");
         r = (s.target.info.caps & PF_CAP_ERASE_ALL) && s.target.ops->erase_all
                 ? s.target.ops->erase_all(s.state)
                 : pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot erase the whole chip", o->target);
+        if (r == PF_OK && !o->quiet)
+            fprintf(stderr, "erased the whole chip: %lu bytes at 0x%08lx in %.2f s\n",
+                    (unsigned long)s.target.info.geom.flash_size, (unsigned long)s.target.info.geom.flash_start,
+                    since(t0));
     } else if (r == PF_OK) {
         const pf_flash_geometry *g = &s.target.info.geom;
         uint32_t us, un, ls, ln;
@@ -456,7 +577,7 @@ static int do_erase(const opts *o, int argc, char **argv)
     if (r < 0)
         r = fail(o, &s, r, s.diag.text, secs);
     else
-        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, secs);
+        json_result(o, &s, PF_EXIT_OK, NULL, secs);
     close_session(&s);
     return r;
 }
@@ -491,7 +612,7 @@ static int do_info(const opts *o)
                in->caps & PF_CAP_DIGEST ? pf_digest_name(in->digest) : "", in->caps & PF_CAP_DIGEST ? " " : "",
                in->caps & PF_CAP_ERASE_ALL ? "erase-all" : "");
     }
-    json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, since(t0));
+    json_result(o, &s, PF_EXIT_OK, NULL, since(t0));
     close_session(&s);
     return PF_EXIT_OK;
 }
@@ -515,27 +636,30 @@ int pf_cmd_flash(int argc, char **argv)
         {"no-compress", no_argument, 0, OPT_NOCOMP},  {"read-compare", no_argument, 0, OPT_READCMP},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
+    /* --json is honoured even when the command line around it is wrong */
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--json"))
+            o.json = 1;
     optind = 1;
+    opterr = 0; /* our own messages, with --json as one object */
     int c;
-    while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":qvh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_TARGET: o.target = optarg; break;
         case OPT_PORT: o.port = optarg; break;
         case OPT_BAUD:
         case OPT_CBAUD:
-            if (parse_u32(optarg, c == OPT_BAUD ? &o.baud : &o.connect_baud)) {
-                pf_cli_error("--%s takes a number, not '%s'", c == OPT_BAUD ? "baud" : "connect-baud", optarg);
-                return PF_EXIT_USAGE;
-            }
+            if (parse_u32(optarg, c == OPT_BAUD ? &o.baud : &o.connect_baud) ||
+                !(c == OPT_BAUD ? o.baud : o.connect_baud))
+                return usage_fail(&o, "--%s takes a line rate in bit/s, not '%s'",
+                                  c == OPT_BAUD ? "baud" : "connect-baud", optarg);
             break;
         case OPT_CHIP: o.chip = optarg; break;
         case OPT_RESET: o.reset = optarg; break;
         case OPT_NOVERIFY: o.verify = 0; break;
         case OPT_ERASE:
-            if (strcmp(optarg, "touched") && strcmp(optarg, "all")) {
-                pf_cli_error("--erase takes 'touched' or 'all', not '%s'", optarg);
-                return PF_EXIT_USAGE;
-            }
+            if (strcmp(optarg, "touched") && strcmp(optarg, "all"))
+                return usage_fail(&o, "--erase takes 'touched' or 'all', not '%s'", optarg);
             o.erase_all = !strcmp(optarg, "all");
             break;
         case OPT_NOSKIP: o.skip = 0; break;
@@ -549,17 +673,18 @@ int pf_cmd_flash(int argc, char **argv)
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
-        default: usage(o.cmd, stderr); return PF_EXIT_USAGE;
+        case ':':
+            return usage_fail(&o, "%s needs a value (see peerflash %s --help)", argv[optind - 1], o.cmd);
+        default:
+            if (optopt)
+                return usage_fail(&o, "unknown option '-%c' (see peerflash %s --help)", optopt, o.cmd);
+            return usage_fail(&o, "unknown option '%s' (see peerflash %s --help)", argv[optind - 1], o.cmd);
         }
     }
-    if (!o.target || !o.port) {
-        pf_cli_error("%s needs --target and --port (see peerflash %s --help)", o.cmd, o.cmd);
-        return PF_EXIT_USAGE;
-    }
-    if (!pf_target_find(o.target)) {
-        pf_cli_error("unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
-        return PF_EXIT_USAGE;
-    }
+    if (!o.target || !o.port)
+        return usage_fail(&o, "%s needs --target and --port (see peerflash %s --help)", o.cmd, o.cmd);
+    if (!pf_target_find(o.target))
+        return usage_fail(&o, "unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
     /* Options that belong to some targets only: refused before anything is opened. */
     const char *only = NULL;
     if (o.no_compress && strcmp(o.target, "esp") && strcmp(o.target, "agent"))
@@ -568,26 +693,25 @@ int pf_cmd_flash(int argc, char **argv)
         only = "--read-compare is for --target avr (the others compare by digest)";
     else if ((o.unprotect_read || o.unprotect_write) && strcmp(o.target, "stm32"))
         only = "--unprotect-read/--unprotect-write are for --target stm32";
-    if (only) {
-        pf_cli_error("%s", only);
-        return PF_EXIT_USAGE;
-    }
+    if (only)
+        return usage_fail(&o, "%s", only);
+    char why[512];
+    if (pf_cli_check_target_options(o.target, o.chip, o.reset, o.baud, o.connect_baud, o.port, &o.chip, why,
+                                    sizeof why) < 0)
+        return usage_fail(&o, "%s", why);
     int nargs = argc - optind;
     char **args = argv + optind;
+    pf_cli_interrupt_install();
     if (!strcmp(o.cmd, "flash") || !strcmp(o.cmd, "verify")) {
-        if (nargs < 1) {
-            pf_cli_error("%s needs at least one IMAGE[@ADDR]", o.cmd);
-            return PF_EXIT_USAGE;
-        }
+        if (nargs < 1)
+            return usage_fail(&o, "%s needs at least one IMAGE[@ADDR]", o.cmd);
         return do_flash_or_verify(&o, nargs, args);
     }
     if (!strcmp(o.cmd, "read"))
         return do_read(&o, nargs, args);
     if (!strcmp(o.cmd, "erase"))
         return do_erase(&o, nargs, args);
-    if (nargs) {
-        pf_cli_error("info takes no arguments");
-        return PF_EXIT_USAGE;
-    }
+    if (nargs)
+        return usage_fail(&o, "info takes no arguments");
     return do_info(&o);
 }

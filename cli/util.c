@@ -46,6 +46,7 @@ void pf_cli_progress_init(pf_cli_progress *p, int quiet)
 {
     p->tty = isatty(STDERR_FILENO);
     p->quiet = quiet;
+    p->started = 0;
     p->last_phase = -1;
     p->last_decile = -1;
     p->phase_start_us = pf_posix_now_us();
@@ -69,6 +70,10 @@ static void draw_bar(pf_phase phase, uint32_t done, uint32_t total, double secs)
 void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t total)
 {
     pf_cli_progress *p = user;
+    p->started = 1;
+    p->phase = phase;
+    p->done = done;
+    p->total = total;
     if (p->quiet)
         return;
     uint64_t now = pf_posix_now_us();

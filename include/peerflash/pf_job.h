@@ -39,6 +39,7 @@ typedef enum pf_phase {
     PF_PHASE_WRITE,
     PF_PHASE_VERIFY,
     PF_PHASE_RUN,
+    PF_PHASE_READ,      /* reading flash to a file (the CLI's read command) */
 } pf_phase;
 
 const char *pf_phase_name(pf_phase phase);

@@ -96,6 +96,10 @@ typedef struct pf_stm32 {
 
 extern const pf_target_ops pf_target_stm32;
 
+/* Whether spec is a reset sequence the driver accepts ("auto", "none" or
+ * ENTRY[:EXIT] steps, see above), checked without any I/O: 1 yes, 0 no. */
+int pf_stm32_reset_valid(const char *spec);
+
 /* Removes readout protection. THIS ERASES THE WHOLE FLASH (the chip does it
  * before lifting RDP). The chip resets; the driver re-synchronises. */
 int pf_stm32_readout_unprotect(pf_stm32 *s);

@@ -18,6 +18,7 @@ const char *pf_phase_name(pf_phase phase)
     case PF_PHASE_WRITE: return "write";
     case PF_PHASE_VERIFY: return "verify";
     case PF_PHASE_RUN: return "run";
+    case PF_PHASE_READ: return "read";
     default: return "?";
     }
 }

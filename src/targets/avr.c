@@ -282,7 +282,9 @@ static int avr_connect(void *self, pf_target_info *info)
             return pf_diag_set(a->cfg.diag, PF_ERR_CHIP, "unknown AVR chip '%s' (known: %s)", a->cfg.chip, list);
         }
     }
-    uint32_t baud = a->cfg.baud ? a->cfg.baud : DEFAULT_BAUD;
+    /* STK500v1 cannot change its rate: --baud (fast_baud) is the rate, as
+     * for every target; --connect-baud (baud) still wins when given. */
+    uint32_t baud = a->cfg.baud ? a->cfg.baud : a->cfg.fast_baud ? a->cfg.fast_baud : DEFAULT_BAUD;
     int r = pf_port_set_line(p, baud, PF_FRAME_8N1);
     if (r < 0)
         return pf_diag_set(a->cfg.diag, r, "cannot set the line to %lu baud 8N1", (unsigned long)baud);

@@ -214,9 +214,10 @@ static int resync(S *s)
 
 /* --- reset lines ------------------------------------------------------------------ */
 
+/* Runs the steps of seq[0..len); with s NULL only checks them (no I/O). */
 static int run_sequence(S *s, const char *seq, size_t len)
 {
-    const pf_port *p = P(s);
+    const pf_port *p = s ? P(s) : NULL;
     size_t i = 0;
     while (i < len) {
         size_t j = i;
@@ -229,7 +230,18 @@ static int run_sequence(S *s, const char *seq, size_t len)
             w++;
             n--;
         }
-        if (n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3))) {
+        if (!s) {
+            int ok = (n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3))) || n == 0;
+            if (!neg && n) {
+                ok = 1;
+                for (size_t k = 0; k < n; k++)
+                    ok &= w[k] >= '0' && w[k] <= '9';
+                ok |= n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3));
+                ok &= n < 6; /* at most 99999 ms */
+            }
+            if (!ok)
+                return PF_ERR_ARG;
+        } else if (n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3))) {
             int v = neg ? PF_LINE_RELEASE : PF_LINE_ASSERT;
             int r = p->set_lines ? p->set_lines(p->ctx, w[0] == 'd' ? v : PF_LINE_KEEP, w[0] == 'r' ? v : PF_LINE_KEEP)
                                  : PF_ERR_UNSUPPORTED;
@@ -255,6 +267,19 @@ static int run_sequence(S *s, const char *seq, size_t len)
 }
 
 #define AUTO_SEQ "rts,dtr,20,-dtr,50:-rts,dtr,20,-dtr"
+
+int pf_stm32_reset_valid(const char *spec)
+{
+    if (!spec || !strcmp(spec, "auto") || !strcmp(spec, "none"))
+        return 1;
+    const char *colon = strchr(spec, ':');
+    if (colon && strchr(colon + 1, ':'))
+        return 0;
+    size_t entry = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (entry == 0 || run_sequence(NULL, spec, entry) < 0)
+        return 0;
+    return !colon || run_sequence(NULL, colon + 1, strlen(colon + 1)) == PF_OK;
+}
 
 static const char *reset_spec(const S *s)
 {
@@ -380,7 +405,7 @@ static int stm32_connect(void *self, pf_target_info *info)
 {
     S *s = self;
     const pf_port *p = P(s);
-    uint32_t baud = s->_cfg.baud ? s->_cfg.baud : 115200;
+    uint32_t baud = s->_cfg.baud ? s->_cfg.baud : s->_cfg.fast_baud ? s->_cfg.fast_baud : 115200;
     s->_cfg.baud = baud;
     const pf_stm32_chip *want = NULL;
     if (s->_cfg.chip && s->_cfg.chip[0] && strcmp(s->_cfg.chip, "auto")) {

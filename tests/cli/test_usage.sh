@@ -14,7 +14,7 @@ for cmd in flash verify read erase info; do
 done
 expect 2 "unknown target 'nosuch'" -- "$pf" flash --target nosuch --port /dev/null x.hex
 expect 2 "--erase takes 'touched' or 'all'" -- "$pf" flash --target x --port p --erase some x.hex
-expect 2 "--baud takes a number" -- "$pf" flash --target x --port p --baud fast x.hex
+expect 2 "--baud takes a line rate" -- "$pf" flash --target x --port p --baud fast x.hex
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 printf ':0100000000FF\n:00000001FF\n' >"$dir/one.hex"
