@@ -136,6 +136,25 @@ static int apply_driver_options(const opts *o, const pf_target_ops *ops, void *s
     return PF_OK;
 }
 
+/* What the command learnt so far, for the result line and the JSON object:
+ * one command runs per process, so one place holds it. */
+struct cmd_state {
+    pf_cli_progress prog;
+    int have_image;
+    uint32_t image_bytes;
+    const pf_job_result *job;   /* flash/verify after the job returned */
+    int have_read;
+    uint32_t read_bytes;
+    int have_resume;            /* the target can resume (agent): fields below set */
+    uint32_t resumed_from, wire_bytes;
+};
+static struct cmd_state st;
+
+static void driver_progress(void *user, int phase, uint32_t done, uint32_t total)
+{
+    pf_cli_progress_cb(user, (pf_phase)phase, done, total);
+}
+
 static int open_session(session *s, const opts *o)
 {
     memset(s, 0, sizeof *s);
@@ -147,11 +166,11 @@ static int open_session(session *s, const opts *o)
     }
     /* A host command never creates a pty: a port that does not exist is a
      * missing board, not an endpoint to make. */
-    struct stat st;
+    struct stat sb;
     if (strncmp(o->port, "pty:", 4) == 0)
         return pf_diag_set(&s->diag, PF_ERR_ARG, "--port takes an existing port; pty:PATH (a new pty) is for "
                                                  "`peerflash sim` and `peerflash wire`");
-    if (strncmp(o->port, "tcp://", 6) != 0 && strncmp(o->port, "tcp-listen://", 13) != 0 && stat(o->port, &st) != 0)
+    if (strncmp(o->port, "tcp://", 6) != 0 && strncmp(o->port, "tcp-listen://", 13) != 0 && stat(o->port, &sb) != 0)
         return pf_diag_set(&s->diag, PF_ERR_IO, "cannot open %s: %s (is the board plugged in? `peerflash ports` "
                                                 "lists serial ports)", o->port, strerror(errno));
     int r = pf_posix_open(&s->link, o->port, &s->diag);
@@ -173,6 +192,8 @@ static int open_session(session *s, const opts *o)
     cfg.chip = o->chip;
     cfg.reset = o->reset;
     cfg.verbose = o->verbose;
+    cfg.progress = driver_progress;
+    cfg.progress_user = &st.prog;
     r = ops->open(s->state, &cfg);
     if (r < 0)
         return r;
@@ -210,18 +231,7 @@ static int open_session(session *s, const opts *o)
     return PF_OK;
 }
 
-/* What the command learnt so far, for the result line and the JSON object:
- * one command runs per process, so one place holds it. */
-static struct cmd_state {
-    pf_cli_progress prog;
-    int have_image;
-    uint32_t image_bytes;
-    const pf_job_result *job;   /* flash/verify after the job returned */
-    int have_read;
-    uint32_t read_bytes;
-    int have_resume;            /* the target can resume (agent): fields below set */
-    uint32_t resumed_from, wire_bytes;
-} st;
+
 
 static void json_u32(const char *key, int have, uint32_t v)
 {
@@ -403,6 +413,7 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
                 (unsigned long)pf_memmap_bytes(&images.map), images.map.count, (unsigned long)lo,
                 (unsigned long)(hi - 1));
     session s;
+    pf_cli_progress_init(&st.prog, o->quiet);
     r = open_session(&s, o);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
@@ -419,7 +430,6 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
         return r;
     }
     pf_cli_progress *prog = &st.prog;
-    pf_cli_progress_init(prog, o->quiet);
     size_t bufsize = 2u * (s.target.info.geom.write_max ? s.target.info.geom.write_max : 4096u);
     if (bufsize < 8192)
         bufsize = 8192;
@@ -456,10 +466,11 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
             else {
                 fprintf(stderr, "wrote %lu bytes", (unsigned long)res.written_bytes);
                 if (st.have_resume && st.resumed_from)
-                    fprintf(stderr, " (resumed at %lu; sent %lu bytes on the wire)", (unsigned long)st.resumed_from,
-                            (unsigned long)st.wire_bytes);
-                if (res.skipped_bytes)
-                    fprintf(stderr, ", skipped %lu unchanged", (unsigned long)res.skipped_bytes);
+                    fprintf(stderr, " (resumed at %lu, where the cut transfer had stopped; sent %lu bytes on the "
+                            "wire)", (unsigned long)st.resumed_from, (unsigned long)st.wire_bytes);
+                uint32_t unchanged = res.skipped_bytes - (st.have_resume ? st.resumed_from : 0);
+                if (unchanged)
+                    fprintf(stderr, ", skipped %lu unchanged", (unsigned long)unchanged);
                 fprintf(stderr, " in %.2f s", secs);
                 if (res.verified)
                     fprintf(stderr, ", verified (%s)", res.verify_method);
@@ -485,6 +496,7 @@ static int do_read(const opts *o, int argc, char **argv)
         return usage_fail(o, "read takes ADDR LEN OUTFILE (e.g. 0x0 32K flash.bin)");
     uint64_t t0 = pf_posix_now_us();
     session s;
+    pf_cli_progress_init(&st.prog, o->quiet);
     int r = open_session(&s, o);
     uint8_t *data = NULL;
     if (r == PF_OK && (!(s.target.info.caps & PF_CAP_READ) || !s.target.ops->read))
@@ -497,7 +509,6 @@ static int do_read(const opts *o, int argc, char **argv)
     if (r == PF_OK && !(data = malloc(len)))
         r = PF_ERR_NOMEM;
     pf_cli_progress *prog = &st.prog;
-    pf_cli_progress_init(prog, o->quiet);
     if (r == PF_OK)
         pf_cli_progress_cb(prog, PF_PHASE_READ, 0, len);
     uint32_t chunk = s.target.info.geom.write_max ? s.target.info.geom.write_max : 256;
@@ -541,6 +552,7 @@ static int do_erase(const opts *o, int argc, char **argv)
         return usage_fail(o, "erase --all takes no ADDR LEN");
     uint64_t t0 = pf_posix_now_us();
     session s;
+    pf_cli_progress_init(&st.prog, o->quiet);
     int r = open_session(&s, o);
     if (r == PF_OK && o->all) {
         if (!o->quiet)
@@ -586,6 +598,7 @@ static int do_info(const opts *o)
 {
     uint64_t t0 = pf_posix_now_us();
     session s;
+    pf_cli_progress_init(&st.prog, o->quiet);
     int r = open_session(&s, o);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "peerflash/pf_agent_host.h"
+#include "peerflash/pf_job.h"
 #include "peerflash/pf_agent_proto.h"
 #include "peerflash/pf_boot.h" /* state numbers and MCUboot magic only: no link dependency */
 #include "peerflash/pf_bytes.h"
@@ -340,6 +341,30 @@ static void lost(agent_host *h, uint32_t *next, uint32_t acked, uint32_t *cwnd, 
     *clean = 0;
 }
 
+/* Progress of the image while it flows (the job only sees the one write()
+ * return): image bytes acknowledged; with deflate, the image bytes behind
+ * the acknowledged part of the stream, estimated from deflate's ratio so far. */
+static void report_sent(agent_host *h, uint32_t acked, uint32_t size)
+{
+    if (!h->cfg.progress)
+        return;
+    uint32_t image = h->stats.image_bytes, done = acked;
+    if (h->zon) {
+        uint32_t produced = h->zbase + h->zlen;
+        uint64_t in = h->z.total_in;
+        done = h->resumed_from + (uint32_t)(produced ? in * (acked < produced ? acked : produced) / produced : 0);
+    } else if (size != UINT32_MAX && size < image) {
+        done = image - size + acked;
+    }
+    h->cfg.progress(h->cfg.progress_user, PF_PHASE_WRITE, done < image ? done : image, image);
+}
+
+static void step(agent_host *h, int phase, uint32_t done)
+{
+    if (h->cfg.progress)
+        h->cfg.progress(h->cfg.progress_user, phase, done, 1);
+}
+
 /* "offset N of SIZE" for messages; while deflate has not finished, the
  * compressed size is not known (size is UINT32_MAX then) and is not printed. */
 static const char *offset_text(char *buf, size_t n, uint32_t off, uint32_t size)
@@ -513,6 +538,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
         if (off > acked) {
             acked = off;
             last_progress = now;
+            report_sent(h, acked, size);
             if (next < acked) { /* the agent is further on (resume) */
                 next = acked;
                 mark = h->seq;
@@ -696,6 +722,7 @@ static int a_run(void *self)
      * new image on trial, which would roll it back */
     uint8_t expect = h->state;
     int r;
+    step(h, PF_PHASE_REBOOT, 0);
     for (int k = 0;; k++) {
         r = request(h, PF_AP_RESET, &expect, 1, 1000, 1, &f);
         if (r == PF_OK && f.payload[0] == 0)
@@ -709,6 +736,9 @@ static int a_run(void *self)
     }
     /* the device resets, the bootloader swaps (seconds for big images), the
      * agent greets with an unsolicited HELLO answer */
+    step(h, PF_PHASE_REBOOT, 1);
+    if (was_pending)
+        step(h, PF_PHASE_INSTALL, 0);
     uint32_t deadline = pf_deadline(P(h), 60000);
     uint8_t hello_seq = 0, hp[3] = {PF_AP_VERSION, 0, 0};
     pf_put_le16(hp + 1, HOST_RXBUF - PF_AP_OVERHEAD);
@@ -743,7 +773,10 @@ static int a_run(void *self)
         return pf_diag_set(h->cfg.diag, PF_ERR_TARGET,
                            "the new image did not start: the device is back in state %s%s",
                            state_name(h->state), (h->flags & PF_BOOT_F_REVERTED) ? " (rolled back)" : "");
+    step(h, PF_PHASE_INSTALL, 1);
+    step(h, PF_PHASE_TRIAL, 1); /* it runs on trial and answered */
     /* it runs and talks: make it permanent */
+    step(h, PF_PHASE_CONFIRM, 0);
     r = request(h, PF_AP_CONFIRM, NULL, 0, 500, 8, &f);
     if (r < 0)
         return r;
@@ -751,6 +784,7 @@ static int a_run(void *self)
         return refused(h, "CONFIRM", &f);
     h->state = PF_BOOT_IDLE;
     h->ended_len = 0;
+    step(h, PF_PHASE_CONFIRM, 1);
     return PF_OK;
 }
 
