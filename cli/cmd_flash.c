@@ -75,7 +75,8 @@ static void usage(const char *cmd, FILE *f)
                "  -q, --quiet        no progress output\n"
                "  -v, --verbose      protocol trace on stderr (repeat for more)\n"
                "  -h, --help         this help\n"
-               "\nexit status: 0 ok, 2 usage, 3 image, 4 link/no answer, 5 target refused, 6 verify mismatch\n");
+               "\nexit status: 0 ok, 2 usage, 3 image, 4 link/no answer, 5 target refused, 6 verify mismatch,\n"
+               "130/143 interrupted by SIGINT/SIGTERM (it stops cleanly and says where)\n");
 }
 
 static int parse_u32(const char *s, uint32_t *out)

@@ -8,6 +8,10 @@ expect 0 "flash +write images" -- "$pf" --help
 expect 2 "usage: peerflash" -- "$pf"
 expect 2 "unknown command 'flsh'" -- "$pf" flsh
 expect 0 "peerflash [0-9]" -- "$pf" --version
+expect 0 "^peerflash [0-9]" -- "$pf" -V
+expect 0 "usage: peerflash read" -- "$pf" help read
+expect 0 "usage: peerflash wire" -- "$pf" help wire
+expect 2 "no command 'nosuch'" -- "$pf" help nosuch
 for cmd in flash verify read erase info; do
     expect 0 "usage: peerflash $cmd" -- "$pf" "$cmd" --help
     expect 2 "needs --target and --port" -- "$pf" "$cmd"
