@@ -148,6 +148,11 @@ struct cmd_state {
     uint32_t read_bytes;
     int have_resume;            /* the target can resume (agent): fields below set */
     uint32_t resumed_from, wire_bytes;
+    unsigned n_details;         /* info: facts beyond pf_target_info, per target */
+    struct {
+        const char *key;
+        char value[200];
+    } details[8];
 };
 static struct cmd_state st;
 
@@ -291,6 +296,17 @@ static void json_result(const opts *o, const session *s, int exit_code, const ch
     printf(",\"verified\":%s", res ? (res->verified ? "true" : "false") : "null");
     json_str("verify_method", res ? (res->verify_method ? res->verify_method : "none") : NULL);
     json_u32("read_bytes", st.have_read, st.read_bytes);
+    printf(",\"details\":");
+    if (!strcmp(o->cmd, "info") && on) {
+        printf("{");
+        for (unsigned i = 0; i < st.n_details; i++) {
+            printf("%s\"%s\":", i ? "," : "", st.details[i].key);
+            pf_json_string(stdout, st.details[i].value);
+        }
+        printf("}");
+    } else {
+        printf("null");
+    }
     printf(",\"seconds\":%.3f}\n", secs);
     fflush(stdout);
 }
@@ -595,6 +611,58 @@ static int do_erase(const opts *o, int argc, char **argv)
     return r;
 }
 
+static void detail(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void detail(const char *key, const char *fmt, ...)
+{
+    if (st.n_details >= sizeof st.details / sizeof st.details[0])
+        return;
+    st.details[st.n_details].key = key;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st.details[st.n_details].value, sizeof st.details[0].value, fmt, ap);
+    va_end(ap);
+    st.n_details++;
+}
+
+/* What info can say beyond the chip and its geometry, per target: STM32
+ * protection from the option bytes; what an AVR bootloader can (not) read.
+ * Returns a failure of the link (the rest is reported as a fact). */
+static int collect_details(session *s)
+{
+    if (!strcmp(s->target.ops->name, "stm32")) {
+        pf_stm32 *st32 = s->state;
+        uint8_t ob[64];
+        uint32_t len = 0;
+        int r = pf_stm32_read_option_bytes(st32, ob, &len);
+        if (r == PF_ERR_PROTECTED) {
+            detail("rdp", "level 1 or 2 (read-protected: the bootloader refuses Read Memory)");
+            detail("wrp", "unknown (readout protection hides the option bytes)");
+        } else if (r == PF_ERR_UNSUPPORTED) {
+            detail("rdp", "not read (the option bytes of the %s family are not decoded)", st32->chip->family);
+        } else if (r < 0) {
+            return r;
+        } else {
+            char rdp[160], wrp[160], hex[2 * 64 + 1];
+            uint32_t addr = 0, n = 0;
+            pf_stm32_ob_where(st32->chip, &addr, &n);
+            pf_stm32_ob_describe(st32->chip, ob, rdp, sizeof rdp, wrp, sizeof wrp);
+            for (uint32_t i = 0; i < len; i++)
+                snprintf(hex + 2 * i, 3, "%02x", ob[i]);
+            detail("rdp", "%s", rdp);
+            detail("wrp", "%s", wrp);
+            detail("option_bytes", "%s at 0x%08lx", hex, (unsigned long)addr);
+        }
+    } else if (!strcmp(s->target.ops->name, "avr")) {
+        /* optiboot.c: "UNIVERSAL command is ignored ... putch(0x00)"; and
+         * STK_READ_SIGN answers the SIGNATURE_n constants it was built with */
+        detail("fuses", "not readable through %s: STK500v1 reads fuses only with STK_UNIVERSAL, which "
+                        "Optiboot answers with 0x00 whatever the fuses are (an ISP programmer reads them)",
+               strstr(s->target.info.bootloader, "Optiboot") ? "Optiboot" : "this bootloader");
+        detail("signature", "as the bootloader reports it (Optiboot answers with the constants it was built for)");
+    }
+    return PF_OK;
+}
+
 static int do_info(const opts *o)
 {
     uint64_t t0 = pf_posix_now_us();
@@ -602,6 +670,11 @@ static int do_info(const opts *o)
     pf_cli_progress_init(&st.prog, o->quiet);
     int r = open_session(&s, o);
     if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        return r;
+    }
+    if ((r = collect_details(&s)) < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
         return r;
@@ -625,6 +698,8 @@ static int do_info(const opts *o)
         printf("can:         %s%s%s%s\n", in->caps & PF_CAP_READ ? "read " : "",
                in->caps & PF_CAP_DIGEST ? pf_digest_name(in->digest) : "", in->caps & PF_CAP_DIGEST ? " " : "",
                in->caps & PF_CAP_ERASE_ALL ? "erase-all" : "");
+        for (unsigned i = 0; i < st.n_details; i++)
+            printf("%-12s %s\n", st.details[i].key, st.details[i].value);
     }
     json_result(o, &s, PF_EXIT_OK, NULL, since(t0));
     close_session(&s);

@@ -583,6 +583,28 @@ static int read_block(S *s, uint32_t addr, uint8_t *buf, uint32_t n)
     return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
 }
 
+int pf_stm32_read_option_bytes(pf_stm32 *s, uint8_t *out, uint32_t *len)
+{
+    uint32_t addr, n;
+    int r = need(s);
+    if (r < 0)
+        return r;
+    if (!pf_stm32_ob_where(s->chip, &addr, &n))
+        return PF_ERR_UNSUPPORTED;
+    int stage;
+    uint8_t got = 0;
+    read_args a = {addr, out, n};
+    r = with_retries(s, read_attempt, NULL, &a, &stage, &got);
+    if (r == PF_ERR_TARGET && stage == ST_CMD)
+        return PF_ERR_PROTECTED; /* the ROM refuses Read Memory itself: RDP */
+    if (r == PF_ERR_TARGET)
+        return PF_ERR_UNSUPPORTED;
+    if (r < 0)
+        return explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
+    *len = n;
+    return PF_OK;
+}
+
 static int stm32_read(void *self, uint32_t addr, uint8_t *buf, uint32_t len)
 {
     S *s = self;

@@ -28,7 +28,7 @@ j = json.loads(lines[0])
 fields = ["schema", "command", "ok", "exit_code", "error", "interrupted", "stopped_at", "target", "port",
           "chip", "chip_id", "bootloader", "flash_start", "flash_size", "image_bytes", "written_bytes",
           "skipped_bytes", "erased_bytes", "resumed_from", "wire_bytes", "runs", "verified", "verify_method",
-          "read_bytes", "seconds"]
+          "read_bytes", "details", "seconds"]
 missing = [f for f in fields if f not in j]
 extra = [f for f in j if f not in fields]
 if missing or extra or j["schema"] != 1:
@@ -68,7 +68,24 @@ head -c 65536 /dev/urandom >"$dir/fw.bin"
 pids+=($!)
 wait_for "$dir/stm"
 "$pf" info --json --target stm32 --port "$dir/stm" --chip STM32F103C8T6 >"$dir/o" 2>/dev/null
-check_json "$dir/o" 'j["exit_code"] == 0' 'j["chip"] == "STM32F103xB"' 'j["chip_id"] == 0x410' 'j["written_bytes"] is None'
+check_json "$dir/o" 'j["exit_code"] == 0' 'j["chip"] == "STM32F103xB"' 'j["chip_id"] == 0x410' 'j["written_bytes"] is None' \
+    'j["details"]["rdp"].startswith("level 0 (not protected), RDP byte 0xa5")' 'j["details"]["wrp"].startswith("none")' \
+    'j["details"]["option_bytes"] == "a55aff00ff00ff00ff00ff00ff00ff00 at 0x1ffff800"'
+# info: protection read from the option bytes (G0 layout), or found from the NACK of Read Memory
+for flags in --wrp --rdp; do
+    rm -f "$dir/g0"
+    "$pf" sim stm32 --port "$dir/g0" --flash "$dir/g0.flash" --chip G07xxB $flags 2>/dev/null &
+    g0=$!
+    wait_for "$dir/g0"
+    "$pf" info --json --target stm32 --port "$dir/g0" >"$dir/o" 2>/dev/null
+    kill $g0; wait $g0 2>/dev/null
+    if [[ $flags == --wrp ]]; then
+        check_json "$dir/o" 'j["exit_code"] == 0' 'j["details"]["wrp"].startswith("pages 0..127")' \
+            'j["details"]["rdp"].startswith("level 0")'
+    else
+        check_json "$dir/o" 'j["exit_code"] == 0' 'j["details"]["rdp"].startswith("level 1 or 2 (read-protected")'
+    fi
+done
 
 # interrupted: a signal once the write phase has begun (read from stderr)
 interrupt() { # SIGNAL
@@ -110,6 +127,9 @@ if "$pf" sim avr --help 2>&1 | grep -q optiboot; then
     check_json "$dir/o" 'j["exit_code"] == 0' 'j["written_bytes"] == 0' 'j["skipped_bytes"] == 8192'
     grep -q "wrote 0 bytes, skipped 8192 unchanged" "$dir/e" && passed=$((passed + 1)) ||
         { echo "FAIL: read-compare summary: $(cat "$dir/e")" >&2; failed=$((failed + 1)); }
+    "$pf" info --json --target avr --port "$dir/avr" --baud 57600 >"$dir/o" 2>"$dir/e"
+    check_json "$dir/o" 'j["exit_code"] == 0' 'j["details"]["fuses"].startswith("not readable through Optiboot")' \
+        'j["chip_id"] == 0x1E950F'
 fi
 
 # agent: a transfer cut at 30000 bytes on the wire, then run again: the counters
