@@ -378,6 +378,15 @@ static int identify(S *s, uint16_t *pid)
         r = cmd_get(s);
         if (r == PF_OK)
             r = cmd_get_id(s, pid);
+        /* Get ID's answer has no checksum: a bit flipped on the line would
+         * read as another chip (exit "target refused"). Two answers must
+         * agree; one that differs counts as a failed attempt. */
+        uint16_t again = 0;
+        if (r == PF_OK && (r = cmd_get_id(s, &again)) == PF_OK && again != *pid)
+            r = pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                            "Get ID answered 0x%03x, then 0x%03x: the line corrupts data; check the cable and "
+                            "ground, or lower --baud",
+                            *pid, again);
         if (r == PF_OK || r == PF_ERR_CLOSED || r == PF_ERR_IO)
             break;
     }
