@@ -65,6 +65,10 @@ int pf_cli_check_target_options(const char *target, const char *chip, const char
                                 uint32_t connect_baud, const char *port, const char **chip_entry, char *why,
                                 size_t n);
 
+/* The one target whose chip table knows chip (a name, alias or part
+ * number), or NULL when none or several do: --target auto then probes. */
+const char *pf_cli_target_of_chip(const char *chip);
+
 /* An IMAGE@ADDR whose ADDR lies outside the flash of every chip of the
  * target (or of --chip): -1 with the reason in why; 0 otherwise. */
 int pf_cli_check_load_address(const char *target, const char *chip, const char *spec, char *why, size_t n);
@@ -77,6 +81,9 @@ void pf_cli_interrupt_install(void);
 int pf_cli_interrupted(void);
 const char *pf_cli_signal_name(int sig);
 void pf_cli_interrupt_wrap(const pf_port *inner, pf_port *out);
+/* After ms milliseconds (0: never) every call of a wrapped port fails with
+ * PF_ERR_TIMEOUT: a bound on one probe of --target auto. */
+void pf_cli_port_deadline(uint32_t ms);
 /* Exit status after a signal: 128 + its number (130 SIGINT, 143 SIGTERM). */
 #define PF_EXIT_SIGNAL_BASE 128
 

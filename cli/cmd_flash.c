@@ -48,7 +48,8 @@ static void usage(const char *cmd, FILE *f)
         fprintf(f, "usage: peerflash info --target T --port PORT [options]\n\n"
                    "Connects and prints the chip, its flash geometry and the bootloader.\n");
     fprintf(f, "\noptions:\n"
-               "  --target T         protocol:");
+               "  --target T         protocol (or auto: probe stm32, esp, agent, avr in turn, each after its\n"
+               "                     reset, and use the one that answers):");
     for (size_t i = 0; pf_target_drivers[i]; i++)
         fprintf(f, " %s", pf_target_drivers[i]->name);
     if (!pf_target_drivers[0])
@@ -148,6 +149,7 @@ struct cmd_state {
     uint32_t read_bytes;
     int have_resume;            /* the target can resume (agent): fields below set */
     uint32_t resumed_from, wire_bytes;
+    const char *found_target;   /* --target auto: the target that answered (or is being tried) */
     unsigned n_details;         /* info: facts beyond pf_target_info, per target */
     struct {
         const char *key;
@@ -155,6 +157,9 @@ struct cmd_state {
     } details[8];
 };
 static struct cmd_state st;
+
+/* The target in use: the one given, or the one --target auto found. */
+static const char *target_name(const opts *o) { return st.found_target ? st.found_target : o->target; }
 
 static void driver_progress(void *user, int phase, uint32_t done, uint32_t total)
 {
@@ -165,9 +170,9 @@ static int open_session(session *s, const opts *o)
 {
     memset(s, 0, sizeof *s);
     s->link.fd = s->link.listen_fd = -1;
-    const pf_target_ops *ops = pf_target_find(o->target);
+    const pf_target_ops *ops = pf_target_find(target_name(o));
     if (!ops) {
-        pf_diag_set(&s->diag, PF_ERR_ARG, "unknown target '%s' (see peerflash %s --help)", o->target, o->cmd);
+        pf_diag_set(&s->diag, PF_ERR_ARG, "unknown target '%s' (see peerflash %s --help)", target_name(o), o->cmd);
         return PF_ERR_ARG;
     }
     /* A host command never creates a pty: a port that does not exist is a
@@ -256,6 +261,69 @@ static void json_str(const char *key, const char *v)
         printf("null");
 }
 
+/* --target auto: the bootloaders are probed one after the other, each
+ * with its own reset first (DTR/RTS, or on a link without modem lines the
+ * reopen of the port, which resets an Arduino or a simulator), in the one
+ * order that cannot leave a bootloader upset for its own probe:
+ *  1. stm32: the ROM takes the first byte after reset as its autobaud
+ *     pattern, so 0x7F must come before any other probe's bytes; an ESP ROM
+ *     and the agent ignore a byte outside their SLIP frames;
+ *  2. esp, 3. agent: SLIP frames with checksums, which each other and an
+ *     STM32 ROM (already locked on 0x7F, answering NACK) shrug off;
+ *  4. avr last: Optiboot answers any byte that is not STK500 by starting
+ *     the application, which only its own reset (auto-reset on DTR or on
+ *     opening the port) undoes, so nothing may come after its probe.
+ * The first that answers is used; the others are never tried. */
+static const char *const probe_order[] = {"stm32", "esp", "agent", "avr"};
+#define PROBE_MS 2500u
+
+static void close_session(session *s);
+
+static int open_any(session *s, const opts *o)
+{
+    if (strcmp(o->target, "auto"))
+        return open_session(s, o);
+    char tried[128] = "";
+    int r = PF_ERR_NO_SYNC;
+    for (size_t i = 0; i < sizeof probe_order / sizeof probe_order[0]; i++) {
+        if (!pf_target_find(probe_order[i]))
+            continue;
+        st.found_target = probe_order[i];
+        if (!o->quiet)
+            fprintf(stderr, "auto: trying %s...\n", st.found_target);
+        /* a bootloader that is there answers its sync within a second or two
+         * (an ESP after two reset variants); the last probe has no bound */
+        pf_cli_port_deadline(i + 1 < sizeof probe_order / sizeof probe_order[0] ? PROBE_MS : 0);
+        r = open_session(s, o);
+        pf_cli_port_deadline(0);
+        if (r == PF_OK) {
+            if (!o->quiet)
+                fprintf(stderr, "auto: found the %s bootloader (%s)%s%s\n", st.found_target, s->target.info.chip,
+                        tried[0] ? "; no answer from " : "", tried);
+            return PF_OK;
+        }
+        /* silence or garble means "not this one" (another bootloader's bytes
+         * can make a driver's read fail); a port that cannot be opened, a
+         * refusal or an interruption ends the search */
+        if (o->verbose)
+            fprintf(stderr, "auto: %s: %s (%d)\n", st.found_target, pf_strerror(r), r);
+        int opened = s->link.fd >= 0;
+        if (pf_cli_interrupted() || !opened ||
+            (r != PF_ERR_NO_SYNC && r != PF_ERR_TIMEOUT && r != PF_ERR_PROTOCOL && r != PF_ERR_CRC &&
+             r != PF_ERR_CHIP && r != PF_ERR_IO && r != PF_ERR_FORMAT))
+            return r;
+        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", tried[0] ? ", " : "", st.found_target);
+        close_session(s);
+    }
+    st.found_target = NULL;
+    memset(s, 0, sizeof *s);
+    s->link.fd = s->link.listen_fd = -1;
+    return pf_diag_set(&s->diag, PF_ERR_NO_SYNC,
+                       "--target auto: no bootloader answered (tried %s, in that order, each after its reset): "
+                       "check the wiring and that the chip is in its bootloader, or name the target",
+                       tried);
+}
+
 /* The one JSON object (schema in docs/CLI.md): every field is always
  * present, null where this run does not know it. exit_code is the status the
  * process returns, so the object and $? agree. */
@@ -276,7 +344,7 @@ static void json_result(const opts *o, const session *s, int exit_code, const ch
                (unsigned long)st.prog.done, (unsigned long)st.prog.total);
     else
         printf("null");
-    json_str("target", o->target);
+    json_str("target", target_name(o));
     json_str("port", o->port);
     int on = s && s->connected;
     const pf_target_info *in = on ? &s->target.info : NULL;
@@ -431,7 +499,7 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
                 (unsigned long)(hi - 1));
     session s;
     pf_cli_progress_init(&st.prog, o->quiet);
-    r = open_session(&s, o);
+    r = open_any(&s, o);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
@@ -514,10 +582,10 @@ static int do_read(const opts *o, int argc, char **argv)
     uint64_t t0 = pf_posix_now_us();
     session s;
     pf_cli_progress_init(&st.prog, o->quiet);
-    int r = open_session(&s, o);
+    int r = open_any(&s, o);
     uint8_t *data = NULL;
     if (r == PF_OK && (!(s.target.info.caps & PF_CAP_READ) || !s.target.ops->read))
-        r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot read its flash", o->target);
+        r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot read its flash", target_name(o));
     if (r == PF_OK && ((uint64_t)addr + len > (uint64_t)s.target.info.geom.flash_start + s.target.info.geom.flash_size ||
                        addr < s.target.info.geom.flash_start))
         r = pf_diag_set(&s.diag, PF_ERR_RANGE, "0x%08lx+%lu is outside flash (0x%08lx, %lu bytes)",
@@ -570,13 +638,13 @@ static int do_erase(const opts *o, int argc, char **argv)
     uint64_t t0 = pf_posix_now_us();
     session s;
     pf_cli_progress_init(&st.prog, o->quiet);
-    int r = open_session(&s, o);
+    int r = open_any(&s, o);
     if (r == PF_OK && o->all) {
         if (!o->quiet)
             fprintf(stderr, "erase: the whole chip...\n");
         r = (s.target.info.caps & PF_CAP_ERASE_ALL) && s.target.ops->erase_all
                 ? s.target.ops->erase_all(s.state)
-                : pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot erase the whole chip", o->target);
+                : pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot erase the whole chip", target_name(o));
         if (r == PF_OK && !o->quiet)
             fprintf(stderr, "erased the whole chip: %lu bytes at 0x%08lx in %.2f s\n",
                     (unsigned long)s.target.info.geom.flash_size, (unsigned long)s.target.info.geom.flash_start,
@@ -589,7 +657,7 @@ static int do_erase(const opts *o, int argc, char **argv)
                             (unsigned long)len);
         else if (!s.target.ops->erase)
             r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED,
-                            "the %s target erases as it writes; it has no separate erase", o->target);
+                            "the %s target erases as it writes; it has no separate erase", target_name(o));
         else {
             for (unsigned p = 0; p < g->n_protected && r == PF_OK; p++)
                 if (us < g->protected_ranges[p].start + g->protected_ranges[p].size &&
@@ -668,7 +736,7 @@ static int do_info(const opts *o)
     uint64_t t0 = pf_posix_now_us();
     session s;
     pf_cli_progress_init(&st.prog, o->quiet);
-    int r = open_session(&s, o);
+    int r = open_any(&s, o);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
@@ -772,8 +840,19 @@ int pf_cmd_flash(int argc, char **argv)
     }
     if (!o.target || !o.port)
         return usage_fail(&o, "%s needs --target and --port (see peerflash %s --help)", o.cmd, o.cmd);
-    if (!pf_target_find(o.target))
+    int auto_target = !strcmp(o.target, "auto");
+    if (!auto_target && !pf_target_find(o.target))
         return usage_fail(&o, "unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
+    if (auto_target && o.chip) { /* a chip known to one target only names the target: nothing to probe */
+        const char *only_target = pf_cli_target_of_chip(o.chip);
+        if (only_target) {
+            o.target = only_target;
+            auto_target = 0;
+        }
+    }
+    if (auto_target && (o.no_compress || o.read_compare || o.unprotect_read || o.unprotect_write))
+        return usage_fail(&o, "--target auto cannot take target-specific options (--no-compress, --read-compare, "
+                              "--unprotect-*): name the target");
     /* Options that belong to some targets only: refused before anything is opened. */
     const char *only = NULL;
     if (o.no_compress && strcmp(o.target, "esp") && strcmp(o.target, "agent"))

@@ -14,6 +14,19 @@
 #define SLICE_MS 100u
 
 static volatile sig_atomic_t caught;
+static uint64_t deadline_us; /* 0: none; else calls fail with PF_ERR_TIMEOUT after it */
+
+void pf_cli_port_deadline(uint32_t ms) { deadline_us = ms ? pf_posix_now_us() + (uint64_t)ms * 1000u : 0; }
+
+/* PF_ERR_CLOSED after a signal, PF_ERR_TIMEOUT past the deadline, else 0. */
+static int stopped(void)
+{
+    if (caught)
+        return PF_ERR_CLOSED;
+    if (deadline_us && pf_posix_now_us() > deadline_us)
+        return PF_ERR_TIMEOUT;
+    return 0;
+}
 
 static void on_signal(int sig)
 {
@@ -47,26 +60,29 @@ static int guarded_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
     const pf_port *inner = ctx;
     uint32_t start = inner->now_ms(inner->ctx);
     for (;;) {
-        if (caught)
-            return PF_ERR_CLOSED;
+        int stop = stopped();
+        if (stop)
+            return stop;
         uint32_t spent = inner->now_ms(inner->ctx) - start;
         uint32_t left = spent < timeout_ms ? timeout_ms - spent : 0;
         int r = inner->read(inner->ctx, buf, n, min_u32(left, SLICE_MS));
         if (r != 0 || left <= SLICE_MS)
-            return caught && r <= 0 ? PF_ERR_CLOSED : r;
+            return r <= 0 && (stop = stopped()) ? stop : r;
     }
 }
 
 static int guarded_write(void *ctx, const uint8_t *buf, size_t n)
 {
     const pf_port *inner = ctx;
-    return caught ? PF_ERR_CLOSED : inner->write(inner->ctx, buf, n);
+    int stop = stopped();
+    return stop ? stop : inner->write(inner->ctx, buf, n);
 }
 
 static int guarded_drain(void *ctx)
 {
     const pf_port *inner = ctx;
-    return caught ? PF_ERR_CLOSED : inner->drain(inner->ctx);
+    int stop = stopped();
+    return stop ? stop : inner->drain(inner->ctx);
 }
 
 static int guarded_flush(void *ctx)
@@ -78,7 +94,8 @@ static int guarded_flush(void *ctx)
 static int guarded_set_line(void *ctx, uint32_t baud, pf_frame frame)
 {
     const pf_port *inner = ctx;
-    return caught ? PF_ERR_CLOSED : inner->set_line(inner->ctx, baud, frame);
+    int stop = stopped();
+    return stop ? stop : inner->set_line(inner->ctx, baud, frame);
 }
 
 static int guarded_set_lines(void *ctx, int dtr, int rts)
@@ -96,7 +113,7 @@ static uint32_t guarded_now(void *ctx)
 static void guarded_delay(void *ctx, uint32_t ms)
 {
     const pf_port *inner = ctx;
-    while (ms && !caught) {
+    while (ms && !stopped()) {
         uint32_t step = min_u32(ms, SLICE_MS);
         inner->delay_ms(inner->ctx, step);
         ms -= step;

@@ -317,3 +317,19 @@ int pf_cli_check_load_address(const char *target, const char *chip, const char *
              (unsigned long)lo, (unsigned long long)(hi - 1));
     return -1;
 }
+
+const char *pf_cli_target_of_chip(const char *chip)
+{
+    static const char *const targets[] = {"stm32", "avr", "esp"};
+    const char *found = NULL;
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        const char *entry;
+        char why[512];
+        if (resolve_chip(targets[i], chip, &entry, why, sizeof why) == 0) {
+            if (found)
+                return NULL;
+            found = targets[i];
+        }
+    }
+    return found;
+}

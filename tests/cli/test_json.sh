@@ -87,6 +87,15 @@ for flags in --wrp --rdp; do
     fi
 done
 
+# --target auto: the STM32 ROM answers the first probe
+"$pf" info --json --target auto --port "$dir/stm" >"$dir/o" 2>"$dir/e"
+check_json "$dir/o" 'j["exit_code"] == 0' 'j["target"] == "stm32"' 'j["chip"] == "STM32F103xB"'
+grep -q "auto: found the stm32 bootloader" "$dir/e" && passed=$((passed + 1)) || { echo "FAIL: auto: $(cat "$dir/e")" >&2; failed=$((failed + 1)); }
+# a chip that only one target knows names the target: nothing is probed
+"$pf" info --json --target auto --chip ATmega328P-PU --port /no/such >"$dir/o" 2>"$dir/e"
+check_json "$dir/o" 'j["exit_code"] == 4' 'j["target"] == "avr"'
+expect 2 "--target auto cannot take target-specific options" -- "$pf" flash --target auto --read-compare --port /no/such x.hex
+
 # interrupted: a signal once the write phase has begun (read from stderr)
 interrupt() { # SIGNAL
     mkfifo "$dir/err.$1"
@@ -127,6 +136,12 @@ if "$pf" sim avr --help 2>&1 | grep -q optiboot; then
     check_json "$dir/o" 'j["exit_code"] == 0' 'j["written_bytes"] == 0' 'j["skipped_bytes"] == 8192'
     grep -q "wrote 0 bytes, skipped 8192 unchanged" "$dir/e" && passed=$((passed + 1)) ||
         { echo "FAIL: read-compare summary: $(cat "$dir/e")" >&2; failed=$((failed + 1)); }
+    # --target auto: Optiboot is probed last, after stm32, esp and the agent
+    # failed (each probe reopens the port, which resets the simulated Uno)
+    "$pf" info --json --target auto --port "$dir/avr" --baud 57600 >"$dir/o" 2>"$dir/e"
+    check_json "$dir/o" 'j["exit_code"] == 0' 'j["target"] == "avr"' 'j["chip"] == "ATmega328P"'
+    grep -q "auto: found the avr bootloader (ATmega328P); no answer from stm32, esp, agent" "$dir/e" &&
+        passed=$((passed + 1)) || { echo "FAIL: auto avr: $(cat "$dir/e")" >&2; failed=$((failed + 1)); }
     "$pf" info --json --target avr --port "$dir/avr" --baud 57600 >"$dir/o" 2>"$dir/e"
     check_json "$dir/o" 'j["exit_code"] == 0' 'j["details"]["fuses"].startswith("not readable through Optiboot")' \
         'j["chip_id"] == 0x1E950F'
