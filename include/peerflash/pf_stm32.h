@@ -91,6 +91,7 @@ typedef struct pf_stm32 {
     uint8_t last_nack_op;       /* opcode of the command that got the last NACK */
     uint8_t _tries;             /* tries of the last exchange, and how many of */
     uint8_t _data_nacks;        /* them ended in a NACK after the data frame */
+    uint8_t _unprotected;       /* Read/Write/Erase was ACKed this session: no RDP */
     pf_stm32_stats stats;
     uint8_t _buf[1040]; /* erase frames: 2 + 2*512 + 1 bytes */
 } pf_stm32;

@@ -90,6 +90,12 @@ static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int sta
     switch (r) {
     case PF_ERR_TARGET:
         s->last_nack_op = op;
+        if (stage == ST_CMD && s->_unprotected)
+            return pf_diag_set(d, PF_ERR_CRC,
+                               "NACK (0x1F) to the command byte of %s%s on each try, though the ROM took such "
+                               "commands earlier in this session (so it is not read-protected): the line "
+                               "corrupts data; check the cable and ground, or lower --baud",
+                               name, where);
         if (stage == ST_CMD && s->_n_ops && op != PF_AN3155_READOUT_UNPROTECT && op != PF_AN3155_GET &&
             op != PF_AN3155_GET_ID && op != PF_AN3155_GET_VERSION)
             return pf_diag_set(d, PF_ERR_PROTECTED,
@@ -131,7 +137,13 @@ static int send_cmd(S *s, uint8_t op, uint8_t *got)
     s->stats.commands++;
     trace(s, 3, "stm32: %s (0x%02lx)", pf_an3155_op_name(op), op);
     int r = send(s, b, 2);
-    return r < 0 ? r : wait_ack(s, ACK_MS, got);
+    r = r < 0 ? r : wait_ack(s, ACK_MS, got);
+    /* the ROM took a command that readout protection refuses: this session
+     * is not read-protected (RDP changes only through a reset) */
+    if (r == PF_OK && (op == PF_AN3155_READ || op == PF_AN3155_WRITE || op == PF_AN3155_ERASE ||
+                       op == PF_AN3155_EXT_ERASE))
+        s->_unprotected = 1;
+    return r;
 }
 
 static int send_u32(S *s, uint32_t v, uint32_t timeout_ms, uint8_t *got)
@@ -963,6 +975,7 @@ static int option_command(S *s, uint8_t op, uint32_t work_ms)
     int r = need(s);
     if (r < 0)
         return r;
+    s->_unprotected = 0; /* the chip resets with new option bytes: protection may change */
     uint8_t got = 0;
     r = send_cmd(s, op, &got);
     if (r < 0)

@@ -5,6 +5,10 @@
 # write-protected still is (5). Seeds found with the link emulator: before the
 # fix, --flip 0.0002 with seeds 2 and 10 ended in exit 5 ("write-protected or
 # not erased"; seed 2 after mixed failures, seed 10 after five NACKs in a row).
+# The seeds flip the same bits, but which command they hit depends on timing
+# (resync probes): under load seed 2 once drew two NACKs to a command byte,
+# then read as "read-protected (RDP)", also exit 5. Whatever the path, noise
+# must end as a link error without advice to remove any protection.
 set -u
 PF=${1:?usage: $0 path/to/peerflash}
 DIR=$(mktemp -d /tmp/pf-stm32-causes-XXXXXX)
@@ -43,9 +47,10 @@ for SEED in 2 10; do
     rc=$?
     cat "$DIR/err" >>"$DIR/out"
     grep -q -- "--unprotect-write" "$DIR/out" && fail "seed $SEED: noise advised --unprotect-write"
+    grep -q -- "--unprotect-read" "$DIR/out" && fail "seed $SEED: noise advised --unprotect-read"
     [ $rc -eq 4 ] || fail "seed $SEED: exit $rc, expected 4 (link)"
     grep -q '"exit_code":4' "$DIR/out" || fail "seed $SEED: JSON exit_code is not 4"
-    grep -q 'lower --baud"' "$DIR/out" || fail "seed $SEED: the JSON message is cut short"
+    grep -q '\.\.\.","interrupted' "$DIR/out" && fail "seed $SEED: the JSON message is cut short"
     echo "ok: flips seed $SEED: exit 4: $(tail -1 "$DIR/err" | cut -c1-160)"
 done
 stop "$WIRE_PID"; WIRE_PID=
