@@ -3,6 +3,7 @@
 #ifndef PEERFLASH_CLI_H
 #define PEERFLASH_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,6 +45,9 @@ void pf_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef struct pf_cli_progress {
     int tty;
     int quiet;
+    int started;         /* a phase was reported: the fields below are set */
+    pf_phase phase;      /* where the command is (or stopped) */
+    uint32_t done, total;
     int last_phase;
     int last_decile;
     uint64_t phase_start_us;
@@ -67,6 +71,36 @@ void pf_cli_download_progress(void *user, uint64_t done, uint64_t total);
  * with json one object with an entry per target. Returns the worst status. */
 int pf_cli_run_many(const char *const *ports, int n, const char *cmd, int json, int quiet,
                     int (*run)(void *user, const char *port), void *user);
+
+/* Checks --chip, --reset, --baud and --connect-baud for a target before
+ * anything is opened (cli/target_options.c). *chip_entry: the chip table's
+ * name for a part number ("STM32F103C8T6" -> "STM32F103xB"). Returns 0, or
+ * -1 with the reason, naming the option, in why. */
+int pf_cli_check_target_options(const char *target, const char *chip, const char *reset, uint32_t baud,
+                                uint32_t connect_baud, const char *port, const char **chip_entry, char *why,
+                                size_t n);
+
+/* The one target whose chip table knows chip (a name, alias or part
+ * number), or NULL when none or several do: --target auto then probes. */
+const char *pf_cli_target_of_chip(const char *chip);
+
+/* An IMAGE@ADDR whose ADDR lies outside the flash of every chip of the
+ * target (or of --chip): -1 with the reason in why; 0 otherwise. */
+int pf_cli_check_load_address(const char *target, const char *chip, const char *spec, char *why, size_t n);
+
+/* SIGINT/SIGTERM (cli/interrupt.c): install once; pf_cli_interrupted() is
+ * the signal number caught, 0 if none. A port wrapped by
+ * pf_cli_interrupt_wrap fails every call with PF_ERR_CLOSED once a signal
+ * came, so a driver stops within 100 ms and the command ends normally. */
+void pf_cli_interrupt_install(void);
+int pf_cli_interrupted(void);
+const char *pf_cli_signal_name(int sig);
+void pf_cli_interrupt_wrap(const pf_port *inner, pf_port *out);
+/* After ms milliseconds (0: never) every call of a wrapped port fails with
+ * PF_ERR_TIMEOUT: a bound on one probe of --target auto. */
+void pf_cli_port_deadline(uint32_t ms);
+/* Exit status after a signal: 128 + its number (130 SIGINT, 143 SIGTERM). */
+#define PF_EXIT_SIGNAL_BASE 128
 
 
 #endif

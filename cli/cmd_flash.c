@@ -1,6 +1,8 @@
 /* flash, verify, read, erase, info: one option parser and one connect path
  * for every target driver; the work itself is the library's flash job. */
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <glob.h>
 #include <stdio.h>
@@ -51,7 +53,8 @@ static void usage(const char *cmd, FILE *f)
         fprintf(f, "usage: peerflash info --target T --port PORT [options]\n\n"
                    "Connects and prints the chip, its flash geometry and the bootloader.\n");
     fprintf(f, "\noptions:\n"
-               "  --target T         protocol:");
+               "  --target T         protocol (or auto: probe stm32, esp, agent, avr in turn, each after its\n"
+               "                     reset, and use the one that answers):");
     for (size_t i = 0; pf_target_drivers[i]; i++)
         fprintf(f, " %s", pf_target_drivers[i]->name);
     if (!pf_target_drivers[0])
@@ -89,7 +92,8 @@ static void usage(const char *cmd, FILE *f)
                "  -q, --quiet        no progress output\n"
                "  -v, --verbose      protocol trace on stderr (repeat for more)\n"
                "  -h, --help         this help\n"
-               "\nexit status: 0 ok, 2 usage, 3 image, 4 link/no answer, 5 target refused, 6 verify mismatch\n");
+               "\nexit status: 0 ok, 2 usage, 3 image, 4 link/no answer, 5 target refused, 6 verify mismatch,\n"
+               "130/143 interrupted by SIGINT/SIGTERM (it stops cleanly and says where)\n");
 }
 
 static int parse_u32(const char *s, uint32_t *out)
@@ -112,7 +116,8 @@ static int parse_u32(const char *s, uint32_t *out)
 
 typedef struct session {
     pf_posix_link link;
-    pf_port port;
+    pf_port raw_port; /* the link as pf_posix gives it */
+    pf_port port;     /* the same, stopping at SIGINT/SIGTERM: what drivers use */
     pf_target target;
     void *state;
     pf_diag diag;
@@ -149,29 +154,60 @@ static int apply_driver_options(const opts *o, const pf_target_ops *ops, void *s
     return PF_OK;
 }
 
+/* What the command learnt so far, for the result line and the JSON object:
+ * one command runs per process, so one place holds it. */
+struct cmd_state {
+    pf_cli_progress prog;
+    int have_image;
+    uint32_t image_bytes;
+    const pf_job_result *job;   /* flash/verify after the job returned */
+    int have_read;
+    uint32_t read_bytes;
+    int have_resume;            /* the target can resume (agent): fields below set */
+    uint32_t resumed_from, wire_bytes;
+    const char *found_target;   /* --target auto: the target that answered (or is being tried) */
+    unsigned n_details;         /* info: facts beyond pf_target_info, per target */
+    struct {
+        const char *key;
+        char value[200];
+    } details[8];
+    char detail_keys[8][24]; /* keys taken from the driver's own "name: value" lines */
+    unsigned n_driver_details;  /* the first ones: printed as the driver wrote them */
+};
+static struct cmd_state st;
+
+/* The target in use: the one given, or the one --target auto found. */
+static const char *target_name(const opts *o) { return st.found_target ? st.found_target : o->target; }
+
+static void driver_progress(void *user, int phase, uint32_t done, uint32_t total)
+{
+    pf_cli_progress_cb(user, (pf_phase)phase, done, total);
+}
+
 static int open_session(session *s, const opts *o)
 {
     memset(s, 0, sizeof *s);
     s->link.fd = s->link.listen_fd = -1;
-    const pf_target_ops *ops = pf_target_find(o->target);
+    const pf_target_ops *ops = pf_target_find(target_name(o));
     if (!ops) {
-        pf_diag_set(&s->diag, PF_ERR_ARG, "unknown target '%s' (see peerflash %s --help)", o->target, o->cmd);
+        pf_diag_set(&s->diag, PF_ERR_ARG, "unknown target '%s' (see peerflash %s --help)", target_name(o), o->cmd);
         return PF_ERR_ARG;
     }
     /* A host command never creates a pty: a port that does not exist is a
      * missing board, not an endpoint to make. */
-    struct stat st;
+    struct stat sb;
     if (strncmp(o->port, "pty:", 4) == 0)
         return pf_diag_set(&s->diag, PF_ERR_ARG, "--port takes an existing port; pty:PATH (a new pty) is for "
                                                  "`peerflash sim` and `peerflash wire`");
-    if (!strstr(o->port, "://") && stat(o->port, &st) != 0)
+    if (!strstr(o->port, "://") && stat(o->port, &sb) != 0)
         return pf_diag_set(&s->diag, PF_ERR_IO, "cannot open %s: %s (is the board plugged in? `peerflash ports` "
                                                 "lists serial ports)", o->port, strerror(errno));
     int r = pf_posix_open(&s->link, o->port, &s->diag);
     if (r < 0)
         return r;
     s->link.log_level = o->verbose;
-    pf_posix_port(&s->link, &s->port);
+    pf_posix_port(&s->link, &s->raw_port);
+    pf_cli_interrupt_wrap(&s->raw_port, &s->port);
     s->state = calloc(1, ops->ctx_size ? ops->ctx_size : 1);
     if (!s->state)
         return pf_diag_set(&s->diag, PF_ERR_NOMEM, "out of memory");
@@ -185,6 +221,8 @@ static int open_session(session *s, const opts *o)
     cfg.chip = o->chip;
     cfg.reset = o->reset;
     cfg.verbose = o->verbose;
+    cfg.progress = driver_progress;
+    cfg.progress_user = &st.prog;
     r = ops->open(s->state, &cfg);
     if (r < 0)
         return r;
@@ -222,41 +260,177 @@ static int open_session(session *s, const opts *o)
     return PF_OK;
 }
 
-/* exit_code: the status the process returns, so the object and $? agree. */
-static void json_result(const opts *o, const session *s, int err, int exit_code, const char *errtext,
-                        const pf_job_result *res, double secs)
+
+
+static void json_u32(const char *key, int have, uint32_t v)
+{
+    if (have)
+        printf(",\"%s\":%lu", key, (unsigned long)v);
+    else
+        printf(",\"%s\":null", key);
+}
+
+static void json_str(const char *key, const char *v)
+{
+    printf(",\"%s\":", key);
+    if (v)
+        pf_json_string(stdout, v);
+    else
+        printf("null");
+}
+
+/* --target auto: the bootloaders are probed one after the other, each
+ * with its own reset first (DTR/RTS, or on a link without modem lines the
+ * reopen of the port, which resets an Arduino or a simulator), in the one
+ * order that cannot leave a bootloader upset for its own probe:
+ *  1. stm32: the ROM takes the first byte after reset as its autobaud
+ *     pattern, so 0x7F must come before any other probe's bytes; an ESP ROM
+ *     and the agent ignore a byte outside their SLIP frames;
+ *  2. esp, 3. agent: SLIP frames with checksums, which each other and an
+ *     STM32 ROM (already locked on 0x7F, answering NACK) shrug off;
+ *  4. avr last: Optiboot answers any byte that is not STK500 by starting
+ *     the application, which only its own reset (auto-reset on DTR or on
+ *     opening the port) undoes, so nothing may come after its probe.
+ * The first that answers is used; the others are never tried. */
+static const char *const probe_order[] = {"stm32", "esp", "agent", "avr"};
+#define PROBE_MS 2500u
+
+static void close_session(session *s);
+
+static int open_any(session *s, const opts *o)
+{
+    if (strcmp(o->target, "auto"))
+        return open_session(s, o);
+    char tried[128] = "";
+    int r = PF_ERR_NO_SYNC;
+    for (size_t i = 0; i < sizeof probe_order / sizeof probe_order[0]; i++) {
+        if (!pf_target_find(probe_order[i]))
+            continue;
+        st.found_target = probe_order[i];
+        if (!o->quiet)
+            fprintf(stderr, "auto: trying %s...\n", st.found_target);
+        /* a bootloader that is there answers its sync within a second or two
+         * (an ESP after two reset variants); the last probe has no bound */
+        pf_cli_port_deadline(i + 1 < sizeof probe_order / sizeof probe_order[0] ? PROBE_MS : 0);
+        r = open_session(s, o);
+        pf_cli_port_deadline(0);
+        if (r == PF_OK) {
+            if (!o->quiet)
+                fprintf(stderr, "auto: found the %s bootloader (%s)%s%s\n", st.found_target, s->target.info.chip,
+                        tried[0] ? "; no answer from " : "", tried);
+            return PF_OK;
+        }
+        /* silence or garble means "not this one" (another bootloader's bytes
+         * can make a driver's read fail); a port that cannot be opened, a
+         * refusal or an interruption ends the search */
+        if (o->verbose)
+            fprintf(stderr, "auto: %s: %s (%d)\n", st.found_target, pf_strerror(r), r);
+        int opened = s->link.fd >= 0;
+        if (pf_cli_interrupted() || !opened ||
+            (r != PF_ERR_NO_SYNC && r != PF_ERR_TIMEOUT && r != PF_ERR_PROTOCOL && r != PF_ERR_CRC &&
+             r != PF_ERR_CHIP && r != PF_ERR_IO && r != PF_ERR_FORMAT))
+            return r;
+        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", tried[0] ? ", " : "", st.found_target);
+        close_session(s);
+    }
+    st.found_target = NULL;
+    memset(s, 0, sizeof *s);
+    s->link.fd = s->link.listen_fd = -1;
+    return pf_diag_set(&s->diag, PF_ERR_NO_SYNC,
+                       "--target auto: no bootloader answered (tried %s, in that order, each after its reset): "
+                       "check the wiring and that the chip is in its bootloader, or name the target",
+                       tried);
+}
+
+/* The one JSON object (schema in docs/CLI.md): every field is always
+ * present, null where this run does not know it. exit_code is the status the
+ * process returns, so the object and $? agree. */
+#define PF_JSON_SCHEMA 1
+static void json_result(const opts *o, const session *s, int exit_code, const char *errtext, double secs)
 {
     if (!o->json)
         return;
-    printf("{\"command\":");
-    pf_json_string(stdout, o->cmd);
-    printf(",\"ok\":%s,\"exit_code\":%d,\"target\":", err ? "false" : "true", exit_code);
-    pf_json_string(stdout, o->target);
-    if (s && s->connected) {
-        printf(",\"chip\":");
-        pf_json_string(stdout, s->target.info.chip);
-        printf(",\"chip_id\":%lu,\"bootloader\":", (unsigned long)s->target.info.chip_id);
-        pf_json_string(stdout, s->target.info.bootloader);
-        printf(",\"flash_start\":%lu,\"flash_size\":%lu", (unsigned long)s->target.info.geom.flash_start,
-               (unsigned long)s->target.info.geom.flash_size);
-    }
-    if (res)
-        printf(",\"image_bytes\":%lu,\"written_bytes\":%lu,\"skipped_bytes\":%lu,\"erased_bytes\":%lu,"
-               "\"runs\":%lu,\"verified\":%s,\"verify_method\":\"%s\"",
-               (unsigned long)res->image_bytes, (unsigned long)res->written_bytes, (unsigned long)res->skipped_bytes,
-               (unsigned long)res->erased_bytes, (unsigned long)res->runs, res->verified ? "true" : "false",
-               res->verify_method ? res->verify_method : "none");
-    printf(",\"seconds\":%.3f,\"error\":", secs);
-    if (err)
-        pf_json_string(stdout, errtext && *errtext ? errtext : pf_strerror(err));
+    int sig = pf_cli_interrupted();
+    printf("{\"schema\":%d", PF_JSON_SCHEMA);
+    json_str("command", o->cmd);
+    printf(",\"ok\":%s,\"exit_code\":%d", exit_code ? "false" : "true", exit_code);
+    json_str("error", exit_code ? (errtext && *errtext ? errtext : "failed") : NULL);
+    json_str("interrupted", sig ? pf_cli_signal_name(sig) : NULL);
+    printf(",\"stopped_at\":");
+    if (exit_code && st.prog.started)
+        printf("{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(st.prog.phase),
+               (unsigned long)st.prog.done, (unsigned long)st.prog.total);
     else
         printf("null");
-    printf("}\n");
+    json_str("target", target_name(o));
+    json_str("port", o->port);
+    int on = s && s->connected;
+    const pf_target_info *in = on ? &s->target.info : NULL;
+    json_str("chip", on ? in->chip : NULL);
+    json_u32("chip_id", on, on ? in->chip_id : 0);
+    json_str("bootloader", on ? in->bootloader : NULL);
+    json_u32("flash_start", on, on ? in->geom.flash_start : 0);
+    json_u32("flash_size", on, on ? in->geom.flash_size : 0);
+    const pf_job_result *res = st.job;
+    json_u32("image_bytes", st.have_image, st.image_bytes);
+    json_u32("written_bytes", res != NULL, res ? res->written_bytes : 0);
+    json_u32("skipped_bytes", res != NULL, res ? res->skipped_bytes : 0);
+    json_u32("erased_bytes", res != NULL, res ? res->erased_bytes : 0);
+    json_u32("resumed_from", st.have_resume, st.resumed_from);
+    json_u32("wire_bytes", st.have_resume, st.wire_bytes);
+    json_u32("runs", res != NULL, res ? res->runs : 0);
+    printf(",\"verified\":%s", res ? (res->verified ? "true" : "false") : "null");
+    json_str("verify_method", res ? (res->verify_method ? res->verify_method : "none") : NULL);
+    json_u32("read_bytes", st.have_read, st.read_bytes);
+    printf(",\"details\":");
+    if (!strcmp(o->cmd, "info") && on) {
+        printf("{");
+        for (unsigned i = 0; i < st.n_details; i++) {
+            printf("%s\"%s\":", i ? "," : "", st.details[i].key);
+            pf_json_string(stdout, st.details[i].value);
+        }
+        printf("}");
+    } else {
+        printf("null");
+    }
+    printf(",\"seconds\":%.3f}\n", secs);
+    fflush(stdout);
+}
+
+/* A bad command line: the message on stderr, and with --json the object. */
+static int usage_fail(const opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_fail(const opts *o, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    pf_cli_error("%s", text);
+    json_result(o, NULL, PF_EXIT_USAGE, text, 0.0);
+    return PF_EXIT_USAGE;
 }
 
 /* One place that turns a failure into a message with a next step. */
 static int fail(const opts *o, session *s, int err, const char *text, double secs)
 {
+    int sig = pf_cli_interrupted();
+    if (sig) {
+        char where[160] = "";
+        if (st.prog.started)
+            snprintf(where, sizeof where, " during %s at %lu of %lu bytes", pf_phase_name(st.prog.phase),
+                     (unsigned long)st.prog.done, (unsigned long)st.prog.total);
+        else
+            snprintf(where, sizeof where, " %s", s && s->connected ? "before the transfer" : "while connecting");
+        char msg[320];
+        snprintf(msg, sizeof msg, "interrupted by %s%s%s", pf_cli_signal_name(sig), where,
+                 st.prog.started && (st.prog.phase == PF_PHASE_WRITE || st.prog.phase == PF_PHASE_ERASE)
+                     ? "; the flash holds part of the image: run the command again"
+                     : "");
+        pf_cli_error("%s", msg);
+        json_result(o, s, PF_EXIT_SIGNAL_BASE + sig, msg, secs);
+        return PF_EXIT_SIGNAL_BASE + sig;
+    }
     const char *hint = "";
     /* Drivers that know their board give a specific hint; add the generic
      * one only where the message has none. */
@@ -271,7 +445,7 @@ static int fail(const opts *o, session *s, int err, const char *text, double sec
     else if (err == PF_ERR_CLOSED)
         hint = "\n  the link went away: check the cable or bridge, then run the same command again";
     pf_cli_error("%s%s", text && *text ? text : pf_strerror(err), hint);
-    json_result(o, s, err, pf_cli_exit_code(err), text, NULL, secs);
+    json_result(o, s, pf_cli_exit_code(err), text && *text ? text : pf_strerror(err), secs);
     return pf_cli_exit_code(err);
 }
 
@@ -287,11 +461,35 @@ static int image_exit(int err)
     return err == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_IMAGE;
 }
 
+/* The job counts what it handed to write(); a driver that skips part of it
+ * itself (AVR read-compare, an agent resuming a cut transfer) knows better. */
+static void count_what_was_sent(const session *s, pf_job_result *res)
+{
+    if (!strcmp(s->target.ops->name, "avr")) {
+        const pf_avr *a = s->state;
+        uint32_t kept = a->chip ? a->skipped_pages * a->chip->page_size : 0;
+        if (kept > res->written_bytes)
+            kept = res->written_bytes;
+        res->written_bytes -= kept;
+        res->skipped_bytes += kept;
+    } else if (!strcmp(s->target.ops->name, "agent")) {
+        pf_agent_host_stats as;
+        pf_agent_host_get_stats(s->state, &as);
+        uint32_t kept = as.resumed_from < res->written_bytes ? as.resumed_from : res->written_bytes;
+        res->written_bytes -= kept;
+        res->skipped_bytes += kept;
+        st.have_resume = 1;
+        st.resumed_from = as.resumed_from;
+        st.wire_bytes = as.stream_bytes;
+    }
+}
+
 /* Flashes or verifies the loaded images on o->port; returns the exit status. */
 static int flash_images_on_port(const opts *o, const pf_image_set *images, uint64_t t0)
 {
     session s;
-    int r = open_session(&s, o);
+    pf_cli_progress_init(&st.prog, o->quiet);
+    int r = open_any(&s, o);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
@@ -304,8 +502,7 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
         close_session(&s);
         return r;
     }
-    pf_cli_progress prog;
-    pf_cli_progress_init(&prog, o->quiet);
+    pf_cli_progress *prog = &st.prog;
     size_t bufsize = 2u * (s.target.info.geom.write_max ? s.target.info.geom.write_max : 4096u);
     if (bufsize < 8192)
         bufsize = 8192;
@@ -316,7 +513,7 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
     cfg.skip_unchanged = o->skip;
     cfg.run_after = o->run && (s.target.info.caps & PF_CAP_RUN);
     cfg.progress = pf_cli_progress_cb;
-    cfg.progress_user = &prog;
+    cfg.progress_user = prog;
     cfg.buf = buf;
     cfg.buf_size = bufsize;
     cfg.diag = &s.diag;
@@ -327,19 +524,26 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
     r = buf ? (is_verify ? pf_job_verify(&s.target, &images->map, &cfg, &res)
                          : pf_job_flash(&s.target, &images->map, &cfg, &res))
             : PF_ERR_NOMEM;
-    pf_cli_progress_end(&prog);
+    pf_cli_progress_end(prog);
     double secs = since(t0);
+    if (r >= 0 && !is_verify)
+        count_what_was_sent(&s, &res);
     if (r < 0) {
         r = fail(o, &s, r, s.diag.text, secs);
     } else {
+        st.job = &res;
         if (!o->quiet) {
             if (is_verify)
                 fprintf(stderr, "verified %lu bytes (%s): flash matches the image\n",
                         (unsigned long)res.image_bytes, res.verify_method);
             else {
                 fprintf(stderr, "wrote %lu bytes", (unsigned long)res.written_bytes);
-                if (res.skipped_bytes)
-                    fprintf(stderr, ", skipped %lu unchanged", (unsigned long)res.skipped_bytes);
+                if (st.have_resume && st.resumed_from)
+                    fprintf(stderr, " (resumed at %lu, where the cut transfer had stopped; sent %lu bytes on the "
+                            "wire)", (unsigned long)st.resumed_from, (unsigned long)st.wire_bytes);
+                uint32_t unchanged = res.skipped_bytes - (st.have_resume ? st.resumed_from : 0);
+                if (unchanged)
+                    fprintf(stderr, ", skipped %lu unchanged", (unsigned long)unchanged);
                 fprintf(stderr, " in %.2f s", secs);
                 if (res.verified)
                     fprintf(stderr, ", verified (%s)", res.verify_method);
@@ -349,7 +553,7 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
                 fprintf(stderr, "%s\n", cfg.run_after ? "; application started" : "");
             }
         }
-        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, &res, secs);
+        json_result(o, &s, PF_EXIT_OK, NULL, secs);
         r = PF_EXIT_OK;
     }
     free(buf);
@@ -393,10 +597,18 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
         r = pf_image_set_finish(&images, &d);
     if (r < 0) {
         pf_cli_error("%s", d.text[0] ? d.text : pf_strerror(r));
-        json_result(o, NULL, r, image_exit(r), d.text, NULL, since(t0));
+        json_result(o, NULL, image_exit(r), d.text[0] ? d.text : pf_strerror(r), since(t0));
         pf_image_set_free(&images);
         return image_exit(r);
     }
+    char why[512];
+    for (int i = 0; i < nimg; i++)
+        if (pf_cli_check_load_address(o->target, o->chip, imgs[i], why, sizeof why) < 0) {
+            pf_image_set_free(&images);
+            return usage_fail(o, "%s", why);
+        }
+    st.have_image = 1;
+    st.image_bytes = (uint32_t)pf_memmap_bytes(&images.map);
     uint32_t lo, hi;
     pf_memmap_bounds(&images.map, &lo, &hi);
     if (!o->quiet)
@@ -416,16 +628,15 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
 static int do_read(const opts *o, int argc, char **argv)
 {
     uint32_t addr, len;
-    if (argc != 3 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0) {
-        pf_cli_error("read takes ADDR LEN OUTFILE (e.g. 0x0 32K flash.bin)");
-        return PF_EXIT_USAGE;
-    }
+    if (argc != 3 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0)
+        return usage_fail(o, "read takes ADDR LEN OUTFILE (e.g. 0x0 32K flash.bin)");
     uint64_t t0 = pf_posix_now_us();
     session s;
-    int r = open_session(&s, o);
+    pf_cli_progress_init(&st.prog, o->quiet);
+    int r = open_any(&s, o);
     uint8_t *data = NULL;
     if (r == PF_OK && (!(s.target.info.caps & PF_CAP_READ) || !s.target.ops->read))
-        r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot read its flash", o->target);
+        r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot read its flash", target_name(o));
     if (r == PF_OK && ((uint64_t)addr + len > (uint64_t)s.target.info.geom.flash_start + s.target.info.geom.flash_size ||
                        addr < s.target.info.geom.flash_start))
         r = pf_diag_set(&s.diag, PF_ERR_RANGE, "0x%08lx+%lu is outside flash (0x%08lx, %lu bytes)",
@@ -433,8 +644,9 @@ static int do_read(const opts *o, int argc, char **argv)
                         (unsigned long)s.target.info.geom.flash_size);
     if (r == PF_OK && !(data = malloc(len)))
         r = PF_ERR_NOMEM;
-    pf_cli_progress prog;
-    pf_cli_progress_init(&prog, o->quiet);
+    pf_cli_progress *prog = &st.prog;
+    if (r == PF_OK)
+        pf_cli_progress_cb(prog, PF_PHASE_READ, 0, len);
     uint32_t chunk = s.target.info.geom.write_max ? s.target.info.geom.write_max : 256;
     for (uint32_t done = 0; r == PF_OK && done < len;) {
         uint32_t n = len - done < chunk ? len - done : chunk;
@@ -443,9 +655,9 @@ static int do_read(const opts *o, int argc, char **argv)
             break;
         r = PF_OK;
         done += n;
-        pf_cli_progress_cb(&prog, PF_PHASE_VERIFY, done, len);
+        pf_cli_progress_cb(prog, PF_PHASE_READ, done, len);
     }
-    pf_cli_progress_end(&prog);
+    pf_cli_progress_end(prog);
     if (r == PF_OK) {
         FILE *f = fopen(argv[2], "wb");
         if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
@@ -459,7 +671,9 @@ static int do_read(const opts *o, int argc, char **argv)
         if (!o->quiet)
             fprintf(stderr, "read %lu bytes from 0x%08lx to %s in %.2f s\n", (unsigned long)len, (unsigned long)addr,
                     argv[2], secs);
-        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, secs);
+        st.have_read = 1;
+        st.read_bytes = len;
+        json_result(o, &s, PF_EXIT_OK, NULL, secs);
     }
     close_session(&s);
     return r;
@@ -468,17 +682,24 @@ static int do_read(const opts *o, int argc, char **argv)
 static int do_erase(const opts *o, int argc, char **argv)
 {
     uint32_t addr = 0, len = 0;
-    if (!o->all && (argc != 2 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0)) {
-        pf_cli_error("erase takes ADDR LEN, or --all");
-        return PF_EXIT_USAGE;
-    }
+    if (!o->all && (argc != 2 || parse_u32(argv[0], &addr) || parse_u32(argv[1], &len) || len == 0))
+        return usage_fail(o, "erase takes ADDR LEN, or --all");
+    if (o->all && argc)
+        return usage_fail(o, "erase --all takes no ADDR LEN");
     uint64_t t0 = pf_posix_now_us();
     session s;
-    int r = open_session(&s, o);
+    pf_cli_progress_init(&st.prog, o->quiet);
+    int r = open_any(&s, o);
     if (r == PF_OK && o->all) {
+        if (!o->quiet)
+            fprintf(stderr, "erase: the whole chip...\n");
         r = (s.target.info.caps & PF_CAP_ERASE_ALL) && s.target.ops->erase_all
                 ? s.target.ops->erase_all(s.state)
-                : pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot erase the whole chip", o->target);
+                : pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot erase the whole chip", target_name(o));
+        if (r == PF_OK && !o->quiet)
+            fprintf(stderr, "erased the whole chip: %lu bytes at 0x%08lx in %.2f s\n",
+                    (unsigned long)s.target.info.geom.flash_size, (unsigned long)s.target.info.geom.flash_start,
+                    since(t0));
     } else if (r == PF_OK) {
         const pf_flash_geometry *g = &s.target.info.geom;
         uint32_t us, un, ls, ln;
@@ -487,7 +708,7 @@ static int do_erase(const opts *o, int argc, char **argv)
                             (unsigned long)len);
         else if (!s.target.ops->erase)
             r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED,
-                            "the %s target erases as it writes; it has no separate erase", o->target);
+                            "the %s target erases as it writes; it has no separate erase", target_name(o));
         else {
             for (unsigned p = 0; p < g->n_protected && r == PF_OK; p++)
                 if (us < g->protected_ranges[p].start + g->protected_ranges[p].size &&
@@ -504,17 +725,93 @@ static int do_erase(const opts *o, int argc, char **argv)
     if (r < 0)
         r = fail(o, &s, r, s.diag.text, secs);
     else
-        json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, secs);
+        json_result(o, &s, PF_EXIT_OK, NULL, secs);
     close_session(&s);
     return r;
+}
+
+static void detail(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void detail(const char *key, const char *fmt, ...)
+{
+    if (st.n_details >= sizeof st.details / sizeof st.details[0])
+        return;
+    st.details[st.n_details].key = key;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st.details[st.n_details].value, sizeof st.details[0].value, fmt, ap);
+    va_end(ap);
+    st.n_details++;
+}
+
+/* What info can say beyond the chip and its geometry, per target: STM32
+ * protection from the option bytes; what an AVR bootloader can (not) read.
+ * Returns a failure of the link (the rest is reported as a fact). */
+static int collect_details(session *s)
+{
+    /* the driver's own facts (pf_target_info.details, "name: value" lines):
+     * key "flash id" becomes flash_id */
+    for (const char *d = s->target.info.details; *d && st.n_details < 8;) {
+        const char *nl = strchr(d, '\n'), *end = nl ? nl : d + strlen(d), *colon = memchr(d, ':', (size_t)(end - d));
+        if (colon) {
+            char *key = st.detail_keys[st.n_details];
+            size_t k = 0;
+            for (const char *c = d; c < colon && k + 1 < sizeof st.detail_keys[0]; c++)
+                key[k++] = *c == ' ' ? '_' : (char)tolower((unsigned char)*c);
+            key[k] = 0;
+            const char *v = colon + 1;
+            while (v < end && *v == ' ')
+                v++;
+            detail(key, "%.*s", (int)(end - v), v);
+        }
+        d = nl ? nl + 1 : end;
+    }
+    st.n_driver_details = st.n_details;
+    if (!strcmp(s->target.ops->name, "stm32")) {
+        pf_stm32 *st32 = s->state;
+        uint8_t ob[64];
+        uint32_t len = 0;
+        int r = pf_stm32_read_option_bytes(st32, ob, &len);
+        if (r == PF_ERR_PROTECTED) {
+            detail("rdp", "level 1 or 2 (read-protected: the bootloader refuses Read Memory)");
+            detail("wrp", "unknown (readout protection hides the option bytes)");
+        } else if (r == PF_ERR_UNSUPPORTED) {
+            detail("rdp", "not read (the option bytes of the %s family are not decoded)", st32->chip->family);
+        } else if (r < 0) {
+            return r;
+        } else {
+            char rdp[160], wrp[160], hex[2 * 64 + 1];
+            uint32_t addr = 0, n = 0;
+            pf_stm32_ob_where(st32->chip, &addr, &n);
+            pf_stm32_ob_describe(st32->chip, ob, rdp, sizeof rdp, wrp, sizeof wrp);
+            for (uint32_t i = 0; i < len; i++)
+                snprintf(hex + 2 * i, 3, "%02x", ob[i]);
+            detail("rdp", "%s", rdp);
+            detail("wrp", "%s", wrp);
+            detail("option_bytes", "%s at 0x%08lx", hex, (unsigned long)addr);
+        }
+    } else if (!strcmp(s->target.ops->name, "avr")) {
+        /* optiboot.c: "UNIVERSAL command is ignored ... putch(0x00)"; and
+         * STK_READ_SIGN answers the SIGNATURE_n constants it was built with */
+        detail("fuses", "not readable through %s: STK500v1 reads fuses only with STK_UNIVERSAL, which "
+                        "Optiboot answers with 0x00 whatever the fuses are (an ISP programmer reads them)",
+               strstr(s->target.info.bootloader, "Optiboot") ? "Optiboot" : "this bootloader");
+        detail("signature", "as the bootloader reports it (Optiboot answers with the constants it was built for)");
+    }
+    return PF_OK;
 }
 
 static int do_info(const opts *o)
 {
     uint64_t t0 = pf_posix_now_us();
     session s;
-    int r = open_session(&s, o);
+    pf_cli_progress_init(&st.prog, o->quiet);
+    int r = open_any(&s, o);
     if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        return r;
+    }
+    if ((r = collect_details(&s)) < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);
         return r;
@@ -538,14 +835,11 @@ static int do_info(const opts *o)
         printf("can:         %s%s%s%s\n", in->caps & PF_CAP_READ ? "read " : "",
                in->caps & PF_CAP_DIGEST ? pf_digest_name(in->digest) : "", in->caps & PF_CAP_DIGEST ? " " : "",
                in->caps & PF_CAP_ERASE_ALL ? "erase-all" : "");
-        for (const char *d = in->details; *d;) { /* the driver's own facts, one per line */
-            const char *nl = strchr(d, '\n');
-            int n = nl ? (int)(nl - d) : (int)strlen(d);
-            printf("%.*s\n", n, d);
-            d += n + (nl ? 1 : 0);
-        }
+        fputs(in->details, stdout); /* the driver's facts, as it wrote them */
+        for (unsigned i = st.n_driver_details; i < st.n_details; i++)
+            printf("%-12s %s\n", st.details[i].key, st.details[i].value);
     }
-    json_result(o, &s, PF_OK, PF_EXIT_OK, NULL, NULL, since(t0));
+    json_result(o, &s, PF_EXIT_OK, NULL, since(t0));
     close_session(&s);
     return PF_EXIT_OK;
 }
@@ -620,9 +914,14 @@ int pf_cmd_flash(int argc, char **argv)
         {"max-image-size", required_argument, 0, OPT_MAX_IMAGE},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
+    /* --json is honoured even when the command line around it is wrong */
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--json"))
+            o.json = 1;
     optind = 1;
+    opterr = 0; /* our own messages, with --json as one object */
     int c;
-    while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":qvh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_TARGET: o.target = optarg; break;
         case OPT_PORT: {
@@ -633,19 +932,17 @@ int pf_cmd_flash(int argc, char **argv)
         }
         case OPT_BAUD:
         case OPT_CBAUD:
-            if (parse_u32(optarg, c == OPT_BAUD ? &o.baud : &o.connect_baud)) {
-                pf_cli_error("--%s takes a number, not '%s'", c == OPT_BAUD ? "baud" : "connect-baud", optarg);
-                return PF_EXIT_USAGE;
-            }
+            if (parse_u32(optarg, c == OPT_BAUD ? &o.baud : &o.connect_baud) ||
+                !(c == OPT_BAUD ? o.baud : o.connect_baud))
+                return usage_fail(&o, "--%s takes a line rate in bit/s, not '%s'",
+                                  c == OPT_BAUD ? "baud" : "connect-baud", optarg);
             break;
         case OPT_CHIP: o.chip = optarg; break;
         case OPT_RESET: o.reset = optarg; break;
         case OPT_NOVERIFY: o.verify = 0; break;
         case OPT_ERASE:
-            if (strcmp(optarg, "touched") && strcmp(optarg, "all")) {
-                pf_cli_error("--erase takes 'touched' or 'all', not '%s'", optarg);
-                return PF_EXIT_USAGE;
-            }
+            if (strcmp(optarg, "touched") && strcmp(optarg, "all"))
+                return usage_fail(&o, "--erase takes 'touched' or 'all', not '%s'", optarg);
             o.erase_all = !strcmp(optarg, "all");
             break;
         case OPT_NOSKIP: o.skip = 0; break;
@@ -678,31 +975,39 @@ int pf_cmd_flash(int argc, char **argv)
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
-        default: usage(o.cmd, stderr); return PF_EXIT_USAGE;
+        case ':':
+            return usage_fail(&o, "%s needs a value (see peerflash %s --help)", argv[optind - 1], o.cmd);
+        default:
+            if (optopt)
+                return usage_fail(&o, "unknown option '-%c' (see peerflash %s --help)", optopt, o.cmd);
+            return usage_fail(&o, "unknown option '%s' (see peerflash %s --help)", argv[optind - 1], o.cmd);
         }
     }
     o.ports = g_ports;
     o.nports = g_nports;
     o.port = g_nports ? g_ports[0] : NULL;
-    if (!o.target || !o.port) {
-        pf_cli_error("%s needs --target and --port (see peerflash %s --help)", o.cmd, o.cmd);
-        return PF_EXIT_USAGE;
-    }
-    if (!pf_target_find(o.target)) {
-        pf_cli_error("unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
-        return PF_EXIT_USAGE;
-    }
-    for (int i = 0; i < o.nports; i++) {
-        pf_diag spec_diag = {{0}};
-        if (pf_posix_spec_check(o.ports[i], &spec_diag) < 0) {
-            pf_cli_error("--port %s", spec_diag.text);
-            return PF_EXIT_USAGE;
+    if (!o.target || !o.port)
+        return usage_fail(&o, "%s needs --target and --port (see peerflash %s --help)", o.cmd, o.cmd);
+    int auto_target = !strcmp(o.target, "auto");
+    if (!auto_target && !pf_target_find(o.target))
+        return usage_fail(&o, "unknown target '%s' (see peerflash %s --help for the list)", o.target, o.cmd);
+    if (auto_target && o.chip) { /* a chip known to one target only names the target: nothing to probe */
+        const char *only_target = pf_cli_target_of_chip(o.chip);
+        if (only_target) {
+            o.target = only_target;
+            auto_target = 0;
         }
     }
-    if (o.nports > 1 && strcmp(o.cmd, "flash") && strcmp(o.cmd, "verify")) {
-        pf_cli_error("%s takes one --port (flash and verify take several)", o.cmd);
-        return PF_EXIT_USAGE;
+    if (auto_target && (o.no_compress || o.read_compare || o.unprotect_read || o.unprotect_write))
+        return usage_fail(&o, "--target auto cannot take target-specific options (--no-compress, --read-compare, "
+                              "--unprotect-*): name the target");
+    for (int i = 0; i < o.nports; i++) {
+        pf_diag spec_diag = {{0}};
+        if (pf_posix_spec_check(o.ports[i], &spec_diag) < 0)
+            return usage_fail(&o, "--port %s", spec_diag.text);
     }
+    if (o.nports > 1 && strcmp(o.cmd, "flash") && strcmp(o.cmd, "verify"))
+        return usage_fail(&o, "%s takes one --port (flash and verify take several)", o.cmd);
     /* Options that belong to some targets only: refused before anything is opened. */
     const char *only = NULL;
     if (o.no_compress && strcmp(o.target, "esp") && strcmp(o.target, "agent"))
@@ -711,26 +1016,25 @@ int pf_cmd_flash(int argc, char **argv)
         only = "--read-compare is for --target avr (the others compare by digest)";
     else if ((o.unprotect_read || o.unprotect_write) && strcmp(o.target, "stm32"))
         only = "--unprotect-read/--unprotect-write are for --target stm32";
-    if (only) {
-        pf_cli_error("%s", only);
-        return PF_EXIT_USAGE;
-    }
+    if (only)
+        return usage_fail(&o, "%s", only);
+    char why[512];
+    if (pf_cli_check_target_options(o.target, o.chip, o.reset, o.baud, o.connect_baud, o.port, &o.chip, why,
+                                    sizeof why) < 0)
+        return usage_fail(&o, "%s", why);
     int nargs = argc - optind;
     char **args = argv + optind;
+    pf_cli_interrupt_install();
     if (!strcmp(o.cmd, "flash") || !strcmp(o.cmd, "verify")) {
-        if (nargs < 1) {
-            pf_cli_error("%s needs at least one IMAGE[@ADDR]", o.cmd);
-            return PF_EXIT_USAGE;
-        }
+        if (nargs < 1)
+            return usage_fail(&o, "%s needs at least one IMAGE[@ADDR]", o.cmd);
         return do_flash_or_verify(&o, nargs, args);
     }
     if (!strcmp(o.cmd, "read"))
         return do_read(&o, nargs, args);
     if (!strcmp(o.cmd, "erase"))
         return do_erase(&o, nargs, args);
-    if (nargs) {
-        pf_cli_error("info takes no arguments");
-        return PF_EXIT_USAGE;
-    }
+    if (nargs)
+        return usage_fail(&o, "info takes no arguments");
     return do_info(&o);
 }

@@ -21,7 +21,8 @@ static const pf_cli_command commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "peerflash %s: program a microcontroller's flash from this machine\n\n", PEERFLASH_VERSION);
-    fprintf(f, "usage: peerflash COMMAND [OPTIONS]   (peerflash COMMAND --help for each)\n\ncommands:\n");
+    fprintf(f, "usage: peerflash COMMAND [OPTIONS]   (peerflash help COMMAND, or COMMAND --help, for each)\n"
+               "       peerflash -V | --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\ntargets (--target):");
@@ -32,16 +33,25 @@ static void usage(FILE *f)
                "(sim and wire endpoints also take pty:PATH: a new pty linked at PATH)\n");
     fprintf(f, "\nexit status: 0 success, 1 other failure, 2 usage, 3 image (unreadable, malformed,\n"
                "out of range), 4 link (cannot open, no answer, lost), 5 target refused (wrong chip,\n"
-               "protected, unsupported), 6 verify mismatch\n");
+               "protected, unsupported), 6 verify mismatch, 130/143 interrupted (SIGINT/SIGTERM)\n");
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "help")) { /* peerflash help COMMAND = peerflash COMMAND --help */
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (!strcmp(argv[2], commands[i].name)) {
+                char *help_argv[] = {argv[2], "--help", NULL};
+                return commands[i].fn(2, help_argv);
+            }
+        pf_cli_error("no command '%s' to explain (see peerflash --help)", argv[2]);
+        return PF_EXIT_USAGE;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? PF_EXIT_USAGE : PF_EXIT_OK;
     }
-    if (!strcmp(argv[1], "--version")) {
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
         printf("peerflash %s\n", PEERFLASH_VERSION);
         return PF_EXIT_OK;
     }

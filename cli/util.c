@@ -46,6 +46,7 @@ void pf_cli_progress_init(pf_cli_progress *p, int quiet)
 {
     p->tty = isatty(STDERR_FILENO);
     p->quiet = quiet;
+    p->started = 0;
     p->last_phase = -1;
     p->last_decile = -1;
     p->phase_start_us = pf_posix_now_us();
@@ -69,6 +70,10 @@ static void draw_bar(pf_phase phase, uint32_t done, uint32_t total, double secs)
 void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t total)
 {
     pf_cli_progress *p = user;
+    p->started = 1;
+    p->phase = phase;
+    p->done = done;
+    p->total = total;
     if (p->quiet)
         return;
     uint64_t now = pf_posix_now_us();
@@ -81,6 +86,24 @@ void pf_cli_progress_cb(void *user, pf_phase phase, uint32_t done, uint32_t tota
         p->last_draw_us = 0;
     }
     double secs = (double)(now - p->phase_start_us) / 1e6;
+    if (phase >= PF_PHASE_REBOOT) { /* steps of the agent's run(): one line each */
+        const char *line = NULL;
+        if (phase == PF_PHASE_REBOOT && done == 0)
+            line = "reboot: asking the device to restart";
+        else if (phase == PF_PHASE_INSTALL && done == 0)
+            line = "install: the bootloader checks and installs the new image...";
+        else if (phase == PF_PHASE_INSTALL)
+            fprintf(stderr, "install: done, the device is back after %.1f s\n", secs);
+        else if (phase == PF_PHASE_TRIAL)
+            line = "trial: the new image runs on trial and answers";
+        else if (phase == PF_PHASE_CONFIRM && done == total)
+            line = "confirm: the new image is permanent";
+        if (line)
+            fprintf(stderr, "%s\n", line);
+        if (done == total)
+            p->last_phase = -1;
+        return;
+    }
     if (phase == PF_PHASE_RUN) {
         if (done == 0)
             fprintf(stderr, "run: starting the application\n");

@@ -34,6 +34,8 @@ struct pf_sim_stm32 {
     uint8_t *flash;
     uint8_t *ram;
     int rdp, wrp, synced, has_crc;
+    uint8_t ob[64];      /* option bytes as Read Memory returns them (stm32_options.c layouts) */
+    uint32_t ob_addr, ob_len;
     uint64_t char_us;
     rx_item rxq[RXQ];
     unsigned rx_pos, rx_len;
@@ -359,7 +361,17 @@ static int begin_addressed(pf_sim_stm32 *s, int offered, int (*valid)(pf_sim_stm
     return ACK() < 0 ? -1 : 1;
 }
 
-static int readable(pf_sim_stm32 *s, uint32_t a) { return in_flash(s, a, 1) || in_ram(s, a, 1); }
+/* The option bytes, where the family's layout is known (RM0008 2.5 and
+ * the others cited in stm32_options.c); they follow the WRP state. */
+static int in_options(pf_sim_stm32 *s, uint32_t a, uint32_t n)
+{
+    if (!s->ob_len)
+        return 0;
+    pf_stm32_ob_factory(s->chip, s->wrp, s->ob);
+    return a >= s->ob_addr && (uint64_t)a + n <= (uint64_t)s->ob_addr + s->ob_len;
+}
+
+static int readable(pf_sim_stm32 *s, uint32_t a) { return in_flash(s, a, 1) || in_ram(s, a, 1) || in_options(s, a, 1); }
 static int runnable(pf_sim_stm32 *s, uint32_t a) { return in_flash(s, a, 4) || in_ram(s, a, 4); }
 static int writable(pf_sim_stm32 *s, uint32_t a) { return in_flash(s, a, 1) ? !(a & 3) : in_ram(s, a, 1); }
 static int summable(pf_sim_stm32 *s, uint32_t a) { return !(a & 3) && in_flash(s, a, 4); }
@@ -374,12 +386,14 @@ static int cmd_read(pf_sim_stm32 *s)
     if (rxn(s, l, 2) < 0)
         return -1;
     uint32_t n = (uint32_t)l[0] + 1;
-    if (!pf_an3155_cmd_ok(l) || !(in_flash(s, addr, n) || in_ram(s, addr, n)))
+    if (!pf_an3155_cmd_ok(l) || !(in_flash(s, addr, n) || in_ram(s, addr, n) || in_options(s, addr, n)))
         return NACK();
     uint8_t out[1 + 256];
     out[0] = PF_AN3155_ACK;
     s->st.acks++;
-    const uint8_t *src = in_flash(s, addr, n) ? s->flash + (addr - s->chip->flash_start) : s->ram + (addr - s->chip->ram_start);
+    const uint8_t *src = in_flash(s, addr, n)     ? s->flash + (addr - s->chip->flash_start)
+                         : in_options(s, addr, n) ? s->ob + (addr - s->ob_addr)
+                                                  : s->ram + (addr - s->chip->ram_start);
     memcpy(out + 1, src, n);
     logf_(s, 1, "Read Memory 0x%08x +%u", addr, n);
     return tx(s, out, 1 + n);
@@ -691,6 +705,8 @@ int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, int fd
     s->flash_fd = -1;
     s->rdp = cfg->rdp;
     s->wrp = cfg->wrp;
+    if (!pf_stm32_ob_where(s->chip, &s->ob_addr, &s->ob_len))
+        s->ob_len = 0;
     s->has_crc = cfg->checksum < 0 ? cfg->chip->has_checksum : cfg->checksum;
     s->char_us = (11u * 1000000u + s->cfg.baud - 1) / s->cfg.baud; /* 8E1: start, 8 data, parity, stop */
     s->rom_t = now_us();

@@ -41,8 +41,11 @@ typedef enum pf_err {
 const char *pf_strerror(int err);
 
 /* A caller-owned buffer for the one-line explanation of the last failure.
- * Functions that take a pf_diag* accept NULL (no detail wanted). */
-#define PF_DIAG_MAX 200
+ * Functions that take a pf_diag* accept NULL (no detail wanted). Room for the
+ * longest message a driver writes with a job's "write at 0x...: " prefix and
+ * a file path; a text that still does not fit ends in "..." (never cut
+ * silently). */
+#define PF_DIAG_MAX 512
 typedef struct pf_diag {
     char text[PF_DIAG_MAX];
 } pf_diag;

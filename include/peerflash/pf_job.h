@@ -39,6 +39,11 @@ typedef enum pf_phase {
     PF_PHASE_WRITE,
     PF_PHASE_VERIFY,
     PF_PHASE_RUN,
+    PF_PHASE_READ,      /* reading flash to a file (the CLI's read command) */
+    PF_PHASE_REBOOT,    /* steps of a target's run() (the agent): restart asked for */
+    PF_PHASE_INSTALL,   /* the bootloader installs the new image; the device comes back */
+    PF_PHASE_TRIAL,     /* the new image runs on trial and answered */
+    PF_PHASE_CONFIRM,   /* made permanent */
 } pf_phase;
 
 const char *pf_phase_name(pf_phase phase);

@@ -28,6 +28,7 @@
 #ifndef PEERFLASH_PF_STM32_H
 #define PEERFLASH_PF_STM32_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pf_target.h"
@@ -88,11 +89,31 @@ typedef struct pf_stm32 {
     uint8_t _connected;
     uint8_t _lines;             /* the link has modem lines */
     uint8_t last_nack_op;       /* opcode of the command that got the last NACK */
+    uint8_t _tries;             /* tries of the last exchange, and how many of */
+    uint8_t _data_nacks;        /* them ended in a NACK after the data frame */
+    uint8_t _unprotected;       /* Read/Write/Erase was ACKed this session: no RDP */
     pf_stm32_stats stats;
     uint8_t _buf[1040]; /* erase frames: 2 + 2*512 + 1 bytes */
 } pf_stm32;
 
 extern const pf_target_ops pf_target_stm32;
+
+/* Option bytes (src/targets/stm32_options.c): where the family keeps them
+ * (1, or 0 when not known: F2/F4/F7/H7/L0/L1 are not decoded), the bytes an
+ * unprotected chip holds (all pages write-protected when wrp; for the
+ * simulator), and readout/write protection described from them. */
+int pf_stm32_ob_where(const pf_stm32_chip *chip, uint32_t *addr, uint32_t *len);
+void pf_stm32_ob_factory(const pf_stm32_chip *chip, int wrp, uint8_t *out);
+void pf_stm32_ob_describe(const pf_stm32_chip *chip, const uint8_t *ob, char *rdp, size_t rn, char *wrp, size_t wn);
+/* Reads the connected chip's option bytes into out (64 bytes room), *len
+ * set. PF_ERR_PROTECTED: readout protection is active (the ROM NACKs Read
+ * Memory); PF_ERR_UNSUPPORTED: the family's layout is not known, or the ROM
+ * refuses the address. */
+int pf_stm32_read_option_bytes(pf_stm32 *s, uint8_t *out, uint32_t *len);
+
+/* Whether spec is a reset sequence the driver accepts ("auto", "none" or
+ * ENTRY[:EXIT] steps, see above), checked without any I/O: 1 yes, 0 no. */
+int pf_stm32_reset_valid(const char *spec);
 
 /* Removes readout protection. THIS ERASES THE WHOLE FLASH (the chip does it
  * before lifting RDP). The chip resets; the driver re-synchronises. */

@@ -85,10 +85,16 @@ typedef struct pf_target_config {
                           * for this target, "none" = already in the bootloader, or a
                           * driver-specific sequence (documented per driver) */
     int verbose;         /* 0 quiet .. 3 trace (through port->log) */
+    /* Optional: progress inside one operation, for drivers whose single
+     * write() sends a whole image (agent) or whose run() has steps of its
+     * own (reboot, install, trial, confirm); phase is a pf_phase (pf_job.h),
+     * done/total in bytes, or 0/1 and 1/1 for a step. May be NULL. */
+    void (*progress)(void *user, int phase, uint32_t done, uint32_t total);
+    void *progress_user;
 } pf_target_config;
 
 #define PF_TARGET_CONFIG_DEFAULT() \
-    { NULL, NULL, 0, 0, NULL, NULL, 0 }
+    { NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL }
 
 typedef struct pf_target_ops {
     const char *name;    /* the --target word */

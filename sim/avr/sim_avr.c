@@ -55,6 +55,31 @@
 #ifndef PF_OPTIBOOT_HEX
 #define PF_OPTIBOOT_HEX ""
 #endif
+#ifndef PF_INSTALL_DATADIR_REL /* the data dir relative to the installed executable */
+#define PF_INSTALL_DATADIR_REL "../share/peerflash"
+#endif
+
+/* The Optiboot the simulator runs by default: after `cmake --install` the
+ * copy next to the installed peerflash (BINDIR/../share/peerflash, so any
+ * --prefix works, and the build tree may be gone), else the one this build
+ * made. */
+static const char *default_bootloader(void)
+{
+    static char installed[4096];
+    char exe[3000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(installed, sizeof installed, "%s/" PF_INSTALL_DATADIR_REL "/optiboot_atmega328.hex", exe);
+            if (access(installed, R_OK) == 0)
+                return installed;
+        }
+    }
+    return PF_OPTIBOOT_HEX;
+}
 
 #define MCU_NAME "atmega328p"
 #define MCU_FREQ 16000000u
@@ -637,7 +662,7 @@ static void usage(FILE *f)
             "  --realtime           pace in real time even while bytes move (default: unthrottled then)\n"
             "  -v, --verbose        more messages on stderr (repeat for more)\n"
             "Signals: SIGUSR1 resets the chip (reset button), SIGTERM/SIGINT dump the flash and exit.\n",
-            PF_OPTIBOOT_HEX[0] ? PF_OPTIBOOT_HEX : "(none built)");
+            default_bootloader()[0] ? default_bootloader() : "(none built)");
 }
 
 int pf_sim_avr_main(int argc, char **argv)
@@ -648,7 +673,7 @@ int pf_sim_avr_main(int argc, char **argv)
     h.page_write_ms = 4.5;
     h.startup_ms = 65;
     h.baud = 115200;
-    h.bootloader = PF_OPTIBOOT_HEX;
+    h.bootloader = default_bootloader();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

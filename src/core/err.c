@@ -63,7 +63,9 @@ static void put_num(struct sink *s, unsigned long long v, unsigned base, int upp
         put(s, tmp[--n]);
 }
 
-size_t pf_vformat(char *out, size_t size, const char *fmt, va_list ap)
+/* Formats into out (NUL-terminated when size > 0); returns the length the
+ * whole text needs, which exceeds size - 1 when it was cut. */
+static size_t format_full(char *out, size_t size, const char *fmt, va_list ap)
 {
     struct sink s = {out, size, 0};
     for (const char *p = fmt; *p; p++) {
@@ -134,7 +136,13 @@ size_t pf_vformat(char *out, size_t size, const char *fmt, va_list ap)
     }
     if (size)
         out[s.len < size ? s.len : size - 1] = '\0';
-    return s.len < size ? s.len : (size ? size - 1 : 0);
+    return s.len;
+}
+
+size_t pf_vformat(char *out, size_t size, const char *fmt, va_list ap)
+{
+    size_t n = format_full(out, size, fmt, ap);
+    return n < size ? n : (size ? size - 1 : 0);
 }
 
 size_t pf_format(char *out, size_t size, const char *fmt, ...)
@@ -146,15 +154,32 @@ size_t pf_format(char *out, size_t size, const char *fmt, ...)
     return n;
 }
 
+/* A text cut at the end of the buffer says so: it ends in "...". */
+static void mark_if_cut(pf_diag *d, size_t wanted)
+{
+    if (wanted + 1 > sizeof d->text)
+        for (size_t i = sizeof d->text - 4; i < sizeof d->text - 1; i++)
+            d->text[i] = '.';
+}
+
 int pf_diag_set(pf_diag *d, int err, const char *fmt, ...)
 {
     if (d) {
         va_list ap;
         va_start(ap, fmt);
-        pf_vformat(d->text, sizeof d->text, fmt, ap);
+        mark_if_cut(d, format_full(d->text, sizeof d->text, fmt, ap));
         va_end(ap);
     }
     return err;
+}
+
+static size_t diag_format(pf_diag *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = format_full(d->text, sizeof d->text, fmt, ap);
+    va_end(ap);
+    return n;
 }
 
 void pf_diag_prefix(pf_diag *d, const char *prefix)
@@ -167,9 +192,9 @@ void pf_diag_prefix(pf_diag *d, const char *prefix)
         old[i] = d->text[i];
     old[i] = '\0';
     if (old[0])
-        pf_format(d->text, sizeof d->text, "%s: %s", prefix, old);
+        mark_if_cut(d, diag_format(d, "%s: %s", prefix, old));
     else
-        pf_format(d->text, sizeof d->text, "%s", prefix);
+        mark_if_cut(d, diag_format(d, "%s", prefix));
 }
 
 void pf_diag_clear(pf_diag *d)

@@ -18,6 +18,11 @@ const char *pf_phase_name(pf_phase phase)
     case PF_PHASE_WRITE: return "write";
     case PF_PHASE_VERIFY: return "verify";
     case PF_PHASE_RUN: return "run";
+    case PF_PHASE_READ: return "read";
+    case PF_PHASE_REBOOT: return "reboot";
+    case PF_PHASE_INSTALL: return "install";
+    case PF_PHASE_TRIAL: return "trial";
+    case PF_PHASE_CONFIRM: return "confirm";
     default: return "?";
     }
 }
@@ -271,7 +276,7 @@ static int plan_window(job_state *s, uint32_t from, int check, uint32_t *next_fr
             break;
     }
     *next_from = at;
-    if (check)
+    if (check && total) /* nothing to compare: no "check: 0/0" */
         progress(s, PF_PHASE_CHECK, 0, total);
     at = from;
     for (unsigned i = 0; i < s->n; i++) {

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "peerflash/pf_agent_host.h"
+#include "peerflash/pf_job.h"
 #include "peerflash/pf_agent_proto.h"
 #include "peerflash/pf_boot.h" /* state numbers and MCUboot magic only: no link dependency */
 #include "peerflash/pf_bytes.h"
@@ -341,6 +342,41 @@ static void lost(agent_host *h, uint32_t *next, uint32_t acked, uint32_t *cwnd, 
     *clean = 0;
 }
 
+/* Progress of the image while it flows (the job only sees the one write()
+ * return): image bytes acknowledged; with deflate, the image bytes behind
+ * the acknowledged part of the stream, estimated from deflate's ratio so far. */
+static void report_sent(agent_host *h, uint32_t acked, uint32_t size)
+{
+    if (!h->cfg.progress)
+        return;
+    uint32_t image = h->stats.image_bytes, done = acked;
+    if (h->zon) {
+        uint32_t produced = h->zbase + h->zlen;
+        uint64_t in = h->z.total_in;
+        done = h->resumed_from + (uint32_t)(produced ? in * (acked < produced ? acked : produced) / produced : 0);
+    } else if (size != UINT32_MAX && size < image) {
+        done = image - size + acked;
+    }
+    h->cfg.progress(h->cfg.progress_user, PF_PHASE_WRITE, done < image ? done : image, image);
+}
+
+static void step(agent_host *h, int phase, uint32_t done)
+{
+    if (h->cfg.progress)
+        h->cfg.progress(h->cfg.progress_user, phase, done, 1);
+}
+
+/* "offset N of SIZE" for messages; while deflate has not finished, the
+ * compressed size is not known (size is UINT32_MAX then) and is not printed. */
+static const char *offset_text(char *buf, size_t n, uint32_t off, uint32_t size)
+{
+    if (size == UINT32_MAX)
+        pf_format(buf, n, "offset %lu of the compressed stream", (unsigned long)off);
+    else
+        pf_format(buf, n, "offset %lu of %lu", (unsigned long)off, (unsigned long)size);
+    return buf;
+}
+
 /* Sends data[from..size) windowed, or with h->zon the compressed stream
  * (offsets in the stream, size found when deflate ends; data, size and from
  * unused). begin_seq: the BEGIN sent just before without waiting for its
@@ -353,6 +389,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
         from = 0;
     }
     const pf_port *pt = P(h);
+    char where[64];
     const uint32_t max_chunk = h->max_payload - 4u;
     uint32_t chunk = max_chunk;
     uint32_t win = h->window;
@@ -421,9 +458,8 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
          * line too noisy to make progress, so timeouts alone never come */
         if (now - last_progress > give_up)
             return pf_diag_set(h->cfg.diag, PF_ERR_TIMEOUT,
-                               "transfer stalled at offset %lu of %lu: no progress for %lu s despite "
-                               "retransmissions",
-                               (unsigned long)acked, (unsigned long)size, (unsigned long)(give_up / 1000));
+                               "transfer stalled at %s: no progress for %lu s despite retransmissions",
+                               offset_text(where, sizeof where, acked, size), (unsigned long)(give_up / 1000));
         if (r == PF_ERR_TIMEOUT) {
             h->timeouts++;
             lost(h, &next, acked, &cwnd, &chunk, &clean);
@@ -434,19 +470,17 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             continue;
         }
         if (r < 0)
-            return pf_diag_set(h->cfg.diag, r, "link lost at offset %lu of %lu", (unsigned long)acked,
-                               (unsigned long)size);
+            return pf_diag_set(h->cfg.diag, r, "link lost at %s", offset_text(where, sizeof where, acked, size));
         if (begin_seq && f.type == (PF_AP_BEGIN | PF_AP_RESPONSE) && f.seq == begin_seq && f.len >= 1) {
             if (f.payload[0])
                 return refused(h, "BEGIN", &f);
             uint32_t resume = f.len >= 5 ? pf_get_le32(f.payload + 1) : 0;
             if (resume > size)
-                return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %lu of %lu",
-                                   (unsigned long)resume, (unsigned long)size);
+                return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent resumes at %s",
+                                   offset_text(where, sizeof where, resume, size));
             h->resumed_from = resume;
             if (resume)
-                pf_port_logf(pt, 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume,
-                             (unsigned long)size);
+                pf_port_logf(pt, 1, "agent: resuming at %s", offset_text(where, sizeof where, resume, size));
             if (resume > acked) {
                 acked = resume;
                 last_progress = now;
@@ -500,11 +534,12 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                                t ? ": " : "", text);
         }
         if (off > size)
-            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged offset %lu beyond %lu",
-                               (unsigned long)off, (unsigned long)size);
+            return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged %s, beyond its end",
+                               offset_text(where, sizeof where, off, size));
         if (off > acked) {
             acked = off;
             last_progress = now;
+            report_sent(h, acked, size);
             if (next < acked) { /* the agent is further on (resume) */
                 next = acked;
                 mark = h->seq;
@@ -723,6 +758,7 @@ static int a_run(void *self)
      * new image on trial, which would roll it back */
     uint8_t expect = h->state;
     int r;
+    step(h, PF_PHASE_REBOOT, 0);
     for (int k = 0;; k++) {
         r = request(h, PF_AP_RESET, &expect, 1, 1000, 1, &f);
         if (r == PF_OK && f.payload[0] == 0)
@@ -736,6 +772,9 @@ static int a_run(void *self)
     }
     /* the device resets, the bootloader swaps (seconds for big images), the
      * agent greets with an unsolicited HELLO answer */
+    step(h, PF_PHASE_REBOOT, 1);
+    if (was_pending)
+        step(h, PF_PHASE_INSTALL, 0);
     uint32_t deadline = pf_deadline(P(h), 60000);
     uint8_t hello_seq = 0, hp[3] = {PF_AP_VERSION, 0, 0};
     pf_put_le16(hp + 1, HOST_RXBUF - PF_AP_OVERHEAD);
@@ -770,7 +809,10 @@ static int a_run(void *self)
         return pf_diag_set(h->cfg.diag, PF_ERR_TARGET,
                            "the new image did not start: the device is back in state %s%s",
                            state_name(h->state), (h->flags & PF_BOOT_F_REVERTED) ? " (rolled back)" : "");
+    step(h, PF_PHASE_INSTALL, 1);
+    step(h, PF_PHASE_TRIAL, 1); /* it runs on trial and answered */
     /* it runs and talks: make it permanent */
+    step(h, PF_PHASE_CONFIRM, 0);
     r = request(h, PF_AP_CONFIRM, NULL, 0, 500, 8, &f);
     if (r < 0)
         return r;
@@ -778,6 +820,7 @@ static int a_run(void *self)
         return refused(h, "CONFIRM", &f);
     h->state = PF_BOOT_IDLE;
     h->ended_len = 0;
+    step(h, PF_PHASE_CONFIRM, 1);
     return PF_OK;
 }
 

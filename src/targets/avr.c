@@ -282,7 +282,9 @@ static int avr_connect(void *self, pf_target_info *info)
             return pf_diag_set(a->cfg.diag, PF_ERR_CHIP, "unknown AVR chip '%s' (known: %s)", a->cfg.chip, list);
         }
     }
-    uint32_t baud = a->cfg.baud ? a->cfg.baud : DEFAULT_BAUD;
+    /* STK500v1 cannot change its rate: --baud (fast_baud) is the rate, as
+     * for every target; --connect-baud (baud) still wins when given. */
+    uint32_t baud = a->cfg.baud ? a->cfg.baud : a->cfg.fast_baud ? a->cfg.fast_baud : DEFAULT_BAUD;
     int r = pf_port_set_line(p, baud, PF_FRAME_8N1);
     if (r < 0)
         return pf_diag_set(a->cfg.diag, r, "cannot set the line to %lu baud 8N1", (unsigned long)baud);
@@ -296,9 +298,24 @@ static int avr_connect(void *self, pf_target_info *info)
     if (r < 0)
         return r;
 
-    uint8_t sig[3];
+    /* STK500v1 answers carry no checksum: a bit flipped on the line would
+     * read as another chip (exit "target refused"). Read the signature until
+     * two answers in a row agree; answers that keep differing are noise. */
+    uint8_t sig[3], again[3];
     size_t n = pf_stk_read_sign(a->frame);
     r = command(a, a->frame, n, sig, 3, "Read Signature", 0);
+    for (int tries = 0; r == PF_OK; tries++) {
+        n = pf_stk_read_sign(a->frame);
+        r = command(a, a->frame, n, again, 3, "Read Signature", 0);
+        if (r < 0 || !memcmp(sig, again, 3))
+            break;
+        if (tries == 3)
+            return pf_diag_set(a->cfg.diag, PF_ERR_CRC,
+                               "the signature read back differently each time (last %02x %02x %02x, then %02x %02x "
+                               "%02x): the line corrupts data; check the cable, or lower --baud",
+                               sig[0], sig[1], sig[2], again[0], again[1], again[2]);
+        memcpy(sig, again, 3);
+    }
     if (r < 0)
         return r;
     const pf_avr_chip *chip = pf_avr_chip_by_sig(sig);

@@ -90,6 +90,12 @@ static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int sta
     switch (r) {
     case PF_ERR_TARGET:
         s->last_nack_op = op;
+        if (stage == ST_CMD && s->_unprotected)
+            return pf_diag_set(d, PF_ERR_CRC,
+                               "NACK (0x1F) to the command byte of %s%s on each try, though the ROM took such "
+                               "commands earlier in this session (so it is not read-protected): the line "
+                               "corrupts data; check the cable and ground, or lower --baud",
+                               name, where);
         if (stage == ST_CMD && s->_n_ops && op != PF_AN3155_READOUT_UNPROTECT && op != PF_AN3155_GET &&
             op != PF_AN3155_GET_ID && op != PF_AN3155_GET_VERSION)
             return pf_diag_set(d, PF_ERR_PROTECTED,
@@ -98,9 +104,10 @@ static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int sta
                                name, where);
         if (stage == ST_DATA && (op == PF_AN3155_WRITE || op == PF_AN3155_ERASE || op == PF_AN3155_EXT_ERASE))
             return pf_diag_set(d, PF_ERR_TARGET,
-                               "target answered NACK (0x1F) to %s%s after %s: the flash is write-protected or "
-                               "not erased (--unprotect-write removes write protection; the content stays)",
-                               name, where, stage_name(stage));
+                               "target answered NACK (0x1F) to %s%s after %s on %u of %u tries: the flash is "
+                               "write-protected%s (--unprotect-write removes write protection; the content stays)",
+                               name, where, stage_name(stage), (unsigned)(s->_data_nacks ? s->_data_nacks : 1),
+                               (unsigned)(s->_tries ? s->_tries : 1), op == PF_AN3155_WRITE ? " or not erased" : "");
         return pf_diag_set(d, PF_ERR_TARGET, "target answered NACK (0x1F) to %s%s (refused %s)", name, where,
                            stage_name(stage));
     case PF_ERR_TIMEOUT:
@@ -110,6 +117,12 @@ static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int sta
         return pf_diag_set(d, r, "unexpected byte 0x%02x instead of ACK (0x79) to %s%s after %s", got, name, where,
                            stage_name(stage));
     case PF_ERR_CRC:
+        if (stage == ST_DATA && got == PF_AN3155_NACK)
+            return pf_diag_set(d, r,
+                               "%s%s failed on the link on all %u tries (the last ended in a NACK (0x1F) after "
+                               "the data, the ROM's answer to a frame corrupted on the way): check the cable and "
+                               "ground, or lower --baud",
+                               name, where, (unsigned)s->_tries);
         return pf_diag_set(d, r, "checksum of the answer to %s%s is wrong (line noise?)", name, where);
     case PF_ERR_CLOSED: return pf_diag_set(d, r, "the link closed during %s%s", name, where);
     default: return pf_diag_set(d, r, "%s%s failed: %s", name, where, pf_strerror(r));
@@ -124,7 +137,13 @@ static int send_cmd(S *s, uint8_t op, uint8_t *got)
     s->stats.commands++;
     trace(s, 3, "stm32: %s (0x%02lx)", pf_an3155_op_name(op), op);
     int r = send(s, b, 2);
-    return r < 0 ? r : wait_ack(s, ACK_MS, got);
+    r = r < 0 ? r : wait_ack(s, ACK_MS, got);
+    /* the ROM took a command that readout protection refuses: this session
+     * is not read-protected (RDP changes only through a reset) */
+    if (r == PF_OK && (op == PF_AN3155_READ || op == PF_AN3155_WRITE || op == PF_AN3155_ERASE ||
+                       op == PF_AN3155_EXT_ERASE))
+        s->_unprotected = 1;
+    return r;
 }
 
 static int send_u32(S *s, uint32_t v, uint32_t timeout_ms, uint8_t *got)
@@ -207,9 +226,10 @@ static int resync(S *s)
 
 /* --- reset lines ------------------------------------------------------------------ */
 
+/* Runs the steps of seq[0..len); with s NULL only checks them (no I/O). */
 static int run_sequence(S *s, const char *seq, size_t len)
 {
-    const pf_port *p = P(s);
+    const pf_port *p = s ? P(s) : NULL;
     size_t i = 0;
     while (i < len) {
         size_t j = i;
@@ -222,7 +242,18 @@ static int run_sequence(S *s, const char *seq, size_t len)
             w++;
             n--;
         }
-        if (n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3))) {
+        if (!s) {
+            int ok = (n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3))) || n == 0;
+            if (!neg && n) {
+                ok = 1;
+                for (size_t k = 0; k < n; k++)
+                    ok &= w[k] >= '0' && w[k] <= '9';
+                ok |= n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3));
+                ok &= n < 6; /* at most 99999 ms */
+            }
+            if (!ok)
+                return PF_ERR_ARG;
+        } else if (n == 3 && (!memcmp(w, "dtr", 3) || !memcmp(w, "rts", 3))) {
             int v = neg ? PF_LINE_RELEASE : PF_LINE_ASSERT;
             int r = p->set_lines ? p->set_lines(p->ctx, w[0] == 'd' ? v : PF_LINE_KEEP, w[0] == 'r' ? v : PF_LINE_KEEP)
                                  : PF_ERR_UNSUPPORTED;
@@ -248,6 +279,19 @@ static int run_sequence(S *s, const char *seq, size_t len)
 }
 
 #define AUTO_SEQ "rts,dtr,20,-dtr,50:-rts,dtr,20,-dtr"
+
+int pf_stm32_reset_valid(const char *spec)
+{
+    if (!spec || !strcmp(spec, "auto") || !strcmp(spec, "none"))
+        return 1;
+    const char *colon = strchr(spec, ':');
+    if (colon && strchr(colon + 1, ':'))
+        return 0;
+    size_t entry = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (entry == 0 || run_sequence(NULL, spec, entry) < 0)
+        return 0;
+    return !colon || run_sequence(NULL, colon + 1, strlen(colon + 1)) == PF_OK;
+}
 
 static const char *reset_spec(const S *s)
 {
@@ -346,6 +390,15 @@ static int identify(S *s, uint16_t *pid)
         r = cmd_get(s);
         if (r == PF_OK)
             r = cmd_get_id(s, pid);
+        /* Get ID's answer has no checksum: a bit flipped on the line would
+         * read as another chip (exit "target refused"). Two answers must
+         * agree; one that differs counts as a failed attempt. */
+        uint16_t again = 0;
+        if (r == PF_OK && (r = cmd_get_id(s, &again)) == PF_OK && again != *pid)
+            r = pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                            "Get ID answered 0x%03x, then 0x%03x: the line corrupts data; check the cable and "
+                            "ground, or lower --baud",
+                            *pid, again);
         if (r == PF_OK || r == PF_ERR_CLOSED || r == PF_ERR_IO)
             break;
     }
@@ -373,7 +426,7 @@ static int stm32_connect(void *self, pf_target_info *info)
 {
     S *s = self;
     const pf_port *p = P(s);
-    uint32_t baud = s->_cfg.baud ? s->_cfg.baud : 115200;
+    uint32_t baud = s->_cfg.baud ? s->_cfg.baud : s->_cfg.fast_baud ? s->_cfg.fast_baud : 115200;
     s->_cfg.baud = baud;
     const pf_stm32_chip *want = NULL;
     if (s->_cfg.chip && s->_cfg.chip[0] && strcmp(s->_cfg.chip, "auto")) {
@@ -477,6 +530,7 @@ static int with_retries(S *s, attempt_fn attempt, recheck_fn recheck, void *arg,
 {
     int r = PF_OK;
     *stage = ST_CMD;
+    uint8_t tries = 0, data_nacks = 0; /* locals: a recheck runs exchanges of its own */
     for (int n = 0; n < MAX_ATTEMPTS; n++) {
         if (n) {
             int q = before_retry(s, r);
@@ -486,9 +540,21 @@ static int with_retries(S *s, attempt_fn attempt, recheck_fn recheck, void *arg,
                 return q;
         }
         r = attempt(s, arg, stage, got);
+        tries++;
+        if (r == PF_ERR_TARGET && *stage == ST_DATA)
+            data_nacks++;
         if (r == PF_OK || !again(r, *stage, n))
             break;
     }
+    /* A NACK after the data is what the ROM answers to a data frame whose
+     * checksum does not match, as well as to a write-protected page. A
+     * refusal repeats on every try; when other tries of the same exchange
+     * failed on the link (no answer, garbage, a NACK elsewhere), the last
+     * NACK is line noise too: a link error, not the target's refusal. */
+    s->_tries = tries;
+    s->_data_nacks = data_nacks;
+    if (r == PF_ERR_TARGET && *stage == ST_DATA && data_nacks < tries)
+        r = PF_ERR_CRC;
     return r;
 }
 
@@ -536,6 +602,28 @@ static int read_block(S *s, uint32_t addr, uint8_t *buf, uint32_t n)
     uint8_t got = 0;
     int r = with_retries(s, read_attempt, NULL, &a, &stage, &got);
     return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
+}
+
+int pf_stm32_read_option_bytes(pf_stm32 *s, uint8_t *out, uint32_t *len)
+{
+    uint32_t addr, n;
+    int r = need(s);
+    if (r < 0)
+        return r;
+    if (!pf_stm32_ob_where(s->chip, &addr, &n))
+        return PF_ERR_UNSUPPORTED;
+    int stage;
+    uint8_t got = 0;
+    read_args a = {addr, out, n};
+    r = with_retries(s, read_attempt, NULL, &a, &stage, &got);
+    if (r == PF_ERR_TARGET && stage == ST_CMD)
+        return PF_ERR_PROTECTED; /* the ROM refuses Read Memory itself: RDP */
+    if (r == PF_ERR_TARGET)
+        return PF_ERR_UNSUPPORTED;
+    if (r < 0)
+        return explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
+    *len = n;
+    return PF_OK;
 }
 
 static int stm32_read(void *self, uint32_t addr, uint8_t *buf, uint32_t len)
@@ -650,6 +738,47 @@ static int write_recheck(S *s, void *arg, int last, int stage, uint8_t got)
     return 0; /* erased: write it again */
 }
 
+/* Every try of a block ended in a NACK after its data: a write-protected
+ * page, or a line so noisy that each 256-byte frame arrived corrupted. A
+ * 4-byte write of the block's first word tells them apart (its 6-byte frame
+ * rarely meets noise): the ROM takes it unless the page is protected. */
+static int refused_or_noise(S *s, uint32_t addr, const uint8_t *data)
+{
+    uint8_t tries = s->_tries, nacks = s->_data_nacks;
+    int r = PF_OK, stage = ST_CMD;
+    uint8_t got = 0;
+    for (int n = 0; n < 2; n++) {
+        if (n && (r = resync(s)) < 0)
+            break;
+        r = write_once(s, addr, data, 4, &stage, &got);
+        if (r == PF_OK || (r == PF_ERR_TARGET && stage == ST_DATA && n == 1))
+            break;
+    }
+    s->_tries = tries;
+    s->_data_nacks = nacks;
+    if (r == PF_OK)
+        return pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                           "Write Memory at 0x%08lx: the ROM answered NACK (0x1F) after the 256-byte data frame on "
+                           "all %u tries but took a 4-byte write at the same address: the frames were corrupted "
+                           "on the line (the page is not protected); check the cable and ground, or lower --baud",
+                           (unsigned long)addr, (unsigned)tries);
+    if (r == PF_ERR_TARGET && stage == ST_DATA) {
+        s->last_nack_op = PF_AN3155_WRITE;
+        return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
+                           "target answered NACK (0x1F) to Write Memory at 0x%08lx after the data on all %u tries, "
+                           "and to a 4-byte write there too, while the block reads erased: the page is "
+                           "write-protected (--unprotect-write removes write protection; the content stays)",
+                           (unsigned long)addr, (unsigned)tries);
+    }
+    if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
+        return explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
+    return pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                       "Write Memory at 0x%08lx: NACK (0x1F) after the data on all %u tries, and a 4-byte probe "
+                       "write failed on the link too (%s after %s): the line is too noisy; check the cable and "
+                       "ground, or lower --baud",
+                       (unsigned long)addr, (unsigned)tries, pf_strerror(r), stage_name(stage));
+}
+
 static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
 {
     S *s = self;
@@ -665,6 +794,8 @@ static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t 
     r = with_retries(s, write_attempt, write_recheck, &a, &stage, &got);
     if (r == WRITE_DONE || r == PF_OK)
         return PF_OK;
+    if (r == PF_ERR_TARGET && stage == ST_DATA && !a.explained)
+        return refused_or_noise(s, addr, data);
     return a.explained ? r : explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
 }
 
@@ -844,6 +975,7 @@ static int option_command(S *s, uint8_t op, uint32_t work_ms)
     int r = need(s);
     if (r < 0)
         return r;
+    s->_unprotected = 0; /* the chip resets with new option bytes: protection may change */
     uint8_t got = 0;
     r = send_cmd(s, op, &got);
     if (r < 0)

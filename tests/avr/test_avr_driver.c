@@ -23,6 +23,8 @@ typedef struct fake_boot {
     uint8_t ext;
     uint16_t word;
     unsigned ext_cmds, pages_written, reads, loads;
+    unsigned sig_flips;  /* the next answers to Read Signature arrive with a bit flipped */
+    unsigned sig_reads;
     uint8_t fail_cmd;    /* answer this command with fail_byte instead of INSYNC */
     uint8_t fail_byte;
     uint32_t now;
@@ -91,7 +93,16 @@ static void run_cmd(fake_boot *f, size_t n)
         ok(f, &v, 1);
         break;
     }
-    case PF_STK_READ_SIGN: ok(f, f->sig, 3); break;
+    case PF_STK_READ_SIGN: {
+        uint8_t sig[3] = {f->sig[0], f->sig[1], f->sig[2]};
+        f->sig_reads++;
+        if (f->sig_flips) { /* each corrupted answer differs from the last */
+            sig[2] ^= (uint8_t)(1u << (f->sig_flips % 8));
+            f->sig_flips--;
+        }
+        ok(f, sig, 3);
+        break;
+    }
     case PF_STK_LOAD_ADDRESS:
         f->word = (uint16_t)(c[1] | (c[2] << 8));
         f->loads++;
@@ -346,11 +357,36 @@ static void test_chip_mismatch_names_both(void)
     CHECK_EQ(t.info.geom.protected_ranges[0].size, 1024);
 }
 
+/* issue 10: a signature corrupted on the line is not another chip (exit 5):
+ * one flipped answer is outvoted, answers that never agree are a link error. */
+static void test_signature_noise_is_not_a_chip(void)
+{
+    fake_boot *f = &g_boot;
+    memset(f, 0, sizeof *f);
+    const uint8_t sig[3] = {0x1E, 0x95, 0x0F};
+    memcpy(f->sig, sig, 3);
+    pf_port port = fake_port(f);
+    static pf_avr avr;
+    pf_target t;
+    pf_diag d = {{0}};
+    f->sig_flips = 1; /* 1E 95 0D: not in the table, was "unknown AVR signature" */
+    CHECK_EQ(connect(&avr, &t, &port, &d, NULL), PF_OK);
+    CHECK(strcmp(t.info.chip, "ATmega328P") == 0);
+    f->sig_flips = 1; /* with --chip: was "the target is ..., not the ATmega328P" */
+    CHECK_EQ(connect(&avr, &t, &port, &d, "ATmega328P"), PF_OK);
+    f->sig_flips = 20;
+    f->sig_reads = 0;
+    CHECK_EQ(connect(&avr, &t, &port, &d, NULL), PF_ERR_CRC);
+    CHECK_STR_CONTAINS(d.text, "the line corrupts data");
+    CHECK_EQ(f->sig_reads, 5);
+}
+
 int main(void)
 {
     RUN(test_auto_reset_lines);
     RUN(test_2560_extended_addressing);
     RUN(test_bootloader_failure_byte);
     RUN(test_chip_mismatch_names_both);
+    RUN(test_signature_noise_is_not_a_chip);
     return pf_test_summary();
 }

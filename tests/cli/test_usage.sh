@@ -8,13 +8,17 @@ expect 0 "flash +write images" -- "$pf" --help
 expect 2 "usage: peerflash" -- "$pf"
 expect 2 "unknown command 'flsh'" -- "$pf" flsh
 expect 0 "peerflash [0-9]" -- "$pf" --version
+expect 0 "^peerflash [0-9]" -- "$pf" -V
+expect 0 "usage: peerflash read" -- "$pf" help read
+expect 0 "usage: peerflash wire" -- "$pf" help wire
+expect 2 "no command 'nosuch'" -- "$pf" help nosuch
 for cmd in flash verify read erase info; do
     expect 0 "usage: peerflash $cmd" -- "$pf" "$cmd" --help
     expect 2 "needs --target and --port" -- "$pf" "$cmd"
 done
 expect 2 "unknown target 'nosuch'" -- "$pf" flash --target nosuch --port /dev/null x.hex
 expect 2 "--erase takes 'touched' or 'all'" -- "$pf" flash --target x --port p --erase some x.hex
-expect 2 "--baud takes a number" -- "$pf" flash --target x --port p --baud fast x.hex
+expect 2 "--baud takes a line rate" -- "$pf" flash --target x --port p --baud fast x.hex
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 printf ':0100000000FF\n:00000001FF\n' >"$dir/one.hex"

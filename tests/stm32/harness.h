@@ -93,7 +93,12 @@ typedef struct fault_port {
     uint32_t flip_one_in; /* 0: never */
     uint64_t rng;
     uint32_t flips;
+    long flip_read_at; /* flip bit 0 of this received byte (counted from 0); -1: never */
+    long received;
 } fault_port;
+
+/* flip_read_at of the next fault_port_init (for targeted flips). */
+static long g_flip_read_at = -1;
 
 static uint32_t fp_rand(fault_port *f)
 {
@@ -120,8 +125,14 @@ static int fp_read(void *ctx, uint8_t *buf, size_t n, uint32_t t)
     if (f->cut_after >= 0 && f->written >= f->cut_after)
         return PF_ERR_CLOSED;
     int r = f->inner.read(f->inner.ctx, buf, n, t);
-    if (r > 0)
+    if (r > 0) {
         fp_flip(f, buf, (size_t)r);
+        if (f->flip_read_at >= f->received && f->flip_read_at < f->received + r) {
+            buf[f->flip_read_at - f->received] ^= 1;
+            f->flips++;
+        }
+        f->received += r;
+    }
     return r;
 }
 
@@ -188,6 +199,7 @@ static void fault_port_init(fault_port *f, const pf_port *inner, long cut_after,
     f->cut_after = cut_after;
     f->flip_one_in = flip_one_in;
     f->rng = seed ? seed : 1;
+    f->flip_read_at = g_flip_read_at;
     f->port = (pf_port){f, fp_read, fp_write, fp_drain, fp_flush, fp_set_line, fp_set_lines, fp_now, fp_delay, NULL};
 }
 

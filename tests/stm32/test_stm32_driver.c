@@ -262,6 +262,32 @@ static void test_unknown_pid(void)
     sim_stop(&s);
 }
 
+/* issue 10: one bit flipped in any byte the ROM sends while connecting
+ * (sync, Get, Get ID) never reads as another chip: Get ID's answer has no
+ * checksum, so a flipped product ID used to end in "unknown STM32 product
+ * ID 0x510" (byte 26) or "the target is STM32F2xxxG" (byte 27), target
+ * refused. Now the connection either recovers with the right chip or fails
+ * as a link problem. */
+static void test_flipped_answer_is_not_another_chip(void)
+{
+    sim_h s;
+    pf_sim_stm32_config c = sim_cfg("F103xB");
+    REQUIRE(sim_start(&s, &c, -1) == 0);
+    for (long at = 0; at < 36; at++) { /* sync, Get (23 bytes), Get ID twice (5 each) */
+        host_h h;
+        g_flip_read_at = at;
+        int r = host_connect(&h, s.dev, "STM32F103xB", -1, 0, 0);
+        g_flip_read_at = -1;
+        if (r != 0)
+            fprintf(stderr, "  flip at received byte %ld: %s\n", at, h.diag.text);
+        CHECK(r != PF_ERR_CHIP && r != PF_ERR_TARGET && r != PF_ERR_PROTECTED);
+        if (r == 0)
+            CHECK_EQ(h.t.info.chip_id, 0x410);
+        host_close(&h);
+    }
+    sim_stop(&s);
+}
+
 /* Link cut mid-write: a clean link error; a new session completes the job. */
 static void test_link_cut_then_rerun(void)
 {
@@ -399,6 +425,7 @@ int main(void)
     RUN(test_wrp);
     RUN(test_outside_flash);
     RUN(test_unknown_pid);
+    RUN(test_flipped_answer_is_not_another_chip);
     RUN(test_link_cut_then_rerun);
     RUN(test_bit_flips);
     RUN(test_pipelining_overruns);

@@ -96,6 +96,23 @@ static void test_format(void)
     CHECK_EQ(pf_diag_set(&d, PF_ERR_FORMAT, "line %u: bad", 17u), PF_ERR_FORMAT);
     pf_diag_prefix(&d, "fw.hex");
     CHECK(strcmp(d.text, "fw.hex: line 17: bad") == 0);
+    /* issue 10: a 215-character driver message with the job's prefix fits
+     * whole (it stopped at 199); one that cannot fit ends in "..." */
+    char longer[PF_DIAG_MAX + 50];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    longer[215] = '\0';
+    pf_diag_set(&d, PF_ERR_TARGET, "%s", longer);
+    pf_diag_prefix(&d, "write at 0x08002a00");
+    CHECK_EQ(strlen(d.text), 215 + 21);
+    CHECK(d.text[strlen(d.text) - 1] == 'x');
+    longer[215] = 'x';
+    pf_diag_set(&d, PF_ERR_TARGET, "%s!", longer);
+    CHECK_EQ(strlen(d.text), PF_DIAG_MAX - 1);
+    CHECK(strcmp(d.text + PF_DIAG_MAX - 4, "...") == 0);
+    pf_diag_set(&d, PF_ERR_TARGET, "%s", "short");
+    pf_diag_prefix(&d, longer);
+    CHECK(strcmp(d.text + PF_DIAG_MAX - 4, "...") == 0);
     CHECK(strcmp(pf_strerror(PF_ERR_VERIFY), "verify failed") == 0);
     CHECK(strcmp(pf_strerror(-999), "unknown error") == 0);
 }
