@@ -313,9 +313,9 @@ static void code_size(pf_bench *b, const char *dir)
              src, mbed, dir);
     char agent_src[4000];
     snprintf(agent_src, sizeof agent_src,
-             "%s/src/agent/store.c %s/src/agent/proto.c %s/src/codec/agent_frame.c -DZ_SOLO -DNO_GZIP -I%s "
-             "%s/inflate.c %s/inftrees.c %s/inffast.c %s/adler32.c %s/zutil.c",
-             src, src, src, zsrc, zsrc, zsrc, zsrc, zsrc, zsrc);
+             "%s/src/agent/store.c %s/src/agent/proto.c %s/src/codec/agent_frame.c %s/src/codec/patch.c "
+             "-DZ_SOLO -DNO_GZIP -I%s %s/inflate.c %s/inftrees.c %s/inffast.c %s/adler32.c %s/zutil.c",
+             src, src, src, src, zsrc, zsrc, zsrc, zsrc, zsrc, zsrc);
     static const struct {
         const char *elf, *defs, *what;
         int agent, sig;

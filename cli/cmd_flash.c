@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "agent_delta.h"
 #include "cli.h"
 #include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image_file.h"
@@ -25,6 +26,8 @@ typedef struct opts {
     int verify, skip, run, erase_all, json, quiet, verbose, all;
     int unprotect_read, unprotect_write;
     int no_compress, read_compare;
+    const char *delta_from; /* agent: patch against this image (--delta-from) */
+    int no_delta;           /* agent: never a patch, no image cache (--no-delta) */
 } opts;
 
 static void usage(const char *cmd, FILE *f)
@@ -68,6 +71,8 @@ static void usage(const char *cmd, FILE *f)
                    "  --no-skip          rewrite erase units whose digest already matches\n"
                    "  --no-run           stay in the bootloader afterwards\n"
                    "  --no-compress      esp, agent: send the image uncompressed\n"
+                   "  --delta-from OLD   agent: send a patch against OLD (the image the device runs)\n"
+                   "  --no-delta         agent: no patch against a cached running image, no caching\n"
                    "  --read-compare     avr: read each page first and skip those that already hold the\n"
                    "                     image (pays off when most of the flash is unchanged)\n");
     fprintf(f, "  --json             print one JSON result object on stdout\n"
@@ -116,6 +121,11 @@ static void close_session(session *s)
 /* The few options that only some drivers have, set between open and connect. */
 static int apply_driver_options(const opts *o, const pf_target_ops *ops, void *state, pf_diag *diag)
 {
+    if (!strcmp(ops->name, "agent") && !strcmp(o->cmd, "flash")) {
+        int r = pf_cli_agent_delta_setup(state, o->delta_from, !o->no_delta, o->quiet, diag);
+        if (r < 0)
+            return r;
+    }
     if (o->no_compress) {
         if (ops == &pf_target_esp) {
             pf_esp_options eo = PF_ESP_OPTIONS_DEFAULT();
@@ -502,7 +512,8 @@ int pf_cmd_flash(int argc, char **argv)
     o.cmd = argv[0];
     o.verify = o.skip = o.run = 1;
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
-           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP };
+           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP, OPT_DELTA_FROM,
+           OPT_NO_DELTA };
     static const struct option longopts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
@@ -513,6 +524,7 @@ int pf_cmd_flash(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"unprotect-read", no_argument, 0, OPT_UNPROT_R}, {"unprotect-write", no_argument, 0, OPT_UNPROT_W},
         {"no-compress", no_argument, 0, OPT_NOCOMP},  {"read-compare", no_argument, 0, OPT_READCMP},
+        {"delta-from", required_argument, 0, OPT_DELTA_FROM}, {"no-delta", no_argument, 0, OPT_NO_DELTA},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     optind = 1;
@@ -546,6 +558,8 @@ int pf_cmd_flash(int argc, char **argv)
         case OPT_UNPROT_W: o.unprotect_write = 1; break;
         case OPT_NOCOMP: o.no_compress = 1; break;
         case OPT_READCMP: o.read_compare = 1; break;
+        case OPT_DELTA_FROM: o.delta_from = optarg; break;
+        case OPT_NO_DELTA: o.no_delta = 1; break;
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
@@ -564,6 +578,10 @@ int pf_cmd_flash(int argc, char **argv)
     const char *only = NULL;
     if (o.no_compress && strcmp(o.target, "esp") && strcmp(o.target, "agent"))
         only = "--no-compress is for --target esp and agent (the others never compress)";
+    else if ((o.delta_from || o.no_delta) && (strcmp(o.target, "agent") || strcmp(o.cmd, "flash")))
+        only = "--delta-from/--no-delta are for flash --target agent";
+    else if (o.delta_from && o.no_delta)
+        only = "--delta-from and --no-delta exclude each other";
     else if (o.read_compare && strcmp(o.target, "avr"))
         only = "--read-compare is for --target avr (the others compare by digest)";
     else if ((o.unprotect_read || o.unprotect_write) && strcmp(o.target, "stm32"))
