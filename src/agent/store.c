@@ -258,9 +258,9 @@ int pf_agent_delta_check_base(pf_agent *a, uint32_t base_size, const uint8_t bas
         return pf_diag_set(d, r, "flash read of the running image failed");
     if (memcmp(h, base_hash, 32) != 0)
         return pf_diag_set(d, PF_ERR_VERIFY,
-                           "patch base differs from the running image: the patch needs %02x%02x%02x%02x..., "
-                           "the first %lu bytes of the running slot hash to %02x%02x%02x%02x...",
-                           base_hash[0], base_hash[1], base_hash[2], base_hash[3], (unsigned long)base_size, h[0], h[1],
+                           "patch base differs from the running image (base %lu bytes, SHA-256 %02x%02x%02x%02x..; "
+                           "running slot: %02x%02x%02x%02x..)",
+                           (unsigned long)base_size, base_hash[0], base_hash[1], base_hash[2], base_hash[3], h[0], h[1],
                            h[2], h[3]);
     return PF_OK;
 }
