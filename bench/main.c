@@ -18,6 +18,7 @@ void pf_bench_wire(pf_bench *b);
 void pf_bench_firmware(pf_bench *b);
 void pf_bench_stm32(pf_bench *b);
 void pf_bench_esp(pf_bench *b);
+void pf_bench_delta(pf_bench *b);
 /* Each benchmark file defines one of these; add a line below for a new one. */
 static const struct {
     const char *name;
@@ -30,6 +31,7 @@ static const struct {
     {"firmware", pf_bench_firmware},
     {"stm32", pf_bench_stm32},
     {"esp", pf_bench_esp},
+    {"delta", pf_bench_delta},
     {NULL, NULL},
 };
 
