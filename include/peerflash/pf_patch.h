@@ -12,7 +12,7 @@
  *
  * This file is freestanding (no malloc, no stdio): the applier runs on the
  * device, reading the base through a callback and handing the output to
- * another, with a fixed-size state (sizeof(pf_patch_applier), ~40 bytes)
+ * another, with a fixed-size state (sizeof(pf_patch_applier): 68 bytes on Cortex-M0+)
  * plus PF_PATCH_CHUNK bytes of stack. The host-side diff is pf_delta.h. */
 #ifndef PEERFLASH_PF_PATCH_H
 #define PEERFLASH_PF_PATCH_H
