@@ -147,7 +147,7 @@ typedef struct cli_delta {
     const char *from_path; /* --delta-from, or NULL */
     uint8_t *from;         /* its content */
     size_t from_len;
-    int use_cache, quiet;
+    int use_cache, quiet; /* use_cache: patch against a cached running image (not --no-delta) */
     pf_delta patch;
 } cli_delta;
 
@@ -157,8 +157,9 @@ static int provide(void *user, const uint8_t running_hash[32], const uint8_t *im
                    pf_agent_delta_patch *out)
 {
     cli_delta *c = user;
-    if (c->use_cache)
-        cache_store(image, len);
+    cache_store(image, len); /* content-addressed: harmless even if this flash fails */
+    if (!c->from_path && !c->use_cache)
+        return 0; /* --no-delta: the image goes whole */
     const uint8_t *base = c->from;
     size_t base_len = c->from_len;
     uint8_t *cached = NULL;
@@ -226,7 +227,5 @@ int pf_cli_agent_delta_setup(void *state, const char *delta_from, int use_cache,
             return pf_diag_set(diag, PF_ERR_RANGE, "--delta-from %s is larger than %lu MiB", delta_from,
                                (unsigned long)(PF_DELTA_MAX_SIZE >> 20));
     }
-    if (!delta_from && !use_cache)
-        return PF_OK;
     return pf_agent_host_set_delta(state, provide, c);
 }

@@ -15,7 +15,8 @@ int pf_cli_read_file(const char *path, uint8_t **data, size_t *len);
 /* Sets up the agent driver (state) for delta: against the file delta_from
  * if given (the user named the base: a device running something else is an
  * error), else, when use_cache, against the running image if the cache has
- * it. Every image written is added to the cache. */
+ * it. Every image written is added to the cache (also with --no-delta: the
+ * next update can then be a patch against it). */
 int pf_cli_agent_delta_setup(void *state, const char *delta_from, int use_cache, int quiet, pf_diag *diag);
 
 /* The cache directory: $PEERFLASH_CACHE_DIR, else $XDG_CACHE_HOME/peerflash/images,

@@ -27,7 +27,7 @@ typedef struct opts {
     int unprotect_read, unprotect_write;
     int no_compress, read_compare;
     const char *delta_from; /* agent: patch against this image (--delta-from) */
-    int no_delta;           /* agent: never a patch, no image cache (--no-delta) */
+    int no_delta;           /* agent: never a patch against a cached image (--no-delta) */
 } opts;
 
 static void usage(const char *cmd, FILE *f)
@@ -72,7 +72,7 @@ static void usage(const char *cmd, FILE *f)
                    "  --no-run           stay in the bootloader afterwards\n"
                    "  --no-compress      esp, agent: send the image uncompressed\n"
                    "  --delta-from OLD   agent: send a patch against OLD (the image the device runs)\n"
-                   "  --no-delta         agent: no patch against a cached running image, no caching\n"
+                   "  --no-delta         agent: send the image whole, never a patch against a cached one\n"
                    "  --read-compare     avr: read each page first and skip those that already hold the\n"
                    "                     image (pays off when most of the flash is unchanged)\n");
     fprintf(f, "  --json             print one JSON result object on stdout\n"
