@@ -421,6 +421,10 @@ void pf_bench_agent(pf_bench *b)
     char dir[] = "/tmp/pf_bench_agent_XXXXXX";
     if (!mkdtemp(dir))
         return;
+    /* the CLI's image cache (delta updates) with the bench's files, not in $HOME */
+    char cache[64];
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    setenv("PEERFLASH_CACHE_DIR", cache, 1);
     code_size(b, dir);
 
     /* a signed image of 256 KiB (64 KiB with --quick) */

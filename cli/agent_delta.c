@@ -7,11 +7,13 @@
  * written (whether or not the flash then succeeded) cannot mislead; a base
  * whose file differs (the same binary signed twice) is refused by the
  * device at BEGIN, and the driver then sends the image whole. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -109,6 +111,54 @@ static int mkdirs(const char *path)
     return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Keeps the cache at PF_CACHE_MAX images: the least recently written go. */
+#define PF_CACHE_MAX 32
+static void cache_trim(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    char names[PF_CACHE_MAX + 1][80];
+    time_t when[PF_CACHE_MAX + 1];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len != 68 || strcmp(e->d_name + 64, ".img"))
+            continue; /* only <64 hex>.img: nothing else is ours */
+        char p[1024];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) < 0)
+            continue;
+        /* keep the newest PF_CACHE_MAX; an older one than all kept is removed at once */
+        int at = n;
+        while (at > 0 && when[at - 1] < st.st_mtime)
+            at--;
+        if (n == PF_CACHE_MAX + 1) {
+            if (at == n) { /* older than every kept one */
+                unlink(p);
+                continue;
+            }
+            char q[1024];
+            snprintf(q, sizeof q, "%s/%s", dir, names[n - 1]);
+            unlink(q);
+            n--;
+        }
+        memmove(names + at + 1, names + at, sizeof names[0] * (size_t)(n - at));
+        memmove(when + at + 1, when + at, sizeof when[0] * (size_t)(n - at));
+        snprintf(names[at], sizeof names[at], "%s", e->d_name);
+        when[at] = st.st_mtime;
+        n++;
+    }
+    closedir(d);
+    if (n == PF_CACHE_MAX + 1) {
+        char q[1024];
+        snprintf(q, sizeof q, "%s/%s", dir, names[n - 1]);
+        unlink(q);
+    }
+}
+
 /* Adds an image to the cache (written under a temporary name, then
  * renamed: a reader never sees half a file). Failures only cost a delta. */
 static void cache_store(const uint8_t *img, size_t len)
@@ -130,6 +180,8 @@ static void cache_store(const uint8_t *img, size_t len)
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0)
         unlink(tmp);
+    else
+        cache_trim(dir);
 }
 
 /* Bytes of p after zlib (level 6): to compare a patch with its image. */
