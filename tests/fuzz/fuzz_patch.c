@@ -1,5 +1,6 @@
 /* libFuzzer: the delta patch readers on arbitrary bytes. Input: u16 base
- * length, the base, then a patch. The rest is read (1) as a patch file
+ * length, u16 new size, u8 resume / 16, the base, then a patch. The rest is
+ * read (1) as a patch file
  * (header, CRCs, zlib body; applied to the base when it parses) and (2) as
  * a raw body by the device's streaming applier, fed whole and in two
  * pieces: it must never read outside the base or write past the image,
@@ -55,9 +56,13 @@ static int apply(run *r, const uint8_t *body, size_t n, size_t split, uint32_t n
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 2)
+    if (size < 5)
         return 0;
     uint32_t bl = pf_get_le16(data);
+    uint32_t new_size = pf_get_le16(data + 2) % (OUT_MAX + 1);
+    uint32_t resume = (uint32_t)data[4] * 16u;
+    data += 3;
+    size -= 3;
     if (bl > size - 2)
         bl = (uint32_t)(size - 2);
     const uint8_t *rest = data + 2 + bl;
@@ -72,12 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pf_delta_free(&d);
     }
 
-    /* (2) a raw body, new size from its first bytes */
+    /* (2) a raw body */
     static run a, b;
     a.base = b.base = data + 2;
     a.base_len = b.base_len = bl;
-    uint32_t new_size = n >= 2 ? pf_get_le16(rest) % (OUT_MAX + 1) : 0;
-    uint32_t resume = n >= 3 ? (uint32_t)rest[2] * 16u : 0;
     int ea = apply(&a, rest, n, n, new_size, resume);
     int eb = apply(&b, rest, n, n / 2, new_size, resume);
     if (ea != eb || a.at != b.at || memcmp(a.out, b.out, a.at))
