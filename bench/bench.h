@@ -18,6 +18,16 @@ typedef struct pf_bench {
 void pf_bench_row(pf_bench *b, const char *group, const char *what, double value, const char *unit,
                   double peer, const char *note);
 
+/* The agent+bootloader firmware for Cortex-M0+ (bench_agent's code size
+ * program) as one compile command into cmd: writes its main and crypto
+ * glue into dir; agent/sig select the parts, defs are extra flags (e.g.
+ * -DWITH_TABLE: the main includes dir/table.h, a constant table), proto_c
+ * replaces src/agent/proto.c when not NULL. -1 with *why when arm-none-eabi-gcc
+ * or the Debian sources (fetched by the firmware build) are missing. */
+#include <stddef.h>
+int pf_bench_agent_fw_cmd(const pf_bench *b, const char *dir, int agent, int sig, const char *defs,
+                          const char *proto_c, const char *out_elf, char *cmd, size_t cap, const char **why);
+
 /* Path of build/peerflash next to pf-bench. */
 const char *pf_bench_cli(const pf_bench *b);
 

@@ -163,6 +163,7 @@ static const char *size_main =
     "static int f_erase(void *c, uint32_t o) { (void)c; (void)o; return 0; }\n"
     "int pf_sig_ecdsa(void *u, const uint8_t *k, size_t kl, const uint8_t h[32], const uint8_t *s, size_t sl);\n"
     "static const uint8_t key[91] = {1};\nstatic uint8_t bbuf[256];\nstatic pf_boot boot;\n"
+    "#ifdef WITH_TABLE\n#include \"table.h\" /* a constant table (bench_delta: one version changes it) */\n#endif\n"
     "#ifdef WITH_AGENT\n"
     "static int p_read(void *c, uint8_t *b, size_t n, uint32_t t) { (void)c; (void)b; (void)n; (void)t; return 0; }\n"
     "static int p_write(void *c, const uint8_t *b, size_t n) { (void)c; (void)b; return (int)n; }\n"
@@ -188,7 +189,9 @@ static const char *size_main =
     "  pf_agent_announce(&agent);\n"
     "  for (;;) { int rb = 0; pf_agent_poll(&agent, 10, &rb); if (rb) break; }\n"
     "  pf_boot_confirm(&boot);\n"
-    "#endif\n  return 0;\n}\n";
+    "#endif\n"
+    "#ifdef WITH_TABLE\n  return pf_cal_table[boot.rec.seq % (sizeof pf_cal_table / sizeof pf_cal_table[0])];\n#endif\n"
+    "  return 0;\n}\n";
 
 /* The MCU's crypto: SHA-256 behind pf_digest and an ECDSA-P256 verify, from
  * Debian's mbedTLS source (what the firmware build fetched). */
@@ -248,7 +251,8 @@ static void write_text(const char *dir, const char *name, const char *text)
     }
 }
 
-static void code_size(pf_bench *b, const char *dir)
+int pf_bench_agent_fw_cmd(const pf_bench *b, const char *dir, int agent, int sig, const char *defs,
+                          const char *proto_c, const char *out_elf, char *cmd, size_t cap, const char **why)
 {
     /* the source tree: this file is <src>/bench/bench_agent.c */
     char src[512];
@@ -259,47 +263,42 @@ static void code_size(pf_bench *b, const char *dir)
             *slash = 0;
     }
     if (system("command -v arm-none-eabi-gcc >/dev/null 2>&1") != 0) {
-        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN,
-                     "arm-none-eabi-gcc not installed (scripts/deps/agent.txt)");
-        return;
+        *why = "arm-none-eabi-gcc not installed (scripts/deps/agent.txt)";
+        return -1;
     }
-    /* Debian's mbedTLS source, as the firmware build (tests/firmware) fetched it */
-    char mbed[600] = "", cmd[12000];
-    snprintf(cmd, sizeof cmd, "ls -d %s/firmware/debian-src/mbedtls-*/library 2>/dev/null | head -1", b->exe_dir);
-    FILE *p = popen(cmd, "r");
+    /* Debian's mbedTLS and zlib sources, as the firmware build (tests/firmware,
+     * make firmware) fetched them */
+    char mbed[600] = "", zsrc[600] = "", ls[1200];
+    snprintf(ls, sizeof ls, "ls -d %s/firmware/debian-src/mbedtls-*/library 2>/dev/null | head -1", b->exe_dir);
+    FILE *p = popen(ls, "r");
     if (p) {
         if (fgets(mbed, sizeof mbed, p))
             mbed[strcspn(mbed, "\n")] = 0;
         pclose(p);
     }
     if (!mbed[0]) {
-        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN,
-                     "no mbedTLS source (build the firmware first: it fetches Debian's)");
-        return;
+        *why = "no mbedTLS source (build the firmware first: it fetches Debian's)";
+        return -1;
     }
     mbed[strlen(mbed) - strlen("/library")] = 0;
-    /* Debian's zlib source (same fetch): the agent inflates (Z_SOLO, no gzip) */
-    char zsrc[600] = "";
-    snprintf(cmd, sizeof cmd, "ls -d %s/firmware/debian-src/zlib-*/inflate.c 2>/dev/null | head -1", b->exe_dir);
-    p = popen(cmd, "r");
+    snprintf(ls, sizeof ls, "ls -d %s/firmware/debian-src/zlib-*/inflate.c 2>/dev/null | head -1", b->exe_dir);
+    p = popen(ls, "r");
     if (p) {
         if (fgets(zsrc, sizeof zsrc, p))
             zsrc[strcspn(zsrc, "\n")] = 0;
         pclose(p);
     }
     if (!zsrc[0]) {
-        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN,
-                     "no zlib source (build the firmware first: it fetches Debian's)");
-        return;
+        *why = "no zlib source (build the firmware first: it fetches Debian's)";
+        return -1;
     }
     zsrc[strlen(zsrc) - strlen("/inflate.c")] = 0;
     write_text(dir, "size_main.c", size_main);
     write_text(dir, "crypto.c", crypto_c);
     write_text(dir, "crypto_cfg.h", crypto_cfg);
-    write_text(dir, "base.c", "int main(void) { return 0; }\n");
     const char *cf = "-mcpu=cortex-m0plus -mthumb -Os -std=c11 -ffunction-sections -fdata-sections "
                      "-Wl,--gc-sections --specs=nano.specs --specs=nosys.specs";
-    char ours[3000], mb_hash[1500], mb_sig[3000], inc[1500];
+    char ours[3000], mb_hash[1500], mb_sig[3000], inc[1500], agent_src[4000], proto[700];
     snprintf(ours, sizeof ours,
              "%s/src/boot/boot.c %s/src/boot/boot_image.c %s/src/core/digest.c %s/src/core/err.c "
              "%s/src/core/port.c",
@@ -311,37 +310,56 @@ static void code_size(pf_bench *b, const char *dir)
              mb_hash, mbed, mbed, mbed, mbed, mbed, mbed, mbed);
     snprintf(inc, sizeof inc, "-I%s/include -I%s/src -I%s/include -I%s '-DMBEDTLS_CONFIG_FILE=\"crypto_cfg.h\"'", src,
              src, mbed, dir);
-    char agent_src[4000];
+    snprintf(proto, sizeof proto, "%s/src/agent/proto.c", src);
     snprintf(agent_src, sizeof agent_src,
-             "%s/src/agent/store.c %s/src/agent/proto.c %s/src/codec/agent_frame.c -DZ_SOLO -DNO_GZIP -I%s "
-             "%s/inflate.c %s/inftrees.c %s/inffast.c %s/adler32.c %s/zutil.c",
-             src, src, src, zsrc, zsrc, zsrc, zsrc, zsrc, zsrc);
+             "%s/src/agent/store.c %s %s/src/codec/agent_frame.c %s/src/codec/patch.c "
+             "-DZ_SOLO -DNO_GZIP -I%s %s/inflate.c %s/inftrees.c %s/inffast.c %s/adler32.c %s/zutil.c",
+             src, proto_c ? proto_c : proto, src, src, zsrc, zsrc, zsrc, zsrc, zsrc, zsrc);
+    int n = snprintf(cmd, cap, "cd %s && timeout 300 arm-none-eabi-gcc %s %s %s %s%s size_main.c crypto.c %s %s %s -o %s",
+                     dir, cf, inc, defs ? defs : "", agent ? "-DWITH_AGENT " : "", sig ? "-DWITH_SIG" : "", ours,
+                     agent ? agent_src : "", sig ? mb_sig : mb_hash, out_elf);
+    if (n < 0 || (size_t)n >= cap) {
+        *why = "compile command too long";
+        return -1;
+    }
+    return 0;
+}
+
+static void code_size(pf_bench *b, const char *dir)
+{
     static const struct {
-        const char *elf, *defs, *what;
+        const char *elf, *what;
         int agent, sig;
     } v[] = {
-        {"boot_hash.elf", "", "bootloader, SHA-256 only", 0, 0},
-        {"boot_sig.elf", "-DWITH_SIG", "bootloader + ECDSA-P256 check", 0, 1},
-        {"agent_hash.elf", "-DWITH_AGENT", "agent+bootloader, SHA-256 only", 1, 0},
-        {"agent_sig.elf", "-DWITH_AGENT -DWITH_SIG", "agent+bootloader + ECDSA-P256 check", 1, 1},
+        {"boot_hash.elf", "bootloader, SHA-256 only", 0, 0},
+        {"boot_sig.elf", "bootloader + ECDSA-P256 check", 0, 1},
+        {"agent_hash.elf", "agent+bootloader, SHA-256 only", 1, 0},
+        {"agent_sig.elf", "agent+bootloader + ECDSA-P256 check", 1, 1},
     };
-    snprintf(cmd, sizeof cmd, "cd %s && timeout 120 arm-none-eabi-gcc %s base.c -o base.elf", dir, cf);
+    const char *why = NULL;
+    char cmd[12000], path[600];
+    if (pf_bench_agent_fw_cmd(b, dir, 0, 0, NULL, NULL, "x.elf", cmd, sizeof cmd, &why) < 0) {
+        pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN, why);
+        return;
+    }
+    write_text(dir, "base.c", "int main(void) { return 0; }\n");
+    snprintf(cmd, sizeof cmd,
+             "cd %s && timeout 120 arm-none-eabi-gcc -mcpu=cortex-m0plus -mthumb -Os -std=c11 -ffunction-sections "
+             "-fdata-sections -Wl,--gc-sections --specs=nano.specs --specs=nosys.specs base.c -o base.elf",
+             dir);
     long bt, br;
-    char path[600];
     snprintf(path, sizeof path, "%s/base.elf", dir);
     if (system(cmd) != 0 || arm_size(path, &bt, &br) < 0) {
         pf_bench_row(b, "agent", "Cortex-M0+ code size", NAN, "bytes", NAN, "cross build of an empty program failed");
         return;
     }
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        snprintf(cmd, sizeof cmd, "cd %s && timeout 300 arm-none-eabi-gcc %s %s %s size_main.c crypto.c %s %s %s -o %s "
-                 "2>/dev/null",
-                 dir, cf, inc, v[i].defs, ours, v[i].agent ? agent_src : "", v[i].sig ? mb_sig : mb_hash, v[i].elf);
         long t, r;
-        snprintf(path, sizeof path, "%s/%s", dir, v[i].elf);
         char what[96], note[300];
         snprintf(what, sizeof what, "%s: code (Cortex-M0+)", v[i].what);
-        if (system(cmd) != 0 || arm_size(path, &t, &r) < 0) {
+        snprintf(path, sizeof path, "%s/%s", dir, v[i].elf);
+        if (pf_bench_agent_fw_cmd(b, dir, v[i].agent, v[i].sig, NULL, NULL, v[i].elf, cmd, sizeof cmd - 20, &why) < 0 ||
+            (strcat(cmd, " 2>/dev/null"), system(cmd)) != 0 || arm_size(path, &t, &r) < 0) {
             pf_bench_row(b, "agent", what, NAN, "bytes", NAN, "cross build failed");
             continue;
         }
@@ -349,7 +367,7 @@ static void code_size(pf_bench *b, const char *dir)
                  "arm-none-eabi-gcc -Os, newlib-nano, minus an empty program; crypto: mbedTLS 2.28 from Debian's "
                  "source (SHA256_SMALLER%s)%s",
                  v[i].sig ? ", ECP/ECDSA/bignum/ASN.1 for P-256 verify, newlib malloc it pulls in" : "",
-                 v[i].agent ? "; zlib 1.2.13 inflate (Debian source, Z_SOLO, NO_GZIP)" : "");
+                 v[i].agent ? "; zlib 1.2.13 inflate (Debian source, Z_SOLO, NO_GZIP); delta applier" : "");
         pf_bench_row(b, "agent", what, (double)(t - bt), "bytes", NAN, note);
         snprintf(what, sizeof what, "%s: static RAM", v[i].what);
         snprintf(note, sizeof note, "state + work buffers (%s)%s; stack not counted",
@@ -403,6 +421,10 @@ void pf_bench_agent(pf_bench *b)
     char dir[] = "/tmp/pf_bench_agent_XXXXXX";
     if (!mkdtemp(dir))
         return;
+    /* the CLI's image cache (delta updates) with the bench's files, not in $HOME */
+    char cache[64];
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    setenv("PEERFLASH_CACHE_DIR", cache, 1);
     code_size(b, dir);
 
     /* a signed image of 256 KiB (64 KiB with --quick) */

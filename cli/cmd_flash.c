@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "agent_delta.h"
 #include "cli.h"
 #include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image_file.h"
@@ -31,6 +32,8 @@ typedef struct opts {
     int unprotect_read, unprotect_write;
     int no_compress, read_compare;
     pf_http_options http; /* URL images: --cacert, --http-timeout, --max-image-size */
+    const char *delta_from; /* agent: patch against this image (--delta-from) */
+    int no_delta;           /* agent: never a patch against a cached image (--no-delta) */
 } opts;
 
 static void usage(const char *cmd, FILE *f)
@@ -77,6 +80,8 @@ static void usage(const char *cmd, FILE *f)
                    "  --no-skip          rewrite erase units whose digest already matches\n"
                    "  --no-run           stay in the bootloader afterwards\n"
                    "  --no-compress      esp, agent: send the image uncompressed\n"
+                   "  --delta-from OLD   agent: send a patch against OLD (the image the device runs)\n"
+                   "  --no-delta         agent: send the image whole, never a patch against a cached one\n"
                    "  --read-compare     avr: read each page first and skip those that already hold the\n"
                    "                     image (pays off when most of the flash is unchanged)\n");
     if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify"))
@@ -136,6 +141,11 @@ static void close_session(session *s)
 /* The few options that only some drivers have, set between open and connect. */
 static int apply_driver_options(const opts *o, const pf_target_ops *ops, void *state, pf_diag *diag)
 {
+    if (!strcmp(ops->name, "agent") && !strcmp(o->cmd, "flash")) {
+        int r = pf_cli_agent_delta_setup(state, o->delta_from, !o->no_delta, o->quiet, diag);
+        if (r < 0)
+            return r;
+    }
     if (o->no_compress) {
         if (ops == &pf_target_esp) {
             pf_esp_options eo = PF_ESP_OPTIONS_DEFAULT();
@@ -899,7 +909,7 @@ int pf_cmd_flash(int argc, char **argv)
     o.http = (pf_http_options)PF_HTTP_OPTIONS_DEFAULT();
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
            OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP, OPT_CACERT,
-           OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE };
+           OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE, OPT_DELTA_FROM, OPT_NO_DELTA };
     static const struct option longopts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
@@ -912,6 +922,7 @@ int pf_cmd_flash(int argc, char **argv)
         {"no-compress", no_argument, 0, OPT_NOCOMP},  {"read-compare", no_argument, 0, OPT_READCMP},
         {"cacert", required_argument, 0, OPT_CACERT}, {"http-timeout", required_argument, 0, OPT_HTTP_TIMEOUT},
         {"max-image-size", required_argument, 0, OPT_MAX_IMAGE},
+        {"delta-from", required_argument, 0, OPT_DELTA_FROM}, {"no-delta", no_argument, 0, OPT_NO_DELTA},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     /* --json is honoured even when the command line around it is wrong */
@@ -972,6 +983,8 @@ int pf_cmd_flash(int argc, char **argv)
             o.http.max_bytes = max;
             break;
         }
+        case OPT_DELTA_FROM: o.delta_from = optarg; break;
+        case OPT_NO_DELTA: o.no_delta = 1; break;
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
@@ -1012,6 +1025,10 @@ int pf_cmd_flash(int argc, char **argv)
     const char *only = NULL;
     if (o.no_compress && strcmp(o.target, "esp") && strcmp(o.target, "agent"))
         only = "--no-compress is for --target esp and agent (the others never compress)";
+    else if ((o.delta_from || o.no_delta) && (strcmp(o.target, "agent") || strcmp(o.cmd, "flash")))
+        only = "--delta-from/--no-delta are for flash --target agent";
+    else if (o.delta_from && o.no_delta)
+        only = "--delta-from and --no-delta exclude each other";
     else if (o.read_compare && strcmp(o.target, "avr"))
         only = "--read-compare is for --target avr (the others compare by digest)";
     else if ((o.unprotect_read || o.unprotect_write) && strcmp(o.target, "stm32"))

@@ -10,6 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 pf="$build/peerflash"
 tmp=$(mktemp -d /tmp/peerflash-demo.XXXXXX)
 pids=()
+# the agent's image cache (automatic delta updates, scene 6): kept with the demo's files
+export PEERFLASH_CACHE_DIR="$tmp/cache"
 
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -145,11 +147,48 @@ say "The wire cuts the cable after 30000 bytes:"
 show "$pf" flash --target agent --port "$tmp/agent-host" "$tmp/agent-app.img@0" || say "(exit status $?: link lost)"
 for _ in $(seq 100); do [[ -e "$tmp/agent-host" ]] || break; sleep 0.05; done
 start agent-wire2 "$pf" wire --a "$tmp/agent-host" --b "$tmp/agent-dev" --baud 115200
+wire2=${pids[-1]}
 wait_path "$tmp/agent-host"
 say "A new cable; the same command again:"
 show "$pf" flash --target agent --port "$tmp/agent-host" "$tmp/agent-app.img@0"
 say "What the device did:"
 grep -E "resume at|image accepted|on trial|permanent" "$tmp/agent-sim.log" | sed 's/^/  /'
+
+# --- delta: only what changed goes over the link ------------------------------------
+scene "6. Delta update: a full update, then a one-line change sent as a patch (115200 baud)"
+say "Two builds of one program (the AVR test app with 24 KiB of constant data, as an agent image);"
+say "the second differs by one line of C. The host keeps what it sent in an image cache keyed by"
+say "the image hash; when the device reports a running image it has, it sends a patch against it."
+kill "$wire2"; wait "$wire2" 2>/dev/null || true
+for _ in $(seq 100); do [[ -e "$tmp/agent-host" ]] || break; sleep 0.05; done
+bash "$root/scripts/avr/build-app.sh" "$root/tests/avr/app/app.c" "$tmp/delta" app1 5 24 >/dev/null
+sed 's/uart_puts(" len=");/uart_puts(" length=");/' "$root/tests/avr/app/app.c" >"$tmp/delta/app2.c"
+say "The one-line change:"
+diff "$root/tests/avr/app/app.c" "$tmp/delta/app2.c" | sed 's/^/  /' || true
+bash "$root/scripts/avr/build-app.sh" "$tmp/delta/app2.c" "$tmp/delta" app2 5 24 >/dev/null
+"$pf" sign --key "$tmp/key.pem" --version 2.0.0 "$tmp/delta/app1.bin" "$tmp/delta/app1.img" 2>/dev/null
+"$pf" sign --key "$tmp/key.pem" --version 2.0.1 "$tmp/delta/app2.bin" "$tmp/delta/app2.img" 2>/dev/null
+# delta_flash N IMG [OPTION]: flash IMG through a fresh wire; $bytes = host-to-device bytes (wire statistics)
+delta_flash() {
+    local n=$1 img=$2 opt=(${3:-})
+    start "agent-wire-d$n" "$pf" wire --a "$tmp/agent-host" --b "$tmp/agent-dev" --baud 115200 --stats "$tmp/wire-d$n.json"
+    local wp=${pids[-1]}
+    wait_path "$tmp/agent-host"
+    show "$pf" flash --target agent --port "$tmp/agent-host" -q "${opt[@]}" "$img@0"
+    kill "$wp"; wait "$wp" 2>/dev/null || true
+    for _ in $(seq 100); do [[ -e "$tmp/agent-host" ]] || break; sleep 0.05; done
+    bytes=$(grep -o '"a2b": {"bytes_in": [0-9]*' "$tmp/wire-d$n.json" | grep -o '[0-9]*$')
+}
+say "Full update (deflated, no patch; the host caches what it sends):"
+delta_flash 1 "$tmp/delta/app1.img" --no-delta
+full=$bytes
+say "The one-line change, the same command without options: the device runs app1, which is in the cache:"
+delta_flash 2 "$tmp/delta/app2.img"
+delta=$bytes
+printf '%sbytes on the wire, host to device: full update %s, one-line change %s (%s%% of it)%s\n' "$bold" \
+    "$full" "$delta" "$(( delta * 100 / full ))" "$off"
+say "What the device did:"
+grep -E "BEGIN of|on trial" "$tmp/agent-sim.log" | tail -n 4 | sed 's/^/  /'
 
 echo
 echo "${bold}Done.${off} See README.md for the commands, docs/ for the design and benchmarks."

@@ -18,6 +18,7 @@
 #include "pf_agent_proto.h"
 #include "pf_boot.h"
 #include "pf_err.h"
+#include "pf_patch.h"
 #include "pf_port.h"
 
 #ifdef __cplusplus
@@ -79,6 +80,13 @@ typedef struct pf_agent {
     uint32_t _zin;     /* compressed bytes consumed: the next expected DATA offset */
     uint32_t _zused;   /* arena bytes in use */
     void *_zs;         /* the z_stream, in the arena */
+    /* delta: the transfer's data (after inflate, if compressed) is a patch
+     * body against the running image (docs/DELTA.md); RAM: the applier and
+     * one PF_PATCH_CHUNK of base bytes, 140 bytes in all on Cortex-M0+ */
+    int _delta;
+    pf_patch_applier _patch;
+    uint32_t _pbase_off;   /* flash offset _pbase holds; UINT32_MAX = nothing */
+    uint8_t _pbase[PF_PATCH_CHUNK];
 } pf_agent;
 
 int pf_agent_init(pf_agent *a, const pf_agent_config *cfg);
@@ -99,6 +107,19 @@ int pf_agent_recv_deflate(pf_agent *a);
 int pf_agent_recv_zdata(pf_agent *a, uint32_t zoff, const uint8_t *data, uint32_t len);
 /* Compressed bytes consumed so far (0 when not compressed). */
 uint32_t pf_agent_recv_zoffset(const pf_agent *a);
+/* Delta (BEGIN flag 0x04, docs/PROTOCOL.md "Delta"). pf_agent_delta_capable:
+ * 1 if this device can apply patches (its flash reads fit the base cache).
+ * pf_agent_delta_check_base: the running image file (primary bytes
+ * [0, base_size)) has SHA-256 base_hash; PF_ERR_VERIFY if not. Call it
+ * before pf_agent_recv_begin: a wrong base is refused before anything is
+ * written. pf_agent_recv_delta, after pf_agent_recv_begin (and
+ * pf_agent_recv_deflate if compressed): the data is a patch body that
+ * continues the image at the resume offset; plain DATA offsets then count
+ * body bytes (pf_agent_recv_poffset). */
+int pf_agent_delta_capable(const pf_agent *a);
+int pf_agent_delta_check_base(pf_agent *a, uint32_t base_size, const uint8_t base_hash[32]);
+int pf_agent_recv_delta(pf_agent *a, uint32_t base_size);
+uint32_t pf_agent_recv_poffset(const pf_agent *a);
 /* Stores the next len bytes: off must be the next expected offset. */
 int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len);
 /* Bytes received so far (stored or buffered): the next expected offset. */

@@ -46,9 +46,31 @@ typedef struct pf_agent_host_stats {
     uint32_t data_sent;     /* DATA payload bytes sent, retransmissions included */
     uint8_t deflate_bits;   /* window bits of the zlib stream; 0 = sent plain */
     uint32_t retransmits;   /* go-backs */
+    uint8_t delta;          /* 1: the transfer was a patch against the running image */
+    uint32_t patch_bytes;   /* delta: bytes of the patch body sent (from the resume point) */
 } pf_agent_host_stats;
 
 void pf_agent_host_get_stats(const void *self, pf_agent_host_stats *st);
+
+/* Delta updates (docs/PROTOCOL.md "Delta", docs/DELTA.md). When the agent
+ * offers delta, write() asks the provider for a patch from the image the
+ * device runs (running_hash: its SHA-256 TLV from HELLO, zeros if none) to
+ * `image`. The provider fills *out and returns 1, returns 0 to send the
+ * image whole, or an error. The body stays the provider's; it must remain
+ * valid until write() returns. The driver itself never computes a diff (it
+ * also runs on MCUs without malloc): the host links pf_delta.h for that. */
+typedef struct pf_agent_delta_patch {
+    const uint8_t *body;     /* the records (pf_patch.h) */
+    uint32_t body_len;
+    uint32_t base_size;      /* the base image file the patch was made against */
+    uint8_t base_sha256[32]; /* its whole-file SHA-256 */
+    int fallback;            /* 1: if the device runs another image, send the image whole
+                              * (a guess from a cache); 0: fail (the user named the base) */
+} pf_agent_delta_patch;
+typedef int (*pf_agent_delta_fn)(void *user, const uint8_t running_hash[32], const uint8_t *image, uint32_t len,
+                                 pf_agent_delta_patch *out);
+/* self: the driver state given to open(); call after open(). fn NULL = no delta. */
+int pf_agent_host_set_delta(void *self, pf_agent_delta_fn fn, void *user);
 
 #ifdef __cplusplus
 }

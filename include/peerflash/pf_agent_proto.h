@@ -46,12 +46,18 @@ enum pf_ap_type {
 #define PF_AP_F_PERMANENT 0x01u /* END: install without trial */
 #define PF_AP_F_DEFLATE 0x02u   /* BEGIN: DATA carries a zlib stream of the image from the
                                  * resume offset on; DATA/ACK/NACK offsets count its bytes */
+#define PF_AP_F_DELTA 0x04u     /* BEGIN: + u32 base size, u8[32] base SHA-256; DATA carries a
+                                 * patch body (docs/DELTA.md) continuing the image at the
+                                 * resume offset; offsets count body bytes (or, with
+                                 * deflate, compressed bytes) */
+#define PF_AP_BEGIN_DELTA_LEN 73u
 
 /* HELLO answer capability bits */
 #define PF_AP_CAP_SHA256 0x01u
 #define PF_AP_CAP_SIGNED 0x02u   /* images must carry an ECDSA-P256 signature */
 #define PF_AP_CAP_RESUME 0x04u
 #define PF_AP_CAP_DEFLATE 0x08u  /* inflates zlib streams; window bits in HELLO byte 99 */
+#define PF_AP_CAP_DELTA 0x10u    /* applies patches against the running image (BEGIN flag 0x04) */
 #define PF_AP_HELLO_LEN 100u     /* HELLO answer bytes after the status byte (v1 agents
                                   * without deflate may send 99) */
 

@@ -47,7 +47,7 @@ static int hello(pf_agent *a, const pf_ap_frame *f)
     pf_put_le16(p + 1, a->_max_payload);
     p[3] = (uint8_t)a->cfg.window;
     p[4] = PF_AP_CAP_SHA256 | PF_AP_CAP_RESUME | (b->cfg.pubkey ? PF_AP_CAP_SIGNED : 0) |
-           (a->cfg.zbits ? PF_AP_CAP_DEFLATE : 0);
+           (a->cfg.zbits ? PF_AP_CAP_DEFLATE : 0) | (pf_agent_delta_capable(a) ? PF_AP_CAP_DELTA : 0);
     p[5] = b->rec.state;
     p[6] = b->rec.flags;
     pf_put_le32(p + 7, b->cfg.slot_size);
@@ -74,7 +74,7 @@ static int hello(pf_agent *a, const pf_ap_frame *f)
 /* Where the next DATA must start: in the image, or in the compressed stream. */
 static uint32_t next_offset(const pf_agent *a)
 {
-    return a->_z ? pf_agent_recv_zoffset(a) : pf_agent_recv_offset(a);
+    return a->_z ? pf_agent_recv_zoffset(a) : a->_delta ? pf_agent_recv_poffset(a) : pf_agent_recv_offset(a);
 }
 
 static int ack(pf_agent *a, uint8_t seq, int err)
@@ -143,22 +143,42 @@ static int handle(pf_agent *a, const pf_ap_frame *f, int *reboot)
         if (f->len < 37)
             return answer(a, f, pf_diag_set(d, PF_ERR_PROTOCOL, "BEGIN needs 37 bytes"), NULL, 0);
         uint32_t resume = 0;
-        if (p[4] & ~PF_AP_F_DEFLATE)
-            return answer(a, f, pf_diag_set(d, PF_ERR_UNSUPPORTED, "unknown BEGIN flags 0x%02x", (unsigned)p[4]), NULL,
+        uint8_t flags = p[4];
+        if (flags & ~(PF_AP_F_DEFLATE | PF_AP_F_DELTA))
+            return answer(a, f, pf_diag_set(d, PF_ERR_UNSUPPORTED, "unknown BEGIN flags 0x%02x", (unsigned)flags), NULL,
                           0);
-        if ((p[4] & PF_AP_F_DEFLATE) && !a->cfg.zbits)
+        if ((flags & PF_AP_F_DEFLATE) && !a->cfg.zbits)
             return answer(a, f, pf_diag_set(d, PF_ERR_UNSUPPORTED, "deflate requested, this agent does not inflate"),
                           NULL, 0);
+        uint32_t base_size = 0;
+        if (flags & PF_AP_F_DELTA) {
+            if (f->len < PF_AP_BEGIN_DELTA_LEN)
+                return answer(a, f, pf_diag_set(d, PF_ERR_PROTOCOL, "BEGIN with delta needs %u bytes",
+                                                (unsigned)PF_AP_BEGIN_DELTA_LEN), NULL, 0);
+            base_size = pf_get_le32(p + 37);
+            /* the base is checked before anything is written (not even the
+             * journal): a wrong base leaves the device as it was */
+            a->_open = 0;
+            r = pf_agent_delta_check_base(a, base_size, p + 41);
+            if (r < 0) {
+                a->_session = 0;
+                pf_port_logf(a->cfg.port, 1, "agent: BEGIN (delta) refused: %s", d ? d->text : pf_strerror(r));
+                return answer(a, f, r, NULL, 0);
+            }
+        }
         r = pf_agent_recv_begin(a, p + 5, pf_get_le32(p), &resume);
-        if (r >= 0 && (p[4] & PF_AP_F_DEFLATE))
+        if (r >= 0 && (flags & PF_AP_F_DEFLATE))
             r = pf_agent_recv_deflate(a);
+        if (r >= 0 && (flags & PF_AP_F_DELTA))
+            r = pf_agent_recv_delta(a, base_size);
         a->_session = r < 0 ? 0 : f->seq;
         if (r < 0)
             pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes refused: %s", (unsigned long)pf_get_le32(p),
                          d ? d->text : pf_strerror(r));
         else
             pf_port_logf(a->cfg.port, 1, "agent: BEGIN of %lu bytes%s, resume at %lu", (unsigned long)pf_get_le32(p),
-                         a->_z ? " (deflate)" : "", (unsigned long)resume);
+                         a->_delta ? (a->_z ? " (delta, deflate)" : " (delta)") : a->_z ? " (deflate)" : "",
+                         (unsigned long)resume);
         uint8_t out[4];
         pf_put_le32(out, resume);
         return answer(a, f, r, out, 4);

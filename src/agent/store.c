@@ -95,6 +95,7 @@ int pf_agent_recv_begin(pf_agent *a, const uint8_t hash[32], uint32_t size, uint
     a->_fill = 0;
     a->_z = a->_zend = 0;
     a->_zin = 0;
+    a->_delta = 0;
     a->_size = size;
     memcpy(a->_hash, hash, 32);
     if ((cur->state == PF_BOOT_RECEIVING || cur->state == PF_BOOT_PENDING) && cur->size == size &&
@@ -217,6 +218,111 @@ static int put(pf_agent *a, const uint8_t *data, uint32_t len)
     return PF_OK;
 }
 
+/* ---- delta: a patch against the running image ----------------------------------- */
+
+int pf_agent_delta_capable(const pf_agent *a)
+{
+    const pf_flash *f = a->cfg.boot->cfg.flash;
+    /* base reads go through one PF_PATCH_CHUNK-aligned cache block */
+    return f->read_size && PF_PATCH_CHUNK % f->read_size == 0 && f->erase_size % PF_PATCH_CHUNK == 0;
+}
+
+uint32_t pf_agent_recv_poffset(const pf_agent *a) { return a->_delta ? a->_patch.in : 0; }
+
+int pf_agent_delta_check_base(pf_agent *a, uint32_t base_size, const uint8_t base_hash[32])
+{
+    pf_boot *b = a->cfg.boot;
+    const pf_flash *f = b->cfg.flash;
+    pf_diag *d = a->cfg.diag;
+    if (!pf_agent_delta_capable(a))
+        return pf_diag_set(d, PF_ERR_UNSUPPORTED, "this agent cannot apply patches (flash read size %lu)",
+                           (unsigned long)f->read_size);
+    if (base_size > b->cfg.slot_size)
+        return pf_diag_set(d, PF_ERR_VERIFY, "patch base of %lu bytes is larger than the %lu-byte slot",
+                           (unsigned long)base_size, (unsigned long)b->cfg.slot_size);
+    /* the whole base file as the running slot holds it (the work buffer is
+     * free between journal writes) */
+    pf_digest dg;
+    uint8_t h[32];
+    int r = pf_digest_begin(&dg, PF_DIGEST_SHA256);
+    if (r < 0)
+        return r;
+    for (uint32_t o = 0; o < base_size && r >= 0; o += b->cfg.buf_size) {
+        uint32_t n = base_size - o < b->cfg.buf_size ? base_size - o : b->cfg.buf_size;
+        uint32_t rn = (n + f->read_size - 1) / f->read_size * f->read_size;
+        if ((r = f->read(f->ctx, b->cfg.primary_off + o, b->cfg.buf, rn)) >= 0)
+            pf_digest_update(&dg, b->cfg.buf, n);
+    }
+    pf_digest_finish(&dg, h);
+    if (r < 0)
+        return pf_diag_set(d, r, "flash read of the running image failed");
+    if (memcmp(h, base_hash, 32) != 0)
+        return pf_diag_set(d, PF_ERR_VERIFY,
+                           "patch base differs from the running image (base %lu bytes, SHA-256 %02x%02x%02x%02x..; "
+                           "running slot: %02x%02x%02x%02x..)",
+                           (unsigned long)base_size, base_hash[0], base_hash[1], base_hash[2], base_hash[3], h[0], h[1],
+                           h[2], h[3]);
+    return PF_OK;
+}
+
+/* Base bytes for the applier: through a PF_PATCH_CHUNK-aligned block of
+ * the running slot (reads stay aligned to read_size). */
+static int patch_read_base(void *ctx, uint32_t off, uint8_t *buf, uint32_t len)
+{
+    pf_agent *a = ctx;
+    pf_boot *b = a->cfg.boot;
+    const pf_flash *f = b->cfg.flash;
+    while (len) {
+        uint32_t at = b->cfg.primary_off + off, blk = at / PF_PATCH_CHUNK * PF_PATCH_CHUNK;
+        if (a->_pbase_off != blk) {
+            a->_pbase_off = UINT32_MAX;
+            int r = f->read(f->ctx, blk, a->_pbase, PF_PATCH_CHUNK);
+            if (r < 0)
+                return pf_diag_set(a->cfg.diag, r, "flash read of the patch base at 0x%lx failed", (unsigned long)blk);
+            a->_pbase_off = blk;
+        }
+        uint32_t n = blk + PF_PATCH_CHUNK - at;
+        if (n > len)
+            n = len;
+        memcpy(buf, a->_pbase + (at - blk), n);
+        buf += n;
+        off += n;
+        len -= n;
+    }
+    return PF_OK;
+}
+
+static int patch_emit(void *ctx, const uint8_t *data, uint32_t len)
+{
+    pf_agent *a = ctx;
+    return put(a, data, len);
+}
+
+int pf_agent_recv_delta(pf_agent *a, uint32_t base_size)
+{
+    if (!a)
+        return PF_ERR_ARG;
+    if (!a->_open)
+        return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "delta without a begun transfer");
+    if (!pf_agent_delta_capable(a))
+        return pf_diag_set(a->cfg.diag, PF_ERR_UNSUPPORTED, "this agent cannot apply patches");
+    a->_delta = 1;
+    a->_pbase_off = UINT32_MAX;
+    pf_patch_apply_init(&a->_patch, base_size, a->_size, pf_agent_recv_offset(a), patch_read_base, patch_emit, a,
+                        a->cfg.diag);
+    return PF_OK;
+}
+
+/* Patch body bytes in; image bytes out to put(). A malformed patch closes
+ * the transfer (what is stored stays: END's whole-file hash decides). */
+static int patch_feed(pf_agent *a, const uint8_t *data, uint32_t len)
+{
+    int r = pf_patch_apply_feed(&a->_patch, data, len);
+    if (r < 0)
+        a->_open = 0;
+    return r;
+}
+
 int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t len)
 {
     if (!a || (!data && len))
@@ -225,6 +331,12 @@ int pf_agent_recv_data(pf_agent *a, uint32_t off, const uint8_t *data, uint32_t 
         return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data without a begun transfer");
     if (a->_z)
         return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "plain data in a compressed transfer");
+    if (a->_delta) {
+        if (off != a->_patch.in)
+            return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "patch data at offset %lu, expected %lu",
+                               (unsigned long)off, (unsigned long)a->_patch.in);
+        return patch_feed(a, data, len);
+    }
     if (off != pf_agent_recv_offset(a))
         return pf_diag_set(a->cfg.diag, PF_ERR_STATE, "data at offset %lu, expected %lu", (unsigned long)off,
                            (unsigned long)pf_agent_recv_offset(a));
@@ -286,14 +398,16 @@ int pf_agent_recv_zdata(pf_agent *a, uint32_t zoff, const uint8_t *data, uint32_
         if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
             return z_fail(a, zr == Z_MEM_ERROR ? "inflate arena exhausted" : NULL);
         if (n) {
-            if ((uint64_t)pf_agent_recv_offset(a) + n > a->_size)
+            if (!a->_delta && (uint64_t)pf_agent_recv_offset(a) + n > a->_size)
                 return z_fail(a, "it inflates to more than the announced image size");
-            int r = put(a, out, n);
+            int r = a->_delta ? patch_feed(a, out, n) : put(a, out, n);
             if (r < 0)
                 return r;
         }
         if (zr == Z_STREAM_END) {
             a->_zend = 1;
+            if (a->_delta && !pf_patch_apply_done(&a->_patch))
+                return z_fail(a, "the stream ends before the patch does");
             if (pf_agent_recv_offset(a) != a->_size)
                 return z_fail(a, "the stream ends before the image does");
             if (z->avail_in)
@@ -321,6 +435,9 @@ int pf_agent_recv_end(pf_agent *a, int permanent)
     if (a->_z && !a->_zend)
         return pf_diag_set(d, PF_ERR_STATE, "end before the compressed stream ended (after %lu of its bytes)",
                            (unsigned long)a->_zin);
+    if (a->_delta && !pf_patch_apply_done(&a->_patch))
+        return pf_diag_set(d, PF_ERR_STATE, "end inside a patch record (after %lu of its bytes)",
+                           (unsigned long)a->_patch.in);
     int r;
     if (a->_fill) {
         uint32_t p = f->prog_size, len = (a->_fill + p - 1) / p * p;

@@ -24,6 +24,7 @@
 #include "peerflash/pf_bytes.h"
 #include "peerflash/pf_digest.h"
 #include "peerflash/pf_mcuboot.h"
+#include "peerflash/pf_patch.h"
 #include "peerflash/pf_target.h"
 
 #define HOST_RXBUF 512u
@@ -61,6 +62,9 @@ typedef struct agent_host {
     pf_agent_host_options opt;
     pf_agent_host_stats stats;
     uint8_t zbits;          /* HELLO: the agent's inflate window (0 = no deflate) */
+    uint8_t run_hash[32];   /* HELLO: SHA-256 TLV of the running image (zeros if none) */
+    pf_agent_delta_fn delta_fn; /* patch provider (NULL: always whole images) */
+    void *delta_user;
     /* the compressed stream of the current transfer: bytes [zbase, zbase +
      * zlen) of it are in zbuf (from the oldest unacknowledged on) */
     int zon, zdone;
@@ -240,6 +244,7 @@ static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info
     memcpy(h->version, p + 23, 4);
     h->rx_received = pf_get_le32(p + 63);
     memcpy(h->rx_hash, p + 67, 32);
+    memcpy(h->run_hash, p + 31, 32);
     /* deflate when both sides have it: the agent's window, capped at ours */
     h->zbits = 0;
     if ((h->caps & PF_AP_CAP_DEFLATE) && f->len >= 1 + PF_AP_HELLO_LEN && p[99] >= 9 && h->opt.deflate)
@@ -631,7 +636,7 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     int r = check_image(h, data, len);
     if (r < 0)
         return r;
-    uint8_t begin[37];
+    uint8_t begin[PF_AP_BEGIN_DELTA_LEN];
     pf_digest dg;
     pf_digest_begin(&dg, PF_DIGEST_SHA256);
     pf_digest_update(&dg, data, len);
@@ -656,16 +661,40 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     memset(&h->stats, 0, sizeof h->stats);
     h->stats.image_bytes = len;
     h->resumed_from = 0;
+    /* delta: a patch against the running image, if the caller has one
+     * (the device checks the base at BEGIN, before it writes anything) */
+    pf_agent_delta_patch dp;
+    int delta = 0;
+    memset(&dp, 0, sizeof dp);
+    if (h->delta_fn && (h->caps & PF_AP_CAP_DELTA) && h->max_payload >= PF_AP_BEGIN_DELTA_LEN) {
+        r = h->delta_fn(h->delta_user, h->run_hash, data, len, &dp);
+        if (r < 0)
+            return r;
+        delta = r > 0 && dp.body;
+    }
     for (int attempt = 0;; attempt++) {
-        if (h->zbits) {
-            /* compressed: the stream starts at the resume offset, so BEGIN's
-             * answer comes first (one round trip) */
-            begin[4] = PF_AP_F_DEFLATE;
-            r = request(h, PF_AP_BEGIN, begin, sizeof begin, 2000, 3, &f);
+        if (h->zbits || delta) {
+            /* compressed or a patch: the stream starts at the resume
+             * offset, so BEGIN's answer comes first (one round trip) */
+            size_t blen = 37;
+            begin[4] = (uint8_t)((h->zbits ? PF_AP_F_DEFLATE : 0) | (delta ? PF_AP_F_DELTA : 0));
+            if (delta) {
+                pf_put_le32(begin + 37, dp.base_size);
+                memcpy(begin + 41, dp.base_sha256, 32);
+                blen = PF_AP_BEGIN_DELTA_LEN;
+            }
+            r = request(h, PF_AP_BEGIN, begin, blen, 2000, 3, &f);
             if (r < 0)
                 return r;
+            if (f.payload[0] && delta && f.payload[0] == (uint8_t)-PF_ERR_VERIFY && dp.fallback) {
+                pf_port_logf(P(h), 1, "agent: the device does not run the cached delta base: sending the image whole");
+                delta = 0;
+                continue;
+            }
             if (f.payload[0]) {
-                r = refused(h, "BEGIN", &f);
+                r = refused(h, delta ? "the delta" : "BEGIN", &f);
+                if (delta && r == PF_ERR_VERIFY) /* the device runs another image than the base */
+                    r = PF_ERR_TARGET;
             } else {
                 uint32_t resume = f.len >= 5 ? pf_get_le32(f.payload + 1) : 0;
                 if (resume > len)
@@ -676,9 +705,28 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
                     pf_port_logf(P(h), 1, "agent: resuming at offset %lu of %lu", (unsigned long)resume,
                                  (unsigned long)len);
                 r = PF_OK;
-                if (resume < len && (r = z_begin(h, data, len, resume)) >= 0)
-                    r = transfer(h, NULL, 0, 0, f.seq);
-                h->stats.stream_bytes = h->zon ? h->zbase + h->zlen : 0;
+                const uint8_t *src = data;
+                uint32_t src_len = len, src_from = resume, plain_len = len - resume;
+                if (delta && resume < len) {
+                    /* the body from the record that covers the resume offset */
+                    uint32_t boff = 0;
+                    r = pf_patch_body_seek(dp.body, dp.body_len, resume, &boff, h->cfg.diag);
+                    src = dp.body + boff;
+                    src_len = plain_len = dp.body_len - boff;
+                    src_from = 0;
+                    h->stats.patch_bytes = src_len;
+                    pf_port_logf(P(h), 1, "agent: delta: %lu patch bytes for image bytes %lu..%lu",
+                                 (unsigned long)src_len, (unsigned long)resume, (unsigned long)len);
+                }
+                if (r >= 0 && resume < len) {
+                    if (h->zbits) {
+                        if ((r = z_begin(h, src, src_len, src_from)) >= 0)
+                            r = transfer(h, NULL, 0, 0, f.seq);
+                    } else {
+                        r = transfer(h, src, src_len, 0, f.seq);
+                    }
+                }
+                h->stats.stream_bytes = h->zon ? h->zbase + h->zlen : h->zbits ? 0 : plain_len;
                 if (h->zon)
                     deflateEnd(&h->z);
                 h->zon = 0;
@@ -686,13 +734,14 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
         } else {
             begin[4] = 0;
             uint8_t bseq = ++h->seq;
-            r = send_frame(h, PF_AP_BEGIN, bseq, begin, sizeof begin);
+            r = send_frame(h, PF_AP_BEGIN, bseq, begin, 37);
             if (r < 0)
                 return r;
             r = transfer(h, data, len, attempt ? 0 : from, bseq);
             h->stats.stream_bytes = len - h->resumed_from;
         }
         h->stats.resumed_from = h->resumed_from;
+        h->stats.delta = (uint8_t)delta;
         h->stats.deflate_bits = h->zbits;
         h->stats.retransmits = h->retransmits;
         if (r != PF_ERR_STATE || attempt >= 5)
@@ -840,6 +889,16 @@ int pf_agent_host_set_options(void *self, const pf_agent_host_options *opt)
     h->opt = *opt;
     if (!opt->deflate)
         h->zbits = 0;
+    return PF_OK;
+}
+
+int pf_agent_host_set_delta(void *self, pf_agent_delta_fn fn, void *user)
+{
+    agent_host *h = self;
+    if (!h)
+        return PF_ERR_ARG;
+    h->delta_fn = fn;
+    h->delta_user = user;
     return PF_OK;
 }
 

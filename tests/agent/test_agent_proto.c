@@ -1,9 +1,12 @@
 /* The agent's protocol engine over an in-memory link: requests in, answers
  * out, no timing involved. Covers the edge cases a real link rarely shows:
  * repeated END and RESET, DATA without BEGIN, HASH in the middle of a
- * transfer, unknown requests, garbage between frames. */
+ * transfer, unknown requests, garbage between frames; delta: a wrong base
+ * refused at BEGIN before any flash operation, a patch applied byte-exact,
+ * a corrupt patch refused and never pending. */
 #include "agent_fixture.h"
 #include "peerflash/pf_agent_proto.h"
+#include "peerflash/pf_delta.h"
 #include "peerflash/pf_bytes.h"
 #include "pf_test.h"
 
@@ -234,12 +237,162 @@ static void test_engine(void)
     free(b.data);
 }
 
+/* A BEGIN with the delta flag for `im` against base (size, hash). */
+static void begin_delta(const fx_image *im, uint32_t base_size, const uint8_t base_hash[32])
+{
+    uint8_t bp[PF_AP_BEGIN_DELTA_LEN];
+    pf_put_le32(bp, (uint32_t)im->len);
+    bp[4] = PF_AP_F_DELTA;
+    memcpy(bp + 5, im->file_hash, 32);
+    pf_put_le32(bp + 37, base_size);
+    memcpy(bp + 41, base_hash, 32);
+    req(PF_AP_BEGIN, bp, sizeof bp);
+    begin_seq = seqno;
+}
+
+/* DATA frames of a patch body; returns the first non-zero ACK status. */
+static int send_body(const uint8_t *body, uint32_t n)
+{
+    uint8_t p[1028], keep[200];
+    pf_ap_frame f;
+    for (uint32_t o = 0; o < n;) {
+        uint32_t k = n - o < 700 ? n - o : 700;
+        pf_put_le32(p, o);
+        memcpy(p + 4, body + o, k);
+        req(PF_AP_DATA, p, k + 4);
+        if (poll_answer(&f, NULL, keep, sizeof keep) != 1 || f.type != PF_AP_ACK)
+            return -1;
+        if (f.payload[0])
+            return f.payload[0];
+        if (pf_get_le32(f.payload + 1) != o + k)
+            return -2;
+        o += k;
+    }
+    return 0;
+}
+
+static void test_delta_engine(void)
+{
+    fx_image a, b;
+    REQUIRE(fx_make_image(&a, F.key, 1, 0, 9000, 1) == 0);
+    /* b: a's body with a changed stretch, re-signed as 2.0 */
+    uint8_t *body = malloc(9000);
+    memcpy(body, a.data + 32, 9000);
+    memset(body + 3000, 0x42, 100);
+    pf_sign_params sp = PF_SIGN_PARAMS_DEFAULT();
+    sp.version.major = 2;
+    sp.key_pem = F.key;
+    b.data = malloc(pf_sign_image_size_max(&sp, 9000));
+    int n = pf_sign_image(&sp, body, 9000, b.data, pf_sign_image_size_max(&sp, 9000), NULL);
+    free(body);
+    REQUIRE(n > 0);
+    b.len = (size_t)n;
+    fx_file_hash(&b);
+    pf_delta patch;
+    REQUIRE(pf_delta_make(a.data, (uint32_t)a.len, b.data, (uint32_t)b.len, &patch, NULL) == 0);
+
+    setup();
+    fx_factory(&F, &a);
+    pf_ap_frame f;
+    uint8_t keep[200];
+    uint8_t hp[3] = {1, 0, 2};
+    req(PF_AP_HELLO, hp, 3);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK(f.payload[5] & PF_AP_CAP_DELTA);
+
+    /* a patch for another base: refused at BEGIN, before any flash operation */
+    uint8_t wrong[32];
+    memcpy(wrong, patch.hdr.base_sha256, 32);
+    wrong[0] ^= 1;
+    uint64_t ops = F.nor.ops;
+    uint32_t seq0 = F.boot.rec.seq;
+    begin_delta(&b, patch.hdr.base_size, wrong);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(f.payload[0], (uint8_t)-PF_ERR_VERIFY);
+    keep[f.len < sizeof keep ? f.len : sizeof keep - 1] = 0;
+    CHECK_STR_CONTAINS((const char *)keep + 1, "patch base differs from the running image");
+    CHECK_EQ(F.nor.ops, ops); /* nothing written, not even the journal */
+    CHECK_EQ(F.boot.rec.seq, seq0);
+    begin_delta(&b, patch.hdr.base_size + 1, patch.hdr.base_sha256); /* right hash, wrong length */
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(f.payload[0], (uint8_t)-PF_ERR_VERIFY);
+    CHECK_EQ(F.nor.ops, ops);
+    /* DATA after the refused BEGIN: no transfer open */
+    CHECK_EQ(send_body(patch.body, 100), (uint8_t)-PF_ERR_STATE);
+    uint8_t short_begin[40] = {0};
+    short_begin[4] = PF_AP_F_DELTA;
+    req(PF_AP_BEGIN, short_begin, sizeof short_begin);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(f.payload[0], (uint8_t)-PF_ERR_PROTOCOL);
+
+    /* a corrupt patch (a record that does not start the output): refused
+     * by the ACK, END refused, nothing pending, a still boots */
+    uint8_t *bad = malloc(patch.body_len);
+    memcpy(bad, patch.body, patch.body_len);
+    pf_put_le32(bad, 7); /* the first record's new_pos: a gap at the start */
+    begin_delta(&b, patch.hdr.base_size, patch.hdr.base_sha256);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(f.payload[0], 0);
+    CHECK_EQ(send_body(bad, patch.body_len), (uint8_t)-PF_ERR_FORMAT);
+    uint8_t fl = 0;
+    req(PF_AP_END, &fl, 1);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK(f.payload[0] != 0);
+    CHECK(F.boot.rec.state != PF_BOOT_PENDING);
+    pf_boot_result res;
+    REQUIRE(fx_open_boot(&F, 1) == PF_OK);
+    CHECK_EQ(pf_boot_run(&F.boot, &res), PF_OK);
+    CHECK(fx_slot_is(&F, FX_PRIMARY, &a));
+    CHECK_EQ(res.image.version.major, 1);
+    /* garbage diff bytes (records intact): stored, but END's whole-file hash refuses it */
+    memcpy(bad, patch.body, patch.body_len);
+    uint32_t at = 0, flipped = 0;
+    while (at < patch.body_len && !flipped) { /* inside the diff bytes of a record past the header */
+        uint32_t np = pf_get_le32(bad + at), dl = pf_get_le32(bad + at + 8), el = pf_get_le32(bad + at + 12);
+        if (np + 100 >= 64 && dl >= 200) { /* output past the 32-byte header */
+            for (uint32_t i = 100; i < 140; i++)
+                bad[at + PF_PATCH_RECORD_SIZE + i] ^= 0x11;
+            flipped = 1;
+        }
+        at += PF_PATCH_RECORD_SIZE + dl + el;
+    }
+    CHECK(flipped);
+    setup();
+    fx_factory(&F, &a);
+    begin_delta(&b, patch.hdr.base_size, patch.hdr.base_sha256);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(send_body(bad, patch.body_len), 0);
+    req(PF_AP_END, &fl, 1);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(f.payload[0], (uint8_t)-PF_ERR_VERIFY);
+    CHECK(F.boot.rec.state != PF_BOOT_PENDING);
+    free(bad);
+
+    /* the right patch: byte-exact in the staging slot, pending */
+    setup();
+    fx_factory(&F, &a);
+    begin_delta(&b, patch.hdr.base_size, patch.hdr.base_sha256);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(f.payload[0], 0);
+    CHECK_EQ(pf_get_le32(f.payload + 1), 0);
+    CHECK_EQ(send_body(patch.body, patch.body_len), 0);
+    req(PF_AP_END, &fl, 1);
+    REQUIRE(poll_answer(&f, NULL, keep, sizeof keep) == 1);
+    CHECK_EQ(f.payload[0], 0);
+    CHECK_EQ(F.boot.rec.state, PF_BOOT_PENDING);
+    CHECK(fx_slot_is(&F, FX_SECONDARY, &b));
+    pf_delta_free(&patch);
+    free(a.data);
+    free(b.data);
+}
+
 int main(void)
 {
     snprintf(F.key, sizeof F.key, "%s", FX_TEST_KEY);
     pf_diag d;
     F.pub_len = pf_sign_pubkey_der(F.key, F.pub, sizeof F.pub, &d);
     RUN(test_engine);
+    RUN(test_delta_engine);
     pf_nor_free(&F.nor);
     return pf_test_summary();
 }

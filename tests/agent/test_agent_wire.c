@@ -3,7 +3,10 @@
  * - bit flips and drops from a seed: the flash completes and the new image runs;
  * - the link cut at about 50% of the image: the flash fails cleanly (link
  *   error), the next run resumes and sends only the rest;
- * - bursts of random bytes: the flash completes.
+ * - bursts of random bytes: the flash completes;
+ * - delta (--delta-from) through bit flips; a patch for another base refused
+ *   (exit 5) with the device untouched; a plain-body delta cut half way and
+ *   resumed; then automatic delta from the image cache.
  * Skipped (exit 77) while `peerflash wire` is not built. Every child process
  * is killed at the end, also on failure. */
 #include <fcntl.h>
@@ -161,17 +164,43 @@ static pid_t start_wire(const char *extra_name, const char *extra_value, const c
     return pid;
 }
 
-static int flash_image(const char *img, const char *json_out)
+/* flash, with up to two extra options (NULL: none) */
+static int flash_image_opts(const char *img, const char *json_out, const char *o1, const char *o2, const char *o3)
 {
     char arg[300];
     snprintf(arg, sizeof arg, "%s@0", img);
-    char *argv[] = {PF_CLI, "flash", "--target", "agent", "--port", (char *)path(0, "host"), "--baud", "921600",
-                    "--json", "-q", arg, NULL};
+    char *argv[16] = {PF_CLI, "flash", "--target", "agent", "--port", (char *)path(0, "host"), "--baud", "921600",
+                      "--json", "-q"};
+    int n = 10;
+    if (o1)
+        argv[n++] = (char *)o1;
+    if (o2)
+        argv[n++] = (char *)o2;
+    if (o3)
+        argv[n++] = (char *)o3;
+    argv[n++] = arg;
+    argv[n] = NULL;
     unlink(json_out);
     double t0 = now_s();
     int st = run(json_out, argv, 90);
     fprintf(stderr, "  flash %s: exit %d after %.1f s\n", strrchr(img, '/') + 1, st, now_s() - t0);
     return st;
+}
+
+static int flash_image(const char *img, const char *json_out) { return flash_image_opts(img, json_out, NULL, NULL, NULL); }
+
+/* A new version of an image: its body with a few bytes changed, re-signed. */
+static void derive_image(const char *from_bin, const char *bin, const char *img, const char *version, long at)
+{
+    FILE *in = fopen(from_bin, "rb"), *out = fopen(bin, "wb");
+    int c;
+    for (long i = 0; (c = fgetc(in)) != EOF; i++)
+        fputc(i >= at && i < at + 24 ? (c ^ 0x5a) : c, out);
+    fclose(in);
+    fclose(out);
+    char *argv[] = {PF_CLI, "sign", "--key", (char *)path(3, "key.pem"), "--version", (char *)version, (char *)bin,
+                    (char *)img, NULL};
+    run(path(4, "sign.log"), argv, 30);
 }
 
 static void make_image(const char *bin, const char *img, const char *version, long size, unsigned seed)
@@ -201,6 +230,10 @@ int main(void)
         rmdir(dir);
         return 77;
     }
+    /* the CLI's image cache for automatic delta: in the test's directory */
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/image-cache", dir);
+    setenv("PEERFLASH_CACHE_DIR", cache, 1);
     char *kg[] = {PF_CLI, "keygen", "-o", (char *)path(3, "key.pem"), NULL};
     if (run(path(4, "sign.log"), kg, 30) != 0)
         return 1;
@@ -258,6 +291,57 @@ int main(void)
     kill_kid(w);
     forget(w);
     CHECK_EQ(count_in_file(path(11, "sim.log"), "image 4.0.0 on trial", NULL), 1);
+
+    /* 4. delta: d runs; e is d with 24 bytes changed, sent as a patch
+     * through bit flips */
+    derive_image(path(6, "d.bin"), path(14, "e.bin"), path(15, "e.img"), "5.0.0", 20000);
+    w = start_wire("--flip", "0.0001", "12");
+    st = flash_image_opts(path(15, "e.img"), path(13, "flash6.json"), "--delta-from", path(7, "d.img"), NULL);
+    CHECK_EQ(st, 0);
+    kill_kid(w);
+    forget(w);
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "(delta, deflate), resume at 0", NULL), 1);
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "image 5.0.0 on trial", NULL), 1);
+    /* a patch against another base (c, not e): refused at BEGIN, exit 5,
+     * the device keeps running e and nothing was received */
+    derive_image(path(14, "e.bin"), path(6, "f.bin"), path(8, "f.img"), "6.0.0", 40000);
+    w = start_wire(NULL, NULL, "13");
+    st = flash_image_opts(path(8, "f.img"), path(13, "flash7.json"), "--delta-from", path(7, "c.img"), NULL);
+    CHECK_EQ(st, 5);
+    CHECK_EQ(count_in_file(path(13, "flash7.json"), "\"ok\":false", NULL), 1);
+    CHECK(count_in_file(path(13, "flash7.json"), "patch base differs from the running image", NULL) >= 1);
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "BEGIN (delta) refused", NULL), 1);
+    kill_kid(w);
+    forget(w);
+    /* the patch body sent plain (no deflate: ~50 KB of mostly zeros), the
+     * link cut half way, resumed by the next run at an erase unit */
+    w = start_wire("--cut-after", "30000", "14");
+    st = flash_image_opts(path(8, "f.img"), path(13, "flash8.json"), "--delta-from", path(15, "e.img"),
+                          "--no-compress");
+    CHECK(st != 0);
+    kill_kid(w);
+    forget(w);
+    w = start_wire(NULL, NULL, "15");
+    st = flash_image_opts(path(8, "f.img"), path(13, "flash9.json"), "--delta-from", path(15, "e.img"),
+                          "--no-compress");
+    CHECK_EQ(st, 0);
+    kill_kid(w);
+    forget(w);
+    resume = -1;
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "(delta), resume at ", &resume), 2);
+    fprintf(stderr, "delta resumed at %ld of ~50000 bytes\n", resume);
+    CHECK(resume >= 16384);
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "image 6.0.0 on trial", NULL), 1);
+    /* automatic: f runs and is in the cache (every image flashed went
+     * there), so g goes as a patch without being told */
+    derive_image(path(6, "f.bin"), path(14, "g.bin"), path(15, "g.img"), "7.0.0", 100);
+    w = start_wire(NULL, NULL, "16");
+    st = flash_image(path(15, "g.img"), path(13, "flash10.json"));
+    CHECK_EQ(st, 0);
+    kill_kid(w);
+    forget(w);
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "(delta, deflate), resume at 0", NULL), 2);
+    CHECK_EQ(count_in_file(path(11, "sim.log"), "image 7.0.0 on trial", NULL), 1);
 
     kill_all();
     int failed = pf_test_failed;

@@ -1,5 +1,6 @@
 /* Power-loss sweep: cut power at EVERY flash program/erase operation of
- * receive, install (swap), confirm and rollback, reboot, and check that the
+ * receive (plain, deflate, delta, delta through deflate), install (swap),
+ * confirm and rollback, reboot, and check that the
  * bootloader starts a complete, verified image: the old or the new one, as
  * the journal says, byte for byte, with the other slot intact where the
  * state needs it. Then random runs with several cuts per upgrade.
@@ -8,8 +9,10 @@
  * (PF_REPLAY=random:0:seed for a random run). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <zlib.h>
 
 #include "agent_fixture.h"
+#include "peerflash/pf_delta.h"
 #include "pf_test.h"
 
 static fx F;
@@ -27,19 +30,102 @@ static const struct geo {
 #define N_GEO (sizeof geos / sizeof geos[0])
 static const struct geo *G = &geos[0];
 
-enum { SC_RECEIVE, SC_INSTALL, SC_CONFIRM, SC_ROLLBACK, SC_COUNT };
-static const char *const sc_names[SC_COUNT] = {"receive", "install", "confirm", "rollback"};
+enum { SC_RECEIVE, SC_RECEIVE_Z, SC_RECEIVE_DELTA, SC_RECEIVE_DELTA_Z, SC_INSTALL, SC_CONFIRM, SC_ROLLBACK, SC_COUNT };
+static const char *const sc_names[SC_COUNT] = {"receive",       "receive-deflate", "receive-delta", "receive-delta-deflate",
+                                               "install",       "confirm",         "rollback"};
+static int is_receive(int sc) { return sc <= SC_RECEIVE_DELTA_Z; }
 
-static int store(const fx_image *im, uint32_t chunk)
+/* How an image travels: plain, deflated, as a patch against what runs, or
+ * a deflated patch (the four receive paths of the agent). */
+enum { M_PLAIN, M_DEFLATE, M_DELTA, M_DELTA_Z };
+static int mode_of(int sc) { return is_receive(sc) ? sc - SC_RECEIVE : M_PLAIN; }
+
+static uint8_t zarena[PF_AGENT_ZARENA_SIZE(10)];
+
+static int open_agent(void)
+{
+    pf_agent_config c = PF_AGENT_CONFIG_DEFAULT();
+    c.boot = &F.boot;
+    c.wbuf = F.wbuf;
+    c.wbuf_size = sizeof F.wbuf;
+    c.diag = &F.diag;
+    c.zbits = 10;
+    c.zarena = zarena;
+    c.zarena_size = sizeof zarena;
+    return pf_agent_init(&F.agent, &c);
+}
+
+/* Feeds a stream (image, patch body, or their zlib stream) in chunks;
+ * offsets from `base` (image offsets for a plain image, else 0). */
+static int feed(const uint8_t *p, uint32_t n, uint32_t chunk, int z, uint32_t base)
+{
+    for (uint32_t o = 0; o < n;) {
+        uint32_t k = n - o < chunk ? n - o : chunk;
+        int r = z ? pf_agent_recv_zdata(&F.agent, o, p + o, k) : pf_agent_recv_data(&F.agent, base + o, p + o, k);
+        if (r < 0)
+            return r;
+        o += k;
+    }
+    return PF_OK;
+}
+
+/* Stores im the way `mode` says, resuming where the agent says; a delta is
+ * made against base (what primary holds), as the host would. */
+static int store_mode(const fx_image *im, const fx_image *base, uint32_t chunk, int mode)
 {
     uint32_t resume;
-    int r = pf_agent_recv_begin(&F.agent, im->file_hash, (uint32_t)im->len, &resume);
-    if (r < 0)
-        return r;
-    if ((r = fx_send(&F, im, resume, chunk)) < 0)
-        return r;
-    return pf_agent_recv_end(&F.agent, 0);
+    int r, delta = mode == M_DELTA || mode == M_DELTA_Z, z = mode == M_DEFLATE || mode == M_DELTA_Z;
+    pf_delta patch = {0};
+    if (delta) {
+        if (pf_delta_make(base->data, (uint32_t)base->len, im->data, (uint32_t)im->len, &patch, NULL) < 0)
+            return PF_ERR_NOMEM;
+        if ((r = pf_agent_delta_check_base(&F.agent, patch.hdr.base_size, patch.hdr.base_sha256)) < 0)
+            goto out;
+    }
+    if ((r = pf_agent_recv_begin(&F.agent, im->file_hash, (uint32_t)im->len, &resume)) < 0)
+        goto out;
+    if (z && (r = pf_agent_recv_deflate(&F.agent)) < 0)
+        goto out;
+    if (delta && (r = pf_agent_recv_delta(&F.agent, patch.hdr.base_size)) < 0)
+        goto out;
+    const uint8_t *src = im->data + resume;
+    uint32_t n = (uint32_t)im->len - resume;
+    if (delta && resume < im->len) {
+        uint32_t boff;
+        if ((r = pf_patch_body_seek(patch.body, patch.body_len, resume, &boff, NULL)) < 0)
+            goto out;
+        src = patch.body + boff;
+        n = patch.body_len - boff;
+    }
+    if (resume >= im->len) {
+        r = PF_OK;
+    } else if (z) {
+        z_stream zs;
+        memset(&zs, 0, sizeof zs);
+        deflateInit2(&zs, 9, Z_DEFLATED, 10, 8, Z_DEFAULT_STRATEGY);
+        uLongf zn = deflateBound(&zs, n);
+        uint8_t *zb = malloc(zn);
+        zs.next_in = (Bytef *)src;
+        zs.avail_in = n;
+        zs.next_out = zb;
+        zs.avail_out = (uInt)zn;
+        r = deflate(&zs, Z_FINISH) == Z_STREAM_END ? PF_OK : PF_ERR_NOMEM;
+        zn = zs.total_out;
+        deflateEnd(&zs);
+        if (r == PF_OK)
+            r = feed(zb, (uint32_t)zn, chunk, 1, 0);
+        free(zb);
+    } else {
+        r = feed(src, n, chunk, 0, delta ? 0 : resume);
+    }
+    if (r >= 0)
+        r = pf_agent_recv_end(&F.agent, 0);
+out:
+    pf_delta_free(&patch);
+    return r;
 }
+
+static int store(const fx_image *im, uint32_t chunk) { return store_mode(im, &A, chunk, M_PLAIN); }
 
 /* Fills the journal so that it changes unit in the middle of the scenario. */
 static int prefill_journal(int records)
@@ -62,7 +148,7 @@ static int setup(int sc, int wrap)
     if (fx_open_boot(&F, G->key) < 0 || fx_open_agent(&F) < 0)
         return -1;
     pf_boot_result res;
-    if (sc != SC_RECEIVE && store(&B, 300) < 0)
+    if (!is_receive(sc) && store(&B, 300) < 0)
         return -1;
     if ((sc == SC_CONFIRM || sc == SC_ROLLBACK) && (fx_open_boot(&F, G->key) < 0 || pf_boot_run(&F.boot, &res) < 0))
         return -1;
@@ -80,11 +166,12 @@ static int action(int sc)
     int r = fx_open_boot(&F, G->key);
     if (r < 0)
         return r;
-    switch (sc) {
-    case SC_RECEIVE:
-        if ((r = fx_open_agent(&F)) < 0)
+    if (is_receive(sc)) {
+        if ((r = open_agent()) < 0)
             return r;
-        return store(&B, 300);
+        return store_mode(&B, &A, 300, mode_of(sc));
+    }
+    switch (sc) {
     case SC_INSTALL:
     case SC_ROLLBACK: return pf_boot_run(&F.boot, &res);
     default: return pf_boot_confirm(&F.boot);
@@ -119,7 +206,7 @@ static int one_cut(int sc, int wrap, unsigned i, unsigned seed)
     int st = F.boot.rec.state;
     const fx_image *want, *other = NULL;
     int want_trial;
-    switch (sc) {
+    switch (is_receive(sc) ? SC_RECEIVE : sc) {
     case SC_RECEIVE:
         want = st == PF_BOOT_PENDING ? &B : &A;
         want_trial = st == PF_BOOT_PENDING;
@@ -144,12 +231,13 @@ static int one_cut(int sc, int wrap, unsigned i, unsigned seed)
     if (other && !fx_slot_is(&F, FX_SECONDARY, other))
         return fail_case(name, i, seed, "secondary lost the other image (no rollback possible)");
 
-    /* receive: the transfer resumes after the power loss and completes */
-    if (sc == SC_RECEIVE && want == &A) {
-        uint32_t resume;
-        if (fx_open_agent(&F) < 0 || pf_agent_recv_begin(&F.agent, B.file_hash, (uint32_t)B.len, &resume) < 0)
-            return fail_case(name, i, seed, "cannot begin again after the cut");
-        if (fx_send(&F, &B, resume, 300) < 0 || pf_agent_recv_end(&F.agent, 0) < 0)
+    /* receive: the transfer resumes after the power loss (the same way:
+     * a delta against the same base, a fresh zlib stream from the resume
+     * offset) and completes */
+    if (is_receive(sc) && want == &A) {
+        if (open_agent() < 0)
+            return fail_case(name, i, seed, "cannot open the agent after the cut");
+        if (store_mode(&B, &A, 300, mode_of(sc)) < 0)
             return fail_case(name, i, seed, "resumed transfer failed");
         if (fx_open_boot(&F, G->key) < 0 || pf_boot_run(&F.boot, &res) < 0 || !res.trial || !fx_slot_is(&F, FX_PRIMARY, &B))
             return fail_case(name, i, seed, "resumed image does not boot");
@@ -177,6 +265,8 @@ static void sweep(int sc, int wrap, unsigned seed)
     fprintf(stderr, "  %s%s%s: %u flash operations, %u cut points, %u failed\n", sc_names[sc], wrap ? "+wrap" : "",
             G->tag, n, n, bad);
     CHECK(n >= (sc == SC_CONFIRM ? 1u : 10u));
+    if (is_receive(sc))
+        CHECK(F.agent._delta == (mode_of(sc) == M_DELTA || mode_of(sc) == M_DELTA_Z)); /* the path it claims */
 }
 
 /* ---- random runs: several upgrades, each with random power cuts ------------ */
@@ -251,7 +341,7 @@ static int random_run(unsigned seed, int verbose)
             } else if (delivered && res.reverted) {
                 done = 1; /* rolled back: old stays */
             } else if (!delivered || F.boot.rec.state == PF_BOOT_IDLE || F.boot.rec.state == PF_BOOT_RECEIVING) {
-                if (fx_open_agent(&F) >= 0 && store(cand, 1 + rnd() % 900) == PF_OK)
+                if (open_agent() >= 0 && store_mode(cand, old, 1 + rnd() % 900, (int)(rnd() % 4)) == PF_OK)
                     delivered = 1;
             }
             if (!F.nor.powered)
@@ -279,6 +369,26 @@ int main(void)
     F.pub_len = pf_sign_pubkey_der(F.key, F.pub, sizeof F.pub, &d);
     if (fx_make_image(&A, F.key, 1, 0, 9000, 1) < 0 || fx_make_image(&B, F.key, 2, 0, 13000, 2) < 0)
         return 1;
+    /* B shares most of A (so a delta is a real patch): its body is A's with
+     * a stretch replaced and more appended, re-signed */
+    {
+        uint8_t *body = malloc(13000);
+        memcpy(body, A.data + 32, 9000);
+        memcpy(body + 4000, B.data + 32 + 4000, 300);
+        memcpy(body + 9000, B.data + 32 + 9000, 4000);
+        pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
+        p.version.major = 2;
+        p.key_pem = F.key;
+        size_t cap = pf_sign_image_size_max(&p, 13000);
+        free(B.data);
+        B.data = malloc(cap);
+        int n = pf_sign_image(&p, body, 13000, B.data, cap, NULL);
+        free(body);
+        if (n < 0)
+            return 1;
+        B.len = (size_t)n;
+        fx_file_hash(&B);
+    }
     const char *rep = getenv("PF_REPLAY");
     if (rep && *rep) {
         char sc[48];
