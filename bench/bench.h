@@ -28,6 +28,13 @@ void pf_bench_row(pf_bench *b, const char *group, const char *what, double value
 int pf_bench_agent_fw_cmd(const pf_bench *b, const char *dir, int agent, int sig, const char *defs,
                           const char *proto_c, const char *out_elf, char *cmd, size_t cap, const char **why);
 
+/* bench/proc.c: wall clock in seconds; a process with stdout and stderr
+ * into out_path (NULL: /dev/null); SIGTERM, then SIGKILL after 2 s. */
+#include <sys/types.h>
+double pf_bench_now_s(void);
+pid_t pf_bench_spawn(char *const argv[], const char *out_path);
+void pf_bench_stop(pid_t pid);
+
 /* Path of build/peerflash next to pf-bench. */
 const char *pf_bench_cli(const pf_bench *b);
 

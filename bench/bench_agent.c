@@ -19,48 +19,11 @@
 #include "bench.h"
 #include "peerflash/pf_sign.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static pid_t spawn(char *const argv[], const char *out_path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 200; i++) { /* up to 2 s, then SIGKILL */
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
 /* Waits (bounded) until path exists or the process died. */
 static int wait_path(const char *path, pid_t pid, double timeout_s)
 {
-    double end = now_s() + timeout_s;
-    while (now_s() < end) {
+    double end = pf_bench_now_s() + timeout_s;
+    while (pf_bench_now_s() < end) {
         if (access(path, F_OK) == 0)
             return 0;
         if (waitpid(pid, NULL, WNOHANG) == pid)
@@ -100,37 +63,37 @@ static void throughput(pf_bench *b, const char *dir, const char *img, size_t img
     char *sim_argv[] = {cli, "sim", "agent", "--port", dev, "--flash", flash, "--slot-kib", "264", "--key", key,
                         "--log", log, "--deflate-bits", zb, fast_flash ? "--erase-ms" : NULL, "0",
                         "--prog-us-per-kib", "0", NULL};
-    pid_t sim = spawn(sim_argv, NULL);
+    pid_t sim = pf_bench_spawn(sim_argv, NULL);
     pid_t wire = -1;
     if (wait_path(dev, sim, 5) < 0) {
         pf_bench_row(b, "agent", what, NAN, "x line", NAN, "sim agent did not start");
-        stop(sim);
+        pf_bench_stop(sim);
         return;
     }
     char *wire_argv[] = {cli, "wire", "--a", host, "--b", dev, "--baud", baud_s, "--latency-ms", lat_s, NULL};
-    wire = spawn(wire_argv, NULL);
+    wire = pf_bench_spawn(wire_argv, NULL);
     if (wait_path(host, wire, 5) < 0) {
         pf_bench_row(b, "agent", what, NAN, "x line", NAN, "peerflash wire not available: not measured");
-        stop(wire);
-        stop(sim);
+        pf_bench_stop(wire);
+        pf_bench_stop(sim);
         return;
     }
     char *flash_argv[] = {cli, "flash", "--target", "agent", "--port", host, "--baud", baud_s, "--no-run", "--json",
                           "-q", imgarg, NULL};
-    double t0 = now_s();
-    pid_t fl = spawn(flash_argv, out);
+    double t0 = pf_bench_now_s();
+    pid_t fl = pf_bench_spawn(flash_argv, out);
     int st = -1;
-    while (now_s() - t0 < 300) {
+    while (pf_bench_now_s() - t0 < 300) {
         if (waitpid(fl, &st, WNOHANG) == fl)
             break;
         usleep(20000);
     }
-    if (now_s() - t0 >= 300) {
-        stop(fl);
+    if (pf_bench_now_s() - t0 >= 300) {
+        pf_bench_stop(fl);
         st = -1;
     }
-    stop(wire);
-    stop(sim);
+    pf_bench_stop(wire);
+    pf_bench_stop(sim);
     char text[2048] = "";
     FILE *f = fopen(out, "r");
     if (f) {

@@ -19,47 +19,10 @@
 
 #define TARGETS 8
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static pid_t spawn(char *const argv[], const char *out_path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
 static int wait_path(const char *path, double timeout_s)
 {
-    double end = now_s() + timeout_s;
-    while (now_s() < end) {
+    double end = pf_bench_now_s() + timeout_s;
+    while (pf_bench_now_s() < end) {
         if (access(path, F_OK) == 0)
             return 0;
         usleep(5000);
@@ -70,7 +33,7 @@ static int wait_path(const char *path, double timeout_s)
 /* Runs one flash command; its stdout (JSON) into out. Returns seconds, or NAN. */
 static double run(char **argv, const char *out)
 {
-    double t0 = now_s();
+    double t0 = pf_bench_now_s();
     pid_t p = fork();
     if (p == 0) {
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -83,13 +46,13 @@ static double run(char **argv, const char *out)
         _exit(127);
     }
     int st = -1;
-    while (now_s() - t0 < 300 && waitpid(p, &st, WNOHANG) != p)
+    while (pf_bench_now_s() - t0 < 300 && waitpid(p, &st, WNOHANG) != p)
         usleep(10000);
-    if (now_s() - t0 >= 300) {
-        stop(p);
+    if (pf_bench_now_s() - t0 >= 300) {
+        pf_bench_stop(p);
         return NAN;
     }
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? now_s() - t0 : NAN;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? pf_bench_now_s() - t0 : NAN;
 }
 
 void pf_bench_many(pf_bench *b)
@@ -118,11 +81,11 @@ void pf_bench_many(pf_bench *b)
         snprintf(flash[i], sizeof flash[i], "%s/flash%d.bin", dir, i);
         char *sim_argv[] = {cli, "sim", "stm32", "--port", dev[i], "--flash", flash[i], "--chip", "G07xxB",
                             "--program-us-per-256", "1000", "--erase-ms-per-page", "2", NULL};
-        sims[i] = spawn(sim_argv, NULL);
+        sims[i] = pf_bench_spawn(sim_argv, NULL);
         ok &= wait_path(dev[i], 10) == 0;
         char *wire_argv[] = {cli, "wire", "--a", host[i], "--b", dev[i], "--baud", "115200", "--frame", "8E1",
                              "--quiet", NULL};
-        wires[i] = spawn(wire_argv, NULL);
+        wires[i] = pf_bench_spawn(wire_argv, NULL);
         ok &= wait_path(host[i], 10) == 0;
     }
     char what[96];
@@ -162,8 +125,8 @@ void pf_bench_many(pf_bench *b)
             cpu = sum / count;
     }
     for (int i = 0; i < TARGETS; i++) {
-        stop(wires[i]);
-        stop(sims[i]);
+        pf_bench_stop(wires[i]);
+        pf_bench_stop(sims[i]);
     }
     pf_bench_row(b, "many", what, one, "s", NAN, "flash --no-skip, one --port; each target behind its own peerflash wire");
     char what8[96], note[200];
