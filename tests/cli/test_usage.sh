@@ -37,7 +37,7 @@ expect 3 '"ok":false,"exit_code":3' -- "$pf" flash --json --target avr --port /d
 expect 4 '"ok":false,"exit_code":4' -- "$pf" flash --json --target avr --port /dev/null "$dir/one.hex"
 expect 2 "--no-compress is for --target esp and agent" -- "$pf" flash --no-compress --target avr --port /dev/null "$dir/one.hex"
 expect 2 "--read-compare is for --target avr" -- "$pf" flash --read-compare --target esp --port /dev/null "$dir/one.hex"
-expect 2 "--unprotect-read/--unprotect-write are for --target stm32" -- "$pf" flash --unprotect-read --target avr --port /dev/null "$dir/one.hex"
+expect 2 "--unprotect-read is for --target stm32" -- "$pf" flash --unprotect-read --target avr --port /dev/null "$dir/one.hex"
 expect 0 "" -- "$pf" sim --help
 expect 2 "unknown simulator" -- "$pf" sim nosuch
 finish
