@@ -60,11 +60,15 @@ static int check_one(const pf_target_ops *ops, const char *word, unsigned comman
     *value = eq ? eq + 1 : NULL;
     *opt = pf_target_option_find(ops, word, len);
     if (!*opt) {
+        char name[48]; /* pf_format has no %.*s */
+        size_t k = 0;
+        for (; k < len && k + 1 < sizeof name; k++)
+            name[k] = word[k];
+        name[k] = '\0';
         if (!ops->options || !ops->options[0].name)
-            return pf_diag_set(d, PF_ERR_ARG, "option '%.*s' is not an option of the %s driver (it has none)",
-                               (int)len, word, ops->name);
-        return pf_diag_set(d, PF_ERR_ARG, "option '%.*s' is not an option of the %s driver", (int)len, word,
-                           ops->name);
+            return pf_diag_set(d, PF_ERR_ARG, "option '%s' is not an option of the %s driver (it has none)", name,
+                               ops->name);
+        return pf_diag_set(d, PF_ERR_ARG, "option '%s' is not an option of the %s driver", name, ops->name);
     }
     if (command && !((*opt)->commands & command))
         return pf_diag_set(d, PF_ERR_ARG, "option '%s' of the %s driver is not for %s", (*opt)->name, ops->name,
