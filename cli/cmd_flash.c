@@ -144,11 +144,7 @@ static void usage(const char *cmd, FILE *f)
                    "  --erase touched|all  erase only what the image touches (default) or the whole chip\n"
                    "  --no-skip          rewrite erase units whose digest already matches\n"
                    "  --no-run           stay in the bootloader afterwards\n");
-    /* the drivers' own options, from their tables */
-    char help[4096];
-    pf_target_options_help(NULL, command_bit(cmd), help, sizeof help);
-    if (help[0])
-        fprintf(f, "driver options (only with the drivers named):\n%s", help);
+
     if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify"))
         fprintf(f, "  IMAGE may be an http:// or https:// URL: downloaded whole (resumed if the\n"
                    "  connection breaks) before the port is opened\n"
@@ -161,7 +157,13 @@ static void usage(const char *cmd, FILE *f)
     fprintf(f, "  --json             print one JSON result object on stdout\n"
                "  -q, --quiet        no progress output\n"
                "  -v, --verbose      protocol trace on stderr (repeat for more)\n"
-               "  -h, --help         this help\n"
+               "  -h, --help         this help\n");
+    /* the drivers' own options, from their tables */
+    char help[4096];
+    pf_target_options_help(NULL, command_bit(cmd), help, sizeof help);
+    if (help[0])
+        fprintf(f, "driver options (only with the drivers named):\n%s", help);
+    fprintf(f,
                "\nexit status: 0 ok, 2 usage, 3 image, 4 link/no answer, 5 target refused, 6 verify mismatch,\n"
                "130/143 interrupted by SIGINT/SIGTERM (it stops cleanly and says where)\n");
 }

@@ -261,7 +261,7 @@ static void append_str(char *out, size_t n, size_t *at, const char *text)
 }
 
 #define HELP_COLUMN 21u
-#define HELP_WIDTH 104u
+#define HELP_WIDTH 96u
 
 /* Words of text, wrapped at HELP_WIDTH with continuation lines indented to
  * HELP_COLUMN; col is the current column. */
