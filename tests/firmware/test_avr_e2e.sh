@@ -68,4 +68,10 @@ else
     failed=$((failed + 1))
 fi
 echo "wall time $(python3 -c "print(f'{$t1 - $t0:.2f}')") s (QEMU start to the application's report)"
+
+# A driver option from the job line reaches the driver through the session:
+# the same image again with --read-compare rewrites no page (opening the pty
+# again resets the ATmega into Optiboot).
+qemu_updater "flash --target avr --image $tmp/app.hex --read-compare --no-run" -chardev "serial,id=link,path=$tmp/mcu" -serial chardev:link
+check "--read-compare in the updater: every page found in place" 0 "result: written=0 skipped=[1-9][0-9]* "
 finish
