@@ -156,10 +156,9 @@ void pf_wire_stats_json(const pf_wire *w, const pf_wire_stats *st, FILE *f);
 /* Human-readable summary, a few lines. */
 void pf_wire_stats_text(const pf_wire *w, const pf_wire_stats *st, FILE *f);
 
-/* Helpers shared with the CLI and tests. */
-int pf_wire_parse_frame(const char *s, pf_frame *frame);   /* "8N1" / "8E1" */
-uint32_t pf_wire_speed_to_baud(unsigned speed);             /* termios speed_t -> bit/s (0 if unknown) */
-unsigned pf_wire_baud_to_speed(uint32_t baud);              /* bit/s -> termios speed_t (0 if none) */
+/* "8N1" / "8E1" (either case) for the CLI. Line rates <-> termios constants:
+ * pf_endpoint_baud_to_speed and pf_endpoint_speed_to_baud (posix/endpoint.h). */
+int pf_wire_parse_frame(const char *s, pf_frame *frame);
 
 #ifdef __cplusplus
 }

@@ -50,6 +50,7 @@
 #include "peerflash/pf_image.h"
 #include "peerflash/pf_memmap.h"
 #include "peerflash/pf_posix.h"
+#include "posix/endpoint.h"
 #include "sim_avr.h"
 
 #ifndef PF_OPTIBOOT_HEX
@@ -436,26 +437,13 @@ static int setup_avr(avr_harness *h)
 
 /* ---- host side ----------------------------------------------------------- */
 
-static speed_t speed_of(uint32_t baud)
-{
-    switch (baud) {
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
-    default: return B0;
-    }
-}
-
 static void check_line_rate(avr_harness *h)
 {
     struct termios t;
     if (tcgetattr(h->link.fd, &t) != 0)
         return;
     speed_t s = cfgetispeed(&t);
-    int g = s != speed_of(h->baud) && s != B0;
+    int g = s != (speed_t)pf_endpoint_baud_to_speed(h->baud) && s != B0;
     if (g != h->garble)
         say(h, 1, "host line rate %s the UART's %lu baud", g ? "differs from" : "matches", (unsigned long)h->baud);
     h->garble = g;
@@ -710,7 +698,8 @@ int pf_sim_avr_main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--baud") && v) {
             h.baud = (uint32_t)strtoul(v, NULL, 10);
-            if (speed_of(h.baud) == B0) {
+            /* the rates termios names from 9600 to 230400, as the UART model was checked at */
+            if (h.baud < 9600 || h.baud > 230400 || !pf_endpoint_baud_to_speed(h.baud)) {
                 fprintf(stderr, "peerflash: sim avr: unsupported --baud %s\n", v);
                 return 2;
             }

@@ -323,9 +323,7 @@ static int b_opens(const pf_wire_stats *st, long n)
 
 static uint32_t rate_of(int fd)
 {
-    struct termios t;
-    tcgetattr(fd, &t);
-    return pf_wire_speed_to_baud((unsigned)cfgetospeed(&t));
+    return pf_endpoint_tty_rate(fd);
 }
 
 /* --autobaud b: B locks to the rate of the first byte it is sent, until it is reopened. */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "posix/endpoint.h"
 #include "wire.h"
 
 static inline double tw_now(void)
@@ -49,7 +50,7 @@ static inline int tw_open(const char *path, uint32_t baud)
     tcgetattr(fd, &t);
     cfmakeraw(&t);
     if (baud) {
-        speed_t sp = (speed_t)pf_wire_baud_to_speed(baud);
+        speed_t sp = (speed_t)pf_endpoint_baud_to_speed(baud);
         cfsetispeed(&t, sp);
         cfsetospeed(&t, sp);
     }
@@ -62,7 +63,7 @@ static inline int tw_set_rate(int fd, uint32_t baud)
     struct termios t;
     if (tcgetattr(fd, &t) != 0)
         return -1;
-    speed_t sp = (speed_t)pf_wire_baud_to_speed(baud);
+    speed_t sp = (speed_t)pf_endpoint_baud_to_speed(baud);
     cfsetispeed(&t, sp);
     cfsetospeed(&t, sp);
     return tcsetattr(fd, TCSANOW, &t);
