@@ -15,6 +15,7 @@
 #include "codec/slip.h"
 #include "peerflash/pf_bytes.h"
 #include "peerflash/pf_esp.h"
+#include "peerflash/pf_zarena.h"
 
 #define DEFAULT_TIMEOUT_MS 3000u
 #define SYNC_TIMEOUT_MS 100u
@@ -67,7 +68,7 @@ typedef struct esp_state {
     /* zlib and its arena */
     z_stream z;
     int z_ready;
-    size_t z_used;
+    pf_zarena za;        /* zlib's allocator on zarena */
     union {
         unsigned char bytes[ZARENA_SIZE];
         long long a;
@@ -87,26 +88,6 @@ static pf_diag *diag(esp_state *s)
 static const pf_port *port(esp_state *s)
 {
     return s->cfg.port;
-}
-
-/* ---- zlib on an arena ------------------------------------------------------ */
-
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    esp_state *s = opaque;
-    size_t n = (size_t)items * size;
-    n = (n + 15u) & ~(size_t)15u;
-    if (n > sizeof s->zarena.bytes - s->z_used)
-        return Z_NULL;
-    void *p = s->zarena.bytes + s->z_used;
-    s->z_used += n;
-    return p;
-}
-
-static void z_free(voidpf opaque, voidpf addr)
-{
-    (void)opaque;
-    (void)addr; /* the arena is released as a whole with deflateEnd */
 }
 
 /* ---- frames and commands --------------------------------------------------- */
@@ -648,11 +629,11 @@ static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
             deflateEnd(&s->z);
             s->z_ready = 0;
         }
-        s->z_used = 0;
+        pf_zarena_init(&s->za, s->zarena.bytes, sizeof s->zarena.bytes);
         memset(&s->z, 0, sizeof s->z);
-        s->z.zalloc = z_alloc;
-        s->z.zfree = z_free;
-        s->z.opaque = s;
+        s->z.zalloc = pf_zarena_alloc;
+        s->z.zfree = pf_zarena_free;
+        s->z.opaque = &s->za;
         if (deflateInit2(&s->z, s->opt.level, Z_DEFLATED, ZWINDOW_BITS, ZMEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
             return pf_diag_set(diag(s), PF_ERR_NOMEM, "zlib deflateInit2 failed in its %u-byte arena",
                                (unsigned)ZARENA_SIZE);
