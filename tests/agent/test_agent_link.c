@@ -15,104 +15,8 @@
 #include "peerflash/pf_agent_host.h"
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_target.h"
+#include "fault_port.h"
 #include "pf_test.h"
-
-/* ---- fault-injecting port ----------------------------------------------- */
-typedef struct fault_port {
-    pf_port port;        /* the faulty view */
-    const pf_port *real;
-    uint32_t rng;
-    uint32_t flip_ppm, drop_ppm; /* per byte, both directions */
-    uint64_t cut_after;  /* bytes written before the link is cut; 0 = never */
-    uint64_t written, flips, drops;
-    int cut;
-} fault_port;
-
-static uint32_t frng(fault_port *f)
-{
-    f->rng ^= f->rng << 13;
-    f->rng ^= f->rng >> 17;
-    f->rng ^= f->rng << 5;
-    return f->rng;
-}
-
-static size_t mangle(fault_port *f, uint8_t *b, size_t n)
-{
-    size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (f->drop_ppm && frng(f) % 1000000u < f->drop_ppm) {
-            f->drops++;
-            continue;
-        }
-        uint8_t c = b[i];
-        if (f->flip_ppm && frng(f) % 1000000u < f->flip_ppm) {
-            c ^= (uint8_t)(1u << (frng(f) % 8));
-            f->flips++;
-        }
-        b[out++] = c;
-    }
-    return out;
-}
-
-static int fp_write(void *ctx, const uint8_t *buf, size_t n)
-{
-    fault_port *f = ctx;
-    if (f->cut)
-        return PF_ERR_CLOSED;
-    if (f->cut_after && f->written + n >= f->cut_after) {
-        f->cut = 1;
-        n = (size_t)(f->cut_after - f->written);
-    }
-    uint8_t tmp[16384];
-    size_t done = 0;
-    while (done < n) {
-        size_t k = n - done < sizeof tmp ? n - done : sizeof tmp;
-        memcpy(tmp, buf + done, k);
-        size_t m = mangle(f, tmp, k);
-        int r = pf_port_write_all(f->real, tmp, m);
-        if (r < 0)
-            return r;
-        done += k;
-    }
-    f->written += n;
-    return f->cut ? PF_ERR_CLOSED : (int)n;
-}
-
-static int fp_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
-{
-    fault_port *f = ctx;
-    if (f->cut)
-        return PF_ERR_CLOSED;
-    int r = f->real->read(f->real->ctx, buf, n, timeout_ms);
-    if (r <= 0)
-        return r;
-    return (int)mangle(f, buf, (size_t)r);
-}
-
-static uint32_t fp_now(void *ctx) { return ((fault_port *)ctx)->real->now_ms(((fault_port *)ctx)->real->ctx); }
-static void fp_delay(void *ctx, uint32_t ms) { ((fault_port *)ctx)->real->delay_ms(((fault_port *)ctx)->real->ctx, ms); }
-static int fp_flush(void *ctx) { return pf_port_drain_input(((fault_port *)ctx)->real, 20, pf_deadline(((fault_port *)ctx)->real, 200)) < 0 ? PF_ERR_IO : PF_OK; }
-
-static void fp_log(void *ctx, int level, const char *msg)
-{
-    const pf_port *r = ((fault_port *)ctx)->real;
-    if (r->log)
-        r->log(r->ctx, level, msg);
-}
-
-static void fault_init(fault_port *f, const pf_port *real, uint32_t seed)
-{
-    memset(f, 0, sizeof *f);
-    f->real = real;
-    f->rng = seed * 2654435761u + 1;
-    f->port.ctx = f;
-    f->port.read = fp_read;
-    f->port.write = fp_write;
-    f->port.flush_input = fp_flush;
-    f->port.now_ms = fp_now;
-    f->port.delay_ms = fp_delay;
-    f->port.log = fp_log;
-}
 
 /* ---- the device in a thread ------------------------------------------------ */
 static pf_agent_sim_opts sim;
@@ -148,10 +52,11 @@ static int host_open(host *h, uint32_t seed, uint32_t flip_ppm, uint32_t drop_pp
         return r;
     pf_posix_port(&h->link, &h->port);
     h->link.log_level = getenv("PF_TEST_LOG") ? 3 : -1;
-    fault_init(&h->fault, &h->port, seed);
+    fault_port_init(&h->fault, &h->port, seed * 2654435761u + 1);
     h->fault.flip_ppm = flip_ppm;
     h->fault.drop_ppm = drop_ppm;
-    h->fault.cut_after = cut_after;
+    h->fault.cut_after = cut_after ? (int64_t)cut_after : -1;
+    h->fault.flush_quiet_ms = 20; /* bytes of a retransmission may still be on their way */
     h->ops = pf_target_find("agent");
     if (!h->ops)
         return PF_ERR_UNSUPPORTED;
