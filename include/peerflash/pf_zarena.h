@@ -3,7 +3,7 @@
  * void *, uInt is unsigned int), so a z_stream takes them as they are:
  *
  *   pf_zarena_init(&arena, mem, sizeof mem);
- *   z.zalloc = pf_zarena_alloc; z.zfree = pf_zarena_free; z.opaque = &arena;
+ *   PF_ZARENA_ATTACH(&z, &arena);   (z.zalloc, z.zfree, z.opaque)
  *
  * Blocks start 16-byte aligned; freeing one does nothing; pf_zarena_reset
  * frees everything for the next stream. Pure code: the firmware and the
@@ -28,6 +28,9 @@ void pf_zarena_reset(pf_zarena *a);
 /* items * size bytes, or NULL (Z_NULL) when the arena has no room. */
 void *pf_zarena_alloc(void *arena, unsigned items, unsigned size);
 void pf_zarena_free(void *arena, void *block);
+/* Points a z_stream's allocator at arena a (a macro: this header does not
+ * include zlib.h). */
+#define PF_ZARENA_ATTACH(zs, a) ((zs)->zalloc = pf_zarena_alloc, (zs)->zfree = pf_zarena_free, (zs)->opaque = (a))
 
 #ifdef __cplusplus
 }

@@ -18,9 +18,7 @@ static int z_start(pf_agent *a)
     if (!z)
         return PF_ERR_NOMEM;
     memset(z, 0, sizeof *z);
-    z->zalloc = pf_zarena_alloc;
-    z->zfree = pf_zarena_free;
-    z->opaque = &a->_zarena;
+    PF_ZARENA_ATTACH(z, &a->_zarena);
     /* zlib format: its header names the window (refused when larger than
      * ours), its trailer the Adler-32 of what it inflates to */
     if (inflateInit2(z, a->cfg.zbits) != Z_OK)

@@ -72,11 +72,7 @@ typedef struct agent_host {
     uint32_t zbase, zlen;
     z_stream z;
     pf_zarena za;        /* zlib's allocator on zarena */
-    union {
-        unsigned char bytes[ZARENA_SIZE];
-        long long a;
-        void *p;
-    } zarena;
+    unsigned char zarena[ZARENA_SIZE]; /* pf_zarena aligns each block itself */
     uint8_t zbuf[ZBUF_SIZE];
 } agent_host;
 
@@ -90,11 +86,9 @@ static int z_begin(agent_host *h, const uint8_t *data, uint32_t len, uint32_t fr
     if (h->zon)
         deflateEnd(&h->z);
     h->zon = 0;
-    pf_zarena_init(&h->za, h->zarena.bytes, sizeof h->zarena.bytes);
+    pf_zarena_init(&h->za, h->zarena, sizeof h->zarena);
     memset(&h->z, 0, sizeof h->z);
-    h->z.zalloc = pf_zarena_alloc;
-    h->z.zfree = pf_zarena_free;
-    h->z.opaque = &h->za;
+    PF_ZARENA_ATTACH(&h->z, &h->za);
     int level = h->opt.level >= 1 && h->opt.level <= 9 ? h->opt.level : 9;
     if (deflateInit2(&h->z, level, Z_DEFLATED, h->zbits, ZMEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
         return pf_diag_set(h->cfg.diag, PF_ERR_NOMEM, "zlib deflateInit2 (window %u bits) failed in its %u-byte arena",

@@ -69,11 +69,7 @@ typedef struct esp_state {
     z_stream z;
     int z_ready;
     pf_zarena za;        /* zlib's allocator on zarena */
-    union {
-        unsigned char bytes[ZARENA_SIZE];
-        long long a;
-        void *p;
-    } zarena;
+    unsigned char zarena[ZARENA_SIZE]; /* pf_zarena aligns each block itself */
     /* frames */
     pf_slip_decoder dec;
     uint8_t rx[RX_MAX];
@@ -629,11 +625,9 @@ static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
             deflateEnd(&s->z);
             s->z_ready = 0;
         }
-        pf_zarena_init(&s->za, s->zarena.bytes, sizeof s->zarena.bytes);
+        pf_zarena_init(&s->za, s->zarena, sizeof s->zarena);
         memset(&s->z, 0, sizeof s->z);
-        s->z.zalloc = pf_zarena_alloc;
-        s->z.zfree = pf_zarena_free;
-        s->z.opaque = &s->za;
+        PF_ZARENA_ATTACH(&s->z, &s->za);
         if (deflateInit2(&s->z, s->opt.level, Z_DEFLATED, ZWINDOW_BITS, ZMEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
             return pf_diag_set(diag(s), PF_ERR_NOMEM, "zlib deflateInit2 failed in its %u-byte arena",
                                (unsigned)ZARENA_SIZE);
