@@ -89,7 +89,8 @@ int wire_end_open(pf_wire *w, wire_end *e, pf_diag *diag)
     return PF_ERR_ARG;
 }
 
-void wire_end_close(wire_end *e)
+/* Closes the connection or device (a listener keeps listening). */
+static void drop_fd(wire_end *e)
 {
     if (e->rfc) {
         pf_wire_rfc2217_stop(e->rfc, e->fd);
@@ -98,6 +99,12 @@ void wire_end_close(wire_end *e)
     if (e->fd >= 0)
         close(e->fd);
     e->fd = -1;
+    e->open = 0;
+}
+
+void wire_end_close(wire_end *e)
+{
+    drop_fd(e);
     if (e->listen_fd >= 0)
         close(e->listen_fd);
     e->listen_fd = -1;
@@ -106,30 +113,29 @@ void wire_end_close(wire_end *e)
         pf_endpoint_pty_unlink(e->ep.path, e->pts);
 }
 
+/* Side `side` was opened: the other side, if it is a path we opened or an
+ * rfc2217:// connection, is closed for reopen_gap_ms and then reopened (the
+ * RFC 2217 server reopens its port when we reconnect: a real serial device
+ * asserts DTR on open, a simulator resets on open). */
 static void propagate_open(pf_wire *w, int side, int64_t now)
 {
     wire_end *o = &w->end[1 - side];
-    if (w->cfg.open_propagation && o->ep.kind == PF_ENDPOINT_RFC2217 && o->fd >= 0) {
-        /* the server reopens its port when we reconnect (a real serial
-         * device asserts DTR on open; a simulator resets on open) */
+    int rfc = o->ep.kind == PF_ENDPOINT_RFC2217;
+    if (!w->cfg.open_propagation || (!rfc && o->ep.kind != PF_ENDPOINT_PATH) || o->fd < 0)
+        return;
+    int64_t at = now + (int64_t)w->cfg.reopen_gap_ms * 1000000LL;
+    if (rfc) {
         wire_end_close(o);
-        o->ab_locked = 0;
-        o->next_check = now + (int64_t)w->cfg.reopen_gap_ms * 1000000LL;
-        o->reopens++;
-        pf_wire_log(w, "side %c opened: reconnecting side %c (%s) after %u ms to propagate the open", SIDE(side),
-                    SIDE(1 - side), o->ep.spec, w->cfg.reopen_gap_ms);
-        return;
+        o->next_check = at;
+    } else {
+        drop_fd(o);
+        o->reopen_at = at;
     }
-    if (!w->cfg.open_propagation || o->ep.kind != PF_ENDPOINT_PATH || o->fd < 0)
-        return;
-    close(o->fd);
-    o->fd = -1;
-    o->open = 0;
     o->ab_locked = 0;
-    o->reopen_at = now + (int64_t)w->cfg.reopen_gap_ms * 1000000LL;
     o->reopens++;
-    pf_wire_log(w, "side %c opened: closing side %c (%s) for %u ms to propagate the open", SIDE(side),
-                SIDE(1 - side), o->ep.path, w->cfg.reopen_gap_ms);
+    pf_wire_log(w, "side %c opened: %s side %c (%s) for %u ms to propagate the open", SIDE(side),
+                rfc ? "reconnecting" : "closing", SIDE(1 - side), rfc ? o->ep.spec : o->ep.path,
+                w->cfg.reopen_gap_ms);
 }
 
 void wire_end_opened(pf_wire *w, int side, int64_t now)
@@ -183,24 +189,14 @@ void wire_end_lost(pf_wire *w, int side, int64_t now)
     switch (e->ep.kind) {
     case PF_ENDPOINT_PTY: wire_end_pty_check(w, side, now); break;
     case PF_ENDPOINT_PATH:
-        if (e->fd >= 0)
-            close(e->fd);
-        e->fd = -1;
-        e->open = 0;
+        drop_fd(e);
         e->next_check = now + PF_WIRE_RETRY_NS;
         pf_wire_log(w, "side %c (%s) hung up; reopening", SIDE(side), e->ep.path);
         break;
     case PF_ENDPOINT_RFC2217:
     case PF_ENDPOINT_LISTEN:
     case PF_ENDPOINT_TCP:
-        if (e->rfc) {
-            pf_wire_rfc2217_stop(e->rfc, e->fd);
-            e->rfc = NULL;
-        }
-        if (e->fd >= 0)
-            close(e->fd);
-        e->fd = -1;
-        e->open = 0;
+        drop_fd(e);
         e->connecting = 0;
         e->next_check = now + PF_WIRE_RECONNECT_NS;
         pf_wire_log(w, "side %c (%s): peer disconnected", SIDE(side), e->ep.spec);

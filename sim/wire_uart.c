@@ -5,25 +5,32 @@
  * errors) turns the sender's waveform into what the receiver would read. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wire_internal.h"
 
 /* ---- direction queues ------------------------------------------------------ */
 
+/* Doubles a ring of n elements of size elem (from first_cap), unrolled so
+ * that it starts at index 0 again. */
+static void ring_grow(void **ring, size_t elem, size_t *cap, size_t *head, size_t n, size_t first_cap)
+{
+    size_t ncap = *cap ? *cap * 2 : first_cap;
+    unsigned char *nr = malloc(ncap * elem), *old = *ring;
+    if (!nr)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        memcpy(nr + i * elem, old + ((*head + i) % *cap) * elem, elem);
+    free(old);
+    *ring = nr;
+    *cap = ncap;
+    *head = 0;
+}
+
 void wire_q_push(wire_dir *d, int64_t due, uint8_t byte)
 {
-    if (d->n == d->cap) {
-        size_t ncap = d->cap ? d->cap * 2 : 4096;
-        out_ent *nq = malloc(ncap * sizeof *nq);
-        if (!nq)
-            abort();
-        for (size_t i = 0; i < d->n; i++)
-            nq[i] = d->q[(d->head + i) % d->cap];
-        free(d->q);
-        d->q = nq;
-        d->cap = ncap;
-        d->head = 0;
-    }
+    if (d->n == d->cap)
+        ring_grow((void **)&d->q, sizeof *d->q, &d->cap, &d->head, d->n, 4096);
     /* Due times never go backwards: a byte cannot overtake the one before. */
     if (d->n) {
         int64_t last = d->q[(d->head + d->n - 1) % d->cap].due;
@@ -36,18 +43,8 @@ void wire_q_push(wire_dir *d, int64_t due, uint8_t byte)
 
 static void f_push(wire_dir *d, gframe f)
 {
-    if (d->fn == d->fcap) {
-        size_t ncap = d->fcap ? d->fcap * 2 : 1024;
-        gframe *nf = malloc(ncap * sizeof *nf);
-        if (!nf)
-            abort();
-        for (size_t i = 0; i < d->fn; i++)
-            nf[i] = d->fr[(d->fhead + i) % d->fcap];
-        free(d->fr);
-        d->fr = nf;
-        d->fcap = ncap;
-        d->fhead = 0;
-    }
+    if (d->fn == d->fcap)
+        ring_grow((void **)&d->fr, sizeof *d->fr, &d->fcap, &d->fhead, d->fn, 1024);
     d->fr[(d->fhead + d->fn) % d->fcap] = f;
     d->fn++;
 }

@@ -12,20 +12,11 @@ static pf_wire *start_wire(pf_wire_config *cfg, int *fa, int *fb, uint32_t rate_
 {
     snprintf(pa, sizeof pa, "%s/a", dir);
     snprintf(pb, sizeof pb, "%s/b", dir);
-    cfg->a = pa;
-    cfg->b = pb;
-    pf_wire *w = NULL;
-    pf_diag d = {""};
-    if (pf_wire_create(&w, cfg, &d) != 0) {
-        fprintf(stderr, "pf_wire_create: %s\n", d.text);
-        return NULL;
+    pf_wire *w = tw_start(cfg, pa, pb);
+    if (w) {
+        *fa = tw_open(pa, rate_a);
+        *fb = tw_open(pb, rate_b);
     }
-    if (pf_wire_start(w) != 0) {
-        pf_wire_destroy(w);
-        return NULL;
-    }
-    *fa = tw_open(pa, rate_a);
-    *fb = tw_open(pb, rate_b);
     return w;
 }
 

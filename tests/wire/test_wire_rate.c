@@ -21,20 +21,11 @@ static pf_wire *start_wire(pf_wire_config *cfg, int *fa, int *fb)
 {
     snprintf(pa, sizeof pa, "%s/a", dir);
     snprintf(pb, sizeof pb, "%s/b", dir);
-    cfg->a = pa;
-    cfg->b = pb;
-    pf_wire *w = NULL;
-    pf_diag d = {""};
-    if (pf_wire_create(&w, cfg, &d) != 0) {
-        fprintf(stderr, "pf_wire_create: %s\n", d.text);
-        return NULL;
+    pf_wire *w = tw_start(cfg, pa, pb);
+    if (w) {
+        *fa = tw_open(pa, cfg->baud);
+        *fb = tw_open(pb, cfg->baud);
     }
-    if (pf_wire_start(w) != 0) {
-        pf_wire_destroy(w);
-        return NULL;
-    }
-    *fa = tw_open(pa, cfg->baud);
-    *fb = tw_open(pb, cfg->baud);
     return w;
 }
 

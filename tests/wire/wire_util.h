@@ -18,6 +18,25 @@
 #include "posix/endpoint.h"
 #include "wire.h"
 
+/* Creates a wire between specs a and b and runs it in its thread; NULL
+ * (with the reason on stderr) if either fails. */
+static inline pf_wire *tw_start(pf_wire_config *cfg, const char *a, const char *b)
+{
+    cfg->a = a;
+    cfg->b = b;
+    pf_wire *w = NULL;
+    pf_diag d = {""};
+    if (pf_wire_create(&w, cfg, &d) != 0) {
+        fprintf(stderr, "pf_wire_create: %s\n", d.text);
+        return NULL;
+    }
+    if (pf_wire_start(w) != 0) {
+        pf_wire_destroy(w);
+        return NULL;
+    }
+    return w;
+}
+
 static inline double tw_now(void)
 {
     struct timespec ts;
