@@ -8,12 +8,12 @@
 #include "cli.h"
 #include "wire.h"
 
-static pf_wire *g_wire; /* for the signal handler only */
+static volatile sig_atomic_t g_stop; /* set by the signal handler, seen by pf_wire_run */
 
 static void on_signal(int sig)
 {
     (void)sig;
-    pf_wire_stop(g_wire);
+    g_stop = 1;
 }
 
 static void usage(FILE *f)
@@ -252,12 +252,11 @@ int pf_cmd_wire(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     pf_diag diag = {""};
     pf_wire *w = NULL;
-    int rc = pf_wire_create(&w, &cfg, &diag);
+    int rc = pf_wire_open(&w, &cfg, &diag);
     if (rc != 0) {
         pf_cli_error("wire: %s", diag.text[0] ? diag.text : pf_strerror(rc));
         return rc == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_LINK;
     }
-    g_wire = w;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -280,7 +279,7 @@ int pf_cmd_wire(int argc, char **argv)
         fputs(line, stderr);
         fflush(stderr);
     }
-    rc = pf_wire_run(w);
+    rc = pf_wire_run(w, &g_stop);
     pf_wire_stats st;
     pf_wire_get_stats(w, &st);
     if (!quiet)
@@ -299,7 +298,6 @@ int pf_cmd_wire(int argc, char **argv)
             }
         }
     }
-    g_wire = NULL;
-    pf_wire_destroy(w);
+    pf_wire_close(w);
     return ex;
 }

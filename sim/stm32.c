@@ -690,10 +690,10 @@ static int rom_step(pf_sim_stm32 *s)
 
 /* --- life cycle ---------------------------------------------------------------- */
 
-int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, int fd, pf_diag *diag)
+int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, pf_diag *diag)
 {
-    if (!out || !cfg || !cfg->chip)
-        return pf_diag_set(diag, PF_ERR_ARG, "sim stm32: no chip given");
+    if (!out || !cfg || !cfg->chip || cfg->fd < 0)
+        return pf_diag_set(diag, PF_ERR_ARG, "sim stm32: no chip or no descriptor given");
     pf_sim_stm32 *s = calloc(1, sizeof *s);
     if (!s)
         return pf_diag_set(diag, PF_ERR_NOMEM, "sim stm32: out of memory");
@@ -701,7 +701,7 @@ int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, int fd
     if (!s->cfg.baud)
         s->cfg.baud = 115200;
     s->chip = cfg->chip;
-    s->fd = fd;
+    s->fd = cfg->fd;
     s->flash_fd = -1;
     s->rdp = cfg->rdp;
     s->wrp = cfg->wrp;
@@ -901,7 +901,8 @@ int pf_sim_stm32_main(int argc, char **argv)
             close(sl);
     }
     pf_sim_stm32 *s;
-    if (pf_sim_stm32_open(&s, &cfg, link.fd, &d) < 0) {
+    cfg.fd = link.fd;
+    if (pf_sim_stm32_open(&s, &cfg, &d) < 0) {
         fprintf(stderr, "peerflash: %s\n", d.text);
         pf_posix_close(&link);
         return 1;

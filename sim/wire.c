@@ -51,7 +51,7 @@ int pf_wire_parse_frame(const char *s, pf_frame *frame)
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
-int pf_wire_create(pf_wire **out, const pf_wire_config *cfg, pf_diag *diag)
+int pf_wire_open(pf_wire **out, const pf_wire_config *cfg, pf_diag *diag)
 {
     if (!out || !cfg)
         return PF_ERR_ARG;
@@ -93,7 +93,7 @@ int pf_wire_create(pf_wire **out, const pf_wire_config *cfg, pf_diag *diag)
     if (rc == 0)
         rc = wire_end_open(w, &w->end[1], diag);
     if (rc != 0) {
-        pf_wire_destroy(w);
+        pf_wire_close(w);
         return rc;
     }
     for (int i = 0; i < 2; i++) {
@@ -120,7 +120,7 @@ void pf_wire_stop(pf_wire *w)
 static void *wire_thread(void *arg)
 {
     pf_wire *w = arg;
-    w->run_result = pf_wire_run(w);
+    w->run_result = pf_wire_run(w, NULL);
     return NULL;
 }
 
@@ -177,7 +177,7 @@ const char *pf_wire_pty_name(const pf_wire *w, int side)
     return w->end[side].pts;
 }
 
-void pf_wire_destroy(pf_wire *w)
+void pf_wire_close(pf_wire *w)
 {
     if (!w)
         return;

@@ -172,13 +172,13 @@ static int all_delivered(pf_wire *w)
     return 1;
 }
 
-int pf_wire_run(pf_wire *w)
+int pf_wire_run(pf_wire *w, volatile sig_atomic_t *stop)
 {
     if (!w)
         return PF_ERR_ARG;
     int64_t end_at = w->cfg.duration_ms ? pf_wire_now(w) + (int64_t)w->cfg.duration_ms * 1000000LL : NEVER;
     pthread_mutex_lock(&w->mu);
-    while (!w->finished) {
+    while (!w->finished && !(stop && *stop)) {
         int64_t now = pf_wire_now(w);
         if (now >= end_at)
             break;
@@ -257,8 +257,9 @@ int pf_wire_run(pf_wire *w)
         int64_t dt = wake == NEVER ? 1000000000LL : wake - now;
         if (dt < 0)
             dt = 0;
-        if (dt > 1000000000LL)
-            dt = 1000000000LL;
+        int64_t dt_max = stop ? 50000000LL : 1000000000LL; /* a flag is looked at every 50 ms */
+        if (dt > dt_max)
+            dt = dt_max;
         struct timespec ts = {(time_t)(dt / 1000000000LL), (long)(dt % 1000000000LL)};
         pthread_mutex_unlock(&w->mu);
         int pr = ppoll(pfd, (nfds_t)np, &ts, NULL);

@@ -116,7 +116,7 @@ static uint8_t q_pop(byte_queue *q)
     return b;
 }
 
-typedef struct avr_harness {
+typedef struct pf_sim_avr {
     /* options */
     const char *port_spec;
     const char *flash_dump;
@@ -157,7 +157,7 @@ typedef struct avr_harness {
     unsigned long resets, overruns, pages_written;
 } avr_harness;
 
-static volatile sig_atomic_t g_stop, g_reset;
+static volatile sig_atomic_t g_stop, g_reset; /* the command's signals */
 static avr_harness *g_h; /* for the flash ioctl wrapper, which gets no context */
 
 static void on_stop(int sig)
@@ -560,11 +560,11 @@ static int halted(const avr_harness *h)
     return h->avr->state == cpu_Done || h->avr->state == cpu_Crashed || h->avr->state == cpu_Stopped;
 }
 
-static void run(avr_harness *h)
+static void run(avr_harness *h, volatile sig_atomic_t *stop)
 {
     int was_halted = 0;
     anchor(h);
-    while (!g_stop) {
+    while (!(stop && *stop)) {
         if (g_reset) {
             g_reset = 0;
             chip_reset(h, MCUSR_EXTRF);
@@ -653,15 +653,96 @@ static void usage(FILE *f)
             default_bootloader()[0] ? default_bootloader() : "(none built)");
 }
 
+int pf_sim_avr_open(pf_sim_avr **out, const pf_sim_avr_config *cfg, pf_diag *diag)
+{
+    if (!out || !cfg || !cfg->port)
+        return pf_diag_set(diag, PF_ERR_ARG, "no port given");
+    *out = NULL;
+    if (g_h)
+        return pf_diag_set(diag, PF_ERR_STATE, "one AVR simulator per process");
+    avr_harness *h = calloc(1, sizeof *h); /* large queues: not on the stack */
+    if (!h)
+        return pf_diag_set(diag, PF_ERR_NOMEM, "out of memory");
+    h->port_spec = cfg->port;
+    h->flash_dump = cfg->flash_dump;
+    h->uart_log_path = cfg->uart_log;
+    h->bootloader = cfg->bootloader ? cfg->bootloader : default_bootloader();
+    h->reset_on_open = cfg->reset_on_open;
+    h->realtime = cfg->realtime;
+    h->verbose = cfg->verbose;
+    h->page_write_ms = cfg->page_write_ms;
+    h->startup_ms = cfg->startup_ms;
+    h->baud = cfg->baud ? cfg->baud : 115200;
+    h->link.fd = h->link.listen_fd = h->notify_fd = -1;
+    if (setup_avr(h) != 0) {
+        free(h);
+        return PF_ERR_UNSUPPORTED; /* setup_avr said why */
+    }
+    g_h = h;
+    if (h->uart_log_path) {
+        h->uart_log = fopen(h->uart_log_path, "a");
+        if (!h->uart_log) {
+            int e = errno;
+            pf_sim_avr_close(h);
+            return pf_diag_set(diag, PF_ERR_ARG, "cannot open %s: %s", cfg->uart_log, strerror(e));
+        }
+    }
+    char spec[300];
+    if (strncmp(h->port_spec, "pty:", 4) != 0)
+        snprintf(spec, sizeof spec, "pty:%s", h->port_spec);
+    else
+        snprintf(spec, sizeof spec, "%s", h->port_spec);
+    int r = pf_posix_open(&h->link, spec, diag);
+    if (r != 0) {
+        h->link.fd = h->link.listen_fd = -1;
+        pf_sim_avr_close(h);
+        return r == PF_ERR_ARG ? r : PF_ERR_IO;
+    }
+    h->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (h->notify_fd >= 0 && inotify_add_watch(h->notify_fd, h->link.slave, IN_OPEN | IN_CLOSE) < 0) {
+        close(h->notify_fd);
+        h->notify_fd = -1;
+    }
+    if (h->notify_fd < 0)
+        say(h, 0, "no inotify on %s: a port closed and reopened at once may not reset the chip", h->link.slave);
+    /* Power-on: Optiboot sees PORF and starts the application (if any). */
+    chip_reset(h, MCUSR_PORF);
+    h->resets = 0;
+    *out = h;
+    return PF_OK;
+}
+
+int pf_sim_avr_run(pf_sim_avr *h, volatile sig_atomic_t *stop)
+{
+    fprintf(stderr, "sim avr: Optiboot on %s ready on %s (%s, page write %.1f ms, %s)\n", MCU_NAME,
+            h->link.path, h->link.slave, h->page_write_ms, h->realtime ? "real time" : "real time when idle");
+    run(h, stop);
+    int rc = 0;
+    if (h->flash_dump && dump_flash(h) != 0)
+        rc = PF_ERR_IO;
+    say(h, 0, "%lu resets, %lu pages written, %lu RX overruns", h->resets, h->pages_written, h->overruns);
+    return rc;
+}
+
+void pf_sim_avr_close(pf_sim_avr *h)
+{
+    if (!h)
+        return;
+    if (h->uart_log)
+        fclose(h->uart_log);
+    if (h->link.fd >= 0 || h->link.listen_fd >= 0)
+        pf_posix_close(&h->link);
+    if (h->notify_fd >= 0)
+        close(h->notify_fd);
+    avr_terminate(h->avr);
+    if (g_h == h)
+        g_h = NULL;
+    free(h);
+}
+
 int pf_sim_avr_main(int argc, char **argv)
 {
-    static avr_harness h; /* large queues: not on the stack */
-    memset(&h, 0, sizeof h);
-    h.reset_on_open = 1;
-    h.page_write_ms = 4.5;
-    h.startup_ms = 65;
-    h.baud = 115200;
-    h.bootloader = default_bootloader();
+    pf_sim_avr_config h = PF_SIM_AVR_CONFIG_DEFAULT();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -669,13 +750,13 @@ int pf_sim_avr_main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--port") && v) {
-            h.port_spec = v;
+            h.port = v;
             i++;
         } else if (!strcmp(a, "--flash-dump") && v) {
             h.flash_dump = v;
             i++;
         } else if (!strcmp(a, "--uart-log") && v) {
-            h.uart_log_path = v;
+            h.uart_log = v;
             i++;
         } else if (!strcmp(a, "--bootloader") && v) {
             h.bootloader = v;
@@ -716,37 +797,18 @@ int pf_sim_avr_main(int argc, char **argv)
             return 2;
         }
     }
-    if (!h.port_spec) {
+    if (!h.port) {
         usage(stderr);
         return 2;
     }
-    if (setup_avr(&h) != 0)
-        return 1;
-    g_h = &h;
-    if (h.uart_log_path) {
-        h.uart_log = fopen(h.uart_log_path, "a");
-        if (!h.uart_log) {
-            fprintf(stderr, "peerflash: sim avr: cannot open %s: %s\n", h.uart_log_path, strerror(errno));
-            return 1;
-        }
-    }
-    char spec[300];
-    if (strncmp(h.port_spec, "pty:", 4) != 0)
-        snprintf(spec, sizeof spec, "pty:%s", h.port_spec);
-    else
-        snprintf(spec, sizeof spec, "%s", h.port_spec);
     pf_diag diag = {{0}};
-    if (pf_posix_open(&h.link, spec, &diag) != 0) {
-        fprintf(stderr, "peerflash: sim avr: %s\n", diag.text);
-        return 4;
+    pf_sim_avr *sim;
+    int r = pf_sim_avr_open(&sim, &h, &diag);
+    if (r < 0) {
+        if (diag.text[0])
+            fprintf(stderr, "peerflash: sim avr: %s\n", diag.text);
+        return r == PF_ERR_IO ? 4 : 1;
     }
-    h.notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (h.notify_fd >= 0 && inotify_add_watch(h.notify_fd, h.link.slave, IN_OPEN | IN_CLOSE) < 0) {
-        close(h.notify_fd);
-        h.notify_fd = -1;
-    }
-    if (h.notify_fd < 0)
-        say(&h, 0, "no inotify on %s: a port closed and reopened at once may not reset the chip", h.link.slave);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -756,25 +818,7 @@ int pf_sim_avr_main(int argc, char **argv)
     sa.sa_handler = on_reset;
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-
-    /* Power-on: Optiboot sees PORF and starts the application (if any). */
-    chip_reset(&h, MCUSR_PORF);
-    h.resets = 0;
-    fprintf(stderr, "sim avr: Optiboot on %s ready on %s (%s, page write %.1f ms, %s)\n", MCU_NAME,
-            h.link.path, h.link.slave, h.page_write_ms, h.realtime ? "real time" : "real time when idle");
-    run(&h);
-
-    int rc = 0;
-    if (h.flash_dump && dump_flash(&h) != 0)
-        rc = 1;
-    if (h.uart_log)
-        fclose(h.uart_log);
-    say(&h, 0, "%lu resets, %lu pages written, %lu RX overruns", h.resets, h.pages_written,
-        h.overruns);
-    pf_posix_close(&h.link);
-    if (h.notify_fd >= 0)
-        close(h.notify_fd);
-    avr_terminate(h.avr);
-    g_h = NULL;
-    return rc;
+    r = pf_sim_avr_run(sim, &g_stop);
+    pf_sim_avr_close(sim);
+    return r < 0 ? 1 : 0;
 }

@@ -19,14 +19,15 @@
 #include "pf_test.h"
 
 /* ---- the device in a thread ------------------------------------------------ */
-static pf_agent_sim_opts sim;
-static volatile int sim_stop;
+static pf_sim_agent *sim;
+static volatile sig_atomic_t sim_stop;
 static char dir[64], dev[96], keyfile[96], logfile[96];
 
 static void *sim_thread(void *arg)
 {
     (void)arg;
-    pf_agent_sim_run(&sim);
+    if (sim)
+        pf_sim_agent_run(sim, &sim_stop);
     return NULL;
 }
 
@@ -430,7 +431,7 @@ static uint32_t sim_erase_ms, sim_rx_ring, sim_payload;
 
 static pthread_t start_sim(FILE *log, const char *cuts)
 {
-    pf_agent_sim_opts o = PF_AGENT_SIM_OPTS_DEFAULT();
+    pf_sim_agent_config o = PF_SIM_AGENT_CONFIG_DEFAULT();
     o.port = dev;
     o.slot_size = 64 * 1024;
     o.key_path = keyfile;
@@ -440,9 +441,10 @@ static pthread_t start_sim(FILE *log, const char *cuts)
     if (sim_payload)
         o.payload = sim_payload;
     o.log = log;
-    o.stop = &sim_stop;
     o.power_cuts = cuts;
-    sim = o;
+    pf_diag d = {{0}};
+    if (pf_sim_agent_open(&sim, &o, &d) < 0)
+        fprintf(stderr, "sim agent: %s\n", d.text);
     sim_stop = 0;
     pthread_t t;
     pthread_create(&t, NULL, sim_thread, NULL);
@@ -456,6 +458,8 @@ static void stop_sim(pthread_t t)
 {
     sim_stop = 1;
     pthread_join(t, NULL);
+    pf_sim_agent_close(sim);
+    sim = NULL;
 }
 
 /* RUN with the time each case took (the test must stay well under 2 min) */

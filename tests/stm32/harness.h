@@ -60,7 +60,8 @@ static int sim_start(sim_h *h, const pf_sim_stm32_config *cfg0, int fill)
     }
     pf_sim_stm32_config cfg = *cfg0;
     cfg.flash_path = h->flash;
-    if (pf_sim_stm32_open(&h->sim, &cfg, h->link.fd, &d) < 0) {
+    cfg.fd = h->link.fd;
+    if (pf_sim_stm32_open(&h->sim, &cfg, &d) < 0) {
         fprintf(stderr, "%s\n", d.text);
         return -1;
     }

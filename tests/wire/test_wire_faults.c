@@ -26,7 +26,7 @@ static void stop_wire(pf_wire *w, int fa, int fb)
         close(fa);
     if (fb >= 0)
         close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 static int a2b_in_at_least(const pf_wire_stats *st, long n)

@@ -63,7 +63,7 @@ static void test_listen(void)
     cfg.baud = 460800;
     pf_wire *w = NULL;
     pf_diag d = {""};
-    REQUIRE(pf_wire_create(&w, &cfg, &d) == 0);
+    REQUIRE(pf_wire_open(&w, &cfg, &d) == 0);
     REQUIRE(pf_wire_start(w) == 0);
     int fb = tw_open(pb, 460800);
     REQUIRE(fb >= 0);
@@ -91,7 +91,7 @@ static void test_listen(void)
     } while (st.dir[PF_WIRE_B2A].discarded_closed < 2 && tw_now() < deadline);
     CHECK_EQ(st.dir[PF_WIRE_B2A].discarded_closed, 2);
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 static void test_connect(void)
@@ -111,7 +111,7 @@ static void test_connect(void)
     cfg.baud = 460800;
     pf_wire *w = NULL;
     pf_diag d = {""};
-    REQUIRE(pf_wire_create(&w, &cfg, &d) == 0);
+    REQUIRE(pf_wire_open(&w, &cfg, &d) == 0);
     REQUIRE(pf_wire_start(w) == 0);
     int peer = accept(ls, NULL, NULL);
     REQUIRE(peer >= 0);
@@ -134,7 +134,7 @@ static void test_connect(void)
     close(peer);
     close(fa);
     close(ls);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 int main(void)

@@ -69,7 +69,7 @@ static void test_avrdude_opens(void)
                 s.opens[PF_WIRE_A], (unsigned long long)s.dir[PF_WIRE_A2B].bytes_in);
     }
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 /* stm32flash -b 0 (no port setup) opens the pty and sends its 0x7F. */
@@ -100,7 +100,7 @@ static void test_stm32flash_opens(void)
             fprintf(stderr, "stm32flash said (status %d):\n%s\n", st, out);
     }
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 /* A stand-in for a simulator: it makes its own pty (linked at sim) and watches
@@ -186,7 +186,7 @@ static void test_open_propagation(void)
         } while (st.open[PF_WIRE_A] && tw_now() < deadline);
         CHECK(!st.open[PF_WIRE_A]);
     }
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 
     /* --no-open-propagation: opening A leaves the simulator's port alone */
     cfg.open_propagation = 0;
@@ -204,7 +204,7 @@ static void test_open_propagation(void)
     CHECK_EQ(st.reopens[PF_WIRE_B], 0);
     CHECK_EQ(st.opens[PF_WIRE_A], 1);
     close(fa);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
     close(s.master);
     unlink(sim);
 }
@@ -236,7 +236,7 @@ static void test_closed_side_discards(void)
     CHECK_EQ(r, c);
     close(fa);
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 int main(void)

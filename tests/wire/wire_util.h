@@ -26,12 +26,12 @@ static inline pf_wire *tw_start(pf_wire_config *cfg, const char *a, const char *
     cfg->b = b;
     pf_wire *w = NULL;
     pf_diag d = {""};
-    if (pf_wire_create(&w, cfg, &d) != 0) {
-        fprintf(stderr, "pf_wire_create: %s\n", d.text);
+    if (pf_wire_open(&w, cfg, &d) != 0) {
+        fprintf(stderr, "pf_wire_open: %s\n", d.text);
         return NULL;
     }
     if (pf_wire_start(w) != 0) {
-        pf_wire_destroy(w);
+        pf_wire_close(w);
         return NULL;
     }
     return w;
