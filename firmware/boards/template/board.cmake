@@ -3,4 +3,5 @@
 # script, PF_BOARD_LD (and optionally PF_BOARD_ELF, default updater-<folder>):
 #   set(PF_BOARD_CPU cortex-m3)
 #   set(PF_BOARD_LD ${CMAKE_CURRENT_LIST_DIR}/my-board.ld)
+#   set(PF_BOARD_DEFINITIONS PF_UPDATER_ARENA=65536)   # smaller static buffers
 set(PF_BOARD_CPU cortex-m0plus)
