@@ -6,15 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sim_command.h"
 #include "wire.h"
 
-static volatile sig_atomic_t g_stop; /* set by the signal handler, seen by pf_wire_run */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -249,7 +243,7 @@ int pf_cmd_wire(int argc, char **argv)
     if (verbose && !quiet)
         cfg.log = log_stderr;
 
-    signal(SIGPIPE, SIG_IGN);
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     pf_diag diag = {""};
     pf_wire *w = NULL;
     int rc = pf_wire_open(&w, &cfg, &diag);
@@ -257,13 +251,6 @@ int pf_cmd_wire(int argc, char **argv)
         pf_cli_error("wire: %s", diag.text[0] ? diag.text : pf_strerror(rc));
         return rc == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_LINK;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 
     if (!quiet) {
         /* one write, so that a reader never sees half the line */
@@ -279,7 +266,7 @@ int pf_cmd_wire(int argc, char **argv)
         fputs(line, stderr);
         fflush(stderr);
     }
-    rc = pf_wire_run(w, &g_stop);
+    rc = pf_wire_run(w, stop);
     pf_wire_stats st;
     pf_wire_get_stats(w, &st);
     if (!quiet)

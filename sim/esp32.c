@@ -1,5 +1,6 @@
 /* Simulated ESP32-family ROM serial loader (and flasher stub); see esp32.h. */
 #include "esp32.h"
+#include "sim_command.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -945,12 +946,6 @@ void pf_sim_esp32_close(pf_sim_esp32 *s)
     free(s);
 }
 
-static volatile sig_atomic_t sim_stop;
-static void on_signal(int sig)
-{
-    (void)sig;
-    sim_stop = 1;
-}
 
 int pf_sim_esp32_main(int argc, char **argv)
 {
@@ -1005,15 +1000,10 @@ int pf_sim_esp32_main(int argc, char **argv)
         fprintf(stderr, "peerflash: sim esp32: %s\n", d.text);
         return 4;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     fprintf(stderr, "esp sim: %s ROM loader on %s, flash %lu KiB%s%s\n", s->chip->name, cfg.port,
             (unsigned long)(cfg.flash_size / 1024), cfg.flash_path ? " in " : "", cfg.flash_path ? cfg.flash_path : "");
-    int r = pf_sim_esp32_run(s, &sim_stop);
+    int r = pf_sim_esp32_run(s, stop);
     pf_sim_esp32_close(s);
     return r < 0 ? 4 : 0;
 }

@@ -1,4 +1,5 @@
 /* Simulated STM32 system-memory bootloader (AN3155 over USART): see stm32.h. */
+#include "sim_command.h"
 #include "stm32.h"
 
 #include <errno.h>
@@ -770,12 +771,6 @@ void pf_sim_stm32_close(pf_sim_stm32 *s)
 
 /* --- peerflash sim stm32 ------------------------------------------------------------- */
 
-static volatile sig_atomic_t sim_stop;
-static void on_signal(int sig)
-{
-    (void)sig;
-    sim_stop = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -907,17 +902,12 @@ int pf_sim_stm32_main(int argc, char **argv)
         pf_posix_close(&link);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     fprintf(stderr, "sim stm32: %s (PID 0x%03x, %u KiB, bootloader v%u.%u%s%s%s) on %s\n", cfg.chip->name,
             cfg.chip->pid, cfg.chip->flash_size / 1024, cfg.chip->bl_version >> 4, cfg.chip->bl_version & 15,
             s->has_crc ? ", Get Checksum" : "", cfg.rdp ? ", read-protected" : "", cfg.wrp ? ", write-protected" : "",
             port);
-    pf_sim_stm32_run(s, &sim_stop);
+    pf_sim_stm32_run(s, stop);
     pf_sim_stm32_stats st;
     pf_sim_stm32_get_stats(s, &st);
     fprintf(stderr,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "nor_flash.h"
+#include "sim_command.h"
 #include "peerflash/pf_agent.h"
 #include "peerflash/pf_boot.h"
 #include "peerflash/pf_bytes.h"
@@ -20,12 +21,6 @@
 
 #define SIM_E 4096u
 
-static volatile sig_atomic_t sim_signalled;
-static void on_signal(int s)
-{
-    (void)s;
-    sim_signalled = 1;
-}
 
 /* The UART's receive ring while the CPU is busy programming or erasing
  * flash: what arrives beyond its capacity is lost, as on a device whose
@@ -494,10 +489,7 @@ int pf_sim_agent_main(int argc, char **argv)
     if (r < 0) {
         fprintf(o.log ? o.log : stderr, "%s\n", d.text);
     } else {
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
-        signal(SIGPIPE, SIG_IGN);
-        r = pf_sim_agent_run(sim, &sim_signalled);
+        r = pf_sim_agent_run(sim, pf_sim_command_signals());
         pf_sim_agent_close(sim);
     }
     if (o.log)

@@ -52,6 +52,7 @@
 #include "peerflash/pf_posix.h"
 #include "posix/endpoint.h"
 #include "sim_avr.h"
+#include "sim_command.h"
 
 #ifndef PF_OPTIBOOT_HEX
 #define PF_OPTIBOOT_HEX ""
@@ -157,14 +158,8 @@ typedef struct pf_sim_avr {
     unsigned long resets, overruns, pages_written;
 } avr_harness;
 
-static volatile sig_atomic_t g_stop, g_reset; /* the command's signals */
+static volatile sig_atomic_t g_reset; /* SIGUSR1: the reset button */
 static avr_harness *g_h; /* for the flash ioctl wrapper, which gets no context */
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
 
 static void on_reset(int sig)
 {
@@ -809,16 +804,12 @@ int pf_sim_avr_main(int argc, char **argv)
             fprintf(stderr, "peerflash: sim avr: %s\n", diag.text);
         return r == PF_ERR_IO ? 4 : 1;
     }
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = on_reset;
     sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    r = pf_sim_avr_run(sim, &g_stop);
+    r = pf_sim_avr_run(sim, stop);
     pf_sim_avr_close(sim);
     return r < 0 ? 1 : 0;
 }
