@@ -281,34 +281,7 @@ static void test_cut_and_resume(void)
  * literals): compresses to about a third. */
 static int make_compressible(fx_image *im, uint8_t major, size_t body_len, uint32_t seed)
 {
-    static const char *const words[] = {"\x10\xb5\x04\x46", "\x00\x28\x02\xd0", "\xfe\xe7", "\x70\x47",
-                                        "\x08\x68\x01\x30", "\xbd\xe8\xf0\x81", "ldr r0, [pc, #12]", "\x00\xbf"};
-    uint8_t *b = malloc(body_len);
-    uint32_t x = seed * 2654435761u + 3;
-    for (size_t i = 0; i < body_len;) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        if (x % 5 == 0) {
-            b[i++] = (uint8_t)(x >> 8);
-            continue;
-        }
-        const char *w = words[(x >> 4) % 8];
-        for (size_t k = 0; w[k] && i < body_len; k++)
-            b[i++] = (uint8_t)w[k];
-    }
-    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
-    p.version.major = major;
-    p.key_pem = F.key;
-    size_t cap = pf_sign_image_size_max(&p, body_len);
-    im->data = malloc(cap);
-    int n = pf_sign_image(&p, b, body_len, im->data, cap, NULL);
-    free(b);
-    if (n < 0)
-        return n;
-    im->len = (size_t)n;
-    fx_file_hash(im);
-    return 0;
+    return fx_make_compressible(im, F.key, major, body_len, seed);
 }
 
 static uint64_t deflate_wire; /* bytes one compressed 56 KB image took */
