@@ -80,12 +80,13 @@ static inline void fx_file_hash(fx_image *im)
     pf_digest_finish(&d, im->file_hash);
 }
 
-/* A signed image whose body is fx_compressible_body. */
-static inline int fx_make_compressible(fx_image *im, const char *key_pem, uint8_t major, size_t body_len, uint32_t seed)
+/* Signs body (freed here) as image major.minor into im. */
+static inline int fx_sign(fx_image *im, const char *key_pem, uint8_t major, uint8_t minor, uint8_t *body,
+                          size_t body_len)
 {
-    uint8_t *body = fx_compressible_body(body_len, seed);
     pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
     p.version.major = major;
+    p.version.minor = minor;
     p.key_pem = key_pem;
     size_t cap = pf_sign_image_size_max(&p, body_len);
     im->data = malloc(cap);
@@ -96,6 +97,12 @@ static inline int fx_make_compressible(fx_image *im, const char *key_pem, uint8_
     im->len = (size_t)n;
     fx_file_hash(im);
     return 0;
+}
+
+/* A signed image whose body is fx_compressible_body. */
+static inline int fx_make_compressible(fx_image *im, const char *key_pem, uint8_t major, size_t body_len, uint32_t seed)
+{
+    return fx_sign(im, key_pem, major, 0, fx_compressible_body(body_len, seed), body_len);
 }
 
 /* A signed image with a pseudo-random body of body_len bytes. */
@@ -110,19 +117,7 @@ static inline int fx_make_image(fx_image *im, const char *key_pem, uint8_t major
         x ^= x << 5;
         body[i] = (uint8_t)x;
     }
-    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
-    p.version.major = major;
-    p.version.minor = minor;
-    p.key_pem = key_pem;
-    size_t cap = pf_sign_image_size_max(&p, body_len);
-    im->data = malloc(cap);
-    int n = pf_sign_image(&p, body, body_len, im->data, cap, NULL);
-    free(body);
-    if (n < 0)
-        return n;
-    im->len = (size_t)n;
-    fx_file_hash(im);
-    return 0;
+    return fx_sign(im, key_pem, major, minor, body, body_len);
 }
 
 static inline int fx_open_boot(fx *f, int with_key)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "pf_test.h"
+#include "pf_test_net.h"
 #include "posix/endpoint.h"
 
 static char dir[64];
@@ -133,25 +134,12 @@ static void test_pty(void)
     CHECK_STR_CONTAINS(d.text, "is the board plugged in?");
 }
 
-/* A free loopback port: bind port 0 and read what the kernel chose. */
-static uint16_t free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0)
-        return 0;
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 static void test_tcp(void)
 {
     pf_diag d = {{0}};
-    uint16_t port = free_port();
-    REQUIRE(port != 0);
+    int free = pf_test_free_port();
+    REQUIRE(free > 0);
+    uint16_t port = (uint16_t)free;
     char spec[48], num[8];
     snprintf(spec, sizeof spec, "tcp-listen://%u", (unsigned)port);
     snprintf(num, sizeof num, "%u", (unsigned)port);

@@ -5,25 +5,10 @@
 #include <sys/socket.h>
 
 #include "pf_test.h"
+#include "pf_test_net.h"
 #include "wire_util.h"
 
 static char dir[64], pb[128];
-
-/* A port that was free a moment ago (bound to 0, then released). */
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0) {
-        close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 static int connect_to(int port)
 {
@@ -53,7 +38,7 @@ static int a_closed(const pf_wire_stats *st, long n)
 
 static void test_listen(void)
 {
-    int port = free_port();
+    int port = pf_test_free_port();
     REQUIRE(port > 0);
     char spec[64];
     snprintf(spec, sizeof spec, "tcp-listen://%d", port);
