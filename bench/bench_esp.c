@@ -28,14 +28,14 @@ static esp_simthread *sim_start(const char *tag, uint32_t size)
     snprintf(st.path, sizeof st.path, "/tmp/pf-bench-esp-%s-%d", tag, (int)getpid());
     char spec[160];
     snprintf(spec, sizeof spec, "pty:%s", st.path);
-    pf_esp_sim_config cfg = PF_ESP_SIM_CONFIG_DEFAULT();
+    pf_sim_esp32_config cfg = PF_SIM_ESP32_CONFIG_DEFAULT();
     cfg.port = spec;
     cfg.flash_size = size;
     cfg.erase_ms_per_4k = ERASE_MS_4K;
     cfg.write_us_per_kb = WRITE_US_KB;
     cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
     pf_diag d = {0};
-    st.sim = pf_esp_sim_open(&cfg, &d);
+    pf_sim_esp32_open(&st.sim, &cfg, &d);
     if (!st.sim) {
         fprintf(stderr, "bench esp: %s\n", d.text);
         return NULL;
@@ -60,7 +60,7 @@ static double run_ours(const uint8_t *img, uint32_t len, uint32_t fast_baud, int
     pf_wire *w = NULL;
     pf_diag wd = {0};
     double kbps = NAN;
-    if (pf_wire_create(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
+    if (pf_wire_open(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
         esp_host h;
         int r = esp_host_open(&h, host, fast_baud, NULL, compress);
         if (r == 0) {
@@ -96,7 +96,7 @@ static double run_ours(const uint8_t *img, uint32_t len, uint32_t fast_baud, int
         fprintf(stderr, "bench esp: wire: %s\n", wd.text);
     }
     if (w)
-        pf_wire_destroy(w);
+        pf_wire_close(w);
     esp_sim_stop(st);
     return kbps;
 }
@@ -137,7 +137,7 @@ static double run_esptool_js(const pf_bench *b, const uint8_t *img, uint32_t len
     pf_wire *w = NULL;
     pf_diag wd = {0};
     double kbps = NAN;
-    if (pf_wire_create(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
+    if (pf_wire_open(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
         snprintf(cmd, sizeof cmd, "cd %s && timeout 600 node esptool_js_flash.mjs %d %s 0x10000 115200 > %s 2>&1", npm,
                  port, imgpath, out);
         int rc = system(cmd);
@@ -158,7 +158,7 @@ static double run_esptool_js(const pf_bench *b, const uint8_t *img, uint32_t len
         fprintf(stderr, "bench esp: wire: %s\n", wd.text);
     }
     if (w)
-        pf_wire_destroy(w);
+        pf_wire_close(w);
     esp_sim_stop(st);
     unlink(imgpath);
     return kbps;

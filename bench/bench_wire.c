@@ -71,8 +71,8 @@ static double measure(uint32_t baud, size_t n)
     cfg.baud = baud;
     pf_wire *w = NULL;
     double result = -1;
-    if (pf_wire_create(&w, &cfg, NULL) != 0 || pf_wire_start(w) != 0) {
-        pf_wire_destroy(w);
+    if (pf_wire_open(&w, &cfg, NULL) != 0 || pf_wire_start(w) != 0) {
+        pf_wire_close(w);
         rmdir(dir);
         return -1;
     }
@@ -107,7 +107,7 @@ static double measure(uint32_t baud, size_t n)
         close(fa);
     if (fb >= 0)
         close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
     rmdir(dir);
     return result;
 }

@@ -19,7 +19,7 @@ static const sim_entry sims[] = {
     {"agent", pf_sim_agent_main, "peerflash agent + bootloader over simulated NOR flash, with resets"},
     {"avr", pf_sim_avr_main, "real Optiboot on a simulated ATmega328P (libsimavr), UART0 on a pty"},
     {"stm32", pf_sim_stm32_main, "STM32 system-memory bootloader (AN3155 USART), with stm32flash-checked fidelity"},
-    {"esp32", pf_esp_sim_main, "ESP32-family ROM serial loader (+ flasher stub): esptool, esptool-js, --target esp"},
+    {"esp32", pf_sim_esp32_main, "ESP32-family ROM serial loader (+ flasher stub): esptool, esptool-js, --target esp"},
     {NULL, NULL, NULL},
 };
 

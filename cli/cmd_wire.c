@@ -6,15 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sim_command.h"
 #include "wire.h"
 
-static pf_wire *g_wire; /* for the signal handler only */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    pf_wire_stop(g_wire);
-}
 
 static void usage(FILE *f)
 {
@@ -251,20 +245,13 @@ int pf_cmd_wire(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     pf_diag diag = {0};
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     pf_wire *w = NULL;
-    int rc = pf_wire_create(&w, &cfg, &diag);
+    int rc = pf_wire_open(&w, &cfg, &diag);
     if (rc != 0) {
         pf_cli_error("wire: %s", diag.text[0] ? diag.text : pf_strerror(rc));
         return rc == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_LINK;
     }
-    g_wire = w;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 
     if (!quiet) {
         /* one write, so that a reader never sees half the line */
@@ -280,7 +267,7 @@ int pf_cmd_wire(int argc, char **argv)
         fputs(line, stderr);
         fflush(stderr);
     }
-    rc = pf_wire_run(w);
+    rc = pf_wire_run(w, stop);
     pf_wire_stats st;
     pf_wire_get_stats(w, &st);
     if (!quiet)
@@ -299,7 +286,6 @@ int pf_cmd_wire(int argc, char **argv)
             }
         }
     }
-    g_wire = NULL;
-    pf_wire_destroy(w);
+    pf_wire_close(w);
     return ex;
 }

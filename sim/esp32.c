@@ -1,5 +1,6 @@
 /* Simulated ESP32-family ROM serial loader (and flasher stub); see esp32.h. */
 #include "esp32.h"
+#include "sim_command.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,15 +37,15 @@
 /* An arbitrary nonzero value: what `val` holds before the first READ_REG. */
 #define INITIAL_VAL 0x01100000u
 
-struct pf_esp_sim {
-    pf_esp_sim_config cfg;
+struct pf_sim_esp32 {
+    pf_sim_esp32_config cfg;
     const pf_esp_chip *chip;
     pf_posix_link link;
     pf_port port;
     uint8_t *flash;
     size_t map_len;
     int fd;
-    pf_esp_sim_stats st;
+    pf_sim_esp32_stats st;
     /* ROM quirks */
     uint32_t last_val;
     uint8_t last_op;
@@ -71,8 +72,8 @@ struct pf_esp_sim {
     uint8_t tx[2 * (PF_ESP_HDR + PF_ESP_STUB_BLOCK + 64) + 2];
 };
 
-static void logv(pf_esp_sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logv(pf_esp_sim *s, const char *fmt, ...)
+static void logv(pf_sim_esp32 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logv(pf_sim_esp32 *s, const char *fmt, ...)
 {
     if (!s->cfg.verbose)
         return;
@@ -93,7 +94,7 @@ static void busy(uint64_t us)
     }
 }
 
-static uint8_t status_len(const pf_esp_sim *s)
+static uint8_t status_len(const pf_sim_esp32 *s)
 {
     return s->st.stub ? 2 : s->chip->status_len;
 }
@@ -103,7 +104,7 @@ static uint8_t status_len(const pf_esp_sim *s)
  * UART_RX_FIFO bytes of it, the rest is lost (a host that sends ahead of the
  * answers fails here as on silicon). Bytes still in rxq from the read that
  * brought the frame arrived after it too. */
-static void fifo_overrun(pf_esp_sim *s)
+static void fifo_overrun(pf_sim_esp32 *s)
 {
     if (s->fifo_checked || s->st.stub) /* the stub receives by interrupt into its own buffers */
         return;
@@ -130,7 +131,7 @@ static void fifo_overrun(pf_esp_sim *s)
         s->st.rx_lost += (uint32_t)n;
 }
 
-static int send_frame(pf_esp_sim *s, uint8_t op, uint32_t val, const uint8_t *payload, size_t pn, uint8_t status,
+static int send_frame(pf_sim_esp32 *s, uint8_t op, uint32_t val, const uint8_t *payload, size_t pn, uint8_t status,
                       uint8_t err)
 {
     fifo_overrun(s);
@@ -146,19 +147,19 @@ static int send_frame(pf_esp_sim *s, uint8_t op, uint32_t val, const uint8_t *pa
 
 /* A response as the ROM sends it: `val` is the last READ_REG value (the stub
  * sends 0 except for READ_REG). */
-static int reply(pf_esp_sim *s, uint8_t op, const uint8_t *payload, size_t pn, uint8_t status, uint8_t err)
+static int reply(pf_sim_esp32 *s, uint8_t op, const uint8_t *payload, size_t pn, uint8_t status, uint8_t err)
 {
     return send_frame(s, op, s->st.stub ? 0 : s->last_val, payload, pn, status, err);
 }
 
-static int fail(pf_esp_sim *s, uint8_t op, uint8_t err)
+static int fail(pf_sim_esp32 *s, uint8_t op, uint8_t err)
 {
     logv(s, "%s fails with error 0x%02x", pf_esp_op_name(op), err);
     return reply(s, op, NULL, 0, 1, s->st.stub ? (err == PF_ESP_ERR_INVALID_CRC ? 0xC1 : err) : err);
 }
 
 /* A command this loader does not implement. */
-static int unsupported(pf_esp_sim *s, uint8_t op)
+static int unsupported(pf_sim_esp32 *s, uint8_t op)
 {
     logv(s, "unsupported command 0x%02x", op);
     if (s->st.stub)
@@ -179,7 +180,7 @@ static int unsupported(pf_esp_sim *s, uint8_t op)
  *    ROM loader in cesanta/mongoose-os issue 408 (0x6001a004 = 0xa4211598,
  *    0x6001a008 = 0x002430ae, 0x6001a00c = 0x00008000): MAC 30:ae:a4:21:15:98
  *    (esptool: big-endian word 2 then word 1, bytes 2..7). */
-static int chip_reg(const pf_esp_sim *s, uint32_t addr, uint32_t *v)
+static int chip_reg(const pf_sim_esp32 *s, uint32_t addr, uint32_t *v)
 {
     static const uint32_t esp32_efuse[4] = {0x00000000u, 0xa4211598u, 0x002430aeu, 0x00008000u};
     const char *k = s->chip->key;
@@ -199,7 +200,7 @@ static int chip_reg(const pf_esp_sim *s, uint32_t addr, uint32_t *v)
     return 0;
 }
 
-static uint32_t reg_get(pf_esp_sim *s, uint32_t addr)
+static uint32_t reg_get(pf_sim_esp32 *s, uint32_t addr)
 {
     uint32_t v;
     if (addr == PF_ESP_MAGIC_REG)
@@ -212,7 +213,7 @@ static uint32_t reg_get(pf_esp_sim *s, uint32_t addr)
     return 0;
 }
 
-static void reg_set(pf_esp_sim *s, uint32_t addr, uint32_t v)
+static void reg_set(pf_sim_esp32 *s, uint32_t addr, uint32_t v)
 {
     for (unsigned i = 0; i < s->n_regs; i++)
         if (s->reg_addr[i] == addr) {
@@ -225,7 +226,7 @@ static void reg_set(pf_esp_sim *s, uint32_t addr, uint32_t v)
     }
 }
 
-static uint32_t flash_id(const pf_esp_sim *s)
+static uint32_t flash_id(const pf_sim_esp32 *s)
 {
     unsigned cap = 0;
     while ((1u << cap) < s->cfg.flash_size)
@@ -233,7 +234,7 @@ static uint32_t flash_id(const pf_esp_sim *s)
     return 0xEFu | (0x40u << 8) | ((uint32_t)cap << 16); /* a Winbond W25Q-style id */
 }
 
-static void write_reg(pf_esp_sim *s, uint32_t addr, uint32_t v, uint32_t mask)
+static void write_reg(pf_sim_esp32 *s, uint32_t addr, uint32_t v, uint32_t mask)
 {
     uint32_t old = reg_get(s, addr);
     v = (old & ~mask) | (v & mask);
@@ -248,7 +249,7 @@ static void write_reg(pf_esp_sim *s, uint32_t addr, uint32_t v, uint32_t mask)
     reg_set(s, addr, v);
 }
 
-static void erase(pf_esp_sim *s, uint32_t offset, uint32_t size)
+static void erase(pf_sim_esp32 *s, uint32_t offset, uint32_t size)
 {
     if (!size)
         return;
@@ -261,7 +262,7 @@ static void erase(pf_esp_sim *s, uint32_t offset, uint32_t size)
 }
 
 /* NOR program: bits can only be cleared. */
-static void program(pf_esp_sim *s, uint32_t addr, const uint8_t *d, size_t n)
+static void program(pf_sim_esp32 *s, uint32_t addr, const uint8_t *d, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         s->flash[addr + i] &= d[i];
@@ -269,12 +270,12 @@ static void program(pf_esp_sim *s, uint32_t addr, const uint8_t *d, size_t n)
     busy((uint64_t)n * s->cfg.write_us_per_kb / 1024u);
 }
 
-static int in_flash(const pf_esp_sim *s, uint32_t addr, uint32_t len)
+static int in_flash(const pf_sim_esp32 *s, uint32_t addr, uint32_t len)
 {
     return (uint64_t)addr + len <= s->cfg.flash_size;
 }
 
-static int begin(pf_esp_sim *s, uint8_t op, const uint8_t *d, size_t n)
+static int begin(pf_sim_esp32 *s, uint8_t op, const uint8_t *d, size_t n)
 {
     if (n != 16 && n != 20)
         return fail(s, op, PF_ESP_ERR_INVALID_MSG);
@@ -313,7 +314,7 @@ static int begin(pf_esp_sim *s, uint8_t op, const uint8_t *d, size_t n)
 }
 
 /* Checks the 16-byte data header, checksum and sequence of a data command. */
-static int data_check(pf_esp_sim *s, uint8_t op, const pf_esp_packet *p, const uint8_t **data, uint32_t *len)
+static int data_check(pf_sim_esp32 *s, uint8_t op, const pf_esp_packet *p, const uint8_t **data, uint32_t *len)
 {
     if (p->size < PF_ESP_DATA_HDR)
         return PF_ESP_ERR_INVALID_MSG;
@@ -338,7 +339,7 @@ static int data_check(pf_esp_sim *s, uint8_t op, const pf_esp_packet *p, const u
     return 0;
 }
 
-static int flash_data(pf_esp_sim *s, const pf_esp_packet *p)
+static int flash_data(pf_sim_esp32 *s, const pf_esp_packet *p)
 {
     const uint8_t *d;
     uint32_t len;
@@ -360,7 +361,7 @@ static int flash_data(pf_esp_sim *s, const pf_esp_packet *p)
 
 /* Writes the ROM's inflate buffer at the current position: `n` bytes of it
  * (the whole buffer when the last announced block forces it out). */
-static int rom_flush_ibuf(pf_esp_sim *s, uint32_t n, uint32_t advance)
+static int rom_flush_ibuf(pf_sim_esp32 *s, uint32_t n, uint32_t advance)
 {
     uint32_t at = s->op_offset + s->op_written;
     if (!in_flash(s, at, 1))
@@ -376,7 +377,7 @@ static int rom_flush_ibuf(pf_esp_sim *s, uint32_t n, uint32_t advance)
 /* FLASH_DEFL_DATA as the ESP32 ROM does it: inflate into the 32 KiB buffer,
  * write it when full; at the last announced block write the whole buffer,
  * stale tail included (note fact 1). FLASH_DEFL_END writes nothing. */
-static int rom_defl_data(pf_esp_sim *s, const pf_esp_packet *p, const uint8_t *d, uint32_t len)
+static int rom_defl_data(pf_sim_esp32 *s, const pf_esp_packet *p, const uint8_t *d, uint32_t len)
 {
     s->inf.next_in = (Bytef *)(uintptr_t)d;
     s->inf.avail_in = len;
@@ -414,7 +415,7 @@ static int rom_defl_data(pf_esp_sim *s, const pf_esp_packet *p, const uint8_t *d
     return reply(s, p->op, NULL, 0, 0, 0);
 }
 
-static int defl_data(pf_esp_sim *s, const pf_esp_packet *p)
+static int defl_data(pf_sim_esp32 *s, const pf_esp_packet *p)
 {
     const uint8_t *d;
     uint32_t len;
@@ -461,7 +462,7 @@ static int defl_data(pf_esp_sim *s, const pf_esp_packet *p)
     return reply(s, p->op, NULL, 0, 0, 0);
 }
 
-static int md5(pf_esp_sim *s, const pf_esp_packet *p)
+static int md5(pf_sim_esp32 *s, const pf_esp_packet *p)
 {
     if (p->size != 16)
         return fail(s, p->op, PF_ESP_ERR_INVALID_MSG);
@@ -483,7 +484,7 @@ static int md5(pf_esp_sim *s, const pf_esp_packet *p)
 
 /* Stub READ_FLASH: data frames of packet_size, the host acks the running
  * count; at most max_inflight packets unacknowledged; then the raw MD5. */
-static int read_flash(pf_esp_sim *s, const pf_esp_packet *p)
+static int read_flash(pf_sim_esp32 *s, const pf_esp_packet *p)
 {
     if (p->size != 16)
         return fail(s, p->op, PF_ESP_ERR_INVALID_MSG);
@@ -522,7 +523,7 @@ static int read_flash(pf_esp_sim *s, const pf_esp_packet *p)
     return pf_port_write_all(&s->port, s->tx, fl) < 0 ? PF_ERR_CLOSED : PF_OK;
 }
 
-static int change_baud(pf_esp_sim *s, const pf_esp_packet *p)
+static int change_baud(pf_sim_esp32 *s, const pf_esp_packet *p)
 {
     if (p->size != 8)
         return fail(s, p->op, PF_ESP_ERR_INVALID_MSG);
@@ -545,13 +546,13 @@ static int change_baud(pf_esp_sim *s, const pf_esp_packet *p)
     return PF_OK;
 }
 
-static void leave_loader(pf_esp_sim *s, const char *why)
+static void leave_loader(pf_sim_esp32 *s, const char *why)
 {
     s->st.app_running = 1;
     fprintf(stderr, "esp sim: %s: the application runs now (the loader answers no more)\n", why);
 }
 
-static int handle(pf_esp_sim *s, const pf_esp_packet *p)
+static int handle(pf_sim_esp32 *s, const pf_esp_packet *p)
 {
     s->st.commands++;
     int stub = s->st.stub;
@@ -739,9 +740,9 @@ static uint32_t parse_size(const char *v)
     return (uint32_t)n;
 }
 
-pf_esp_sim *pf_esp_sim_open(const pf_esp_sim_config *cfg, pf_diag *diag)
+static pf_sim_esp32 *sim_open(const pf_sim_esp32_config *cfg, pf_diag *diag)
 {
-    pf_esp_sim *s = calloc(1, sizeof *s);
+    pf_sim_esp32 *s = calloc(1, sizeof *s);
     if (!s) {
         pf_diag_set(diag, PF_ERR_NOMEM, "out of memory");
         return NULL;
@@ -819,9 +820,20 @@ fail:
     return NULL;
 }
 
+int pf_sim_esp32_open(pf_sim_esp32 **out, const pf_sim_esp32_config *cfg, pf_diag *diag)
+{
+    if (!out || !cfg)
+        return PF_ERR_ARG;
+    pf_diag local = {{0}};
+    *out = sim_open(cfg, diag ? diag : &local);
+    if (*out)
+        return PF_OK;
+    return PF_ERR_IO; /* the cause is in diag */
+}
+
 /* A reset with GPIO0 low: the chip starts again in its ROM loader at the
  * default rate, with no stub, no flash operation and nothing half-received. */
-static void reset_to_loader(pf_esp_sim *s)
+static void reset_to_loader(pf_sim_esp32 *s)
 {
     if (s->inf_ready)
         inflateEnd(&s->inf);
@@ -844,7 +856,7 @@ static void reset_to_loader(pf_esp_sim *s)
 
 /* 1 when someone opened the pty's slave since the last call. inotify sees
  * every open, even a close and reopen between two reads of the port. */
-static int port_was_opened(pf_esp_sim *s)
+static int port_was_opened(pf_sim_esp32 *s)
 {
     if (s->open_watch < 0)
         return 0;
@@ -861,7 +873,7 @@ static int port_was_opened(pf_esp_sim *s)
     return opened;
 }
 
-int pf_esp_sim_serve(pf_esp_sim *s, volatile int *stop)
+int pf_sim_esp32_run(pf_sim_esp32 *s, volatile sig_atomic_t *stop)
 {
     while (!stop || !*stop) {
         if (port_was_opened(s))
@@ -905,17 +917,17 @@ int pf_esp_sim_serve(pf_esp_sim *s, volatile int *stop)
     return PF_OK;
 }
 
-void pf_esp_sim_get_stats(const pf_esp_sim *s, pf_esp_sim_stats *st)
+void pf_sim_esp32_get_stats(const pf_sim_esp32 *s, pf_sim_esp32_stats *st)
 {
     *st = s->st;
 }
 
-uint8_t *pf_esp_sim_flash(pf_esp_sim *s)
+uint8_t *pf_sim_esp32_flash(pf_sim_esp32 *s)
 {
     return s->flash;
 }
 
-void pf_esp_sim_close(pf_esp_sim *s)
+void pf_sim_esp32_close(pf_sim_esp32 *s)
 {
     if (!s)
         return;
@@ -934,16 +946,10 @@ void pf_esp_sim_close(pf_esp_sim *s)
     free(s);
 }
 
-static volatile int sim_stop;
-static void on_signal(int sig)
-{
-    (void)sig;
-    sim_stop = 1;
-}
 
-int pf_esp_sim_main(int argc, char **argv)
+int pf_sim_esp32_main(int argc, char **argv)
 {
-    pf_esp_sim_config cfg = PF_ESP_SIM_CONFIG_DEFAULT();
+    pf_sim_esp32_config cfg = PF_SIM_ESP32_CONFIG_DEFAULT();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -988,20 +994,16 @@ int pf_esp_sim_main(int argc, char **argv)
         return 2;
     }
     pf_diag d = {0};
-    pf_esp_sim *s = pf_esp_sim_open(&cfg, &d);
+    pf_sim_esp32 *s = NULL;
+    pf_sim_esp32_open(&s, &cfg, &d);
     if (!s) {
         fprintf(stderr, "peerflash: sim esp32: %s\n", d.text);
         return 4;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     fprintf(stderr, "esp sim: %s ROM loader on %s, flash %lu KiB%s%s\n", s->chip->name, cfg.port,
             (unsigned long)(cfg.flash_size / 1024), cfg.flash_path ? " in " : "", cfg.flash_path ? cfg.flash_path : "");
-    int r = pf_esp_sim_serve(s, &sim_stop);
-    pf_esp_sim_close(s);
+    int r = pf_sim_esp32_run(s, stop);
+    pf_sim_esp32_close(s);
     return r < 0 ? 4 : 0;
 }

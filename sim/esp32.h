@@ -18,13 +18,14 @@
 #ifndef PEERFLASH_SIM_ESP32_H
 #define PEERFLASH_SIM_ESP32_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "peerflash/pf_err.h"
 #include "peerflash/pf_esp.h"
 #include "peerflash/pf_posix.h"
 
-typedef struct pf_esp_sim_config {
+typedef struct pf_sim_esp32_config {
     const char *port;          /* endpoint spec (pty:PATH, PATH, tcp-listen://PORT, ...) */
     const char *flash_path;    /* flash contents file (created/extended with FF); NULL = in memory */
     const char *chip;          /* "esp32" (default), "esp32s3", ... */
@@ -35,12 +36,12 @@ typedef struct pf_esp_sim_config {
     int exit_on_close;         /* TCP: stop when the peer disconnects (default 1) */
     int reset_on_open;         /* pty: an open of the port resets the chip into the ROM loader,
                                 * standing in for the DTR/RTS reset a pty cannot carry (default 1) */
-} pf_esp_sim_config;
+} pf_sim_esp32_config;
 
-#define PF_ESP_SIM_CONFIG_DEFAULT() \
+#define PF_SIM_ESP32_CONFIG_DEFAULT() \
     { NULL, NULL, "esp32", 4u << 20, 20, 1500, 0, 1, 1 }
 
-typedef struct pf_esp_sim_stats {
+typedef struct pf_sim_esp32_stats {
     uint32_t commands;      /* requests handled */
     uint32_t bad_frames;    /* frames that were not requests */
     uint32_t sectors_erased;
@@ -53,22 +54,24 @@ typedef struct pf_esp_sim_stats {
     uint8_t last_error;     /* last error byte sent */
     uint32_t rx_lost;       /* bytes lost: they arrived while a command ran and the UART FIFO was full */
     uint32_t bad_checksums; /* data blocks refused for their checksum */
-} pf_esp_sim_stats;
+} pf_sim_esp32_stats;
 
-typedef struct pf_esp_sim pf_esp_sim;
+typedef struct pf_sim_esp32 pf_sim_esp32;
 
-/* Opens the port and the flash file; the port exists when this returns.
- * Returns NULL with diag set on failure. */
-pf_esp_sim *pf_esp_sim_open(const pf_esp_sim_config *cfg, pf_diag *diag);
-/* Serves requests until *stop becomes nonzero (checked every 50 ms) or, for
- * TCP with exit_on_close, the peer goes away. Returns 0 or a pf_err. */
-int pf_esp_sim_serve(pf_esp_sim *sim, volatile int *stop);
-void pf_esp_sim_get_stats(const pf_esp_sim *sim, pf_esp_sim_stats *st);
+/* The simulators' shape (sim/README.md): open / run(stop flag) / close.
+ * Opens the port and the flash file; the port exists when this returns.
+ * A pf_err with the cause in diag on failure (*out NULL). */
+int pf_sim_esp32_open(pf_sim_esp32 **out, const pf_sim_esp32_config *cfg, pf_diag *diag);
+/* Serves requests until *stop becomes nonzero (checked every 50 ms; a
+ * signal handler may set it) or, for TCP with exit_on_close, the peer goes
+ * away. Returns 0 or a pf_err. */
+int pf_sim_esp32_run(pf_sim_esp32 *sim, volatile sig_atomic_t *stop);
+void pf_sim_esp32_get_stats(const pf_sim_esp32 *sim, pf_sim_esp32_stats *st);
 /* The flash contents (flash_size bytes), for tests. */
-uint8_t *pf_esp_sim_flash(pf_esp_sim *sim);
-void pf_esp_sim_close(pf_esp_sim *sim);
+uint8_t *pf_sim_esp32_flash(pf_sim_esp32 *sim);
+void pf_sim_esp32_close(pf_sim_esp32 *sim);
 
 /* `peerflash sim esp32 ...` */
-int pf_esp_sim_main(int argc, char **argv);
+int pf_sim_esp32_main(int argc, char **argv);
 
 #endif

@@ -1,4 +1,5 @@
 /* Simulated STM32 system-memory bootloader (AN3155 over USART): see stm32.h. */
+#include "sim_command.h"
 #include "stm32.h"
 
 #include <errno.h>
@@ -690,10 +691,10 @@ static int rom_step(pf_sim_stm32 *s)
 
 /* --- life cycle ---------------------------------------------------------------- */
 
-int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, int fd, pf_diag *diag)
+int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, pf_diag *diag)
 {
-    if (!out || !cfg || !cfg->chip)
-        return pf_diag_set(diag, PF_ERR_ARG, "sim stm32: no chip given");
+    if (!out || !cfg || !cfg->chip || cfg->fd < 0)
+        return pf_diag_set(diag, PF_ERR_ARG, "sim stm32: no chip or no descriptor given");
     pf_sim_stm32 *s = calloc(1, sizeof *s);
     if (!s)
         return pf_diag_set(diag, PF_ERR_NOMEM, "sim stm32: out of memory");
@@ -701,7 +702,7 @@ int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, int fd
     if (!s->cfg.baud)
         s->cfg.baud = 115200;
     s->chip = cfg->chip;
-    s->fd = fd;
+    s->fd = cfg->fd;
     s->flash_fd = -1;
     s->rdp = cfg->rdp;
     s->wrp = cfg->wrp;
@@ -770,12 +771,6 @@ void pf_sim_stm32_close(pf_sim_stm32 *s)
 
 /* --- peerflash sim stm32 ------------------------------------------------------------- */
 
-static volatile sig_atomic_t sim_stop;
-static void on_signal(int sig)
-{
-    (void)sig;
-    sim_stop = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -901,22 +896,18 @@ int pf_sim_stm32_main(int argc, char **argv)
             close(sl);
     }
     pf_sim_stm32 *s;
-    if (pf_sim_stm32_open(&s, &cfg, link.fd, &d) < 0) {
+    cfg.fd = link.fd;
+    if (pf_sim_stm32_open(&s, &cfg, &d) < 0) {
         fprintf(stderr, "peerflash: %s\n", d.text);
         pf_posix_close(&link);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     fprintf(stderr, "sim stm32: %s (PID 0x%03x, %u KiB, bootloader v%u.%u%s%s%s) on %s\n", cfg.chip->name,
             cfg.chip->pid, cfg.chip->flash_size / 1024, cfg.chip->bl_version >> 4, cfg.chip->bl_version & 15,
             s->has_crc ? ", Get Checksum" : "", cfg.rdp ? ", read-protected" : "", cfg.wrp ? ", write-protected" : "",
             port);
-    pf_sim_stm32_run(s, &sim_stop);
+    pf_sim_stm32_run(s, stop);
     pf_sim_stm32_stats st;
     pf_sim_stm32_get_stats(s, &st);
     fprintf(stderr,

@@ -35,9 +35,11 @@ typedef struct pf_sim_stm32_config {
     int wrp;                      /* start with all sectors write-protected */
     int checksum;                 /* Get Checksum: -1 chip default, 0 off, 1 on */
     int verbose;                  /* 0: overruns and errors only; 1: commands; 2: bytes */
+    int fd;                       /* the host's side: an open non-blocking descriptor (a pty
+                                   * master); the caller keeps and closes it */
 } pf_sim_stm32_config;
 
-#define PF_SIM_STM32_CONFIG_DEFAULT() {NULL, NULL, 115200, 7000, 20, 0, 0, 0, 0, -1, 0}
+#define PF_SIM_STM32_CONFIG_DEFAULT() {NULL, NULL, 115200, 7000, 20, 0, 0, 0, 0, -1, 0, -1}
 
 typedef struct pf_sim_stm32_stats {
     uint32_t commands, acks, nacks, overruns, syncs;
@@ -46,9 +48,9 @@ typedef struct pf_sim_stm32_stats {
 
 typedef struct pf_sim_stm32 pf_sim_stm32; /* opaque, allocated by open */
 
-/* Creates the simulator on an open descriptor (a pty master, nonblocking).
- * Loads or creates the flash file. */
-int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, int fd, pf_diag *diag);
+/* The simulators' shape (sim/README.md): open / run(stop flag) / close.
+ * Creates the simulator on cfg->fd; loads or creates the flash file. */
+int pf_sim_stm32_open(pf_sim_stm32 **out, const pf_sim_stm32_config *cfg, pf_diag *diag);
 /* Serves the host until *stop becomes non-zero (checked at least every 50 ms). */
 int pf_sim_stm32_run(pf_sim_stm32 *sim, volatile sig_atomic_t *stop);
 void pf_sim_stm32_get_stats(const pf_sim_stm32 *sim, pf_sim_stm32_stats *out);

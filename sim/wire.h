@@ -35,13 +35,17 @@
  *    reopen_gap_ms, so a reset-on-open simulator on Y resets as an Arduino
  *    does when the host opens its port (DTR auto-reset; a pty has no DTR).
  *
- * Threads: pf_wire_run() runs the engine in the calling thread until
- * pf_wire_stop() (async-signal-safe and thread-safe), the duration, or a cut
- * in close mode. pf_wire_start() runs it in a new thread; pf_wire_join()
- * waits for it. pf_wire_get_stats() may be called from any thread. */
+ * The simulators' shape (sim/README.md): pf_wire_open / pf_wire_run(stop
+ * flag) / pf_wire_close. pf_wire_run() runs the engine in the calling thread
+ * until *stop becomes nonzero (a signal handler may set it; checked at least
+ * every 50 ms), pf_wire_stop() (thread-safe, wakes it at once), the
+ * duration, or a cut in close mode. pf_wire_start() runs it in a new thread;
+ * pf_wire_join() waits for it. pf_wire_get_stats() may be called from any
+ * thread. */
 #ifndef PEERFLASH_SIM_WIRE_H
 #define PEERFLASH_SIM_WIRE_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -136,10 +140,11 @@ typedef struct pf_wire pf_wire;
 
 /* Opens both endpoints (pty symlinks exist, listeners listen, connections
  * are made) and returns the engine, ready to run. Errors name the spec. */
-int pf_wire_create(pf_wire **out, const pf_wire_config *cfg, pf_diag *diag);
-/* Runs until stopped, the duration ends, or a cut in close mode. Returns 0 or an error. */
-int pf_wire_run(pf_wire *w);
-/* Asks run() to return; async-signal-safe, callable from any thread. */
+int pf_wire_open(pf_wire **out, const pf_wire_config *cfg, pf_diag *diag);
+/* Runs until *stop (NULL: no flag), pf_wire_stop, the duration, or a cut in
+ * close mode. Returns 0 or an error. */
+int pf_wire_run(pf_wire *w, volatile sig_atomic_t *stop);
+/* Asks run() to return at once; async-signal-safe, callable from any thread. */
 void pf_wire_stop(pf_wire *w);
 /* run() in a new thread / wait for that thread (returns run()'s result). */
 int pf_wire_start(pf_wire *w);
@@ -149,17 +154,16 @@ void pf_wire_get_stats(pf_wire *w, pf_wire_stats *st);
 /* The /dev/pts/N name behind side (0 = A, 1 = B) when it is a pty we created, else "". */
 const char *pf_wire_pty_name(const pf_wire *w, int side);
 /* Closes endpoints, removes symlinks, frees. Stops and joins a started thread first. */
-void pf_wire_destroy(pf_wire *w);
+void pf_wire_close(pf_wire *w);
 
 /* Statistics as one JSON object (config echo, per-direction figures). */
 void pf_wire_stats_json(const pf_wire *w, const pf_wire_stats *st, FILE *f);
 /* Human-readable summary, a few lines. */
 void pf_wire_stats_text(const pf_wire *w, const pf_wire_stats *st, FILE *f);
 
-/* Helpers shared with the CLI and tests. */
-int pf_wire_parse_frame(const char *s, pf_frame *frame);   /* "8N1" / "8E1" */
-uint32_t pf_wire_speed_to_baud(unsigned speed);             /* termios speed_t -> bit/s (0 if unknown) */
-unsigned pf_wire_baud_to_speed(uint32_t baud);              /* bit/s -> termios speed_t (0 if none) */
+/* "8N1" / "8E1" (either case) for the CLI. Line rates <-> termios constants:
+ * pf_endpoint_baud_to_speed and pf_endpoint_speed_to_baud (posix/endpoint.h). */
+int pf_wire_parse_frame(const char *s, pf_frame *frame);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* What a board port gives the updater firmware (firmware/updater/updater.c):
  * the link to the target, the image storage, a console for progress, the
- * job, and a way to end. ports/template/board.c shows each piece to fill in;
- * ports/mps2-an385/board.c is the QEMU board. */
+ * job, and a way to end. firmware/boards/template/board.c shows each piece to fill in;
+ * firmware/boards/mps2-an385/board.c is the QEMU board. */
 #ifndef PF_FIRMWARE_BOARD_H
 #define PF_FIRMWARE_BOARD_H
 

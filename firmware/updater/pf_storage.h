@@ -2,7 +2,7 @@
  * back. Shaped so that the usual MCU file systems fit without glue code:
  *   FatFs on an SD card: open = f_open(FA_READ), read = f_read, size = f_size, close = f_close
  *   littlefs:            lfs_file_open(LFS_O_RDONLY), lfs_file_read, lfs_file_size, lfs_file_close
- *   QEMU semihosting:    SYS_OPEN, SYS_READ, SYS_FLEN, SYS_CLOSE (ports/mps2-an385/board.c)
+ *   QEMU semihosting:    SYS_OPEN, SYS_READ, SYS_FLEN, SYS_CLOSE (boards/mps2-an385/board.c)
  * The implementation keeps its open file (FIL, lfs_file_t, a handle) in ctx. */
 #ifndef PF_FIRMWARE_STORAGE_H
 #define PF_FIRMWARE_STORAGE_H

@@ -20,6 +20,7 @@
 #include "pf_err.h"
 #include "pf_patch.h"
 #include "pf_port.h"
+#include "pf_zarena.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,7 +81,7 @@ typedef struct pf_agent {
     int _z;            /* this transfer is compressed */
     int _zend;         /* the stream ended (its Adler-32 checked) */
     uint32_t _zin;     /* compressed bytes consumed: the next expected DATA offset */
-    uint32_t _zused;   /* arena bytes in use */
+    pf_zarena _zarena; /* cfg.zarena as zlib's allocator */
     void *_zs;         /* the z_stream, in the arena */
     /* delta: the transfer's data (after inflate, if compressed) is a patch
      * body against the running image (docs/DELTA.md); RAM: the applier and

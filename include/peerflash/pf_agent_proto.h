@@ -13,15 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pf_slip.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define PF_AP_VERSION 1
-#define PF_AP_SLIP_END 0xC0
-#define PF_AP_SLIP_ESC 0xDB
-#define PF_AP_SLIP_ESC_END 0xDC
-#define PF_AP_SLIP_ESC_ESC 0xDD
+#define PF_AP_SLIP_END PF_SLIP_END /* the SLIP bytes (pf_slip.h) */
+#define PF_AP_SLIP_ESC PF_SLIP_ESC
+#define PF_AP_SLIP_ESC_END PF_SLIP_ESC_END
+#define PF_AP_SLIP_ESC_ESC PF_SLIP_ESC_ESC
 #define PF_AP_HDR 4u          /* type, seq, len */
 #define PF_AP_OVERHEAD 8u     /* header + CRC */
 #define PF_AP_MAX_PAYLOAD 4096u
@@ -76,13 +78,12 @@ typedef struct pf_ap_frame {
  * or 0 if cap is too small or len > PF_AP_MAX_PAYLOAD. */
 size_t pf_ap_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t seq, const uint8_t *payload, size_t len);
 
-/* Streaming decoder over a caller buffer (>= largest payload + 8). */
+/* Streaming decoder over a caller buffer (>= largest payload + 8): SLIP
+ * (pf_slip.h) started inside a frame, so that bytes before the first 0xC0
+ * count as a damaged frame, then the header and CRC check. */
 typedef struct pf_ap_decoder {
-    uint8_t *buf;
-    size_t cap;
-    size_t len;
-    int esc;
-    int overflow;
+    uint8_t *buf;     /* the caller's buffer (the SLIP decoder's) */
+    pf_slip_decoder _slip;
     uint32_t dropped; /* frames dropped: bad CRC, length, escape, overflow */
 } pf_ap_decoder;
 

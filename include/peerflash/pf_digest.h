@@ -1,7 +1,7 @@
 /* Digests the flash job uses to compare flash with an image without reading
  * it back (ESP SPI_FLASH_MD5, the agent's SHA-256, CRC-32). Streaming, no
  * allocation; the hash functions themselves come from a crypto backend
- * (mbedTLS on the host, see src/core/digest_mbedtls.c). */
+ * (mbedTLS on the host, see src/crypto/digest_mbedtls.c). */
 #ifndef PEERFLASH_PF_DIGEST_H
 #define PEERFLASH_PF_DIGEST_H
 

@@ -2,7 +2,7 @@
  *
  * A port is a table of function pointers plus the caller's context, owned by
  * the caller (no globals). The POSIX implementation is in pf_posix.h; an MCU
- * port fills in the same table (see ports/template). Time is part of the port
+ * port fills in the same table (see firmware/boards/template). Time is part of the port
  * so that simulations and tests can run the core on virtual time. */
 #ifndef PEERFLASH_PF_PORT_H
 #define PEERFLASH_PF_PORT_H

@@ -20,199 +20,44 @@
 
 #define WRITE_STALL_MS PF_POSIX_WRITE_STALL_MS
 
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static int os_error(pf_diag *diag, const char *what, const char *spec, int err)
-{
-    const char *hint = "";
-    if (err == ENOENT)
-        hint = " (is the board plugged in? `peerflash ports` lists serial ports)";
-    else if (err == EACCES || err == EPERM)
-        hint = " (add your user to the 'dialout' group, or check the file's permissions)";
-    else if (err == EBUSY)
-        hint = " (another program has the port open)";
-    else if (err == ECONNREFUSED)
-        hint = " (is the bridge or simulator listening?)";
-    return pf_diag_set(diag, PF_ERR_IO, "cannot %s %s: %s%s", what, spec, strerror(err), hint);
-}
-
-static speed_t speed_constant(uint32_t baud)
-{
-    switch (baud) {
-    case 1200: return B1200;
-    case 2400: return B2400;
-    case 4800: return B4800;
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
-    case 460800: return B460800;
-    case 500000: return B500000;
-    case 576000: return B576000;
-    case 921600: return B921600;
-    case 1000000: return B1000000;
-    case 1152000: return B1152000;
-    case 1500000: return B1500000;
-    case 2000000: return B2000000;
-    case 3000000: return B3000000;
-    default: return 0;
-    }
-}
-
-/* Raw bytes: no echo, no line discipline, no flow control, reads never block
- * in the kernel (poll decides when to read). */
-static int make_raw(int fd)
-{
-    struct termios t;
-    if (tcgetattr(fd, &t) != 0)
-        return -1;
-    cfmakeraw(&t);
-    t.c_cflag |= CLOCAL | CREAD;
-    t.c_cflag &= ~(CRTSCTS | CSTOPB);
-    t.c_iflag &= ~(IXON | IXOFF | IXANY);
-    t.c_cc[VMIN] = 0;
-    t.c_cc[VTIME] = 0;
-    return tcsetattr(fd, TCSANOW, &t);
-}
-
-/* A blocking read() by such a tool on the slave waits up to 0.5 s for data
- * instead of returning 0 at once (which tools read as a dead port). */
-static int set_read_timeout(int fd)
-{
-    struct termios t;
-    if (tcgetattr(fd, &t) != 0)
-        return -1;
-    t.c_cc[VMIN] = 0;
-    t.c_cc[VTIME] = 5;
-    return tcsetattr(fd, TCSANOW, &t);
-}
-
-static int set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
 static int open_pty(pf_posix_link *link, const char *path, const char *spec, pf_diag *diag)
 {
-    int m = posix_openpt(O_RDWR | O_NOCTTY);
-    if (m < 0)
-        return os_error(diag, "create a pty for", spec, errno);
-    if (grantpt(m) || unlockpt(m) || ptsname_r(m, link->slave, sizeof link->slave)) {
-        int e = errno;
-        close(m);
-        return os_error(diag, "set up the pty for", spec, e);
-    }
-    /* A tool that skips port setup (stm32flash -b 0) must find the slave raw,
-     * not cooked with echo: configure it once; the setting stays with the pty. */
-    int s = open(link->slave, O_RDWR | O_NOCTTY);
-    if (s < 0 || make_raw(s) != 0 || set_read_timeout(s) != 0) {
-        int e = errno;
-        if (s >= 0)
-            close(s);
-        close(m);
-        return os_error(diag, "configure the pty for", spec, e);
-    }
-    close(s);
-    make_raw(m);
-    set_nonblock(m);
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-        unlink(path); /* a stale link from an earlier run */
-    if (symlink(link->slave, path) != 0) {
-        int e = errno;
-        close(m);
-        return os_error(diag, "create the link", path, e);
-    }
+    /* VTIME 0: blocking reads on the slave return at once, as this port's ptys
+     * always had them (the link emulator's wait 0.5 s). */
+    int rc = pf_endpoint_pty_create(path, spec, 0, 0, PF_FRAME_8N1, &link->fd, link->slave, sizeof link->slave, diag);
+    if (rc)
+        return rc;
     snprintf(link->path, sizeof link->path, "%s", path);
-    link->fd = m;
     link->kind = PF_POSIX_PTY_MASTER;
     return PF_OK;
 }
 
 static int open_tty(pf_posix_link *link, const char *path, pf_diag *diag)
 {
-    int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return os_error(diag, "open", path, errno);
-    if (!isatty(fd)) {
-        close(fd);
-        return pf_diag_set(diag, PF_ERR_IO, "%s is not a serial port or pty", path);
-    }
-    if (make_raw(fd) != 0) {
+    int fd, rc = pf_endpoint_tty_open(path, &fd, diag);
+    if (rc)
+        return rc;
+    if (pf_endpoint_make_raw(fd, 0, 0, PF_FRAME_8N1) != 0) {
         int e = errno;
         close(fd);
-        return os_error(diag, "configure", path, e);
+        return pf_endpoint_os_error(diag, "configure", path, e);
     }
     link->fd = fd;
     link->kind = PF_POSIX_TTY;
     return PF_OK;
 }
 
-int pf_posix_tcp_connect(pf_posix_link *link, const char *spec, const char *scheme, pf_diag *diag)
+int pf_posix_tcp_connect(pf_posix_link *link, const pf_endpoint *ep, pf_diag *diag)
 {
-    char host[256], port[8];
-    int rc = pf_posix_split_endpoint(spec, scheme, host, sizeof host, port, sizeof port, diag);
-    if (rc)
-        return rc;
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(host, port, &hints, &res);
-    if (gai != 0)
-        return pf_diag_set(diag, PF_ERR_IO, "cannot resolve %s: %s", spec, gai_strerror(gai));
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return os_error(diag, "connect to", spec, err);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    set_nonblock(fd);
-    link->fd = fd;
-    link->kind = PF_POSIX_TCP;
-    return PF_OK;
+    int rc = pf_endpoint_tcp_connect(ep->host, ep->port, ep->spec, 1, &link->fd, NULL, diag);
+    if (rc == 0)
+        link->kind = PF_POSIX_TCP;
+    return rc;
 }
 
-static int open_listen(pf_posix_link *link, const char *spec, pf_diag *diag)
+int pf_posix_spec_check(const char *spec, pf_diag *diag)
 {
-    int rc = pf_posix_spec_check(spec, diag);
-    if (rc)
-        return rc;
-    long port = strtol(spec + 13, NULL, 10);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return os_error(diag, "create a socket for", spec, errno);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0) {
-        int e = errno;
-        close(fd);
-        return os_error(diag, "listen on", spec, e);
-    }
-    link->listen_fd = fd;
-    link->kind = PF_POSIX_TCP_LISTEN;
-    return PF_OK;
+    return pf_endpoint_check(spec, diag);
 }
 
 int pf_posix_open(pf_posix_link *link, const char *spec, pf_diag *diag)
@@ -223,20 +68,22 @@ int pf_posix_open(pf_posix_link *link, const char *spec, pf_diag *diag)
     link->fd = -1;
     link->listen_fd = -1;
     link->log_level = -1;
-    if (starts_with(spec, "tcp://"))
-        return pf_posix_tcp_connect(link, spec, "tcp://", diag);
-    if (starts_with(spec, "rfc2217://"))
-        return pf_rfc2217_open(link, spec, diag);
-    if (starts_with(spec, "tcp-listen://"))
-        return open_listen(link, spec, diag);
-    if (starts_with(spec, "pty:"))
-        return open_pty(link, spec + 4, spec, diag);
-    /* A bare path that does not exist yet, or a dangling link left by a
-     * simulator that went away, becomes a new pty there. */
-    struct stat st;
-    if (stat(spec, &st) != 0 && errno == ENOENT)
-        return open_pty(link, spec, spec, diag);
-    return open_tty(link, spec, diag);
+    pf_endpoint ep;
+    int rc = pf_endpoint_parse(&ep, spec, diag);
+    if (rc)
+        return rc;
+    switch (ep.kind) {
+    case PF_ENDPOINT_TCP: return pf_posix_tcp_connect(link, &ep, diag);
+    case PF_ENDPOINT_RFC2217: return pf_rfc2217_open(link, &ep, diag);
+    case PF_ENDPOINT_LISTEN:
+        rc = pf_endpoint_listen(ep.port_number, 1, spec, &link->listen_fd, diag);
+        if (rc == 0)
+            link->kind = PF_POSIX_TCP_LISTEN;
+        return rc;
+    case PF_ENDPOINT_PTY: return open_pty(link, ep.path, spec, diag);
+    case PF_ENDPOINT_PATH: break;
+    }
+    return open_tty(link, ep.path, diag);
 }
 
 void pf_posix_close(pf_posix_link *link)
@@ -248,11 +95,8 @@ void pf_posix_close(pf_posix_link *link)
         close(link->fd);
     if (link->listen_fd >= 0)
         close(link->listen_fd);
-    if (link->kind == PF_POSIX_PTY_MASTER && link->path[0]) {
-        struct stat st;
-        if (lstat(link->path, &st) == 0 && S_ISLNK(st.st_mode))
-            unlink(link->path);
-    }
+    if (link->kind == PF_POSIX_PTY_MASTER)
+        pf_endpoint_pty_unlink(link->path, link->slave);
     link->fd = link->listen_fd = -1;
     link->path[0] = '\0';
 }
@@ -265,12 +109,9 @@ int pf_posix_accept(pf_posix_link *link, uint32_t timeout_ms)
     int n = poll(&p, 1, (int)timeout_ms);
     if (n <= 0)
         return n == 0 ? PF_ERR_TIMEOUT : PF_ERR_IO;
-    int fd = accept4(link->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = pf_endpoint_accept(link->listen_fd);
     if (fd < 0)
         return PF_ERR_IO;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    set_nonblock(fd);
     link->fd = fd;
     link->kind = PF_POSIX_TCP;
     return PF_OK;
@@ -412,7 +253,7 @@ static int link_set_line(void *ctx, uint32_t baud, pf_frame frame)
         return pf_rfc2217_set_line(l, baud, frame);
     if (l->kind == PF_POSIX_TCP || l->kind == PF_POSIX_TCP_LISTEN)
         return PF_ERR_UNSUPPORTED;
-    speed_t sp = speed_constant(baud);
+    speed_t sp = (speed_t)pf_endpoint_baud_to_speed(baud);
     if (!sp)
         return PF_ERR_UNSUPPORTED;
     struct termios t;

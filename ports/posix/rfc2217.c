@@ -144,9 +144,10 @@ static int command(pf_posix_link *l, uint8_t cmd, uint32_t value, size_t value_l
     return PF_OK;
 }
 
-int pf_rfc2217_open(pf_posix_link *l, const char *spec, pf_diag *diag)
+int pf_rfc2217_open(pf_posix_link *l, const pf_endpoint *ep, pf_diag *diag)
 {
-    int rc = pf_posix_tcp_connect(l, spec, "rfc2217://", diag);
+    const char *spec = ep->spec;
+    int rc = pf_posix_tcp_connect(l, ep, diag);
     if (rc)
         return rc;
     pf_rfc2217_session *s = calloc(1, sizeof *s);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "nor_flash.h"
+#include "sim_command.h"
 #include "peerflash/pf_agent.h"
 #include "peerflash/pf_boot.h"
 #include "peerflash/pf_bytes.h"
@@ -20,12 +21,6 @@
 
 #define SIM_E 4096u
 
-static volatile sig_atomic_t sim_signalled;
-static void on_signal(int s)
-{
-    (void)s;
-    sim_signalled = 1;
-}
 
 /* The UART's receive ring while the CPU is busy programming or erasing
  * flash: what arrives beyond its capacity is lost, as on a device whose
@@ -199,43 +194,58 @@ static int load_file(const char *path, uint8_t **data, size_t *len)
     return PF_OK;
 }
 
-int pf_agent_sim_run(const pf_agent_sim_opts *o)
-{
-    FILE *log = o->log ? o->log : stderr;
-    g_log = log;
-    uint32_t slot = o->slot_size ? o->slot_size : 256u * 1024u;
-    if (slot % SIM_E) {
-        fprintf(log, "sim agent: slot size must be a multiple of 4 KiB\n");
-        return PF_ERR_ARG;
-    }
-    uint32_t total = 2 * slot + 3 * SIM_E;
+struct pf_sim_agent {
+    pf_sim_agent_config cfg;
+    FILE *log;
+    uint32_t slot;
     timed_flash tf;
-    memset(&tf, 0, sizeof tf);
-    int r = pf_nor_init(&tf.nor, total, 1, 8, SIM_E, 0xFF, o->flash_path);
-    if (r < 0) {
-        fprintf(log, "sim agent: cannot open flash file %s\n", o->flash_path ? o->flash_path : "(memory)");
-        return r;
-    }
-    tf.prog_us_per_kib = o->prog_us_per_kib;
-    tf.erase_ms = o->erase_ms;
-    tf.flash = tf.nor.flash;
-    tf.flash.ctx = &tf;
-    tf.flash.read = t_read;
-    tf.flash.prog = t_prog;
-    tf.flash.erase = t_erase;
-    tf.flash.sync = t_sync;
-
     uint8_t pub[128];
-    int pub_len = 0;
-    pf_diag diag;
-    memset(&diag, 0, sizeof diag);
+    int pub_len;
+    pf_posix_link link;
+    pf_port port, raw;
+    const char *cuts;
+    unsigned payload;
+};
+
+int pf_sim_agent_open(pf_sim_agent **out, const pf_sim_agent_config *o, pf_diag *diag)
+{
+    if (!out || !o || !o->port)
+        return pf_diag_set(diag, PF_ERR_ARG, "sim agent: no port given");
+    *out = NULL;
+    uint32_t slot = o->slot_size ? o->slot_size : 256u * 1024u;
+    if (slot % SIM_E)
+        return pf_diag_set(diag, PF_ERR_ARG, "sim agent: slot size must be a multiple of 4 KiB");
+    pf_sim_agent *sim = calloc(1, sizeof *sim);
+    if (!sim)
+        return pf_diag_set(diag, PF_ERR_NOMEM, "sim agent: out of memory");
+    sim->cfg = *o;
+    sim->log = o->log ? o->log : stderr;
+    sim->slot = slot;
+    g_log = sim->log;
+    uint32_t total = 2 * slot + 3 * SIM_E;
+    timed_flash *t = &sim->tf;
+    int r = pf_nor_init(&t->nor, total, 1, 8, SIM_E, 0xFF, o->flash_path);
+    if (r < 0) {
+        free(sim);
+        return pf_diag_set(diag, r, "sim agent: cannot open flash file %s", o->flash_path ? o->flash_path : "(memory)");
+    }
+    t->prog_us_per_kib = o->prog_us_per_kib;
+    t->erase_ms = o->erase_ms;
+    t->flash = t->nor.flash;
+    t->flash.ctx = t;
+    t->flash.read = t_read;
+    t->flash.prog = t_prog;
+    t->flash.erase = t_erase;
+    t->flash.sync = t_sync;
+
     if (o->key_path) {
         uint8_t *pem;
         size_t n;
-        if (load_file(o->key_path, &pem, &n) < 0 || (pub_len = pf_sign_pubkey_der((char *)pem, pub, sizeof pub, &diag)) < 0) {
-            fprintf(log, "sim agent: key %s: %s\n", o->key_path, diag.text);
-            pf_nor_free(&tf.nor);
-            return PF_ERR_FORMAT;
+        pf_diag kd = {{0}};
+        if (load_file(o->key_path, &pem, &n) < 0 ||
+            (sim->pub_len = pf_sign_pubkey_der((char *)pem, sim->pub, sizeof sim->pub, &kd)) < 0) {
+            pf_sim_agent_close(sim);
+            return pf_diag_set(diag, PF_ERR_FORMAT, "sim agent: key %s: %s", o->key_path, kd.text);
         }
         free(pem);
     }
@@ -243,71 +253,90 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         uint8_t *img;
         size_t n;
         if (load_file(o->factory, &img, &n) < 0 || n > slot) {
-            fprintf(log, "sim agent: factory image %s unreadable or too big\n", o->factory);
-            pf_nor_free(&tf.nor);
-            return PF_ERR_IO;
+            pf_sim_agent_close(sim);
+            return pf_diag_set(diag, PF_ERR_IO, "sim agent: factory image %s unreadable or too big", o->factory);
         }
-        if (pf_get_le32(tf.nor.mem) != PF_IMAGE_MAGIC) {
-            memset(tf.nor.mem, 0xFF, slot + SIM_E);
-            memcpy(tf.nor.mem, img, n);
+        if (pf_get_le32(t->nor.mem) != PF_IMAGE_MAGIC) {
+            memset(t->nor.mem, 0xFF, slot + SIM_E);
+            memcpy(t->nor.mem, img, n);
         }
         free(img);
     }
 
-    pf_posix_link link;
-    r = pf_posix_open(&link, o->port, &diag);
+    sim->link.fd = sim->link.listen_fd = -1;
+    r = pf_posix_open(&sim->link, o->port, diag);
     if (r < 0) {
-        fprintf(log, "sim agent: %s\n", diag.text);
-        pf_nor_free(&tf.nor);
+        pf_sim_agent_close(sim);
         return r;
     }
-    pf_port port, raw;
-    pf_posix_port(&link, &raw);
-    port = raw;
-    port.log = port_log;
-    port.write = sim_write;
-    port.read = sim_read;
-    ring.fd = link.fd;
+    pf_posix_port(&sim->link, &sim->raw);
+    sim->port = sim->raw;
+    sim->port.log = port_log;
+    sim->port.write = sim_write;
+    sim->port.read = sim_read;
+    ring.fd = sim->link.fd;
     ring.cap = o->rx_ring;
     ring.len = ring.pos = 0;
     ring.lost = 0;
-    g_flash = &tf;
-    g_link = &raw;
-    const char *cuts = o->power_cuts;
-    arm_cut(&tf, &cuts);
+    g_flash = t;
+    g_link = &sim->raw;
+    sim->cuts = o->power_cuts;
+    arm_cut(t, &sim->cuts);
+    sim->payload = o->payload ? o->payload : 1024;
+    if (sim->payload > PF_AP_MAX_PAYLOAD - 4)
+        sim->payload = PF_AP_MAX_PAYLOAD - 4;
+    *out = sim;
+    return PF_OK;
+}
 
+void pf_sim_agent_close(pf_sim_agent *sim)
+{
+    if (!sim)
+        return;
+    if (g_flash == &sim->tf) {
+        g_flash = NULL;
+        g_link = NULL;
+        ring.fd = -1;
+    }
+    if (sim->link.fd >= 0 || sim->link.listen_fd >= 0)
+        pf_posix_close(&sim->link);
+    pf_nor_free(&sim->tf.nor);
+    free(sim);
+}
+
+int pf_sim_agent_run(pf_sim_agent *sim, volatile sig_atomic_t *stop)
+{
+    const pf_sim_agent_config *o = &sim->cfg;
+    FILE *log = sim->log;
+    timed_flash *t = &sim->tf;
+    uint32_t slot = sim->slot;
+    pf_diag diag;
+    memset(&diag, 0, sizeof diag);
+    int r;
     static uint8_t bbuf[1024], wbuf[1024], rxbuf[PF_AP_MAX_PAYLOAD + PF_AP_OVERHEAD], txbuf[512];
     static uint8_t zarena[PF_AGENT_ZARENA_SIZE(15)];
-    unsigned payload = o->payload ? o->payload : 1024;
-    if (payload > PF_AP_MAX_PAYLOAD - 4)
-        payload = PF_AP_MAX_PAYLOAD - 4;
-    if (!o->stop) {
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
-        signal(SIGPIPE, SIG_IGN);
-    }
     fprintf(log, "sim agent: flash %s (%lu KiB slots), link %s\n", o->flash_path ? o->flash_path : "(memory)",
             (unsigned long)(slot / 1024), o->port);
     unsigned boots = 0;
-    while (!sim_signalled && !(o->stop && *o->stop)) {
+    while (!(stop && *stop)) {
         /* reset: the bootloader */
         pf_boot boot;
         pf_boot_config bc = PF_BOOT_CONFIG_DEFAULT();
-        bc.flash = &tf.flash;
+        bc.flash = &t->flash;
         bc.primary_off = 0;
         bc.secondary_off = slot + SIM_E;
         bc.slot_size = slot;
         bc.state_off = 2 * slot + SIM_E;
-        if (pub_len > 0) {
-            bc.pubkey = pub;
-            bc.pubkey_len = (size_t)pub_len;
+        if (sim->pub_len > 0) {
+            bc.pubkey = sim->pub;
+            bc.pubkey_len = (size_t)sim->pub_len;
             bc.sig_verify = pf_ecdsa_p256_verify;
         }
         bc.buf = bbuf;
         bc.buf_size = sizeof bbuf;
         bc.diag = &diag;
         r = pf_boot_open(&boot, &bc);
-        if (power_cut(&tf, log, &cuts))
+        if (power_cut(t, log, &sim->cuts))
             continue;
         if (r < 0) {
             fprintf(log, "boot: %s\n", diag.text);
@@ -316,7 +345,7 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         pf_boot_result res;
         r = pf_boot_run(&boot, &res);
         boots++;
-        if (power_cut(&tf, log, &cuts))
+        if (power_cut(t, log, &sim->cuts))
             continue;
         if (r < 0)
             fprintf(log, "boot %u: no bootable image (%s): staying in the agent for recovery\n", boots, diag.text);
@@ -331,11 +360,11 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
         pf_agent agent;
         pf_agent_config ac = PF_AGENT_CONFIG_DEFAULT();
         ac.boot = &boot;
-        ac.port = &port;
+        ac.port = &sim->port;
         ac.wbuf = wbuf;
         ac.wbuf_size = sizeof wbuf;
         ac.rxbuf = rxbuf;
-        ac.rxbuf_size = payload + 4 + PF_AP_OVERHEAD;
+        ac.rxbuf_size = sim->payload + 4 + PF_AP_OVERHEAD;
         ac.txbuf = txbuf;
         ac.txbuf_size = sizeof txbuf;
         ac.window = (uint16_t)(o->window ? o->window : 8);
@@ -350,17 +379,17 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
             break;
         }
         /* a reset loses whatever the UART had received */
-        if (raw.flush_input)
-            raw.flush_input(raw.ctx);
+        if (sim->raw.flush_input)
+            sim->raw.flush_input(sim->raw.ctx);
         ring.len = ring.pos = 0;
         if (ring.lost)
             fprintf(log, "uart: %lu bytes lost so far (receive ring of %lu bytes overflowed during flash work)\n",
                     (unsigned long)ring.lost, (unsigned long)ring.cap);
         pf_agent_announce(&agent);
         int reboot = 0;
-        while (!reboot && !sim_signalled && !(o->stop && *o->stop)) {
+        while (!reboot && !(stop && *stop)) {
             r = pf_agent_poll(&agent, 50, &reboot);
-            if (power_cut(&tf, log, &cuts))
+            if (power_cut(t, log, &sim->cuts))
                 break;
             if (r == PF_ERR_CLOSED) {
                 pf_posix_sleep_ms(20); /* peer gone: wait for the next one */
@@ -376,8 +405,6 @@ int pf_agent_sim_run(const pf_agent_sim_opts *o)
             pf_posix_sleep_ms(20); /* the reset itself */
         }
     }
-    pf_posix_close(&link);
-    pf_nor_free(&tf.nor);
     return PF_OK;
 }
 
@@ -399,7 +426,7 @@ static void usage(FILE *f)
 
 int pf_sim_agent_main(int argc, char **argv)
 {
-    pf_agent_sim_opts o = PF_AGENT_SIM_OPTS_DEFAULT();
+    pf_sim_agent_config o = PF_SIM_AGENT_CONFIG_DEFAULT();
     const char *log_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -456,7 +483,15 @@ int pf_sim_agent_main(int argc, char **argv)
         perror(log_path);
         return 1;
     }
-    int r = pf_agent_sim_run(&o);
+    pf_diag d = {{0}};
+    pf_sim_agent *sim;
+    int r = pf_sim_agent_open(&sim, &o, &d);
+    if (r < 0) {
+        fprintf(o.log ? o.log : stderr, "%s\n", d.text);
+    } else {
+        r = pf_sim_agent_run(sim, pf_sim_command_signals());
+        pf_sim_agent_close(sim);
+    }
     if (o.log)
         fclose(o.log);
     return r < 0 ? 1 : 0;

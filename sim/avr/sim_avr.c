@@ -50,7 +50,9 @@
 #include "peerflash/pf_image.h"
 #include "peerflash/pf_memmap.h"
 #include "peerflash/pf_posix.h"
+#include "posix/endpoint.h"
 #include "sim_avr.h"
+#include "sim_command.h"
 
 #ifndef PF_OPTIBOOT_HEX
 #define PF_OPTIBOOT_HEX ""
@@ -115,7 +117,7 @@ static uint8_t q_pop(byte_queue *q)
     return b;
 }
 
-typedef struct avr_harness {
+typedef struct pf_sim_avr {
     /* options */
     const char *port_spec;
     const char *flash_dump;
@@ -156,14 +158,8 @@ typedef struct avr_harness {
     unsigned long resets, overruns, pages_written;
 } avr_harness;
 
-static volatile sig_atomic_t g_stop, g_reset;
+static volatile sig_atomic_t g_reset; /* SIGUSR1: the reset button */
 static avr_harness *g_h; /* for the flash ioctl wrapper, which gets no context */
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
 
 static void on_reset(int sig)
 {
@@ -436,26 +432,13 @@ static int setup_avr(avr_harness *h)
 
 /* ---- host side ----------------------------------------------------------- */
 
-static speed_t speed_of(uint32_t baud)
-{
-    switch (baud) {
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
-    default: return B0;
-    }
-}
-
 static void check_line_rate(avr_harness *h)
 {
     struct termios t;
     if (tcgetattr(h->link.fd, &t) != 0)
         return;
     speed_t s = cfgetispeed(&t);
-    int g = s != speed_of(h->baud) && s != B0;
+    int g = s != (speed_t)pf_endpoint_baud_to_speed(h->baud) && s != B0;
     if (g != h->garble)
         say(h, 1, "host line rate %s the UART's %lu baud", g ? "differs from" : "matches", (unsigned long)h->baud);
     h->garble = g;
@@ -572,11 +555,11 @@ static int halted(const avr_harness *h)
     return h->avr->state == cpu_Done || h->avr->state == cpu_Crashed || h->avr->state == cpu_Stopped;
 }
 
-static void run(avr_harness *h)
+static void run(avr_harness *h, volatile sig_atomic_t *stop)
 {
     int was_halted = 0;
     anchor(h);
-    while (!g_stop) {
+    while (!(stop && *stop)) {
         if (g_reset) {
             g_reset = 0;
             chip_reset(h, MCUSR_EXTRF);
@@ -665,15 +648,96 @@ static void usage(FILE *f)
             default_bootloader()[0] ? default_bootloader() : "(none built)");
 }
 
+int pf_sim_avr_open(pf_sim_avr **out, const pf_sim_avr_config *cfg, pf_diag *diag)
+{
+    if (!out || !cfg || !cfg->port)
+        return pf_diag_set(diag, PF_ERR_ARG, "no port given");
+    *out = NULL;
+    if (g_h)
+        return pf_diag_set(diag, PF_ERR_STATE, "one AVR simulator per process");
+    avr_harness *h = calloc(1, sizeof *h); /* large queues: not on the stack */
+    if (!h)
+        return pf_diag_set(diag, PF_ERR_NOMEM, "out of memory");
+    h->port_spec = cfg->port;
+    h->flash_dump = cfg->flash_dump;
+    h->uart_log_path = cfg->uart_log;
+    h->bootloader = cfg->bootloader ? cfg->bootloader : default_bootloader();
+    h->reset_on_open = cfg->reset_on_open;
+    h->realtime = cfg->realtime;
+    h->verbose = cfg->verbose;
+    h->page_write_ms = cfg->page_write_ms;
+    h->startup_ms = cfg->startup_ms;
+    h->baud = cfg->baud ? cfg->baud : 115200;
+    h->link.fd = h->link.listen_fd = h->notify_fd = -1;
+    if (setup_avr(h) != 0) {
+        free(h);
+        return PF_ERR_UNSUPPORTED; /* setup_avr said why */
+    }
+    g_h = h;
+    if (h->uart_log_path) {
+        h->uart_log = fopen(h->uart_log_path, "a");
+        if (!h->uart_log) {
+            int e = errno;
+            pf_sim_avr_close(h);
+            return pf_diag_set(diag, PF_ERR_ARG, "cannot open %s: %s", cfg->uart_log, strerror(e));
+        }
+    }
+    char spec[300];
+    if (strncmp(h->port_spec, "pty:", 4) != 0)
+        snprintf(spec, sizeof spec, "pty:%s", h->port_spec);
+    else
+        snprintf(spec, sizeof spec, "%s", h->port_spec);
+    int r = pf_posix_open(&h->link, spec, diag);
+    if (r != 0) {
+        h->link.fd = h->link.listen_fd = -1;
+        pf_sim_avr_close(h);
+        return r == PF_ERR_ARG ? r : PF_ERR_IO;
+    }
+    h->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (h->notify_fd >= 0 && inotify_add_watch(h->notify_fd, h->link.slave, IN_OPEN | IN_CLOSE) < 0) {
+        close(h->notify_fd);
+        h->notify_fd = -1;
+    }
+    if (h->notify_fd < 0)
+        say(h, 0, "no inotify on %s: a port closed and reopened at once may not reset the chip", h->link.slave);
+    /* Power-on: Optiboot sees PORF and starts the application (if any). */
+    chip_reset(h, MCUSR_PORF);
+    h->resets = 0;
+    *out = h;
+    return PF_OK;
+}
+
+int pf_sim_avr_run(pf_sim_avr *h, volatile sig_atomic_t *stop)
+{
+    fprintf(stderr, "sim avr: Optiboot on %s ready on %s (%s, page write %.1f ms, %s)\n", MCU_NAME,
+            h->link.path, h->link.slave, h->page_write_ms, h->realtime ? "real time" : "real time when idle");
+    run(h, stop);
+    int rc = 0;
+    if (h->flash_dump && dump_flash(h) != 0)
+        rc = PF_ERR_IO;
+    say(h, 0, "%lu resets, %lu pages written, %lu RX overruns", h->resets, h->pages_written, h->overruns);
+    return rc;
+}
+
+void pf_sim_avr_close(pf_sim_avr *h)
+{
+    if (!h)
+        return;
+    if (h->uart_log)
+        fclose(h->uart_log);
+    if (h->link.fd >= 0 || h->link.listen_fd >= 0)
+        pf_posix_close(&h->link);
+    if (h->notify_fd >= 0)
+        close(h->notify_fd);
+    avr_terminate(h->avr);
+    if (g_h == h)
+        g_h = NULL;
+    free(h);
+}
+
 int pf_sim_avr_main(int argc, char **argv)
 {
-    static avr_harness h; /* large queues: not on the stack */
-    memset(&h, 0, sizeof h);
-    h.reset_on_open = 1;
-    h.page_write_ms = 4.5;
-    h.startup_ms = 65;
-    h.baud = 115200;
-    h.bootloader = default_bootloader();
+    pf_sim_avr_config h = PF_SIM_AVR_CONFIG_DEFAULT();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -681,13 +745,13 @@ int pf_sim_avr_main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--port") && v) {
-            h.port_spec = v;
+            h.port = v;
             i++;
         } else if (!strcmp(a, "--flash-dump") && v) {
             h.flash_dump = v;
             i++;
         } else if (!strcmp(a, "--uart-log") && v) {
-            h.uart_log_path = v;
+            h.uart_log = v;
             i++;
         } else if (!strcmp(a, "--bootloader") && v) {
             h.bootloader = v;
@@ -710,7 +774,8 @@ int pf_sim_avr_main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--baud") && v) {
             h.baud = (uint32_t)strtoul(v, NULL, 10);
-            if (speed_of(h.baud) == B0) {
+            /* the rates termios names from 9600 to 230400, as the UART model was checked at */
+            if (h.baud < 9600 || h.baud > 230400 || !pf_endpoint_baud_to_speed(h.baud)) {
                 fprintf(stderr, "peerflash: sim avr: unsupported --baud %s\n", v);
                 return 2;
             }
@@ -727,65 +792,24 @@ int pf_sim_avr_main(int argc, char **argv)
             return 2;
         }
     }
-    if (!h.port_spec) {
+    if (!h.port) {
         usage(stderr);
         return 2;
     }
-    if (setup_avr(&h) != 0)
-        return 1;
-    g_h = &h;
-    if (h.uart_log_path) {
-        h.uart_log = fopen(h.uart_log_path, "a");
-        if (!h.uart_log) {
-            fprintf(stderr, "peerflash: sim avr: cannot open %s: %s\n", h.uart_log_path, strerror(errno));
-            return 1;
-        }
-    }
-    char spec[300];
-    if (strncmp(h.port_spec, "pty:", 4) != 0)
-        snprintf(spec, sizeof spec, "pty:%s", h.port_spec);
-    else
-        snprintf(spec, sizeof spec, "%s", h.port_spec);
     pf_diag diag = {0};
-    if (pf_posix_open(&h.link, spec, &diag) != 0) {
-        fprintf(stderr, "peerflash: sim avr: %s\n", diag.text);
-        return 4;
+    pf_sim_avr *sim;
+    int r = pf_sim_avr_open(&sim, &h, &diag);
+    if (r < 0) {
+        if (diag.text[0])
+            fprintf(stderr, "peerflash: sim avr: %s\n", diag.text);
+        return r == PF_ERR_IO ? 4 : 1;
     }
-    h.notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (h.notify_fd >= 0 && inotify_add_watch(h.notify_fd, h.link.slave, IN_OPEN | IN_CLOSE) < 0) {
-        close(h.notify_fd);
-        h.notify_fd = -1;
-    }
-    if (h.notify_fd < 0)
-        say(&h, 0, "no inotify on %s: a port closed and reopened at once may not reset the chip", h.link.slave);
+    volatile sig_atomic_t *stop = pf_sim_command_signals();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = on_reset;
     sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    /* Power-on: Optiboot sees PORF and starts the application (if any). */
-    chip_reset(&h, MCUSR_PORF);
-    h.resets = 0;
-    fprintf(stderr, "sim avr: Optiboot on %s ready on %s (%s, page write %.1f ms, %s)\n", MCU_NAME,
-            h.link.path, h.link.slave, h.page_write_ms, h.realtime ? "real time" : "real time when idle");
-    run(&h);
-
-    int rc = 0;
-    if (h.flash_dump && dump_flash(&h) != 0)
-        rc = 1;
-    if (h.uart_log)
-        fclose(h.uart_log);
-    say(&h, 0, "%lu resets, %lu pages written, %lu RX overruns", h.resets, h.pages_written,
-        h.overruns);
-    pf_posix_close(&h.link);
-    if (h.notify_fd >= 0)
-        close(h.notify_fd);
-    avr_terminate(h.avr);
-    g_h = NULL;
-    return rc;
+    r = pf_sim_avr_run(sim, stop);
+    pf_sim_avr_close(sim);
+    return r < 0 ? 1 : 0;
 }

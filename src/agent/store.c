@@ -5,38 +5,20 @@
 
 #include "peerflash/pf_agent.h"
 #include "peerflash/pf_digest.h"
+#include "peerflash/pf_zarena.h"
 
 /* ---- inflate on the caller's arena ------------------------------------------ */
-
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    pf_agent *a = opaque;
-    uintptr_t base = (uintptr_t)a->cfg.zarena, at = (base + a->_zused + 15u) & ~(uintptr_t)15u;
-    uint64_t n = (uint64_t)items * size;
-    if (at - base > a->cfg.zarena_size || n > a->cfg.zarena_size - (at - base))
-        return Z_NULL;
-    a->_zused = (uint32_t)(at - base + n);
-    return (voidpf)at;
-}
-
-static void z_free(voidpf opaque, voidpf addr)
-{
-    (void)opaque;
-    (void)addr; /* the arena is reset as a whole for the next stream */
-}
 
 /* A fresh inflate stream at the start of the arena. */
 static int z_start(pf_agent *a)
 {
-    a->_zused = 0;
+    pf_zarena_init(&a->_zarena, a->cfg.zarena, a->cfg.zarena_size);
     a->_zs = NULL;
-    z_stream *z = z_alloc(a, 1, sizeof(z_stream));
+    z_stream *z = pf_zarena_alloc(&a->_zarena, 1, sizeof(z_stream));
     if (!z)
         return PF_ERR_NOMEM;
     memset(z, 0, sizeof *z);
-    z->zalloc = z_alloc;
-    z->zfree = z_free;
-    z->opaque = a;
+    PF_ZARENA_ATTACH(z, &a->_zarena);
     /* zlib format: its header names the window (refused when larger than
      * ours), its trailer the Adler-32 of what it inflates to */
     if (inflateInit2(z, a->cfg.zbits) != Z_OK)
@@ -63,13 +45,13 @@ int pf_agent_init(pf_agent *a, const pf_agent_config *cfg)
             return pf_diag_set(cfg->diag, PF_ERR_ARG, "agent deflate window bits %u: must be 9..15 with an arena",
                                (unsigned)cfg->zbits);
         /* measure: the stream and inflate state now, the window later */
-        if (z_start(a) < 0 || (uint64_t)a->_zused + 16u + (1u << cfg->zbits) > cfg->zarena_size)
+        if (z_start(a) < 0 || (uint64_t)a->_zarena.used + 16u + (1u << cfg->zbits) > cfg->zarena_size)
             return pf_diag_set(cfg->diag, PF_ERR_ARG,
                                "agent inflate arena of %lu bytes too small for a %lu-byte window (needs %lu)",
                                (unsigned long)cfg->zarena_size, (unsigned long)(1u << cfg->zbits),
-                               (unsigned long)(a->_zused + 16u + (1u << cfg->zbits)));
+                               (unsigned long)(a->_zarena.used + 16u + (1u << cfg->zbits)));
         a->_zs = NULL;
-        a->_zused = 0;
+        pf_zarena_reset(&a->_zarena);
     }
     return PF_OK;
 }

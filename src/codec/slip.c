@@ -1,4 +1,4 @@
-/* SLIP framing for the ESP ROM loader (see slip.h). */
+/* SLIP framing for the ESP ROM loader and the agent protocol (see pf_slip.h). */
 #include "codec/slip.h"
 
 size_t pf_slip_escaped_len(const uint8_t *data, size_t n)
@@ -50,6 +50,12 @@ void pf_slip_decoder_init(pf_slip_decoder *d, uint8_t *buf, size_t cap)
     d->cap = cap;
     d->garbage = 0;
     pf_slip_decoder_reset(d);
+}
+
+void pf_slip_decoder_start_in_frame(pf_slip_decoder *d)
+{
+    pf_slip_decoder_reset(d);
+    d->_in_frame = 1;
 }
 
 void pf_slip_decoder_reset(pf_slip_decoder *d)

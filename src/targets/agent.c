@@ -26,6 +26,7 @@
 #include "peerflash/pf_mcuboot.h"
 #include "peerflash/pf_patch.h"
 #include "peerflash/pf_target.h"
+#include "peerflash/pf_zarena.h"
 
 #define HOST_RXBUF 512u
 #define TEXT_MAX 160u
@@ -70,12 +71,8 @@ typedef struct agent_host {
     int zon, zdone;
     uint32_t zbase, zlen;
     z_stream z;
-    size_t z_used;
-    union {
-        unsigned char bytes[ZARENA_SIZE];
-        long long a;
-        void *p;
-    } zarena;
+    pf_zarena za;        /* zlib's allocator on zarena */
+    unsigned char zarena[ZARENA_SIZE]; /* pf_zarena aligns each block itself */
     uint8_t zbuf[ZBUF_SIZE];
 } agent_host;
 
@@ -83,34 +80,15 @@ static const pf_port *P(agent_host *h) { return h->cfg.port; }
 
 /* ---- zlib on the arena in the driver state ---------------------------------------- */
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    agent_host *h = opaque;
-    size_t n = ((size_t)items * size + 15u) & ~(size_t)15u;
-    if (n > sizeof h->zarena.bytes - h->z_used)
-        return Z_NULL;
-    void *p = h->zarena.bytes + h->z_used;
-    h->z_used += n;
-    return p;
-}
-
-static void z_free(voidpf opaque, voidpf addr)
-{
-    (void)opaque;
-    (void)addr; /* the arena is reset for the next stream */
-}
-
 /* A fresh zlib stream of image[from..len) with the agent's window. */
 static int z_begin(agent_host *h, const uint8_t *data, uint32_t len, uint32_t from)
 {
     if (h->zon)
         deflateEnd(&h->z);
     h->zon = 0;
-    h->z_used = 0;
+    pf_zarena_init(&h->za, h->zarena, sizeof h->zarena);
     memset(&h->z, 0, sizeof h->z);
-    h->z.zalloc = z_alloc;
-    h->z.zfree = z_free;
-    h->z.opaque = h;
+    PF_ZARENA_ATTACH(&h->z, &h->za);
     int level = h->opt.level >= 1 && h->opt.level <= 9 ? h->opt.level : 9;
     if (deflateInit2(&h->z, level, Z_DEFLATED, h->zbits, ZMEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
         return pf_diag_set(h->cfg.diag, PF_ERR_NOMEM, "zlib deflateInit2 (window %u bits) failed in its %u-byte arena",

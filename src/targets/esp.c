@@ -17,6 +17,7 @@
 #include "peerflash/pf_esp.h"
 #include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image.h"
+#include "peerflash/pf_zarena.h"
 
 #define DEFAULT_TIMEOUT_MS 3000u
 #define SYNC_TIMEOUT_MS 100u
@@ -69,12 +70,8 @@ typedef struct esp_state {
     /* zlib and its arena */
     z_stream z;
     int z_ready;
-    size_t z_used;
-    union {
-        unsigned char bytes[ZARENA_SIZE];
-        long long a;
-        void *p;
-    } zarena;
+    pf_zarena za;        /* zlib's allocator on zarena */
+    unsigned char zarena[ZARENA_SIZE]; /* pf_zarena aligns each block itself */
     /* frames */
     pf_slip_decoder dec;
     uint8_t rx[RX_MAX];
@@ -89,26 +86,6 @@ static pf_diag *diag(esp_state *s)
 static const pf_port *port(esp_state *s)
 {
     return s->cfg.port;
-}
-
-/* ---- zlib on an arena ------------------------------------------------------ */
-
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    esp_state *s = opaque;
-    size_t n = (size_t)items * size;
-    n = (n + 15u) & ~(size_t)15u;
-    if (n > sizeof s->zarena.bytes - s->z_used)
-        return Z_NULL;
-    void *p = s->zarena.bytes + s->z_used;
-    s->z_used += n;
-    return p;
-}
-
-static void z_free(voidpf opaque, voidpf addr)
-{
-    (void)opaque;
-    (void)addr; /* the arena is released as a whole with deflateEnd */
 }
 
 /* ---- frames and commands --------------------------------------------------- */
@@ -657,11 +634,9 @@ static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
             deflateEnd(&s->z);
             s->z_ready = 0;
         }
-        s->z_used = 0;
+        pf_zarena_init(&s->za, s->zarena, sizeof s->zarena);
         memset(&s->z, 0, sizeof s->z);
-        s->z.zalloc = z_alloc;
-        s->z.zfree = z_free;
-        s->z.opaque = s;
+        PF_ZARENA_ATTACH(&s->z, &s->za);
         if (deflateInit2(&s->z, s->opt.level, Z_DEFLATED, ZWINDOW_BITS, ZMEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
             return pf_diag_set(diag(s), PF_ERR_NOMEM, "zlib deflateInit2 failed in its %u-byte arena",
                                (unsigned)ZARENA_SIZE);

@@ -48,12 +48,61 @@ typedef struct fx {
     char key[512];
 } fx;
 
+/* A firmware-like body: instructions from a small vocabulary, some
+ * literals: compresses to roughly a third. */
+static inline uint8_t *fx_compressible_body(size_t n, uint32_t seed)
+{
+    static const char *const words[] = {"\x10\xb5\x04\x46", "\x00\x28\x02\xd0", "\xfe\xe7", "\x70\x47",
+                                        "\x08\x68\x01\x30", "\xbd\xe8\xf0\x81", "ldr r0, [pc, #12]", "\x00\xbf"};
+    uint8_t *b = malloc(n);
+    uint32_t x = seed * 2654435761u + 3;
+    for (size_t i = 0; i < n;) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        if (x % 5 == 0) {
+            b[i++] = (uint8_t)(x >> 8);
+            continue;
+        }
+        const char *w = words[(x >> 4) % 8];
+        size_t l = strlen(w);
+        for (size_t k = 0; k < l && i < n; k++)
+            b[i++] = (uint8_t)w[k];
+    }
+    return b;
+}
+
 static inline void fx_file_hash(fx_image *im)
 {
     pf_digest d;
     pf_digest_begin(&d, PF_DIGEST_SHA256);
     pf_digest_update(&d, im->data, im->len);
     pf_digest_finish(&d, im->file_hash);
+}
+
+/* Signs body (freed here) as image major.minor into im. */
+static inline int fx_sign(fx_image *im, const char *key_pem, uint8_t major, uint8_t minor, uint8_t *body,
+                          size_t body_len)
+{
+    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
+    p.version.major = major;
+    p.version.minor = minor;
+    p.key_pem = key_pem;
+    size_t cap = pf_sign_image_size_max(&p, body_len);
+    im->data = malloc(cap);
+    int n = pf_sign_image(&p, body, body_len, im->data, cap, NULL);
+    free(body);
+    if (n < 0)
+        return n;
+    im->len = (size_t)n;
+    fx_file_hash(im);
+    return 0;
+}
+
+/* A signed image whose body is fx_compressible_body. */
+static inline int fx_make_compressible(fx_image *im, const char *key_pem, uint8_t major, size_t body_len, uint32_t seed)
+{
+    return fx_sign(im, key_pem, major, 0, fx_compressible_body(body_len, seed), body_len);
 }
 
 /* A signed image with a pseudo-random body of body_len bytes. */
@@ -68,19 +117,7 @@ static inline int fx_make_image(fx_image *im, const char *key_pem, uint8_t major
         x ^= x << 5;
         body[i] = (uint8_t)x;
     }
-    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
-    p.version.major = major;
-    p.version.minor = minor;
-    p.key_pem = key_pem;
-    size_t cap = pf_sign_image_size_max(&p, body_len);
-    im->data = malloc(cap);
-    int n = pf_sign_image(&p, body, body_len, im->data, cap, NULL);
-    free(body);
-    if (n < 0)
-        return n;
-    im->len = (size_t)n;
-    fx_file_hash(im);
-    return 0;
+    return fx_sign(im, key_pem, major, minor, body, body_len);
 }
 
 static inline int fx_open_boot(fx *f, int with_key)

@@ -18,45 +18,9 @@
 static fx F;
 static uint8_t zarena[PF_AGENT_ZARENA_SIZE(ZBITS)];
 
-/* A firmware-like body: instructions from a small vocabulary, some
- * literals: compresses to roughly a third. */
-static uint8_t *compressible_body(size_t n, uint32_t seed)
-{
-    static const char *const words[] = {"\x10\xb5\x04\x46", "\x00\x28\x02\xd0", "\xfe\xe7", "\x70\x47",
-                                        "\x08\x68\x01\x30", "\xbd\xe8\xf0\x81", "ldr r0, [pc, #12]", "\x00\xbf"};
-    uint8_t *b = malloc(n);
-    uint32_t x = seed * 2654435761u + 3;
-    for (size_t i = 0; i < n;) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        if (x % 5 == 0) {
-            b[i++] = (uint8_t)(x >> 8);
-            continue;
-        }
-        const char *w = words[(x >> 4) % 8];
-        size_t l = strlen(w);
-        for (size_t k = 0; k < l && i < n; k++)
-            b[i++] = (uint8_t)w[k];
-    }
-    return b;
-}
-
 static int make_image(fx_image *im, uint8_t major, size_t body_len, uint32_t seed)
 {
-    uint8_t *body = compressible_body(body_len, seed);
-    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
-    p.version.major = major;
-    p.key_pem = F.key;
-    size_t cap = pf_sign_image_size_max(&p, body_len);
-    im->data = malloc(cap);
-    int n = pf_sign_image(&p, body, body_len, im->data, cap, NULL);
-    free(body);
-    if (n < 0)
-        return n;
-    im->len = (size_t)n;
-    fx_file_hash(im);
-    return 0;
+    return fx_make_compressible(im, F.key, major, body_len, seed);
 }
 
 /* zlib stream of data[from..len) with a 2^bits window (malloc'd). */

@@ -15,114 +15,19 @@
 #include "peerflash/pf_agent_host.h"
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_target.h"
+#include "fault_port.h"
 #include "pf_test.h"
 
-/* ---- fault-injecting port ----------------------------------------------- */
-typedef struct fault_port {
-    pf_port port;        /* the faulty view */
-    const pf_port *real;
-    uint32_t rng;
-    uint32_t flip_ppm, drop_ppm; /* per byte, both directions */
-    uint64_t cut_after;  /* bytes written before the link is cut; 0 = never */
-    uint64_t written, flips, drops;
-    int cut;
-} fault_port;
-
-static uint32_t frng(fault_port *f)
-{
-    f->rng ^= f->rng << 13;
-    f->rng ^= f->rng >> 17;
-    f->rng ^= f->rng << 5;
-    return f->rng;
-}
-
-static size_t mangle(fault_port *f, uint8_t *b, size_t n)
-{
-    size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (f->drop_ppm && frng(f) % 1000000u < f->drop_ppm) {
-            f->drops++;
-            continue;
-        }
-        uint8_t c = b[i];
-        if (f->flip_ppm && frng(f) % 1000000u < f->flip_ppm) {
-            c ^= (uint8_t)(1u << (frng(f) % 8));
-            f->flips++;
-        }
-        b[out++] = c;
-    }
-    return out;
-}
-
-static int fp_write(void *ctx, const uint8_t *buf, size_t n)
-{
-    fault_port *f = ctx;
-    if (f->cut)
-        return PF_ERR_CLOSED;
-    if (f->cut_after && f->written + n >= f->cut_after) {
-        f->cut = 1;
-        n = (size_t)(f->cut_after - f->written);
-    }
-    uint8_t tmp[16384];
-    size_t done = 0;
-    while (done < n) {
-        size_t k = n - done < sizeof tmp ? n - done : sizeof tmp;
-        memcpy(tmp, buf + done, k);
-        size_t m = mangle(f, tmp, k);
-        int r = pf_port_write_all(f->real, tmp, m);
-        if (r < 0)
-            return r;
-        done += k;
-    }
-    f->written += n;
-    return f->cut ? PF_ERR_CLOSED : (int)n;
-}
-
-static int fp_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
-{
-    fault_port *f = ctx;
-    if (f->cut)
-        return PF_ERR_CLOSED;
-    int r = f->real->read(f->real->ctx, buf, n, timeout_ms);
-    if (r <= 0)
-        return r;
-    return (int)mangle(f, buf, (size_t)r);
-}
-
-static uint32_t fp_now(void *ctx) { return ((fault_port *)ctx)->real->now_ms(((fault_port *)ctx)->real->ctx); }
-static void fp_delay(void *ctx, uint32_t ms) { ((fault_port *)ctx)->real->delay_ms(((fault_port *)ctx)->real->ctx, ms); }
-static int fp_flush(void *ctx) { return pf_port_drain_input(((fault_port *)ctx)->real, 20, pf_deadline(((fault_port *)ctx)->real, 200)) < 0 ? PF_ERR_IO : PF_OK; }
-
-static void fp_log(void *ctx, int level, const char *msg)
-{
-    const pf_port *r = ((fault_port *)ctx)->real;
-    if (r->log)
-        r->log(r->ctx, level, msg);
-}
-
-static void fault_init(fault_port *f, const pf_port *real, uint32_t seed)
-{
-    memset(f, 0, sizeof *f);
-    f->real = real;
-    f->rng = seed * 2654435761u + 1;
-    f->port.ctx = f;
-    f->port.read = fp_read;
-    f->port.write = fp_write;
-    f->port.flush_input = fp_flush;
-    f->port.now_ms = fp_now;
-    f->port.delay_ms = fp_delay;
-    f->port.log = fp_log;
-}
-
 /* ---- the device in a thread ------------------------------------------------ */
-static pf_agent_sim_opts sim;
-static volatile int sim_stop;
+static pf_sim_agent *sim;
+static volatile sig_atomic_t sim_stop;
 static char dir[64], dev[96], keyfile[96], logfile[96];
 
 static void *sim_thread(void *arg)
 {
     (void)arg;
-    pf_agent_sim_run(&sim);
+    if (sim)
+        pf_sim_agent_run(sim, &sim_stop);
     return NULL;
 }
 
@@ -148,10 +53,11 @@ static int host_open(host *h, uint32_t seed, uint32_t flip_ppm, uint32_t drop_pp
         return r;
     pf_posix_port(&h->link, &h->port);
     h->link.log_level = getenv("PF_TEST_LOG") ? 3 : -1;
-    fault_init(&h->fault, &h->port, seed);
+    fault_port_init(&h->fault, &h->port, seed * 2654435761u + 1);
     h->fault.flip_ppm = flip_ppm;
     h->fault.drop_ppm = drop_ppm;
-    h->fault.cut_after = cut_after;
+    h->fault.cut_after = cut_after ? (int64_t)cut_after : -1;
+    h->fault.flush_quiet_ms = 20; /* bytes of a retransmission may still be on their way */
     h->ops = pf_target_find("agent");
     if (!h->ops)
         return PF_ERR_UNSUPPORTED;
@@ -375,34 +281,7 @@ static void test_cut_and_resume(void)
  * literals): compresses to about a third. */
 static int make_compressible(fx_image *im, uint8_t major, size_t body_len, uint32_t seed)
 {
-    static const char *const words[] = {"\x10\xb5\x04\x46", "\x00\x28\x02\xd0", "\xfe\xe7", "\x70\x47",
-                                        "\x08\x68\x01\x30", "\xbd\xe8\xf0\x81", "ldr r0, [pc, #12]", "\x00\xbf"};
-    uint8_t *b = malloc(body_len);
-    uint32_t x = seed * 2654435761u + 3;
-    for (size_t i = 0; i < body_len;) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        if (x % 5 == 0) {
-            b[i++] = (uint8_t)(x >> 8);
-            continue;
-        }
-        const char *w = words[(x >> 4) % 8];
-        for (size_t k = 0; w[k] && i < body_len; k++)
-            b[i++] = (uint8_t)w[k];
-    }
-    pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
-    p.version.major = major;
-    p.key_pem = F.key;
-    size_t cap = pf_sign_image_size_max(&p, body_len);
-    im->data = malloc(cap);
-    int n = pf_sign_image(&p, b, body_len, im->data, cap, NULL);
-    free(b);
-    if (n < 0)
-        return n;
-    im->len = (size_t)n;
-    fx_file_hash(im);
-    return 0;
+    return fx_make_compressible(im, F.key, major, body_len, seed);
 }
 
 static uint64_t deflate_wire; /* bytes one compressed 56 KB image took */
@@ -525,7 +404,7 @@ static uint32_t sim_erase_ms, sim_rx_ring, sim_payload;
 
 static pthread_t start_sim(FILE *log, const char *cuts)
 {
-    pf_agent_sim_opts o = PF_AGENT_SIM_OPTS_DEFAULT();
+    pf_sim_agent_config o = PF_SIM_AGENT_CONFIG_DEFAULT();
     o.port = dev;
     o.slot_size = 64 * 1024;
     o.key_path = keyfile;
@@ -535,9 +414,10 @@ static pthread_t start_sim(FILE *log, const char *cuts)
     if (sim_payload)
         o.payload = sim_payload;
     o.log = log;
-    o.stop = &sim_stop;
     o.power_cuts = cuts;
-    sim = o;
+    pf_diag d = {{0}};
+    if (pf_sim_agent_open(&sim, &o, &d) < 0)
+        fprintf(stderr, "sim agent: %s\n", d.text);
     sim_stop = 0;
     pthread_t t;
     pthread_create(&t, NULL, sim_thread, NULL);
@@ -551,6 +431,8 @@ static void stop_sim(pthread_t t)
 {
     sim_stop = 1;
     pthread_join(t, NULL);
+    pf_sim_agent_close(sim);
+    sim = NULL;
 }
 
 /* RUN with the time each case took (the test must stay well under 2 min) */

@@ -24,6 +24,7 @@
 #include "peerflash/pf_avr.h"
 #include "targets/avr_state.h" /* white-box: the driver's private state */
 #include "peerflash/pf_posix.h"
+#include "fault_port.h"
 #include "pf_test.h"
 
 #ifndef PF_CLI
@@ -323,125 +324,6 @@ static inline int wait_uart_line(const avr_sim *s, const char *want, unsigned de
     }
 }
 
-/* A port wrapper that injects faults: a cut after `cut_after` bytes written
- * (the link closes: writes and reads fail), and bit flips at a rate of
- * 1 / flip_every bytes in both directions, from a seed. */
-typedef struct fault_port {
-    pf_port inner;
-    pf_port outer;
-    unsigned long cut_after; /* 0 = never */
-    unsigned long written;
-    unsigned flip_every;     /* 0 = never */
-    uint32_t rng;
-    unsigned long flips;
-    int cut;
-} fault_port;
-
-static uint32_t fp_rand(fault_port *f)
-{
-    f->rng ^= f->rng << 13;
-    f->rng ^= f->rng >> 17;
-    f->rng ^= f->rng << 5;
-    return f->rng;
-}
-
-static void fp_maybe_flip(fault_port *f, uint8_t *b, size_t n)
-{
-    if (!f->flip_every)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (fp_rand(f) % f->flip_every == 0) {
-            b[i] ^= (uint8_t)(1u << (fp_rand(f) % 8));
-            f->flips++;
-        }
-}
-
-static int fp_read(void *ctx, uint8_t *buf, size_t n, uint32_t timeout_ms)
-{
-    fault_port *f = ctx;
-    if (f->cut)
-        return PF_ERR_CLOSED;
-    int r = f->inner.read(f->inner.ctx, buf, n, timeout_ms);
-    if (r > 0)
-        fp_maybe_flip(f, buf, (size_t)r);
-    return r;
-}
-
-static int fp_write(void *ctx, const uint8_t *buf, size_t n)
-{
-    fault_port *f = ctx;
-    if (f->cut)
-        return PF_ERR_CLOSED;
-    size_t allow = n;
-    if (f->cut_after && f->written + n > f->cut_after)
-        allow = f->cut_after - f->written;
-    uint8_t tmp[512];
-    size_t done = 0;
-    while (done < allow) {
-        size_t k = allow - done < sizeof tmp ? allow - done : sizeof tmp;
-        memcpy(tmp, buf + done, k);
-        fp_maybe_flip(f, tmp, k);
-        int r = pf_port_write_all(&f->inner, tmp, k);
-        if (r < 0)
-            return r;
-        done += k;
-    }
-    f->written += allow;
-    if (allow < n) {
-        f->cut = 1;
-        return PF_ERR_CLOSED;
-    }
-    return (int)n;
-}
-
-static int fp_flush(void *ctx)
-{
-    fault_port *f = ctx;
-    return f->inner.flush_input ? f->inner.flush_input(f->inner.ctx) : PF_OK;
-}
-
-static int fp_set_line(void *ctx, uint32_t baud, pf_frame frame)
-{
-    fault_port *f = ctx;
-    return f->inner.set_line ? f->inner.set_line(f->inner.ctx, baud, frame) : PF_ERR_UNSUPPORTED;
-}
-
-static int fp_set_lines(void *ctx, int dtr, int rts)
-{
-    fault_port *f = ctx;
-    return f->inner.set_lines ? f->inner.set_lines(f->inner.ctx, dtr, rts) : PF_ERR_UNSUPPORTED;
-}
-
-static uint32_t fp_now(void *ctx)
-{
-    fault_port *f = ctx;
-    return f->inner.now_ms(f->inner.ctx);
-}
-
-static void fp_delay(void *ctx, uint32_t ms)
-{
-    fault_port *f = ctx;
-    f->inner.delay_ms(f->inner.ctx, ms);
-}
-
-static void fault_port_init(fault_port *f, const pf_port *inner, unsigned long cut_after, unsigned flip_every,
-                            uint32_t seed)
-{
-    memset(f, 0, sizeof *f);
-    f->inner = *inner;
-    f->cut_after = cut_after;
-    f->flip_every = flip_every;
-    f->rng = seed ? seed : 1;
-    f->outer.ctx = f;
-    f->outer.read = fp_read;
-    f->outer.write = fp_write;
-    f->outer.flush_input = fp_flush;
-    f->outer.set_line = fp_set_line;
-    f->outer.set_lines = fp_set_lines;
-    f->outer.now_ms = fp_now;
-    f->outer.delay_ms = fp_delay;
-}
-
 typedef struct flash_opts {
     const char *chip;
     uint32_t baud;
@@ -480,8 +362,11 @@ static int flash_once(const char *port_path, const uint8_t *img, size_t n, const
     pf_port real;
     pf_posix_port(&link, &real);
     fault_port fp;
-    fault_port_init(&fp, &real, o->cut_after, o->flip_every, o->seed);
-    const pf_port *port = (o->cut_after || o->flip_every) ? &fp.outer : &real;
+    fault_port_init(&fp, &real, o->seed);
+    if (o->cut_after)
+        fp.cut_after = (int64_t)o->cut_after;
+    fp.flip_one_in = o->flip_every;
+    const pf_port *port = (o->cut_after || o->flip_every) ? &fp.port : &real;
 
     static pf_avr avr;
     memset(&avr, 0, sizeof avr);
@@ -523,7 +408,7 @@ static int flash_once(const char *port_path, const uint8_t *img, size_t n, const
     }
     out->skipped_pages = avr.skipped_pages;
     out->flips = fp.flips;
-    out->written = fp.written;
+    out->written = (unsigned long)fp.written;
     pf_target_avr.close(&avr);
     pf_posix_close(&link);
     return out->rc = r;

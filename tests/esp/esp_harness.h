@@ -16,9 +16,9 @@
 #include "peerflash/pf_posix.h"
 
 typedef struct esp_simthread {
-    pf_esp_sim *sim;
+    pf_sim_esp32 *sim;
     pthread_t th;
-    volatile int stop;
+    volatile sig_atomic_t stop;
     int rc;
     char path[128];
 } esp_simthread;
@@ -26,7 +26,7 @@ typedef struct esp_simthread {
 static void *esp_sim_thread_fn(void *arg)
 {
     esp_simthread *t = arg;
-    t->rc = pf_esp_sim_serve(t->sim, &t->stop);
+    t->rc = pf_sim_esp32_run(t->sim, &t->stop);
     return NULL;
 }
 
@@ -42,7 +42,7 @@ static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *c
     snprintf(t->path, sizeof t->path, "/tmp/pf-esp-%s-%d", tag, (int)getpid());
     char spec[160];
     snprintf(spec, sizeof spec, "pty:%s", t->path);
-    pf_esp_sim_config cfg = PF_ESP_SIM_CONFIG_DEFAULT();
+    pf_sim_esp32_config cfg = PF_SIM_ESP32_CONFIG_DEFAULT();
     cfg.port = spec;
     cfg.chip = chip;
     cfg.flash_size = flash_size;
@@ -51,7 +51,7 @@ static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *c
     cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
     cfg.reset_on_open = esp_harness_reset_on_open;
     pf_diag d = {0};
-    t->sim = pf_esp_sim_open(&cfg, &d);
+    pf_sim_esp32_open(&t->sim, &cfg, &d);
     if (!t->sim) {
         fprintf(stderr, "sim open failed: %s\n", d.text);
         return -1;
@@ -65,7 +65,7 @@ static inline void esp_sim_stop(esp_simthread *t)
         return;
     t->stop = 1;
     pthread_join(t->th, NULL);
-    pf_esp_sim_close(t->sim);
+    pf_sim_esp32_close(t->sim);
     t->sim = NULL;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "peerflash/pf_posix.h"
+#include "posix/endpoint.h"
 
 typedef struct esp_relay_dir {
     struct esp_relay *r;
@@ -54,20 +55,8 @@ static inline uint64_t esp_relay_now_us(void)
 
 static inline uint32_t esp_relay_baud(int fd)
 {
-    struct termios t;
-    if (tcgetattr(fd, &t) != 0)
-        return 115200;
-    switch (cfgetospeed(&t)) {
-    case B9600: return 9600;
-    case B57600: return 57600;
-    case B115200: return 115200;
-    case B230400: return 230400;
-    case B460800: return 460800;
-    case B921600: return 921600;
-    case B1500000: return 1500000;
-    case B2000000: return 2000000;
-    default: return 115200;
-    }
+    uint32_t baud = pf_endpoint_tty_rate(fd);
+    return baud ? baud : 115200;
 }
 
 static void *esp_relay_run(void *arg)

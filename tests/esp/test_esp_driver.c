@@ -89,7 +89,7 @@ static void write_and_check(int compress, uint32_t fast_baud)
     CHECK_EQ(r, 0);
     CHECK_EQ(res.verified, 1);
     CHECK(res.verify_method && strcmp(res.verify_method, "digest MD5") == 0);
-    uint8_t *fl = pf_esp_sim_flash(st.sim);
+    uint8_t *fl = pf_sim_esp32_flash(st.sim);
     CHECK(memcmp(fl + 0x1000, boot, sizeof boot) == 0);
     CHECK(memcmp(fl + 0x8000, part, sizeof part) == 0);
     CHECK(memcmp(fl + 0x10000, app, sizeof app) == 0);
@@ -106,8 +106,8 @@ static void write_and_check(int compress, uint32_t fast_baud)
         CHECK(es.sent_bytes < es.raw_bytes * 3 / 4); /* half the data compresses well */
     else
         CHECK(es.sent_bytes >= es.raw_bytes);
-    pf_esp_sim_stats ss;
-    pf_esp_sim_get_stats(st.sim, &ss);
+    pf_sim_esp32_stats ss;
+    pf_sim_esp32_get_stats(st.sim, &ss);
     if (fast_baud) {
         CHECK_EQ(ss.baud, fast_baud);
         CHECK_EQ(es.baud, fast_baud);
@@ -150,7 +150,7 @@ static void test_esp8266_plain_readback(void)
         fprintf(stderr, "  job: %s\n", h.diag.text);
     CHECK_EQ(r, 0);
     CHECK(strcmp(res.verify_method, "read-back") == 0);
-    CHECK(memcmp(pf_esp_sim_flash(st.sim), img, sizeof img) == 0);
+    CHECK(memcmp(pf_sim_esp32_flash(st.sim), img, sizeof img) == 0);
     esp_host_close(&h);
     esp_sim_stop(&st);
     free(j.arena);
@@ -176,11 +176,11 @@ static void test_wrong_chip_and_range(void)
     REQUIRE(pf_memmap_add(&j.map, 0x100000 - 4096, img, sizeof img, NULL) == 0);
     REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
     pf_job_result res;
-    pf_esp_sim_stats before, after;
-    pf_esp_sim_get_stats(st.sim, &before);
+    pf_sim_esp32_stats before, after;
+    pf_sim_esp32_get_stats(st.sim, &before);
     r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
     CHECK_EQ(r, PF_ERR_RANGE);
-    pf_esp_sim_get_stats(st.sim, &after);
+    pf_sim_esp32_get_stats(st.sim, &after);
     CHECK_EQ(after.bytes_written, before.bytes_written); /* nothing touched */
     CHECK_EQ(after.sectors_erased, before.sectors_erased);
     /* the driver itself refuses too, should a caller skip the job's check */
@@ -206,7 +206,7 @@ static void test_md5_mismatch(void)
     pf_job_result res;
     REQUIRE(run_job(&h, &j.map, 1, &res, j.work, sizeof j.work) == 0);
     /* a bit goes bad in the flash after writing */
-    pf_esp_sim_flash(st.sim)[0x20000 + 7777] ^= 0x10;
+    pf_sim_esp32_flash(st.sim)[0x20000 + 7777] ^= 0x10;
     pf_job_config jc = PF_JOB_CONFIG_DEFAULT();
     jc.buf = j.work;
     jc.buf_size = sizeof j.work;
@@ -239,7 +239,7 @@ static void test_no_sync(void)
     pf_posix_close(&quiet);
 }
 
-static pf_esp_sim_stats relay_sim_stats; /* the simulator's counters after relay_job */
+static pf_sim_esp32_stats relay_sim_stats; /* the simulator's counters after relay_job */
 static pf_esp_stats relay_drv_stats;     /* the driver's */
 
 /* A flash job of `len` bytes at 0x10000 through the relay; returns the job's result. */
@@ -277,8 +277,8 @@ static int relay_job(esp_relay *rl, const char *tag, uint32_t len, uint32_t fast
         rl->seed = es.retries; /* handed back to the caller */
         relay_drv_stats = es;
     }
-    *matches = memcmp(pf_esp_sim_flash(st.sim) + 0x10000, img, len) == 0;
-    pf_esp_sim_get_stats(st.sim, &relay_sim_stats);
+    *matches = memcmp(pf_sim_esp32_flash(st.sim) + 0x10000, img, len) == 0;
+    pf_sim_esp32_get_stats(st.sim, &relay_sim_stats);
     esp_host_close(&h);
     esp_relay_stop(rl);
     esp_sim_stop(&st);
@@ -345,7 +345,7 @@ static void test_odd_sizes(void)
             uint32_t end = (at + len + 4095u) / 4096u * 4096u;
             esp_simthread st;
             REQUIRE(esp_sim_start(&st, "odd", "esp32", FLASH_4M) == 0);
-            uint8_t *fl = pf_esp_sim_flash(st.sim);
+            uint8_t *fl = pf_sim_esp32_flash(st.sim);
             memset(fl + end, 0x00, 0x10000);   /* what lies past the image: any write shows */
             memset(fl + at - 0x1000, 0x00, 0x1000);
             esp_host h;
@@ -395,7 +395,7 @@ static void test_unaligned_start(void)
     if (r < 0)
         fprintf(stderr, "  job: %s\n", h.diag.text);
     CHECK_EQ(r, 0);
-    CHECK(memcmp(pf_esp_sim_flash(st.sim) + 0x10010, img, sizeof img) == 0);
+    CHECK(memcmp(pf_sim_esp32_flash(st.sim) + 0x10010, img, sizeof img) == 0);
     esp_host_close(&h);
     esp_sim_stop(&st);
     free(j.arena);

@@ -156,8 +156,8 @@ static void test_rom_quirks(void)
     send_req(&r, PF_ESP_FLASH_DATA, pf_esp_checksum(blk + 16, 1024, 0xEF), blk, sizeof blk);
     REQUIRE(next_resp(&r, &p) == 0);
     CHECK_EQ(p.data[0], 0);
-    CHECK_EQ(pf_esp_sim_flash(r.st.sim)[0x3000], 0xA5);
-    CHECK_EQ(pf_esp_sim_flash(r.st.sim)[0x3400], 0xFF);
+    CHECK_EQ(pf_sim_esp32_flash(r.st.sim)[0x3000], 0xA5);
+    CHECK_EQ(pf_sim_esp32_flash(r.st.sim)[0x3400], 0xFF);
     /* MD5 as 32 hex digits and 4 status bytes */
     pf_put_le32(d, 0x3000);
     pf_put_le32(d + 4, 1024);
@@ -233,7 +233,7 @@ static void test_stub(void)
     REQUIRE(next_resp(&r, &p) == 0);
     CHECK_EQ(p.data[0], 1);
     /* READ_FLASH: data frames, the host acks the running count, raw MD5 last */
-    uint8_t *fl = pf_esp_sim_flash(r.st.sim);
+    uint8_t *fl = pf_sim_esp32_flash(r.st.sim);
     for (int i = 0; i < 10000; i++)
         fl[0x20000 + i] = (uint8_t)(i * 3);
     pf_put_le32(d, 0x20000);
@@ -354,7 +354,7 @@ static void test_rom_write_rules(void)
     REQUIRE(raw_open(&r, "esp32") == 0);
     raw_connect(&r);
     pf_esp_packet p;
-    uint8_t *fl = pf_esp_sim_flash(r.st.sim);
+    uint8_t *fl = pf_sim_esp32_flash(r.st.sim);
     /* an offset inside a sector: 01 06, nothing erased */
     fl[0x3000] = 0x12;
     REQUIRE(defl_begin(&r, 4096, 4, 0x3100, &p) == 0);
@@ -419,16 +419,16 @@ static void test_rx_fifo(void)
     REQUIRE(next_resp(&r, &p) == 0);
     CHECK_EQ(p.op, PF_ESP_FLASH_BEGIN);
     CHECK(next_frame(&r, 300) < 0); /* the block was cut: no answer */
-    pf_esp_sim_stats ss;
-    pf_esp_sim_get_stats(r.st.sim, &ss);
+    pf_sim_esp32_stats ss;
+    pf_sim_esp32_get_stats(r.st.sim, &ss);
     CHECK(ss.rx_lost >= 1024 + 16 - 128);
-    CHECK_EQ(pf_esp_sim_flash(r.st.sim)[0x4000], 0xFF);
+    CHECK_EQ(pf_sim_esp32_flash(r.st.sim)[0x4000], 0xFF);
     /* sent after the answer, the same block is taken */
     send_req(&r, PF_ESP_FLASH_DATA, pf_esp_checksum(blk + 16, 1024, 0xEF), blk, sizeof blk);
     REQUIRE(next_resp(&r, &p) == 0);
     CHECK_EQ(p.op, PF_ESP_FLASH_DATA);
     CHECK_EQ(p.data[0], 0);
-    CHECK_EQ(pf_esp_sim_flash(r.st.sim)[0x4000], 0x3C);
+    CHECK_EQ(pf_sim_esp32_flash(r.st.sim)[0x4000], 0x3C);
     raw_close(&r);
 }
 

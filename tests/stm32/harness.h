@@ -16,6 +16,7 @@
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_stm32.h"
 #include "targets/stm32_state.h" /* white-box: the driver's private state */
+#include "fault_port.h"
 #include "stm32.h"
 
 typedef struct sim_h {
@@ -60,7 +61,8 @@ static int sim_start(sim_h *h, const pf_sim_stm32_config *cfg0, int fill)
     }
     pf_sim_stm32_config cfg = *cfg0;
     cfg.flash_path = h->flash;
-    if (pf_sim_stm32_open(&h->sim, &cfg, h->link.fd, &d) < 0) {
+    cfg.fd = h->link.fd;
+    if (pf_sim_stm32_open(&h->sim, &cfg, &d) < 0) {
         fprintf(stderr, "%s\n", d.text);
         return -1;
     }
@@ -84,125 +86,8 @@ static void sim_stop(sim_h *h)
     rmdir(h->dir);
 }
 
-/* A port wrapper: after cut_after bytes written, everything fails with
- * PF_ERR_CLOSED; bits of written/read bytes flip with probability 1/flip_one_in. */
-typedef struct fault_port {
-    pf_port inner;
-    pf_port port;
-    long cut_after; /* -1: never */
-    long written;
-    uint32_t flip_one_in; /* 0: never */
-    uint64_t rng;
-    uint32_t flips;
-    long flip_read_at; /* flip bit 0 of this received byte (counted from 0); -1: never */
-    long received;
-} fault_port;
-
-/* flip_read_at of the next fault_port_init (for targeted flips). */
+/* flip_read_at of the next host_connect (for targeted flips). */
 static long g_flip_read_at = -1;
-
-static uint32_t fp_rand(fault_port *f)
-{
-    f->rng ^= f->rng << 13;
-    f->rng ^= f->rng >> 7;
-    f->rng ^= f->rng << 17;
-    return (uint32_t)(f->rng >> 11);
-}
-
-static void fp_flip(fault_port *f, uint8_t *b, size_t n)
-{
-    if (!f->flip_one_in)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (fp_rand(f) % f->flip_one_in == 0) {
-            b[i] ^= (uint8_t)(1u << (fp_rand(f) % 8));
-            f->flips++;
-        }
-}
-
-static int fp_read(void *ctx, uint8_t *buf, size_t n, uint32_t t)
-{
-    fault_port *f = ctx;
-    if (f->cut_after >= 0 && f->written >= f->cut_after)
-        return PF_ERR_CLOSED;
-    int r = f->inner.read(f->inner.ctx, buf, n, t);
-    if (r > 0) {
-        fp_flip(f, buf, (size_t)r);
-        if (f->flip_read_at >= f->received && f->flip_read_at < f->received + r) {
-            buf[f->flip_read_at - f->received] ^= 1;
-            f->flips++;
-        }
-        f->received += r;
-    }
-    return r;
-}
-
-static int fp_write(void *ctx, const uint8_t *buf, size_t n)
-{
-    fault_port *f = ctx;
-    if (f->cut_after >= 0 && f->written + (long)n > f->cut_after) {
-        long k = f->cut_after - f->written;
-        if (k > 0)
-            f->inner.write(f->inner.ctx, buf, (size_t)k);
-        f->written = f->cut_after;
-        return PF_ERR_CLOSED;
-    }
-    uint8_t tmp[2048];
-    size_t done = 0;
-    while (done < n) {
-        size_t k = n - done < sizeof tmp ? n - done : sizeof tmp;
-        memcpy(tmp, buf + done, k);
-        fp_flip(f, tmp, k);
-        int r = f->inner.write(f->inner.ctx, tmp, k);
-        if (r < 0)
-            return r;
-        done += k;
-    }
-    f->written += (long)n;
-    return (int)n;
-}
-
-static int fp_drain(void *ctx)
-{
-    fault_port *f = ctx;
-    return f->inner.drain ? f->inner.drain(f->inner.ctx) : 0;
-}
-static int fp_flush(void *ctx)
-{
-    fault_port *f = ctx;
-    return f->inner.flush_input ? f->inner.flush_input(f->inner.ctx) : 0;
-}
-static int fp_set_line(void *ctx, uint32_t b, pf_frame fr)
-{
-    fault_port *f = ctx;
-    return f->inner.set_line ? f->inner.set_line(f->inner.ctx, b, fr) : PF_ERR_UNSUPPORTED;
-}
-static int fp_set_lines(void *ctx, int d, int r)
-{
-    fault_port *f = ctx;
-    return f->inner.set_lines ? f->inner.set_lines(f->inner.ctx, d, r) : PF_ERR_UNSUPPORTED;
-}
-static uint32_t fp_now(void *ctx)
-{
-    fault_port *f = ctx;
-    return f->inner.now_ms(f->inner.ctx);
-}
-static void fp_delay(void *ctx, uint32_t ms)
-{
-    fault_port *f = ctx;
-    f->inner.delay_ms(f->inner.ctx, ms);
-}
-
-static void fault_port_init(fault_port *f, const pf_port *inner, long cut_after, uint32_t flip_one_in, uint64_t seed)
-{
-    memset(f, 0, sizeof *f);
-    f->inner = *inner;
-    f->cut_after = cut_after;
-    f->flip_one_in = flip_one_in;
-    f->rng = seed ? seed : 1;
-    f->flip_read_at = g_flip_read_at;
-    f->port = (pf_port){f, fp_read, fp_write, fp_drain, fp_flush, fp_set_line, fp_set_lines, fp_now, fp_delay, NULL};
-}
 
 /* A host session: the driver on the pty, optionally through faults. */
 typedef struct host_h {
@@ -224,7 +109,10 @@ static int host_connect(host_h *h, const char *dev, const char *chip, long cut_a
         return PF_ERR_IO;
     }
     pf_posix_port(&h->link, &h->raw);
-    fault_port_init(&h->fp, &h->raw, cut_after, flip_one_in, seed);
+    fault_port_init(&h->fp, &h->raw, (uint32_t)(seed ^ (seed >> 32)));
+    h->fp.cut_after = cut_after;
+    h->fp.flip_one_in = flip_one_in;
+    h->fp.flip_read_at = g_flip_read_at;
     pf_target_config c = PF_TARGET_CONFIG_DEFAULT();
     c.port = &h->fp.port;
     c.diag = &h->diag;

@@ -12,20 +12,11 @@ static pf_wire *start_wire(pf_wire_config *cfg, int *fa, int *fb, uint32_t rate_
 {
     snprintf(pa, sizeof pa, "%s/a", dir);
     snprintf(pb, sizeof pb, "%s/b", dir);
-    cfg->a = pa;
-    cfg->b = pb;
-    pf_wire *w = NULL;
-    pf_diag d = {0};
-    if (pf_wire_create(&w, cfg, &d) != 0) {
-        fprintf(stderr, "pf_wire_create: %s\n", d.text);
-        return NULL;
+    pf_wire *w = tw_start(cfg, pa, pb);
+    if (w) {
+        *fa = tw_open(pa, rate_a);
+        *fb = tw_open(pb, rate_b);
     }
-    if (pf_wire_start(w) != 0) {
-        pf_wire_destroy(w);
-        return NULL;
-    }
-    *fa = tw_open(pa, rate_a);
-    *fb = tw_open(pb, rate_b);
     return w;
 }
 
@@ -35,7 +26,7 @@ static void stop_wire(pf_wire *w, int fa, int fb)
         close(fa);
     if (fb >= 0)
         close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 static int a2b_in_at_least(const pf_wire_stats *st, long n)
@@ -323,9 +314,7 @@ static int b_opens(const pf_wire_stats *st, long n)
 
 static uint32_t rate_of(int fd)
 {
-    struct termios t;
-    tcgetattr(fd, &t);
-    return pf_wire_speed_to_baud((unsigned)cfgetospeed(&t));
+    return pf_endpoint_tty_rate(fd);
 }
 
 /* --autobaud b: B locks to the rate of the first byte it is sent, until it is reopened. */

@@ -21,20 +21,11 @@ static pf_wire *start_wire(pf_wire_config *cfg, int *fa, int *fb)
 {
     snprintf(pa, sizeof pa, "%s/a", dir);
     snprintf(pb, sizeof pb, "%s/b", dir);
-    cfg->a = pa;
-    cfg->b = pb;
-    pf_wire *w = NULL;
-    pf_diag d = {0};
-    if (pf_wire_create(&w, cfg, &d) != 0) {
-        fprintf(stderr, "pf_wire_create: %s\n", d.text);
-        return NULL;
+    pf_wire *w = tw_start(cfg, pa, pb);
+    if (w) {
+        *fa = tw_open(pa, cfg->baud);
+        *fb = tw_open(pb, cfg->baud);
     }
-    if (pf_wire_start(w) != 0) {
-        pf_wire_destroy(w);
-        return NULL;
-    }
-    *fa = tw_open(pa, cfg->baud);
-    *fb = tw_open(pb, cfg->baud);
     return w;
 }
 
@@ -79,7 +70,7 @@ static double measure(pf_wire_config cfg, size_t n, double *late_ms)
     *late_ms = st.dir[PF_WIRE_A2B].max_late_ms;
     close(fa);
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
     return t;
 }
 
@@ -148,7 +139,7 @@ static void test_latency(void)
     CHECK(t_last - t0 >= 0.100);
     close(fa);
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 
     CHECK(rate_ok(&cfg, 4096, 0.02, "115200, 100 ms latency"));
     cfg.queue_bytes = 512; /* 44 ms of line time: less than the latency */
@@ -197,7 +188,7 @@ static int full_duplex_once(double *late_ms)
     CHECK_EQ(fds[2], 16384);
     close(fa);
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
     return both < expect * 1.1;
 }
 

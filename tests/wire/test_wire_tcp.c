@@ -5,25 +5,10 @@
 #include <sys/socket.h>
 
 #include "pf_test.h"
+#include "pf_test_net.h"
 #include "wire_util.h"
 
 static char dir[64], pb[128];
-
-/* A port that was free a moment ago (bound to 0, then released). */
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(s, (struct sockaddr *)&a, &len) != 0) {
-        close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 static int connect_to(int port)
 {
@@ -53,7 +38,7 @@ static int a_closed(const pf_wire_stats *st, long n)
 
 static void test_listen(void)
 {
-    int port = free_port();
+    int port = pf_test_free_port();
     REQUIRE(port > 0);
     char spec[64];
     snprintf(spec, sizeof spec, "tcp-listen://%d", port);
@@ -63,7 +48,7 @@ static void test_listen(void)
     cfg.baud = 460800;
     pf_wire *w = NULL;
     pf_diag d = {0};
-    REQUIRE(pf_wire_create(&w, &cfg, &d) == 0);
+    REQUIRE(pf_wire_open(&w, &cfg, &d) == 0);
     REQUIRE(pf_wire_start(w) == 0);
     int fb = tw_open(pb, 460800);
     REQUIRE(fb >= 0);
@@ -91,7 +76,7 @@ static void test_listen(void)
     } while (st.dir[PF_WIRE_B2A].discarded_closed < 2 && tw_now() < deadline);
     CHECK_EQ(st.dir[PF_WIRE_B2A].discarded_closed, 2);
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 static void test_connect(void)
@@ -111,7 +96,7 @@ static void test_connect(void)
     cfg.baud = 460800;
     pf_wire *w = NULL;
     pf_diag d = {0};
-    REQUIRE(pf_wire_create(&w, &cfg, &d) == 0);
+    REQUIRE(pf_wire_open(&w, &cfg, &d) == 0);
     REQUIRE(pf_wire_start(w) == 0);
     int peer = accept(ls, NULL, NULL);
     REQUIRE(peer >= 0);
@@ -134,7 +119,7 @@ static void test_connect(void)
     close(peer);
     close(fa);
     close(ls);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 int main(void)

@@ -9,23 +9,6 @@
 
 static char dir[64], host[128], dev[128], sim[128], tool_log[160];
 
-static pf_wire *start_wire(pf_wire_config *cfg, const char *a, const char *b)
-{
-    cfg->a = a;
-    cfg->b = b;
-    pf_wire *w = NULL;
-    pf_diag d = {0};
-    if (pf_wire_create(&w, cfg, &d) != 0) {
-        fprintf(stderr, "pf_wire_create: %s\n", d.text);
-        return NULL;
-    }
-    if (pf_wire_start(w) != 0) {
-        pf_wire_destroy(w);
-        return NULL;
-    }
-    return w;
-}
-
 /* Reads side B until pattern was seen or the child exits; returns 1 if seen. */
 static int watch_for(int fd, const uint8_t *pat, size_t plen, pid_t child, double timeout_s)
 {
@@ -60,7 +43,7 @@ static void test_avrdude_opens(void)
     }
     pf_wire_config cfg = PF_WIRE_CONFIG_DEFAULT();
     cfg.baud = 115200;
-    pf_wire *w = start_wire(&cfg, host, dev);
+    pf_wire *w = tw_start(&cfg, host, dev);
     REQUIRE(w);
     int fb = tw_open(dev, 115200);
     REQUIRE(fb >= 0);
@@ -86,7 +69,7 @@ static void test_avrdude_opens(void)
                 s.opens[PF_WIRE_A], (unsigned long long)s.dir[PF_WIRE_A2B].bytes_in);
     }
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 /* stm32flash -b 0 (no port setup) opens the pty and sends its 0x7F. */
@@ -99,7 +82,7 @@ static void test_stm32flash_opens(void)
     pf_wire_config cfg = PF_WIRE_CONFIG_DEFAULT();
     cfg.baud = 57600;
     cfg.frame = PF_FRAME_8E1;
-    pf_wire *w = start_wire(&cfg, host, dev);
+    pf_wire *w = tw_start(&cfg, host, dev);
     REQUIRE(w);
     int fb = tw_open(dev, 57600);
     REQUIRE(fb >= 0);
@@ -117,7 +100,7 @@ static void test_stm32flash_opens(void)
             fprintf(stderr, "stm32flash said (status %d):\n%s\n", st, out);
     }
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 /* A stand-in for a simulator: it makes its own pty (linked at sim) and watches
@@ -167,7 +150,7 @@ static void test_open_propagation(void)
     CHECK(!held(&s));
     pf_wire_config cfg = PF_WIRE_CONFIG_DEFAULT();
     cfg.reopen_gap_ms = 100;
-    pf_wire *w = start_wire(&cfg, host, sim);
+    pf_wire *w = tw_start(&cfg, host, sim);
     REQUIRE(w);
     CHECK(held(&s)); /* the wire opened the simulator's port */
     for (int round = 1; round <= 3; round++) {
@@ -203,11 +186,11 @@ static void test_open_propagation(void)
         } while (st.open[PF_WIRE_A] && tw_now() < deadline);
         CHECK(!st.open[PF_WIRE_A]);
     }
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 
     /* --no-open-propagation: opening A leaves the simulator's port alone */
     cfg.open_propagation = 0;
-    w = start_wire(&cfg, host, sim);
+    w = tw_start(&cfg, host, sim);
     REQUIRE(w);
     CHECK(wait_held(&s, 1, 2));
     int fa = tw_open(host, 115200);
@@ -221,7 +204,7 @@ static void test_open_propagation(void)
     CHECK_EQ(st.reopens[PF_WIRE_B], 0);
     CHECK_EQ(st.opens[PF_WIRE_A], 1);
     close(fa);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
     close(s.master);
     unlink(sim);
 }
@@ -231,7 +214,7 @@ static void test_closed_side_discards(void)
 {
     pf_wire_config cfg = PF_WIRE_CONFIG_DEFAULT();
     cfg.baud = 921600;
-    pf_wire *w = start_wire(&cfg, host, dev);
+    pf_wire *w = tw_start(&cfg, host, dev);
     REQUIRE(w);
     int fa = tw_open(host, 921600);
     REQUIRE(fa >= 0);
@@ -253,7 +236,7 @@ static void test_closed_side_discards(void)
     CHECK_EQ(r, c);
     close(fa);
     close(fb);
-    pf_wire_destroy(w);
+    pf_wire_close(w);
 }
 
 int main(void)

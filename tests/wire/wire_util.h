@@ -15,7 +15,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "posix/endpoint.h"
 #include "wire.h"
+
+/* Creates a wire between specs a and b and runs it in its thread; NULL
+ * (with the reason on stderr) if either fails. */
+static inline pf_wire *tw_start(pf_wire_config *cfg, const char *a, const char *b)
+{
+    cfg->a = a;
+    cfg->b = b;
+    pf_wire *w = NULL;
+    pf_diag d = {""};
+    if (pf_wire_open(&w, cfg, &d) != 0) {
+        fprintf(stderr, "pf_wire_open: %s\n", d.text);
+        return NULL;
+    }
+    if (pf_wire_start(w) != 0) {
+        pf_wire_close(w);
+        return NULL;
+    }
+    return w;
+}
 
 static inline double tw_now(void)
 {
@@ -49,7 +69,7 @@ static inline int tw_open(const char *path, uint32_t baud)
     tcgetattr(fd, &t);
     cfmakeraw(&t);
     if (baud) {
-        speed_t sp = (speed_t)pf_wire_baud_to_speed(baud);
+        speed_t sp = (speed_t)pf_endpoint_baud_to_speed(baud);
         cfsetispeed(&t, sp);
         cfsetospeed(&t, sp);
     }
@@ -62,7 +82,7 @@ static inline int tw_set_rate(int fd, uint32_t baud)
     struct termios t;
     if (tcgetattr(fd, &t) != 0)
         return -1;
-    speed_t sp = (speed_t)pf_wire_baud_to_speed(baud);
+    speed_t sp = (speed_t)pf_endpoint_baud_to_speed(baud);
     cfsetispeed(&t, sp);
     cfsetospeed(&t, sp);
     return tcsetattr(fd, TCSANOW, &t);

@@ -1,10 +1,11 @@
 /* TEMPLATE: what a new MCU port fills in to run the peerflash updater.
  *
- * Copy this folder to ports/<your-board>/, fill in every TODO, add a linker
- * script and a start-up file (vector table with at least SysTick and your
- * UART's RX interrupt), and add an executable for it in firmware/CMakeLists.txt
- * the way updater-mps2 is built (pf_fw_executable: the freestanding check runs
- * on your ELF too). ports/mps2-an385/ is a complete example of every piece.
+ * Copy this folder to firmware/boards/<your-board>/, fill in every TODO, add
+ * a linker script and a start-up file (vector table with at least SysTick
+ * and your UART's RX interrupt), and name the part and the linker script in
+ * its board.cmake: the firmware build then links updater-<your-board>.elf
+ * with the freestanding check. firmware/boards/mps2-an385/ is a complete
+ * example of every piece.
  *
  * The updater (firmware/updater/updater.c) needs five things from the board,
  * all in pf_board (firmware/updater/pf_board.h):
