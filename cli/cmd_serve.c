@@ -1,0 +1,321 @@
+/* peerflash serve: the command line of the network daemon (src/serve/).
+ * Only option parsing lives here; the daemon is serve_main(). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "serve.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: peerflash serve --target T --port PORT [--name N] [target options]\n"
+            "                       [--target T --port PORT ...] [daemon options]\n\n"
+            "A daemon that owns the targets and flashes what arrives over the network: an HTTP API\n"
+            "with a progress stream, and an upload page at http://ADDR:PORT/. Each upload is buffered\n"
+            "and parsed whole before anything is written; then the same job as `peerflash flash`\n"
+            "runs (range checks, write, verify, run). One job at a time per target (another request\n"
+            "gets HTTP 409 busy); different targets work in parallel.\n\n"
+            "SECURITY: by default the daemon listens on 127.0.0.1 only. Listening on another address\n"
+            "exposes a flasher to the network: that must be deliberate, and needs --token-file\n"
+            "(every /api/ request then needs \"Authorization: Bearer TOKEN\"). There is no TLS here:\n"
+            "put it behind a TLS proxy, or an SSH tunnel, to cross an untrusted network.\n\n"
+            "target options (after each --target, for that target):\n"
+            "  --target T         protocol:");
+    for (size_t i = 0; pf_target_drivers[i]; i++)
+        fprintf(f, " %s", pf_target_drivers[i]->name);
+    fprintf(f,
+            "\n"
+            "  --port PORT        serial device, pty path, tcp://HOST:PORT or rfc2217://HOST:PORT; opened\n"
+            "                     for each job only\n"
+            "  --name N           the name in the API and the page (default: the target word, numbered\n"
+            "                     when repeated: avr, avr2)\n"
+            "  --baud N, --connect-baud N, --chip NAME, --reset MODE   as for `peerflash flash`\n"
+            "  --no-verify, --no-run, --no-skip, --erase touched|all, --no-compress, --read-compare\n"
+            "                     as for `peerflash flash`\n\n"
+            "daemon options:\n"
+            "  --listen ADDR:PORT HTTP address (default 127.0.0.1:8080; port 0 = any free port, shown\n"
+            "                     in the \"ready\" log line)\n"
+            "  --token-file F     the API token (first line of F); required to listen beyond loopback\n"
+            "  --max-body N       largest upload in bytes (K, M suffixes; default 16M)\n"
+            "  --max-connections N  simultaneous connections (default 32)\n"
+            "  --idle-timeout S   close a connection silent for S seconds, headers included (default 30)\n"
+            "  --upload-timeout S a whole upload must arrive within S seconds (default 300)\n"
+            "  --grace S          on SIGINT/SIGTERM, running jobs get S seconds to finish before they are\n"
+            "                     cancelled (default 30; a second signal cancels at once)\n"
+            "  --json-log         log one JSON object per line instead of text\n"
+            "  -v, --verbose      protocol trace of the jobs in the log\n"
+            "  -h, --help         this help\n\n"
+            "API: GET /api/targets; POST /api/targets/NAME/flash|verify (body: the image, raw or\n"
+            "multipart field \"image\"; ?address=0x...&format=auto|bin|hex|srec|elf), POST .../run,\n"
+            ".../info; GET .../events (Server-Sent Events). A raw binary without an address goes to\n"
+            "the target's application address (avr 0, stm32 0x08000000, esp 0x10000, agent 0).\n"
+            "Results carry the fields of `peerflash flash --json`. See docs/SERVE.md.\n");
+}
+
+static int parse_num(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (end && (*end == 'k' || *end == 'K'))
+        v *= 1024, end++;
+    else if (end && (*end == 'm' || *end == 'M'))
+        v *= 1024 * 1024, end++;
+    if (errno || !end || end == s || *end || *s == '-' || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int read_token(const char *path, char *out, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        pf_cli_error("--token-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077))
+        fprintf(stderr, "peerflash: warning: --token-file %s can be read by other users (chmod 600 it)\n", path);
+    char line[512];
+    if (!fgets(line, sizeof line, f))
+        line[0] = 0;
+    fclose(f);
+    size_t len = strlen(line);
+    while (len && isspace((unsigned char)line[len - 1]))
+        line[--len] = 0;
+    if (len < 8 || len >= n) {
+        pf_cli_error("--token-file %s: the token on its first line must have 8 to %zu characters", path, n - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (!isgraph((unsigned char)line[i])) {
+            pf_cli_error("--token-file %s: the token may not contain spaces or control characters", path);
+            return -1;
+        }
+    memcpy(out, line, len + 1);
+    return 0;
+}
+
+static int is_loopback(const char *addr)
+{
+    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") || !strcmp(addr, "localhost");
+}
+
+int pf_cmd_serve(int argc, char **argv)
+{
+    static serve_config cfg;
+    static char names[SERVE_MAX_TARGETS][40];
+    static char listen_host[64];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.listen_addr = "127.0.0.1";
+    cfg.listen_port = 8080;
+    cfg.max_body = 16u * 1024 * 1024;
+    cfg.max_connections = 32;
+    cfg.idle_timeout_s = 30;
+    cfg.upload_timeout_s = 300;
+    cfg.grace_s = 30;
+    serve_target_cfg *cur = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        unsigned long long num;
+#define NEED_VALUE()                                                                                                   \
+    do {                                                                                                               \
+        if (!v) {                                                                                                      \
+            pf_cli_error("%s needs a value (see peerflash serve --help)", a);                                          \
+            return PF_EXIT_USAGE;                                                                                      \
+        }                                                                                                              \
+        i++;                                                                                                           \
+    } while (0)
+#define NEED_TARGET()                                                                                                  \
+    do {                                                                                                               \
+        if (!cur) {                                                                                                    \
+            pf_cli_error("%s belongs to a target: give --target T --port PORT first", a);                             \
+            return PF_EXIT_USAGE;                                                                                      \
+        }                                                                                                              \
+    } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return PF_EXIT_OK;
+        } else if (!strcmp(a, "--target")) {
+            NEED_VALUE();
+            if (cfg.ntargets == SERVE_MAX_TARGETS) {
+                pf_cli_error("at most %d targets", SERVE_MAX_TARGETS);
+                return PF_EXIT_USAGE;
+            }
+            if (!pf_target_find(v)) {
+                pf_cli_error("--target: unknown target '%s' (see peerflash serve --help)", v);
+                return PF_EXIT_USAGE;
+            }
+            cur = &cfg.targets[cfg.ntargets++];
+            cur->driver = v;
+            cur->verify = cur->run = cur->skip = 1;
+        } else if (!strcmp(a, "--port")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            cur->port = v;
+        } else if (!strcmp(a, "--name")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            size_t n = strlen(v);
+            int okname = n > 0 && n < sizeof names[0];
+            for (size_t k = 0; okname && k < n; k++)
+                okname = isalnum((unsigned char)v[k]) || v[k] == '-' || v[k] == '_' || v[k] == '.';
+            if (!okname) {
+                pf_cli_error("--name '%s': use 1 to %zu letters, digits, '-', '_' or '.'", v, sizeof names[0] - 1);
+                return PF_EXIT_USAGE;
+            }
+            cur->name = v;
+        } else if (!strcmp(a, "--baud") || !strcmp(a, "--connect-baud")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            if (parse_num(v, 0xFFFFFFFFu, &num) || !num) {
+                pf_cli_error("%s takes a line rate in bit/s, not '%s'", a, v);
+                return PF_EXIT_USAGE;
+            }
+            *(a[2] == 'b' ? &cur->baud : &cur->connect_baud) = (uint32_t)num;
+        } else if (!strcmp(a, "--chip")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            cur->chip = v;
+        } else if (!strcmp(a, "--reset")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            cur->reset = v;
+        } else if (!strcmp(a, "--erase")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            if (strcmp(v, "touched") && strcmp(v, "all")) {
+                pf_cli_error("--erase takes 'touched' or 'all', not '%s'", v);
+                return PF_EXIT_USAGE;
+            }
+            cur->erase_all = !strcmp(v, "all");
+        } else if (!strcmp(a, "--no-verify") || !strcmp(a, "--no-run") || !strcmp(a, "--no-skip") ||
+                   !strcmp(a, "--no-compress") || !strcmp(a, "--read-compare")) {
+            NEED_TARGET();
+            if (!strcmp(a, "--no-verify"))
+                cur->verify = 0;
+            else if (!strcmp(a, "--no-run"))
+                cur->run = 0;
+            else if (!strcmp(a, "--no-skip"))
+                cur->skip = 0;
+            else if (!strcmp(a, "--no-compress"))
+                cur->no_compress = 1;
+            else
+                cur->read_compare = 1;
+        } else if (!strcmp(a, "--listen")) {
+            NEED_VALUE();
+            const char *colon = strrchr(v, ':');
+            if (!colon || colon == v || (size_t)(colon - v) >= sizeof listen_host ||
+                parse_num(colon + 1, 65535, &num)) {
+                pf_cli_error("--listen takes ADDR:PORT (127.0.0.1:8080, [::1]:8080), not '%s'", v);
+                return PF_EXIT_USAGE;
+            }
+            const char *h = v;
+            size_t hl = (size_t)(colon - v);
+            if (h[0] == '[' && hl > 2 && h[hl - 1] == ']')
+                h++, hl -= 2;
+            memcpy(listen_host, h, hl);
+            listen_host[hl] = 0;
+            cfg.listen_addr = listen_host;
+            cfg.listen_port = (uint16_t)num;
+        } else if (!strcmp(a, "--token-file")) {
+            NEED_VALUE();
+            if (read_token(v, cfg.token, sizeof cfg.token) < 0)
+                return PF_EXIT_USAGE;
+        } else if (!strcmp(a, "--max-body")) {
+            NEED_VALUE();
+            if (parse_num(v, 1ull << 30, &num) || !num) {
+                pf_cli_error("--max-body takes a size in bytes up to 1G (K, M suffixes), not '%s'", v);
+                return PF_EXIT_USAGE;
+            }
+            cfg.max_body = (size_t)num;
+        } else if (!strcmp(a, "--max-connections") || !strcmp(a, "--idle-timeout") ||
+                   !strcmp(a, "--upload-timeout") || !strcmp(a, "--grace")) {
+            NEED_VALUE();
+            if (parse_num(v, 100000, &num) || (!num && strcmp(a, "--grace"))) {
+                pf_cli_error("%s takes a positive number, not '%s'", a, v);
+                return PF_EXIT_USAGE;
+            }
+            if (a[2] == 'm')
+                cfg.max_connections = (unsigned)num;
+            else if (a[2] == 'i')
+                cfg.idle_timeout_s = (unsigned)num;
+            else if (a[2] == 'u')
+                cfg.upload_timeout_s = (unsigned)num;
+            else
+                cfg.grace_s = (unsigned)num;
+        } else if (!strcmp(a, "--json-log")) {
+            cfg.json_log = 1;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            cfg.verbose++;
+        } else {
+            pf_cli_error("serve: unknown option '%s' (see peerflash serve --help)", a);
+            return PF_EXIT_USAGE;
+        }
+    }
+    if (!cfg.ntargets) {
+        pf_cli_error("serve needs at least one --target T --port PORT");
+        return PF_EXIT_USAGE;
+    }
+    for (int i = 0; i < cfg.ntargets; i++) {
+        serve_target_cfg *t = &cfg.targets[i];
+        if (!t->port) {
+            pf_cli_error("--target %s (target %d) has no --port", t->driver, i + 1);
+            return PF_EXIT_USAGE;
+        }
+        if (!strncmp(t->port, "pty:", 4) || !strncmp(t->port, "tcp-listen:", 11)) {
+            pf_cli_error("--port %s: serve opens an existing port for each job (not pty: or tcp-listen:)", t->port);
+            return PF_EXIT_USAGE;
+        }
+        char why[512];
+        const char *entry = NULL;
+        if (pf_cli_check_target_options(t->driver, t->chip, t->reset, t->baud, t->connect_baud, t->port, &entry, why,
+                                        sizeof why) < 0) {
+            pf_cli_error("target %d (%s): %s", i + 1, t->driver, why);
+            return PF_EXIT_USAGE;
+        }
+        if (entry)
+            t->chip = entry;
+        if (t->no_compress && strcmp(t->driver, "esp") && strcmp(t->driver, "agent")) {
+            pf_cli_error("--no-compress is for --target esp and agent");
+            return PF_EXIT_USAGE;
+        }
+        if (t->read_compare && strcmp(t->driver, "avr")) {
+            pf_cli_error("--read-compare is for --target avr");
+            return PF_EXIT_USAGE;
+        }
+        if (!t->name) {
+            int k = 0;
+            for (int j = 0; j < i; j++)
+                k += !strcmp(cfg.targets[j].driver, t->driver);
+            if (k)
+                snprintf(names[i], sizeof names[i], "%s%d", t->driver, k + 1);
+            else
+                snprintf(names[i], sizeof names[i], "%s", t->driver);
+            t->name = names[i];
+        }
+        for (int j = 0; j < i; j++) {
+            if (!strcmp(cfg.targets[j].name, t->name)) {
+                pf_cli_error("two targets are named '%s': give each its own --name", t->name);
+                return PF_EXIT_USAGE;
+            }
+            if (!strcmp(cfg.targets[j].port, t->port)) {
+                pf_cli_error("two targets on %s: one port is one board", t->port);
+                return PF_EXIT_USAGE;
+            }
+        }
+    }
+    if (!is_loopback(cfg.listen_addr) && !cfg.token[0]) {
+        pf_cli_error("--listen %s reaches beyond this machine: give --token-file so that only holders of the token "
+                     "can flash (see peerflash serve --help)", cfg.listen_addr);
+        return PF_EXIT_USAGE;
+    }
+    return serve_main(&cfg);
+}
