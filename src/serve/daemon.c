@@ -726,9 +726,12 @@ int serve_main(const serve_config *cfg)
         rmdir(d->tmpdir);
         return PF_EXIT_LINK;
     }
-    char extra[160];
-    snprintf(extra, sizeof extra, "\"listen\":\"%s:%u\",\"targets\":%d,\"auth\":%s", cfg->listen_addr,
-             (unsigned)d->http_port, d->ntargets, cfg->token[0] ? "true" : "false");
+    char extra[300];
+    snprintf(extra, sizeof extra,
+             "\"listen\":\"%s:%u\",\"targets\":%d,\"auth\":%s,\"max_body\":%zu,\"max_connections\":%u,"
+             "\"idle_timeout_s\":%u,\"upload_timeout_s\":%u",
+             cfg->listen_addr, (unsigned)d->http_port, d->ntargets, cfg->token[0] ? "true" : "false", cfg->max_body,
+             cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s);
     for (int i = 0; i < d->ntargets; i++)
         serve_log(d, "target", &d->targets[i], NULL, "%s on %s", d->targets[i].cfg.driver, d->targets[i].cfg.port);
     serve_log(d, "ready", NULL, extra, "listening on http://%s:%u/ (%d target%s, %s)", cfg->listen_addr,

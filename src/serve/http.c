@@ -44,7 +44,8 @@ typedef struct request {
     char form_address[32], form_format[16];
     int form_error;
     char peer[64];
-    int ran_job;          /* counted in d->answering until the answer is sent */
+    int ran_job;
+    int got_file;         /* multipart: the "image" field was there */          /* counted in d->answering until the answer is sent */
 } request;
 
 /* ---- responses ----------------------------------------------------------------- */
@@ -262,6 +263,7 @@ static enum MHD_Result form_field(void *cls, enum MHD_ValueKind kind, const char
     (void)kind, (void)content_type, (void)transfer_encoding;
     request *q = cls;
     if (!strcmp(key, "image") || !strcmp(key, "file")) {
+        q->got_file = 1;
         if (filename && !q->filename[0])
             snprintf(q->filename, sizeof q->filename, "%s", filename);
         if (size && body_append(q, data, size) < 0)
@@ -296,6 +298,16 @@ static enum MHD_Result run_upload(request *q, struct MHD_Connection *c)
         return refuse(q, c, MHD_HTTP_CONTENT_TOO_LARGE, PF_EXIT_IMAGE,
                       "the image is larger than the limit of %zu bytes (--max-body); nothing was written",
                       q->d->cfg.max_body);
+    if (q->pp) {
+        /* the library says whether the form ended properly (closing boundary) */
+        int complete = MHD_destroy_post_processor(q->pp) == MHD_YES;
+        q->pp = NULL;
+        if (!complete && !q->form_error)
+            q->form_error = 2;
+        if (!q->form_error && !q->got_file)
+            return refuse(q, c, MHD_HTTP_BAD_REQUEST, PF_EXIT_USAGE,
+                          "the form has no file field named \"image\"; nothing was written");
+    }
     if (q->form_error)
         return refuse(q, c, MHD_HTTP_BAD_REQUEST, PF_EXIT_USAGE, "%s",
                       q->form_error == 2 ? "the multipart/form-data body is malformed"
@@ -554,7 +566,7 @@ int serve_http_start(serve_daemon *d, char *why, size_t n)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t sl;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, d->cfg.listen_addr, &s4->sin_addr) == 1) {
@@ -574,6 +586,8 @@ int serve_http_start(serve_daemon *d, char *why, size_t n)
     d->http = MHD_start_daemon(flags, d->cfg.listen_port, NULL, NULL, handle, d,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, d, /* first, so every message comes here */
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                               /* past the cap the library stops accepting: a new
+                                * connection waits in the listen queue until one closes */
                                MHD_OPTION_CONNECTION_LIMIT, d->cfg.max_connections,
                                MHD_OPTION_CONNECTION_TIMEOUT, d->cfg.idle_timeout_s,
                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, /* request line + headers */
@@ -593,7 +607,6 @@ void serve_http_stop(serve_daemon *d)
 {
     if (!d->http)
         return;
-    MHD_quiesce_daemon(d->http);
     MHD_stop_daemon(d->http);
     d->http = NULL;
 }
