@@ -111,7 +111,7 @@ static double reflash_read_compare(const char *port, const char *bin_path, uint3
     static uint8_t buf[1024];
     for (int attempt = 0; attempt < 2; attempt++) {
         double t0 = now_s();
-        pf_diag d = {{0}};
+        pf_diag d = {0};
         pf_memmap map;
         pf_memmap_init(&map, segs, 2, arena, sizeof arena);
         if (pf_memmap_add(&map, 0, img, n, &d) || pf_memmap_finish(&map, &d))

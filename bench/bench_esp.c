@@ -34,7 +34,7 @@ static esp_simthread *sim_start(const char *tag, uint32_t size)
     cfg.erase_ms_per_4k = ERASE_MS_4K;
     cfg.write_us_per_kb = WRITE_US_KB;
     cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     st.sim = pf_esp_sim_open(&cfg, &d);
     if (!st.sim) {
         fprintf(stderr, "bench esp: %s\n", d.text);
@@ -58,7 +58,7 @@ static double run_ours(const uint8_t *img, uint32_t len, uint32_t fast_baud, int
     wc.b = st->path;
     wc.follow = 1;
     pf_wire *w = NULL;
-    pf_diag wd = {{0}};
+    pf_diag wd = {0};
     double kbps = NAN;
     if (pf_wire_create(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
         esp_host h;
@@ -135,7 +135,7 @@ static double run_esptool_js(const pf_bench *b, const uint8_t *img, uint32_t len
     wc.follow = 1;
     wc.baud = 115200; /* the TCP side's rate: esptool-js stays at 115200 */
     pf_wire *w = NULL;
-    pf_diag wd = {{0}};
+    pf_diag wd = {0};
     double kbps = NAN;
     if (pf_wire_create(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
         snprintf(cmd, sizeof cmd, "cd %s && timeout 600 node esptool_js_flash.mjs %d %s 0x10000 115200 > %s 2>&1", npm,

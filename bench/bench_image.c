@@ -68,7 +68,7 @@ static int parse_once(int fmt, const uint8_t *buf, size_t n, size_t chunk, uint8
 {
     pf_memmap map;
     pf_memmap_init(&map, segs, 64, arena, arena_size);
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_memmap_dest dest = {&map, &d};
     int rc = 0;
     if (fmt == F_ELF)
@@ -203,7 +203,7 @@ void pf_bench_image(pf_bench *b)
         int ok = 1;
         for (int r = 0; r < reps && ok; r++) {
             pf_image_file img;
-            pf_diag d = {{0}};
+            pf_diag d = {0};
             double t0 = now_s();
             ok = pf_image_file_load(&img, path, &d) == 0;
             t[r] = now_s() - t0;

@@ -111,7 +111,7 @@ static double run_peerflash(const char *dev, const uint8_t *img, size_t n, char 
     static uint8_t arena[256 * 1024];
     static uint8_t buf[1024];
     pf_posix_link link;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     double t0 = now_s();
     if (pf_posix_open(&link, dev, &d) < 0)
         return -1;

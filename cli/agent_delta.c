@@ -235,7 +235,7 @@ static int provide(void *user, const uint8_t running_hash[32], const uint8_t *im
         free(cached);
         return 0;
     }
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_delta_free(&c->patch);
     int r = pf_delta_make(base, (uint32_t)base_len, image, len, &c->patch, &d);
     free(cached);

@@ -41,7 +41,7 @@ int pf_cmd_diff(int argc, char **argv)
     const char *old_path = argv[a], *new_path = argv[a + 1], *patch_path = argv[a + 2];
     uint8_t *old = NULL, *neu = NULL, *file = NULL, *res = NULL;
     size_t old_len = 0, new_len = 0, flen = 0;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_delta patch = {0}, back = {0};
     int rc = PF_EXIT_OK, r;
     if (pf_cli_read_file(old_path, &old, &old_len) < 0 || pf_cli_read_file(new_path, &neu, &new_len) < 0) {

@@ -599,7 +599,7 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
     http.progress = pf_cli_download_progress;
     http.progress_user = &dl;
     images.http = &http;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     int r = PF_OK;
     for (int i = 0; i < nimg && r == PF_OK; i++)
         r = pf_image_set_add(&images, imgs[i], &d);
@@ -1015,7 +1015,7 @@ int pf_cmd_flash(int argc, char **argv)
         return usage_fail(&o, "--target auto cannot take target-specific options (--no-compress, --read-compare, "
                               "--unprotect-*): name the target");
     for (int i = 0; i < o.nports; i++) {
-        pf_diag spec_diag = {{0}};
+        pf_diag spec_diag = {0};
         if (pf_posix_spec_check(o.ports[i], &spec_diag) < 0)
             return usage_fail(&o, "--port %s", spec_diag.text);
     }

@@ -27,7 +27,7 @@ int pf_cmd_ports(int argc, char **argv)
         }
     }
     static struct pf_port_listing ports[MAX_PORTS];
-    pf_diag diag = {""};
+    pf_diag diag = {0};
     int n = pf_posix_list_ports(ports, MAX_PORTS, &diag);
     if (n < 0) {
         pf_cli_error("ports: %s", diag.text[0] ? diag.text : pf_strerror(n));

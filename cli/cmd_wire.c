@@ -250,7 +250,7 @@ int pf_cmd_wire(int argc, char **argv)
         cfg.log = log_stderr;
 
     signal(SIGPIPE, SIG_IGN);
-    pf_diag diag = {""};
+    pf_diag diag = {0};
     pf_wire *w = NULL;
     int rc = pf_wire_create(&w, &cfg, &diag);
     if (rc != 0) {

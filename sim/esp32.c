@@ -987,7 +987,7 @@ int pf_esp_sim_main(int argc, char **argv)
         fprintf(stderr, "peerflash: sim esp32: --port is required\n");
         return 2;
     }
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_esp_sim *s = pf_esp_sim_open(&cfg, &d);
     if (!s) {
         fprintf(stderr, "peerflash: sim esp32: %s\n", d.text);

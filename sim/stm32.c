@@ -875,7 +875,7 @@ int pf_sim_stm32_main(int argc, char **argv)
         fprintf(stderr, "peerflash: sim stm32: unknown chip '%s' (see --chip list)\n", chip);
         return 2;
     }
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_posix_link link;
     char spec[300];
     if (strncmp(port, "pty:", 4) != 0 && access(port, F_OK) != 0)

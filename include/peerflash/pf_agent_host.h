@@ -33,7 +33,7 @@ typedef struct pf_agent_host_options {
 } pf_agent_host_options;
 
 #define PF_AGENT_HOST_OPTIONS_DEFAULT() \
-    { 1, 9, NULL, 0, NULL, NULL }
+    { .deflate = 1, .level = 9, .pubkey = NULL, .pubkey_len = 0, .sig_verify = NULL, .sig_user = NULL }
 
 /* self: the driver state given to open(); call after open(). */
 int pf_agent_host_set_options(void *self, const pf_agent_host_options *opt);
@@ -67,8 +67,7 @@ typedef struct pf_agent_delta_patch {
     int fallback;            /* 1: if the device runs another image, send the image whole
                               * (a guess from a cache); 0: fail (the user named the base) */
 } pf_agent_delta_patch;
-typedef int (*pf_agent_delta_fn)(void *user, const uint8_t running_hash[32], const uint8_t *image, uint32_t len,
-                                 pf_agent_delta_patch *out);
+typedef pf_delta_provider_fn pf_agent_delta_fn; /* pf_target.h: the same hook for every driver (ops->set_delta) */
 /* self: the driver state given to open(); call after open(). fn NULL = no delta. */
 int pf_agent_host_set_delta(void *self, pf_agent_delta_fn fn, void *user);
 

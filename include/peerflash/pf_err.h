@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,8 +47,30 @@ const char *pf_strerror(int err);
  * a file path; a text that still does not fit ends in "..." (never cut
  * silently). */
 #define PF_DIAG_MAX 512
+
+/* What the message advises (pf_diag.hints): the driver knows its board and
+ * names the next step itself; a front end adds a generic one only when this
+ * is 0, and a program can act on it without reading the text. */
+#define PF_HINT_WIRING (1u << 0)    /* check TX/RX wiring, the cable or the bridge */
+#define PF_HINT_RESET (1u << 1)     /* the reset into the bootloader (circuit, button, --reset) */
+#define PF_HINT_BAUD (1u << 2)      /* the line rate (--baud, --connect-baud) */
+#define PF_HINT_BOOT_MODE (1u << 3) /* the chip is not in its bootloader (BOOT0, IO0, a running app) */
+#define PF_HINT_UNPROTECT (1u << 4) /* protection: a driver option removes it (--unprotect-*) */
+#define PF_HINT_CHIP (1u << 5)      /* --chip or the image names another chip */
+#define PF_HINT_IMAGE (1u << 6)     /* the image itself (build it for this chip/slot, sign it) */
+
 typedef struct pf_diag {
     char text[PF_DIAG_MAX];
+    /* Structured, for programs (the CLI's --json): set by pf_diag_set to
+     * "unknown", then filled by whoever knows. */
+    const char *op;      /* operation that failed: "connect", "erase", "write", "read", "verify",
+                          * "digest", "run", "unprotect", "check", "info"; NULL = not known */
+    int has_code;        /* 1: code is the target's own answer */
+    uint32_t code;       /* ESP: status<<8 | error byte; STM32: the NACK (0x1F) or reply byte;
+                          * STK500: the reply byte; agent: its status code */
+    int has_command;     /* 1: command is the protocol command that got the answer */
+    uint32_t command;    /* ESP opcode, AN3155 command byte, STK500 command, agent frame type */
+    unsigned hints;      /* PF_HINT_* the text gives */
 } pf_diag;
 
 /* Sets the explanation with a small printf subset that needs no libc stdio
@@ -59,9 +82,18 @@ int pf_diag_set(pf_diag *d, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* Prepends "prefix: " to the existing text (e.g. the file name). */
+/* Prepends "prefix: " to the existing text (e.g. the file name); the
+ * structured fields stay. */
 void pf_diag_prefix(pf_diag *d, const char *prefix);
 void pf_diag_clear(pf_diag *d);
+/* The target's own answer to a command (after pf_diag_set). */
+void pf_diag_code(pf_diag *d, uint32_t command, uint32_t code);
+/* Adds PF_HINT_* bits (after pf_diag_set). */
+void pf_diag_hint(pf_diag *d, unsigned hints);
+/* Names the operation, unless a deeper layer already did. */
+void pf_diag_op(pf_diag *d, const char *op);
+/* Short name of one PF_HINT_* bit ("wiring", "reset", ...); NULL if unknown. */
+const char *pf_hint_name(unsigned hint);
 
 /* The formatter behind pf_diag_set, for other fixed buffers. Always
  * NUL-terminates when size > 0; returns the length written. */

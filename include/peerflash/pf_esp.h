@@ -64,7 +64,7 @@ typedef struct pf_esp_options {
 } pf_esp_options;
 
 #define PF_ESP_OPTIONS_DEFAULT() \
-    { 1, 9, 0, 4 }
+    { .compress = 1, .level = 9, .flash_size = 0, .sync_attempts = 4 }
 
 int pf_esp_set_options(void *self, const pf_esp_options *opt);
 

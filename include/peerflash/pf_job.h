@@ -66,7 +66,8 @@ typedef struct pf_job_config {
 } pf_job_config;
 
 #define PF_JOB_CONFIG_DEFAULT() \
-    { PF_ERASE_TOUCHED, 1, 1, 0, 256, NULL, NULL, NULL, 0, NULL, NULL }
+    { .erase = PF_ERASE_TOUCHED, .verify = 1, .skip_unchanged = 1, .run_after = 0, .fill_gap_max = 256, \
+      .progress = NULL, .progress_user = NULL, .buf = NULL, .buf_size = 0, .diag = NULL, .clock = NULL }
 
 typedef struct pf_job_result {
     uint32_t image_bytes;   /* bytes of data in the image */

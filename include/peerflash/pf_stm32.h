@@ -61,6 +61,9 @@ extern const unsigned pf_stm32_n_chips;
  * prefix such as "F103" matches the first entry that starts with it). */
 const pf_stm32_chip *pf_stm32_chip_by_pid(uint16_t pid);
 const pf_stm32_chip *pf_stm32_chip_by_name(const char *name);
+/* The i-th name --chip takes (ops->chip): each table entry, then the
+ * smaller parts that share a PID with one (STM32F103x8 -> STM32F103xB). */
+int pf_stm32_chip_name(unsigned i, pf_target_chip *out);
 /* Erase unit index (page/sector number as the Erase command counts them)
  * of addr, and the unit's start and size; -1 if outside flash. */
 int pf_stm32_unit_index(const pf_stm32_chip *chip, uint32_t addr, uint32_t *start, uint32_t *size);
@@ -92,6 +95,8 @@ typedef struct pf_stm32 {
     uint8_t _tries;             /* tries of the last exchange, and how many of */
     uint8_t _data_nacks;        /* them ended in a NACK after the data frame */
     uint8_t _unprotected;       /* Read/Write/Erase was ACKed this session: no RDP */
+    uint8_t _want_unprotect_read;  /* options: run after connect */
+    uint8_t _want_unprotect_write;
     pf_stm32_stats stats;
     uint8_t _buf[1040]; /* erase frames: 2 + 2*512 + 1 bytes */
 } pf_stm32;

@@ -15,6 +15,7 @@
 
 #include "pf_digest.h"
 #include "pf_err.h"
+#include "pf_memmap.h"
 #include "pf_port.h"
 
 #ifdef __cplusplus
@@ -91,15 +92,78 @@ typedef struct pf_target_config {
      * done/total in bytes, or 0/1 and 1/1 for a step. May be NULL. */
     void (*progress)(void *user, int phase, uint32_t done, uint32_t total);
     void *progress_user;
+    /* Optional: one line for the user about a step with consequences that a
+     * driver option asked for ("removing readout protection: the chip erases
+     * its whole flash..."); user is progress_user. May be NULL. */
+    void (*notice)(void *user, const char *line);
 } pf_target_config;
 
 #define PF_TARGET_CONFIG_DEFAULT() \
-    { NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL }
+    { .port = NULL, .diag = NULL, .baud = 0, .fast_baud = 0, .chip = NULL, .reset = NULL, .verbose = 0, \
+      .progress = NULL, .progress_user = NULL, .notice = NULL }
 
+/* The commands a driver option applies to (pf_target_option.commands), and
+ * the command a session is opened for (pf_session_config.command). */
+#define PF_CMD_FLASH (1u << 0)
+#define PF_CMD_VERIFY (1u << 1)
+#define PF_CMD_READ (1u << 2)
+#define PF_CMD_ERASE (1u << 3)
+#define PF_CMD_INFO (1u << 4)
+#define PF_CMD_ANY 0x1Fu
+
+/* pf_target_option.flags */
+#define PF_OPT_HOST (1u << 0) /* carried out by the host through a hook of the driver (set_delta),
+                               * not by set_option: the session checks it and passes it by */
+
+/* A named option a driver declares: the CLI offers it as --NAME [ARG] and
+ * lists it in `--help` from this table; a session takes it as "NAME" or
+ * "NAME=VALUE" (pf_session_config.options) and hands it to set_option
+ * between open() and connect(). */
+typedef struct pf_target_option {
+    const char *name;  /* "no-compress" */
+    const char *arg;   /* metavar of its value ("OLD"); NULL: a flag without a value */
+    const char *help;  /* one line for --help, without the driver's name */
+    unsigned commands; /* PF_CMD_* it is valid for */
+    unsigned flags;    /* PF_OPT_* */
+} pf_target_option;
+
+/* What a driver did beyond what the job asked of it, for the result
+ * (ops->stats). All zero when nothing of the kind happened. */
+#define PF_STATS_RESUME (1u << 0) /* the driver resumes cut transfers: resumed_from, wire_bytes are set */
+typedef struct pf_target_stats {
+    unsigned flags;           /* PF_STATS_* */
+    uint32_t unchanged_bytes; /* bytes handed to write() that the flash already held: not programmed */
+    uint32_t resumed_from;    /* image offset a resumed transfer started at (bytes not sent again) */
+    uint32_t wire_bytes;      /* bytes of the transfer's data stream on the wire (compressed or patch) */
+} pf_target_stats;
+
+/* A chip name --chip takes (ops->chip): a table name, an alias or a smaller
+ * part, and the table entry it stands for, with that entry's flash. */
+typedef struct pf_target_chip {
+    const char *name;     /* what the user may write ("m328p", "STM32F103x8") */
+    const char *entry;    /* the table entry it means ("ATmega328P", "STM32F103xB") */
+    uint32_t flash_start; /* the entry's flash, when the table knows it ... */
+    uint32_t flash_size;  /* ... 0 = the table does not say (ESP: it depends on the module) */
+} pf_target_chip;
+
+/* pf_target_ops.chip_flags */
+#define PF_CHIPS_SUFFIX_ANY (1u << 0) /* a part number may go on after a name without '-' (STM32F103C8T6) */
+
+/* A patch provider for drivers that can send a patch against the image the
+ * device runs (ops->set_delta): fills *out and returns 1, returns 0 to send
+ * the image whole, or an error. See pf_agent_host.h for the agent's use. */
+struct pf_agent_delta_patch;
+typedef int (*pf_delta_provider_fn)(void *user, const uint8_t running_hash[32], const uint8_t *image, uint32_t len,
+                                    struct pf_agent_delta_patch *out);
+
+/* Every operation returns PF_OK (0) or a negative pf_err with cfg->diag set
+ * (text; target code, operation and hints where the driver knows them); the
+ * errors each driver returns per operation are listed in its header and in
+ * docs/ERRORS.md. PF_ERR_ARG is always a caller bug. */
 typedef struct pf_target_ops {
     const char *name;    /* the --target word */
     const char *summary; /* one line for --help */
-    size_t ctx_size;     /* bytes of state the caller provides for `self` */
+    size_t ctx_size;     /* bytes of state the caller provides for `self` (opaque, zeroed) */
 
     /* Prepares self (zeroed by the caller) for use with cfg; no I/O. */
     int (*open)(void *self, const pf_target_config *cfg);
@@ -115,6 +179,9 @@ typedef struct pf_target_ops {
     int (*write)(void *self, uint32_t addr, const uint8_t *data, uint32_t len);
     /* Ends the run: everything written is in flash when this returns. */
     int (*write_end)(void *self);
+    /* Reads len bytes (<= write_max) at addr into buf. Returns len when all
+     * of it was read (a positive count), or a negative pf_err; it never
+     * returns a short count: a partial answer is PF_ERR_TIMEOUT/PROTOCOL. */
     int (*read)(void *self, uint32_t addr, uint8_t *buf, uint32_t len);
     /* Computes the target-side digest (kind info.digest) of [addr, addr+len);
      * returns the digest length written to out (<= PF_DIGEST_MAX). */
@@ -123,6 +190,43 @@ typedef struct pf_target_ops {
     int (*run)(void *self);
     /* Releases the session (no I/O needed); safe after a failed connect. */
     void (*close)(void *self);
+
+    /* ---- optional: everything below may be NULL / 0 ---- */
+    /* Named options, ended by an entry with name == NULL, and the setter
+     * called for each between open() and connect(); value is NULL for a
+     * flag. Returns PF_ERR_ARG naming the option for a bad value. */
+    const pf_target_option *options;
+    int (*set_option)(void *self, const char *name, const char *value);
+    /* Runs after connect() what options asked for (STM32: remove readout or
+     * write protection), telling the user through cfg->notice first. */
+    int (*after_connect)(void *self);
+    /* Checks an image (a map of one file, or of all) for the connected chip
+     * before anything is written (ESP: app image header and chip id). */
+    int (*check_image)(void *self, const pf_memmap *map);
+    /* Fills *out with what the driver did beyond the job's requests. */
+    void (*stats)(const void *self, pf_target_stats *out);
+    /* More facts for `info` that need the connection (STM32 option bytes):
+     * appends "name: value" lines to out (NUL-terminated, n bytes room).
+     * A fact that cannot be read is a line saying so; a link failure is an
+     * error. */
+    int (*details)(void *self, char *out, size_t n);
+    /* Sets a patch provider (the agent's delta updates); fn NULL = none. */
+    int (*set_delta)(void *self, pf_delta_provider_fn fn, void *user);
+
+    /* Checks the user's settings before anything is opened (no state) */
+    /* The i-th name --chip takes (0, 1, ...): returns 0 past the last. */
+    int (*chip)(unsigned i, pf_target_chip *out);
+    unsigned chip_flags;        /* PF_CHIPS_* */
+    /* Whether a --reset word/sequence is one this driver takes; NULL: it
+     * takes "auto" and "none" only. reset_help says what it takes. */
+    int (*reset_valid)(const char *spec);
+    const char *reset_help;
+    /* Line rates the bootloader can sync at; 0 = no bound. baud_note says
+     * why, for the message ("the STM32 bootloader runs at 1200..115200 bit/s"). */
+    uint32_t baud_min, baud_max;
+    const char *baud_note;
+    /* --target auto: probed in ascending rank, 0 = never probed. */
+    unsigned probe_rank;
 } pf_target_ops;
 
 /* A driver bound to its state: what the job works on. */

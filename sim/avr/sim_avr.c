@@ -364,7 +364,7 @@ static int load_bootloader(avr_harness *h)
     pf_memmap map;
     pf_memmap_init(&map, segs, 16, arena, sizeof arena);
     pf_ihex p;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_ihex_init(&p, pf_memmap_sink, &map, &d);
     int r = pf_ihex_feed(&p, text, n);
     if (r == 0)
@@ -746,7 +746,7 @@ int pf_sim_avr_main(int argc, char **argv)
         snprintf(spec, sizeof spec, "pty:%s", h.port_spec);
     else
         snprintf(spec, sizeof spec, "%s", h.port_spec);
-    pf_diag diag = {{0}};
+    pf_diag diag = {0};
     if (pf_posix_open(&h.link, spec, &diag) != 0) {
         fprintf(stderr, "peerflash: sim avr: %s\n", diag.text);
         return 4;

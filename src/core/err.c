@@ -162,9 +162,18 @@ static void mark_if_cut(pf_diag *d, size_t wanted)
             d->text[i] = '.';
 }
 
+static void diag_fresh(pf_diag *d)
+{
+    d->op = NULL;
+    d->has_code = d->has_command = 0;
+    d->code = d->command = 0;
+    d->hints = 0;
+}
+
 int pf_diag_set(pf_diag *d, int err, const char *fmt, ...)
 {
     if (d) {
+        diag_fresh(d);
         va_list ap;
         va_start(ap, fmt);
         mark_if_cut(d, format_full(d->text, sizeof d->text, fmt, ap));
@@ -199,6 +208,43 @@ void pf_diag_prefix(pf_diag *d, const char *prefix)
 
 void pf_diag_clear(pf_diag *d)
 {
-    if (d)
+    if (d) {
         d->text[0] = '\0';
+        diag_fresh(d);
+    }
+}
+
+void pf_diag_code(pf_diag *d, uint32_t command, uint32_t code)
+{
+    if (!d)
+        return;
+    d->has_code = d->has_command = 1;
+    d->command = command;
+    d->code = code;
+}
+
+void pf_diag_hint(pf_diag *d, unsigned hints)
+{
+    if (d)
+        d->hints |= hints;
+}
+
+void pf_diag_op(pf_diag *d, const char *op)
+{
+    if (d && !d->op)
+        d->op = op;
+}
+
+const char *pf_hint_name(unsigned hint)
+{
+    switch (hint) {
+    case PF_HINT_WIRING: return "wiring";
+    case PF_HINT_RESET: return "reset";
+    case PF_HINT_BAUD: return "baud";
+    case PF_HINT_BOOT_MODE: return "boot_mode";
+    case PF_HINT_UNPROTECT: return "unprotect";
+    case PF_HINT_CHIP: return "chip";
+    case PF_HINT_IMAGE: return "image";
+    default: return NULL;
+    }
 }

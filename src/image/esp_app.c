@@ -106,7 +106,7 @@ int pf_esp_image_parse(const uint8_t *file, size_t size, const pf_esp_chip *chip
     int r = parse(file, size, 1, 1, info, diag);
     if (r == PF_OK || r == PF_ERR_AUTH)
         return r;
-    pf_diag d8 = {{0}};
+    pf_diag d8 = {0};
     pf_esp_image_info i8;
     if (parse(file, size, 0, 0, &i8, &d8) == PF_OK) {
         *info = i8;

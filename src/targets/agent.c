@@ -197,8 +197,10 @@ static int refused(agent_host *h, const char *what, const pf_ap_frame *f)
         if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
             text[i] = '?';
     int err = st >= 1 && st <= 18 ? -st : PF_ERR_TARGET;
-    return pf_diag_set(h->cfg.diag, err, "agent refused %s: %s (status %d)%s%s", what, pf_strerror(-st), st,
-                       t ? ": " : "", text);
+    pf_diag_set(h->cfg.diag, err, "agent refused %s: %s (status %d)%s%s", what, pf_strerror(-st), st, t ? ": " : "",
+                text);
+    pf_diag_code(h->cfg.diag, (uint32_t)(f->type & ~PF_AP_RESPONSE), (uint32_t)st);
+    return err;
 }
 
 /* Sends a request and waits for its answer (retrying on silence). */
@@ -534,9 +536,11 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             for (size_t i = 0; i < t; i++)
                 text[i] = f.payload[6 + i] >= 0x20 && f.payload[6 + i] <= 0x7e ? (char)f.payload[6 + i] : '?';
             text[t] = 0;
-            return pf_diag_set(h->cfg.diag, -(int)f.payload[0], "agent refused data at offset %lu: %s (status %u)%s%s",
-                               (unsigned long)off, pf_strerror(-(int)f.payload[0]), (unsigned)f.payload[0],
-                               t ? ": " : "", text);
+            pf_diag_set(h->cfg.diag, -(int)f.payload[0], "agent refused data at offset %lu: %s (status %u)%s%s",
+                        (unsigned long)off, pf_strerror(-(int)f.payload[0]), (unsigned)f.payload[0], t ? ": " : "",
+                        text);
+            pf_diag_code(h->cfg.diag, PF_AP_DATA, f.payload[0]);
+            return -(int)f.payload[0];
         }
         if (off > size)
             return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent acknowledged %s, beyond its end",
@@ -908,19 +912,61 @@ void pf_agent_host_get_stats(const void *self, pf_agent_host_stats *st)
     *st = h->stats;
 }
 
+/* ---- what the front ends ask of a driver (pf_target_ops, optional part) ---- */
+static const pf_target_option agent_options[] = {
+    {.name = "no-compress", .arg = NULL, .help = "send the image uncompressed", .commands = PF_CMD_FLASH, .flags = 0},
+    /* the patch itself is the host's (a diff, an image cache): set_delta */
+    {.name = "delta-from",
+     .arg = "OLD",
+     .help = "send a patch against OLD (the image the device runs)",
+     .commands = PF_CMD_FLASH,
+     .flags = PF_OPT_HOST},
+    {.name = "no-delta",
+     .arg = NULL,
+     .help = "send the image whole, never a patch against a cached one",
+     .commands = PF_CMD_FLASH,
+     .flags = PF_OPT_HOST},
+    {.name = NULL},
+};
+
+static int a_set_option(void *self, const char *name, const char *value)
+{
+    agent_host *h = self;
+    (void)value;
+    if (!strcmp(name, "no-compress")) {
+        h->opt.deflate = 0;
+        h->zbits = 0;
+        return PF_OK;
+    }
+    return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "option '%s' is not an option of the agent driver", name);
+}
+
+static void a_stats(const void *self, pf_target_stats *out)
+{
+    const agent_host *h = self;
+    out->flags = PF_STATS_RESUME;
+    out->resumed_from = h->stats.resumed_from;
+    out->wire_bytes = h->stats.stream_bytes;
+}
+
 const pf_target_ops pf_target_agent = {
-    "agent",
-    "peerflash update agent: windowed, resumable transfer of signed MCUboot images",
-    sizeof(agent_host),
-    a_open,
-    a_connect,
-    NULL, /* erase: the agent erases what it stores */
-    NULL,
-    a_write_begin,
-    a_write,
-    a_write_end,
-    NULL, /* read: not exposed, digest instead */
-    a_digest,
-    a_run,
-    a_close,
+    .name = "agent",
+    .summary = "peerflash update agent: windowed, resumable transfer of signed MCUboot images",
+    .ctx_size = sizeof(agent_host),
+    .open = a_open,
+    .connect = a_connect,
+    .erase = NULL, /* the agent erases what it stores */
+    .erase_all = NULL,
+    .write_begin = a_write_begin,
+    .write = a_write,
+    .write_end = a_write_end,
+    .read = NULL, /* not exposed, digest instead */
+    .digest = a_digest,
+    .run = a_run,
+    .close = a_close,
+    .options = agent_options,
+    .set_option = a_set_option,
+    .stats = a_stats,
+    .set_delta = pf_agent_host_set_delta,
+    .probe_rank = 3,
 };

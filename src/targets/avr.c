@@ -83,7 +83,9 @@ static int command(pf_avr *a, const uint8_t *frame, size_t n, uint8_t *payload, 
         a->ext_valid = 0;
         a->addr_valid = 0;
         uint8_t reply[2] = {status, PF_STK_OK};
-        return pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
+        r = pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
+        pf_diag_code(a->cfg.diag, frame[0], status);
+        return r;
     }
     if (plen) {
         r = pf_port_read_exact(p, payload, plen, deadline, &got);
@@ -100,7 +102,9 @@ static int command(pf_avr *a, const uint8_t *frame, size_t n, uint8_t *payload, 
         a->ext_valid = 0;
         a->addr_valid = 0;
         uint8_t reply[2] = {PF_STK_INSYNC, end};
-        return pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
+        r = pf_stk_check_reply(reply, 2, what, NULL, a->cfg.diag);
+        pf_diag_code(a->cfg.diag, frame[0], end);
+        return r;
     }
     return PF_OK;
 }
@@ -165,10 +169,14 @@ static int no_sync(pf_avr *a, unsigned tries, unsigned junk, const uint8_t first
     } else {
         pf_format(seen, sizeof seen, "; nothing came back");
     }
-    return pf_diag_set(a->cfg.diag, PF_ERR_NO_SYNC,
-                       "no STK500v1 bootloader answered %u sync tries at %lu baud%s. Wrong baud (Optiboot: 115200, "
-                       "older Arduinos: 57600)? No bootloader? A sketch running (press reset just before)?",
-                       tries, (unsigned long)baud, seen);
+    pf_diag_set(a->cfg.diag, PF_ERR_NO_SYNC,
+                "no STK500v1 bootloader answered %u sync tries at %lu baud%s. Wrong baud (Optiboot: 115200, "
+                "older Arduinos: 57600)? No bootloader? A sketch running (press reset just before)?",
+                tries, (unsigned long)baud, seen);
+    if (junk)
+        pf_diag_code(a->cfg.diag, PF_STK_GET_SYNC, first_junk[0]);
+    pf_diag_hint(a->cfg.diag, PF_HINT_BAUD | PF_HINT_RESET | PF_HINT_BOOT_MODE);
+    return PF_ERR_NO_SYNC;
 }
 
 /* After a reply, bytes of other sync tries may still sit in the bootloader:
@@ -309,11 +317,14 @@ static int avr_connect(void *self, pf_target_info *info)
         r = command(a, a->frame, n, again, 3, "Read Signature", 0);
         if (r < 0 || !memcmp(sig, again, 3))
             break;
-        if (tries == 3)
-            return pf_diag_set(a->cfg.diag, PF_ERR_CRC,
-                               "the signature read back differently each time (last %02x %02x %02x, then %02x %02x "
-                               "%02x): the line corrupts data; check the cable, or lower --baud",
-                               sig[0], sig[1], sig[2], again[0], again[1], again[2]);
+        if (tries == 3) {
+            pf_diag_set(a->cfg.diag, PF_ERR_CRC,
+                        "the signature read back differently each time (last %02x %02x %02x, then %02x %02x "
+                        "%02x): the line corrupts data; check the cable, or lower --baud",
+                        sig[0], sig[1], sig[2], again[0], again[1], again[2]);
+            pf_diag_hint(a->cfg.diag, PF_HINT_WIRING | PF_HINT_BAUD);
+            return PF_ERR_CRC;
+        }
         memcpy(sig, again, 3);
     }
     if (r < 0)
@@ -541,19 +552,83 @@ static void avr_close(void *self)
         a->connected = 0;
 }
 
+/* ---- what the front ends ask of a driver (pf_target_ops, optional part) ---- */
+static const pf_target_option avr_options[] = {
+    {.name = "read-compare",
+     .arg = NULL,
+     .help = "read each page first and skip those that already hold the image (pays off when most of the "
+             "flash is unchanged)",
+     .commands = PF_CMD_FLASH,
+     .flags = 0},
+    {.name = NULL},
+};
+
+static int avr_set_option(void *self, const char *name, const char *value)
+{
+    (void)value;
+    if (!strcmp(name, "read-compare")) {
+        pf_avr_set_read_compare(me(self), 1);
+        return PF_OK;
+    }
+    return pf_diag_set(me(self)->cfg.diag, PF_ERR_ARG, "option '%s' is not an option of the avr driver", name);
+}
+
+static void avr_stats(const void *self, pf_target_stats *out)
+{
+    const pf_avr *a = self;
+    out->unchanged_bytes = a->chip ? a->skipped_pages * a->chip->page_size : 0;
+}
+
+static int avr_details(void *self, char *out, size_t n)
+{
+    pf_avr *a = me(self);
+    /* optiboot.c: "UNIVERSAL command is ignored ... putch(0x00)"; and
+     * STK_READ_SIGN answers the SIGNATURE_n constants it was built with */
+    pf_format(out, n,
+              "fuses: not readable through %s: STK500v1 reads fuses only with STK_UNIVERSAL, which Optiboot answers "
+              "with 0x00 whatever the fuses are (an ISP programmer reads them)\n"
+              "signature: as the bootloader reports it (Optiboot answers with the constants it was built for)\n",
+              a->sw_major >= 4 && a->sw_major < 20 ? "Optiboot" : "this bootloader");
+    return PF_OK;
+}
+
+/* --chip: each table name, then its avrdude part id (a suffix only after
+ * '-': ATmega328PB is another chip). */
+static int avr_chip(unsigned i, pf_target_chip *out)
+{
+    const pf_avr_chip *c = pf_avr_chips;
+    for (unsigned k = 0; k < i / 2; k++, c++)
+        if (!c->name)
+            return 0;
+    if (!c->name)
+        return 0;
+    out->name = i % 2 ? c->alias : c->name;
+    out->entry = c->name;
+    out->flash_start = 0;
+    out->flash_size = c->flash_size;
+    return 1;
+}
+
 const pf_target_ops pf_target_avr = {
-    "avr",
-    "AVR with an STK500v1 bootloader (Optiboot, Arduino Uno/Nano/Pro Mini)",
-    sizeof(pf_avr),
-    avr_open,
-    avr_connect,
-    NULL, /* erase: every page write erases its page */
-    NULL, /* erase_all: Optiboot has none */
-    NULL, /* write_begin */
-    avr_write,
-    NULL, /* write_end: each page is in flash when its OK arrives */
-    avr_read,
-    NULL, /* digest: STK500v1 has none; the job reads back */
-    avr_run,
-    avr_close,
+    .name = "avr",
+    .summary = "AVR with an STK500v1 bootloader (Optiboot, Arduino Uno/Nano/Pro Mini)",
+    .ctx_size = sizeof(pf_avr),
+    .open = avr_open,
+    .connect = avr_connect,
+    .erase = NULL,       /* every page write erases its page */
+    .erase_all = NULL,   /* Optiboot has none */
+    .write_begin = NULL,
+    .write = avr_write,
+    .write_end = NULL,   /* each page is in flash when its OK arrives */
+    .read = avr_read,
+    .digest = NULL,      /* STK500v1 has none; the job reads back */
+    .run = avr_run,
+    .close = avr_close,
+    .options = avr_options,
+    .set_option = avr_set_option,
+    .stats = avr_stats,
+    .details = avr_details,
+    .chip = avr_chip,
+    .reset_help = "auto (the DTR/RTS reset circuit) or none",
+    .probe_rank = 4, /* last: Optiboot starts the application on any byte that is not STK500 */
 };

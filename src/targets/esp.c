@@ -15,6 +15,8 @@
 #include "codec/slip.h"
 #include "peerflash/pf_bytes.h"
 #include "peerflash/pf_esp.h"
+#include "peerflash/pf_esp_image.h"
+#include "peerflash/pf_image.h"
 
 #define DEFAULT_TIMEOUT_MS 3000u
 #define SYNC_TIMEOUT_MS 100u
@@ -163,8 +165,10 @@ static int read_response(esp_state *s, uint8_t op, uint32_t deadline, int quiet_
             if (p.size >= 2 && p.data[0] != 0 && p.data[1] == PF_ESP_ERR_INVALID_MSG) {
                 s->status = p.data[0];
                 s->err = p.data[1];
-                return pf_diag_set(diag(s), PF_ERR_UNSUPPORTED, "the ESP ROM does not support %s (status %02x %02x)",
-                                   pf_esp_op_name(op), p.data[0], p.data[1]);
+                pf_diag_set(diag(s), PF_ERR_UNSUPPORTED, "the ESP ROM does not support %s (status %02x %02x)",
+                            pf_esp_op_name(op), p.data[0], p.data[1]);
+                pf_diag_code(diag(s), op, (uint32_t)s->status << 8 | s->err);
+                return PF_ERR_UNSUPPORTED;
             }
             continue;
         }
@@ -182,15 +186,18 @@ static int read_response(esp_state *s, uint8_t op, uint32_t deadline, int quiet_
         /* Status 1 is a refusal; any other value is no status the ROM sends:
          * the answer was damaged on the line. So is a request the ROM saw
          * with a bad checksum. */
-        if (s->status != 1)
-            return pf_diag_set(diag(s), PF_ERR_PROTOCOL,
-                               "garbled answer from the ESP ROM to %s: status %02x %02x (a line fault)",
-                               pf_esp_op_name(op), s->status, s->err);
-        int code = s->err == PF_ESP_ERR_INVALID_CRC ? PF_ERR_CRC
+        int code = s->status != 1                        ? PF_ERR_PROTOCOL
+                   : s->err == PF_ESP_ERR_INVALID_CRC ? PF_ERR_CRC
                    : s->err == PF_ESP_ERR_INVALID_MSG ? PF_ERR_UNSUPPORTED
                                                       : PF_ERR_TARGET;
-        return pf_diag_set(diag(s), code, "ESP ROM refused %s: status %02x %02x (%s)", pf_esp_op_name(op), s->status,
-                           s->err, pf_esp_err_name(s->err));
+        if (s->status != 1)
+            pf_diag_set(diag(s), PF_ERR_PROTOCOL, "garbled answer from the ESP ROM to %s: status %02x %02x (a line fault)",
+                        pf_esp_op_name(op), s->status, s->err);
+        else
+            pf_diag_set(diag(s), code, "ESP ROM refused %s: status %02x %02x (%s)", pf_esp_op_name(op), s->status,
+                        s->err, pf_esp_err_name(s->err));
+        pf_diag_code(diag(s), op, (uint32_t)s->status << 8 | s->err);
+        return code;
     }
 }
 
@@ -309,10 +316,12 @@ static int do_sync(esp_state *s)
         }
     }
     s->status_len = 0;
-    return pf_diag_set(diag(s), PF_ERR_NO_SYNC,
-                       "no answer from the ESP ROM loader at %lu baud: hold BOOT (GPIO0) low while resetting, "
-                       "check TX/RX wiring and the baud rate",
-                       (unsigned long)(s->baud));
+    pf_diag_set(diag(s), PF_ERR_NO_SYNC,
+                "no answer from the ESP ROM loader at %lu baud: hold BOOT (GPIO0) low while resetting, "
+                "check TX/RX wiring and the baud rate",
+                (unsigned long)(s->baud));
+    pf_diag_hint(diag(s), PF_HINT_BOOT_MODE | PF_HINT_RESET | PF_HINT_WIRING | PF_HINT_BAUD);
+    return PF_ERR_NO_SYNC;
 }
 
 static int identify(esp_state *s)
@@ -765,11 +774,14 @@ static int restart_segment(esp_state *s)
             pf_format(said, sizeof said, "gave no answer to");
         else
             pf_format(said, sizeof said, "answered garbled");
-        if (s->restarts >= MAX_RESTARTS && s->failed_code == PF_ERR_TIMEOUT)
-            return pf_diag_set(diag(s), PF_ERR_TIMEOUT,
-                               "%s %lu for flash 0x%08lx-0x%08lx: no answer from the ESP ROM, also after %u fresh "
-                               "starts (link lost? check the cable and power)",
-                               what, seq, (unsigned long)first, (unsigned long)last, (unsigned)s->restarts);
+        if (s->restarts >= MAX_RESTARTS && s->failed_code == PF_ERR_TIMEOUT) {
+            pf_diag_set(diag(s), PF_ERR_TIMEOUT,
+                        "%s %lu for flash 0x%08lx-0x%08lx: no answer from the ESP ROM, also after %u fresh "
+                        "starts (link lost? check the cable and power)",
+                        what, seq, (unsigned long)first, (unsigned long)last, (unsigned)s->restarts);
+            pf_diag_hint(diag(s), PF_HINT_WIRING);
+            return PF_ERR_TIMEOUT;
+        }
         if (s->restarts >= MAX_RESTARTS)
             return pf_diag_set(diag(s), PF_ERR_CRC,
                                "%s %lu for flash 0x%08lx-0x%08lx: the ESP ROM %s, also after %u fresh starts; "
@@ -1071,19 +1083,90 @@ static void esp_close(void *self)
     s->in_run = 0;
 }
 
+/* ---- what the front ends ask of a driver (pf_target_ops, optional part) ---- */
+static const pf_target_option esp_options[] = {
+    {.name = "no-compress", .arg = NULL, .help = "send the image uncompressed", .commands = PF_CMD_FLASH, .flags = 0},
+    {.name = NULL},
+};
+
+static int esp_set_option(void *self, const char *name, const char *value)
+{
+    esp_state *s = self;
+    (void)value;
+    if (!strcmp(name, "no-compress")) {
+        s->opt.compress = 0;
+        return PF_OK;
+    }
+    return pf_diag_set(diag(s), PF_ERR_ARG, "option '%s' is not an option of the esp driver", name);
+}
+
+/* ESP app images in the map (a segment that starts with one: the bootloader,
+ * an application) are checked for the chip the ROM identified (issue 4):
+ * header, checksum, appended SHA-256 and the chip id, before anything is
+ * written. */
+static int esp_check_image(void *self, const pf_memmap *map)
+{
+    esp_state *s = self;
+    if (!s->connected || !s->chip)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "the ESP target is not connected");
+    for (size_t i = 0; i < map->count; i++) {
+        const pf_segment *seg = &map->segs[i];
+        if (pf_image_detect(seg->data, seg->len, ".bin") != PF_IMAGE_ESP)
+            continue;
+        pf_esp_image_info info;
+        int r = pf_esp_image_parse(seg->data, seg->len, s->chip, &info, diag(s));
+        if (r == PF_OK)
+            r = pf_esp_image_check_chip(&info, s->chip, diag(s));
+        if (r < 0) {
+            pf_diag_hint(diag(s), r == PF_ERR_CHIP ? PF_HINT_CHIP : PF_HINT_IMAGE);
+            return r;
+        }
+    }
+    return PF_OK;
+}
+
+/* --chip: each table name, then its esptool key ("esp32s3"). */
+static int esp_chip(unsigned i, pf_target_chip *out)
+{
+    const pf_esp_chip *c = pf_esp_chips;
+    for (unsigned k = 0; k < i / 2; k++, c++)
+        if (!c->name)
+            return 0;
+    if (!c->name)
+        return 0;
+    out->name = i % 2 ? c->key : c->name;
+    out->entry = c->name;
+    out->flash_start = 0;
+    out->flash_size = 0; /* the module decides, not the chip */
+    return 1;
+}
+
+static int esp_reset_valid(const char *spec)
+{
+    return !strcmp(spec, "auto") || !strcmp(spec, "none") || !strcmp(spec, "tight") || !strcmp(spec, "classic");
+}
+
 const pf_target_ops pf_target_esp = {
-    "esp",
-    "Espressif ESP8266/ESP32-family ROM serial loader (SLIP, deflate, MD5 verify)",
-    sizeof(esp_state),
-    esp_open,
-    esp_connect,
-    esp_erase, /* FLASH_BEGIN erases; the job needs no separate erase (erase_style BY_WRITE) */
-    esp_erase_all,
-    esp_write_begin,
-    esp_write,
-    esp_write_end,
-    esp_read,
-    esp_digest,
-    esp_run,
-    esp_close,
+    .name = "esp",
+    .summary = "Espressif ESP8266/ESP32-family ROM serial loader (SLIP, deflate, MD5 verify)",
+    .ctx_size = sizeof(esp_state),
+    .open = esp_open,
+    .connect = esp_connect,
+    .erase = esp_erase, /* FLASH_BEGIN erases; the job needs no separate erase (erase_style BY_WRITE) */
+    .erase_all = esp_erase_all,
+    .write_begin = esp_write_begin,
+    .write = esp_write,
+    .write_end = esp_write_end,
+    .read = esp_read,
+    .digest = esp_digest,
+    .run = esp_run,
+    .close = esp_close,
+    .options = esp_options,
+    .set_option = esp_set_option,
+    .check_image = esp_check_image,
+    .chip = esp_chip,
+    .chip_flags = PF_CHIPS_SUFFIX_ANY, /* ESP8266EX, ESP32D0WDQ6 */
+    .reset_valid = esp_reset_valid,
+    .reset_help = "auto, none, tight or classic",
+    .probe_rank = 2,
 };

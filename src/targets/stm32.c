@@ -80,7 +80,7 @@ static const char *stage_name(int stage)
 
 /* Explains a failed exchange in the diag, naming the command, where it
  * failed and, for a NACK, the ROM's byte. */
-static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int stage, uint8_t got)
+static int explain_text(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int stage, uint8_t got)
 {
     pf_diag *d = s->_cfg.diag;
     char where[40] = "";
@@ -127,6 +127,26 @@ static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int sta
     case PF_ERR_CLOSED: return pf_diag_set(d, r, "the link closed during %s%s", name, where);
     default: return pf_diag_set(d, r, "%s%s failed: %s", name, where, pf_strerror(r));
     }
+}
+
+/* The explanation, and as data: the ROM's answer and the command it
+ * answered, and what the text advises. */
+static int explain(S *s, int r, uint8_t op, int has_addr, uint32_t addr, int stage, uint8_t got)
+{
+    int unprotected = s->_unprotected;
+    int e = explain_text(s, r, op, has_addr, addr, stage, got);
+    pf_diag *d = s->_cfg.diag;
+    if (r == PF_ERR_TARGET || (r == PF_ERR_CRC && stage == ST_DATA && got == PF_AN3155_NACK))
+        pf_diag_code(d, op, PF_AN3155_NACK);
+    else if (r == PF_ERR_PROTOCOL)
+        pf_diag_code(d, op, got);
+    if (e == PF_ERR_PROTECTED || (e == PF_ERR_TARGET && stage == ST_DATA &&
+                                  (op == PF_AN3155_WRITE || op == PF_AN3155_ERASE || op == PF_AN3155_EXT_ERASE)))
+        pf_diag_hint(d, PF_HINT_UNPROTECT);
+    if ((r == PF_ERR_TARGET && e == PF_ERR_CRC && stage == ST_CMD && unprotected) ||
+        (r == PF_ERR_CRC && stage == ST_DATA && got == PF_AN3155_NACK))
+        pf_diag_hint(d, PF_HINT_WIRING | PF_HINT_BAUD);
+    return e;
 }
 
 /* Sends the opcode pair and waits for ACK. */
@@ -395,10 +415,13 @@ static int identify(S *s, uint16_t *pid)
          * agree; one that differs counts as a failed attempt. */
         uint16_t again = 0;
         if (r == PF_OK && (r = cmd_get_id(s, &again)) == PF_OK && again != *pid)
+        {
             r = pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
                             "Get ID answered 0x%03x, then 0x%03x: the line corrupts data; check the cable and "
                             "ground, or lower --baud",
                             *pid, again);
+            pf_diag_hint(s->_cfg.diag, PF_HINT_WIRING | PF_HINT_BAUD);
+        }
         if (r == PF_OK || r == PF_ERR_CLOSED || r == PF_ERR_IO)
             break;
     }
@@ -756,27 +779,37 @@ static int refused_or_noise(S *s, uint32_t addr, const uint8_t *data)
     }
     s->_tries = tries;
     s->_data_nacks = nacks;
-    if (r == PF_OK)
-        return pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
-                           "Write Memory at 0x%08lx: the ROM answered NACK (0x1F) after the 256-byte data frame on "
-                           "all %u tries but took a 4-byte write at the same address: the frames were corrupted "
-                           "on the line (the page is not protected); check the cable and ground, or lower --baud",
-                           (unsigned long)addr, (unsigned)tries);
+    if (r == PF_OK) {
+        pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                    "Write Memory at 0x%08lx: the ROM answered NACK (0x1F) after the 256-byte data frame on "
+                    "all %u tries but took a 4-byte write at the same address: the frames were corrupted "
+                    "on the line (the page is not protected); check the cable and ground, or lower --baud",
+                    (unsigned long)addr, (unsigned)tries);
+        pf_diag_code(s->_cfg.diag, PF_AN3155_WRITE, PF_AN3155_NACK);
+        pf_diag_hint(s->_cfg.diag, PF_HINT_WIRING | PF_HINT_BAUD);
+        return PF_ERR_CRC;
+    }
     if (r == PF_ERR_TARGET && stage == ST_DATA) {
         s->last_nack_op = PF_AN3155_WRITE;
-        return pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
-                           "target answered NACK (0x1F) to Write Memory at 0x%08lx after the data on all %u tries, "
-                           "and to a 4-byte write there too, while the block reads erased: the page is "
-                           "write-protected (--unprotect-write removes write protection; the content stays)",
-                           (unsigned long)addr, (unsigned)tries);
+        pf_diag_set(s->_cfg.diag, PF_ERR_TARGET,
+                    "target answered NACK (0x1F) to Write Memory at 0x%08lx after the data on all %u tries, "
+                    "and to a 4-byte write there too, while the block reads erased: the page is "
+                    "write-protected (--unprotect-write removes write protection; the content stays)",
+                    (unsigned long)addr, (unsigned)tries);
+        pf_diag_code(s->_cfg.diag, PF_AN3155_WRITE, PF_AN3155_NACK);
+        pf_diag_hint(s->_cfg.diag, PF_HINT_UNPROTECT);
+        return PF_ERR_TARGET;
     }
     if (r == PF_ERR_CLOSED || r == PF_ERR_IO)
         return explain(s, r, PF_AN3155_WRITE, 1, addr, stage, got);
-    return pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
-                       "Write Memory at 0x%08lx: NACK (0x1F) after the data on all %u tries, and a 4-byte probe "
-                       "write failed on the link too (%s after %s): the line is too noisy; check the cable and "
-                       "ground, or lower --baud",
-                       (unsigned long)addr, (unsigned)tries, pf_strerror(r), stage_name(stage));
+    pf_diag_set(s->_cfg.diag, PF_ERR_CRC,
+                "Write Memory at 0x%08lx: NACK (0x1F) after the data on all %u tries, and a 4-byte probe "
+                "write failed on the link too (%s after %s): the line is too noisy; check the cable and "
+                "ground, or lower --baud",
+                (unsigned long)addr, (unsigned)tries, pf_strerror(r), stage_name(stage));
+    pf_diag_code(s->_cfg.diag, PF_AN3155_WRITE, PF_AN3155_NACK);
+    pf_diag_hint(s->_cfg.diag, PF_HINT_WIRING | PF_HINT_BAUD);
+    return PF_ERR_CRC;
 }
 
 static int stm32_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
@@ -996,19 +1029,113 @@ int pf_stm32_readout_unprotect(pf_stm32 *s) { return option_command(s, PF_AN3155
 int pf_stm32_write_unprotect(pf_stm32 *s) { return option_command(s, PF_AN3155_WRITE_UNPROTECT, 5000u); }
 int pf_stm32_readout_protect(pf_stm32 *s) { return option_command(s, PF_AN3155_READOUT_PROTECT, 5000u); }
 
+/* ---- what the front ends ask of a driver (pf_target_ops, optional part) ---- */
+static const pf_target_option stm32_options[] = {
+    {.name = "unprotect-read",
+     .arg = NULL,
+     .help = "remove readout protection first; THE CHIP ERASES ALL ITS FLASH",
+     .commands = PF_CMD_ANY,
+     .flags = 0},
+    {.name = "unprotect-write",
+     .arg = NULL,
+     .help = "remove write protection first (flash content stays)",
+     .commands = PF_CMD_ANY,
+     .flags = 0},
+    {.name = NULL},
+};
+
+static int stm32_set_option(void *self, const char *name, const char *value)
+{
+    S *s = self;
+    (void)value;
+    if (!strcmp(name, "unprotect-read"))
+        s->_want_unprotect_read = 1;
+    else if (!strcmp(name, "unprotect-write"))
+        s->_want_unprotect_write = 1;
+    else
+        return pf_diag_set(s->_cfg.diag, PF_ERR_ARG, "option '%s' is not an option of the stm32 driver", name);
+    return PF_OK;
+}
+
+static void notice(S *s, const char *line)
+{
+    if (s->_cfg.notice)
+        s->_cfg.notice(s->_cfg.progress_user, line);
+}
+
+static int stm32_after_connect(void *self)
+{
+    S *s = self;
+    int r = PF_OK;
+    if (s->_want_unprotect_read) {
+        notice(s, "removing readout protection: the chip erases its whole flash...");
+        r = pf_stm32_readout_unprotect(s);
+    }
+    if (r == PF_OK && s->_want_unprotect_write) {
+        notice(s, "removing write protection...");
+        r = pf_stm32_write_unprotect(s);
+    }
+    if (r < 0)
+        pf_diag_op(s->_cfg.diag, "unprotect");
+    return r;
+}
+
+/* info: readout and write protection from the option bytes. */
+static int stm32_details(void *self, char *out, size_t n)
+{
+    S *s = self;
+    uint8_t ob[64];
+    uint32_t len = 0;
+    int r = pf_stm32_read_option_bytes(s, ob, &len);
+    if (r == PF_ERR_PROTECTED) {
+        pf_format(out, n, "rdp: level 1 or 2 (read-protected: the bootloader refuses Read Memory)\n"
+                          "wrp: unknown (readout protection hides the option bytes)\n");
+        return PF_OK;
+    }
+    if (r == PF_ERR_UNSUPPORTED) {
+        pf_format(out, n, "rdp: not read (the option bytes of the %s family are not decoded)\n", s->chip->family);
+        return PF_OK;
+    }
+    if (r < 0)
+        return r;
+    char rdp[160], wrp[160], hex[2 * 64 + 1];
+    uint32_t addr = 0, count = 0;
+    pf_stm32_ob_where(s->chip, &addr, &count);
+    pf_stm32_ob_describe(s->chip, ob, rdp, sizeof rdp, wrp, sizeof wrp);
+    for (uint32_t i = 0; i < len && i < 64; i++)
+        pf_format(hex + 2 * i, 3, "%02x", ob[i]);
+    hex[2 * (len < 64 ? len : 64)] = '\0';
+    pf_format(out, n, "rdp: %s\nwrp: %s\noption bytes: %s at 0x%08lx\n", rdp, wrp, hex, (unsigned long)addr);
+    return PF_OK;
+}
+
 const pf_target_ops pf_target_stm32 = {
-    "stm32",
-    "STM32 system-memory bootloader (ST AN3155, USART 8E1)",
-    sizeof(pf_stm32),
-    stm32_open,
-    stm32_connect,
-    stm32_erase,
-    stm32_erase_all,
-    NULL, /* write_begin: nothing to announce */
-    stm32_write,
-    NULL, /* write_end: each block is in flash when its ACK arrives */
-    stm32_read,
-    stm32_digest,
-    stm32_run,
-    stm32_close,
+    .name = "stm32",
+    .summary = "STM32 system-memory bootloader (ST AN3155, USART 8E1)",
+    .ctx_size = sizeof(pf_stm32),
+    .open = stm32_open,
+    .connect = stm32_connect,
+    .erase = stm32_erase,
+    .erase_all = stm32_erase_all,
+    .write_begin = NULL, /* nothing to announce */
+    .write = stm32_write,
+    .write_end = NULL,   /* each block is in flash when its ACK arrives */
+    .read = stm32_read,
+    .digest = stm32_digest,
+    .run = stm32_run,
+    .close = stm32_close,
+    .options = stm32_options,
+    .set_option = stm32_set_option,
+    .after_connect = stm32_after_connect,
+    .details = stm32_details,
+    .chip = pf_stm32_chip_name,
+    .chip_flags = PF_CHIPS_SUFFIX_ANY,
+    .reset_valid = pf_stm32_reset_valid,
+    .reset_help = "auto, none, or ENTRY[:EXIT] steps separated by commas: dtr, -dtr, rts, -rts (assert/release), "
+                  "or a wait in milliseconds (e.g. rts,dtr,20,-dtr,50:-rts,dtr,20,-dtr)",
+    /* AN2606 "USART bootloader": the ROM measures 0x7F at 1200..115200 bit/s */
+    .baud_min = 1200,
+    .baud_max = 115200,
+    .baud_note = "the STM32 bootloader runs at 1200..115200 bit/s (ST AN2606)",
+    .probe_rank = 1, /* first: the ROM takes the first byte after reset as its autobaud pattern */
 };

@@ -140,3 +140,36 @@ unsigned pf_stm32_unit_count(const pf_stm32_chip *chip)
         n += chip->regions[i].size / chip->regions[i].unit;
     return n;
 }
+
+/* STM32 parts whose flash size the ROM cannot tell from the table's entry
+ * (same product ID): the table keeps the largest, these are the smaller
+ * sizes (RM0008 and the datasheets: low/medium/high/XL density F1 lines,
+ * F401 xB/xC and xD/xE, F411 xC/xE, G07x/G08x 8/B, G03x/G04x 6/8, L47x E/G). */
+static const struct {
+    const char *name, *entry;
+} smaller_parts[] = {
+    {"STM32F103x4", "STM32F103x6"}, {"STM32F103x8", "STM32F103xB"}, {"STM32F103xC", "STM32F103xE"},
+    {"STM32F103xD", "STM32F103xE"}, {"STM32F103xF", "STM32F103xG"}, {"STM32F401xB", "STM32F401xC"},
+    {"STM32F401xD", "STM32F401xE"}, {"STM32F411xC", "STM32F411xE"}, {"STM32G07xx8", "STM32G07xxB"},
+    {"STM32G03xx6", "STM32G03xx8"}, {"STM32L47xxE", "STM32L47xxG"},
+};
+
+int pf_stm32_chip_name(unsigned i, pf_target_chip *out)
+{
+    const pf_stm32_chip *c;
+    if (i < pf_stm32_n_chips) {
+        c = &pf_stm32_chips[i];
+        out->name = c->name;
+    } else if (i - pf_stm32_n_chips < sizeof smaller_parts / sizeof smaller_parts[0]) {
+        out->name = smaller_parts[i - pf_stm32_n_chips].name;
+        c = pf_stm32_chip_by_name(smaller_parts[i - pf_stm32_n_chips].entry);
+        if (!c)
+            return 0;
+    } else {
+        return 0;
+    }
+    out->entry = c->name;
+    out->flash_start = c->flash_start;
+    out->flash_size = c->flash_size;
+    return 1;
+}

@@ -74,7 +74,7 @@ static int apply_from(const pf_delta *d, const uint8_t *old, uint32_t boff, uint
 static void round_trip(const uint8_t *old, uint32_t ol, const uint8_t *neu, uint32_t nl, uint32_t *body_len)
 {
     pf_delta d;
-    pf_diag diag = {{0}};
+    pf_diag diag = {0};
     REQUIRE(pf_delta_make(old, ol, neu, nl, &d, &diag) == PF_OK);
     sink s;
     CHECK_EQ(apply_from(&d, old, 0, 0, &s, &diag), PF_OK);
@@ -215,7 +215,7 @@ static int feed_all(const uint8_t *body, uint32_t n, uint32_t base, uint32_t siz
 static void test_malformed_bodies(void)
 {
     uint8_t b[512];
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     uint32_t n = rec(b, 0, 0, 10, 5);
     n += rec(b + n, 15, 20, 5, 0);
     CHECK_EQ(feed_all(b, n, 100, 20, 0, &d), PF_OK);
@@ -269,7 +269,7 @@ static void test_file_checks(void)
         old[i] = neu[i] = (uint8_t)rnd();
     neu[700] ^= 1;
     pf_delta d, back;
-    pf_diag diag = {{0}};
+    pf_diag diag = {0};
     REQUIRE(pf_delta_make(old, sizeof old, neu, sizeof neu, &d, &diag) == PF_OK);
     uint8_t *file, *res = NULL;
     size_t flen;

@@ -52,7 +52,7 @@ static void test_pages(void)
 
 static void test_replies(void)
 {
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     uint8_t bad = 0;
     const uint8_t ok[] = {0x14, 0x1E, 0x95, 0x0F, 0x10};
     CHECK_EQ(pf_stk_check_reply(ok, sizeof ok, "Read Signature", &bad, &d), PF_OK);

@@ -240,7 +240,7 @@ static void test_auto_reset_lines(void)
     pf_port port = fake_port(f);
     static pf_avr avr;
     pf_target t;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     REQUIRE(connect(&avr, &t, &port, &d, NULL) == PF_OK);
     CHECK_EQ(f->line_calls, 2);
     CHECK(f->dtr[0] == PF_LINE_RELEASE && f->rts[0] == PF_LINE_RELEASE);
@@ -271,7 +271,7 @@ static void test_2560_extended_addressing(void)
     pf_port port = fake_port(f);
     static pf_avr avr;
     pf_target t;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     REQUIRE(connect(&avr, &t, &port, &d, "m2560") == PF_OK);
     CHECK_STR_CONTAINS(t.info.chip, "ATmega2560");
     CHECK_STR_CONTAINS(t.info.bootloader, "Optiboot 8.3");
@@ -322,7 +322,7 @@ static void test_bootloader_failure_byte(void)
     pf_port port = fake_port(f);
     static pf_avr avr;
     pf_target t;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     REQUIRE(connect(&avr, &t, &port, &d, NULL) == PF_OK);
     uint8_t page[128];
     memset(page, 0x5A, sizeof page);
@@ -346,7 +346,7 @@ static void test_chip_mismatch_names_both(void)
     pf_port port = fake_port(f);
     static pf_avr avr;
     pf_target t;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     CHECK_EQ(connect(&avr, &t, &port, &d, "ATmega328P"), PF_ERR_CHIP);
     CHECK_STR_CONTAINS(d.text, "ATmega1284P");
     CHECK_STR_CONTAINS(d.text, "ATmega328P");
@@ -368,7 +368,7 @@ static void test_signature_noise_is_not_a_chip(void)
     pf_port port = fake_port(f);
     static pf_avr avr;
     pf_target t;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     f->sig_flips = 1; /* 1E 95 0D: not in the table, was "unknown AVR signature" */
     CHECK_EQ(connect(&avr, &t, &port, &d, NULL), PF_OK);
     CHECK(strcmp(t.info.chip, "ATmega328P") == 0);

@@ -74,7 +74,7 @@ static void test_no_sync(void)
     char path[96];
     snprintf(path, sizeof path, "/tmp/pf-avr-silent-%d", (int)getpid());
     pf_posix_link silent;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     REQUIRE(pf_posix_open(&silent, path, &d) == 0);
     flash_opts o = FLASH_OPTS_DEFAULT();
     o.sync_timeout_ms = 1500;

@@ -22,7 +22,7 @@ static int load_optiboot(void)
     pf_memmap map;
     pf_memmap_init(&map, segs, 8, arena, sizeof arena);
     pf_ihex p;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_ihex_init(&p, pf_memmap_sink, &map, &d);
     int r = pf_ihex_feed(&p, text, (size_t)n);
     if (r == 0)

@@ -50,7 +50,7 @@ static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *c
     cfg.write_us_per_kb = 0;
     cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
     cfg.reset_on_open = esp_harness_reset_on_open;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     t->sim = pf_esp_sim_open(&cfg, &d);
     if (!t->sim) {
         fprintf(stderr, "sim open failed: %s\n", d.text);

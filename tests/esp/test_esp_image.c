@@ -25,7 +25,7 @@ static size_t build(uint16_t chip_id, int hash)
 
 static void test_valid(void)
 {
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_esp_image_info info;
     size_t n = build(0, 1);
     REQUIRE(n > 0);
@@ -56,7 +56,7 @@ static void test_valid(void)
 
 static void test_wrong_chip(void)
 {
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_esp_image_info info;
     size_t n = build(9, 1); /* ESP32-S3 */
     REQUIRE(pf_esp_image_parse(img, n, NULL, &info, &d) == 0);
@@ -67,7 +67,7 @@ static void test_wrong_chip(void)
 
 static void expect_bad(size_t n, int err, const char *what)
 {
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_esp_image_info info;
     int r = pf_esp_image_parse(img, n, NULL, &info, &d);
     CHECK_EQ(r, err);
@@ -116,7 +116,7 @@ static void test_random_flips(void)
         if (pos == 2 || pos == 3 || (pos >= 4 && pos < 8) || (pos >= 8 && pos < 12) || (pos >= 14 && pos < 19))
             continue;
         img[pos] ^= flip;
-        pf_diag d = {{0}};
+        pf_diag d = {0};
         pf_esp_image_info info;
         if (pf_esp_image_parse(img, n, NULL, &info, &d) == 0)
             passed++;
@@ -148,7 +148,7 @@ static int tool(int argc, char **argv)
             return 1;
         size_t n = fread(file, 1, sizeof file, f);
         fclose(f);
-        pf_diag d = {{0}};
+        pf_diag d = {0};
         pf_esp_image_info info;
         int r = pf_esp_image_parse(file, n, NULL, &info, &d);
         printf("%s: %s (%u segments, chip id %u, hash %d, %lu of %zu bytes)\n", argv[2], r ? d.text : "valid",

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t arena[1 << 14];
     pf_memmap map;
     pf_memmap_init(&map, segs, 16, arena, sizeof arena);
-    pf_diag diag = {{0}};
+    pf_diag diag = {0};
     pf_memmap_dest dest = {&map, &diag};
     uint32_t rng = fz_seed(data, size);
     int rc = 0;

@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_rec a = {14695981039346656037ull, 0, 0, data, data + size};
     fz_rec b = a;
-    pf_diag da = {{0}}, db = {{0}};
+    pf_diag da = {0}, db = {0};
     int rc = pf_elf_parse(data, size, fz_sink, &a, &da);
     FUZZ_ASSERT(rc == 0 || rc == PF_ERR_FORMAT);
     if (rc) {

@@ -41,7 +41,7 @@ static inline void t_run(int fmt, const void *text, size_t n, unsigned mode, uin
     if (!r->arena)
         r->arena = malloc(T_ARENA);
     pf_memmap_init(&r->map, r->segs, T_SEGS, r->arena, T_ARENA);
-    pf_diag diag = {{0}};
+    pf_diag diag = {0};
     pf_memmap_dest dest = {&r->map, &diag};
     pf_ihex ih;
     pf_srec sr;

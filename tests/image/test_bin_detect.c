@@ -38,7 +38,7 @@ static void test_bin(void)
     pf_segment segs[1];
     uint8_t arena[100];
     pf_memmap map;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_memmap_init(&map, segs, 1, arena, sizeof arena);
     pf_memmap_dest dest = {&map, &d};
     pf_bin b;

@@ -125,7 +125,7 @@ static t_elf_res er;
 
 static int parse(const uint8_t *buf, size_t size)
 {
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_memmap_init(&er.map, er.segs, 16, er.arena, sizeof er.arena);
     pf_memmap_dest dest = {&er.map, &d};
     er.rc = pf_elf_parse(buf, size, pf_memmap_dest_sink, &dest, &d);
@@ -321,7 +321,7 @@ static void test_corrupt(void)
     pf_segment segs[1];
     uint8_t arena[16];
     pf_memmap map;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_memmap_init(&map, segs, 1, arena, sizeof arena);
     pf_memmap_dest dest = {&map, &d};
     CHECK_EQ(pf_elf_parse(buf, size, pf_memmap_dest_sink, &dest, &d), PF_ERR_NOMEM);

@@ -238,7 +238,7 @@ static void test_sink_errors(void)
     pf_segment segs[2];
     uint8_t arena[64];
     pf_memmap map;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_memmap_init(&map, segs, 2, arena, sizeof arena);
     pf_memmap_dest dest = {&map, &d};
     pf_ihex p;

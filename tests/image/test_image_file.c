@@ -66,7 +66,7 @@ static int same_map(const pf_memmap *a, const pf_memmap *b)
 static void expect_fail(const char *spec, int code, const char *frag)
 {
     pf_image_file f;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     int rc = pf_image_file_load(&f, spec, &d);
     CHECK_EQ(rc, code);
     CHECK_STR_CONTAINS(d.text, frag);
@@ -124,7 +124,7 @@ static void test_cross_check_objcopy(void)
         pf_image_file f[6];
         int ok = 1;
         for (int i = 0; i < 6; i++) {
-            pf_diag d = {{0}};
+            pf_diag d = {0};
             int rc = pf_image_file_load(&f[i], specs[i], &d);
             if (rc)
                 fprintf(stderr, "%s: %s\n", specs[i], d.text);
@@ -165,7 +165,7 @@ static void test_spec_rules(void)
     write_str(P("eofonly.hex"), ":00000001FF\n");
 
     pf_image_file f;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     char spec[600];
     snprintf(spec, sizeof spec, "%s@4096", P("fw.bin"));
     REQUIRE(pf_image_file_load(&f, spec, &d) == 0);
@@ -250,7 +250,7 @@ static void test_set(void)
     snprintf(s1, sizeof s1, "%s@0x1000", P("boot.bin"));
     snprintf(s2, sizeof s2, "%s@0x8000", P("part.bin"));
     pf_image_set set;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_image_set_init(&set);
     /* added out of address order on purpose */
     REQUIRE(pf_image_set_add(&set, P("app.hex"), &d) == 0);

@@ -52,7 +52,7 @@ static int sim_start(sim_h *h, const pf_sim_stm32_config *cfg0, int fill)
     }
     char spec[200];
     snprintf(spec, sizeof spec, "pty:%s", h->dev);
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     if (pf_posix_open(&h->link, spec, &d) < 0) {
         fprintf(stderr, "%s\n", d.text);
         return -1;

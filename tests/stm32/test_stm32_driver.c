@@ -382,7 +382,7 @@ static void test_pipelining_overruns(void)
     c.program_us_per_256 = 7000;
     REQUIRE(sim_start(&s, &c, -1) == 0);
     pf_posix_link l;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     REQUIRE(pf_posix_open(&l, s.dev, &d) == 0);
     pf_port p;
     pf_posix_port(&l, &p);

@@ -74,7 +74,7 @@ static int connect_with(fake *f, const char *reset, pf_diag *d)
 static void test_auto_sequence(void)
 {
     fake f = {0, 1, "", 0};
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     int r = connect_with(&f, NULL, &d);
     CHECK_EQ(r, PF_ERR_NO_SYNC);
     /* auto: BOOT0 high (RTS), reset pulse on DTR, wait for the ROM */
@@ -89,7 +89,7 @@ static void test_auto_sequence(void)
 static void test_custom_and_none(void)
 {
     fake f = {0, 1, "", 0};
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     connect_with(&f, "-dtr,dtr,5,-rts:rts", &d);
     CHECK(strncmp(f.log, "-dtr +dtr 5ms -rts", 18) == 0);
     fake g = {0, 1, "", 0};

@@ -39,7 +39,7 @@ static void test_out_of_order_sorted_and_joined(void)
 static void test_overlap_named(void)
 {
     pf_memmap m;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_memmap_init(&m, segs, 8, arena, sizeof arena);
     uint8_t x[16] = {0};
     pf_memmap_add(&m, 0x1000, x, 16, NULL);
@@ -51,7 +51,7 @@ static void test_overlap_named(void)
 static void test_limits(void)
 {
     pf_memmap m;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     uint8_t x[200] = {0};
     pf_memmap_init(&m, segs, 2, arena, 100);
     CHECK_EQ(pf_memmap_add(&m, 0, x, 200, &d), PF_ERR_NOMEM);
@@ -68,7 +68,7 @@ static void test_limits(void)
 static void test_range_check_and_read_fill(void)
 {
     pf_memmap m;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_memmap_init(&m, segs, 8, arena, sizeof arena);
     uint8_t x[4] = {0xA, 0xB, 0xC, 0xD};
     pf_memmap_add(&m, 0x10, x, 4, NULL);

@@ -12,7 +12,7 @@ static void test_pty_roundtrip(void)
 {
     pf_posix_link sim, host;
     pf_port sp, hp;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     char spec[80];
     snprintf(spec, sizeof spec, "pty:%s", path);
     REQUIRE(pf_posix_open(&sim, spec, &d) == PF_OK);
@@ -64,7 +64,7 @@ static void test_host_sees_hangup(void)
 static void test_errors_explain(void)
 {
     pf_posix_link l;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     CHECK_EQ(pf_posix_open(&l, "/dev/null", &d), PF_ERR_IO);
     CHECK_STR_CONTAINS(d.text, "not a serial port");
     CHECK_EQ(pf_posix_open(&l, "tcp://nohostport", &d), PF_ERR_ARG);

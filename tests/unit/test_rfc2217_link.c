@@ -126,7 +126,7 @@ static void test_line_changes_keep_data(void)
     snprintf(spec, sizeof spec, "rfc2217://127.0.0.1:%d", s.port);
     pf_posix_link l;
     pf_port p;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     REQUIRE(pf_posix_open(&l, spec, &d) == PF_OK);
     CHECK_EQ(l.kind, PF_POSIX_RFC2217);
     pf_posix_port(&l, &p);

@@ -15,7 +15,7 @@ static pf_wire *start_wire(pf_wire_config *cfg, int *fa, int *fb, uint32_t rate_
     cfg->a = pa;
     cfg->b = pb;
     pf_wire *w = NULL;
-    pf_diag d = {""};
+    pf_diag d = {0};
     if (pf_wire_create(&w, cfg, &d) != 0) {
         fprintf(stderr, "pf_wire_create: %s\n", d.text);
         return NULL;

@@ -62,7 +62,7 @@ static void test_listen(void)
     cfg.b = pb;
     cfg.baud = 460800;
     pf_wire *w = NULL;
-    pf_diag d = {""};
+    pf_diag d = {0};
     REQUIRE(pf_wire_create(&w, &cfg, &d) == 0);
     REQUIRE(pf_wire_start(w) == 0);
     int fb = tw_open(pb, 460800);
@@ -110,7 +110,7 @@ static void test_connect(void)
     cfg.b = spec;
     cfg.baud = 460800;
     pf_wire *w = NULL;
-    pf_diag d = {""};
+    pf_diag d = {0};
     REQUIRE(pf_wire_create(&w, &cfg, &d) == 0);
     REQUIRE(pf_wire_start(w) == 0);
     int peer = accept(ls, NULL, NULL);

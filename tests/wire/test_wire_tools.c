@@ -14,7 +14,7 @@ static pf_wire *start_wire(pf_wire_config *cfg, const char *a, const char *b)
     cfg->a = a;
     cfg->b = b;
     pf_wire *w = NULL;
-    pf_diag d = {""};
+    pf_diag d = {0};
     if (pf_wire_create(&w, cfg, &d) != 0) {
         fprintf(stderr, "pf_wire_create: %s\n", d.text);
         return NULL;
