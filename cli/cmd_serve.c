@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "peerflash/pf_session.h"
 #include "serve.h"
 
 static void usage(FILE *f)
@@ -35,8 +36,9 @@ static void usage(FILE *f)
             "  --name N           the name in the API and the page (default: the target word, numbered\n"
             "                     when repeated: avr, avr2)\n"
             "  --baud N, --connect-baud N, --chip NAME, --reset MODE   as for `peerflash flash`\n"
-            "  --no-verify, --no-run, --no-skip, --erase touched|all, --no-compress, --read-compare\n"
-            "                     as for `peerflash flash`\n\n"
+            "  --no-verify, --no-run, --no-skip, --erase touched|all   as for `peerflash flash`\n"
+            "  and the driver's own options (e.g. --no-compress for esp and agent, --read-compare\n"
+            "                     for avr; see peerflash flash --help)\n\n"
             "daemon options:\n"
             "  --listen ADDR:PORT HTTP address (default 127.0.0.1:8080; port 0 = any free port, shown\n"
             "                     in the \"ready\" log line)\n"
@@ -196,19 +198,14 @@ int pf_cmd_serve(int argc, char **argv)
                 return PF_EXIT_USAGE;
             }
             cur->erase_all = !strcmp(v, "all");
-        } else if (!strcmp(a, "--no-verify") || !strcmp(a, "--no-run") || !strcmp(a, "--no-skip") ||
-                   !strcmp(a, "--no-compress") || !strcmp(a, "--read-compare")) {
+        } else if (!strcmp(a, "--no-verify") || !strcmp(a, "--no-run") || !strcmp(a, "--no-skip")) {
             NEED_TARGET();
             if (!strcmp(a, "--no-verify"))
                 cur->verify = 0;
             else if (!strcmp(a, "--no-run"))
                 cur->run = 0;
-            else if (!strcmp(a, "--no-skip"))
-                cur->skip = 0;
-            else if (!strcmp(a, "--no-compress"))
-                cur->no_compress = 1;
             else
-                cur->read_compare = 1;
+                cur->skip = 0;
         } else if (!strcmp(a, "--listen")) {
             NEED_VALUE();
             const char *colon = strrchr(v, ':');
@@ -255,6 +252,32 @@ int pf_cmd_serve(int argc, char **argv)
             cfg.json_log = 1;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cfg.verbose++;
+        } else if (cur && !strncmp(a, "--", 2) && a[2]) {
+            /* the driver's own options (its table: --no-compress, --read-compare, ...) */
+            const pf_target_ops *ops = pf_target_find(cur->driver);
+            const pf_target_option *o = pf_target_option_find(ops, a + 2, strlen(a + 2));
+            if (!o) {
+                pf_cli_error("serve: unknown option '%s' (for --target %s; see peerflash serve --help)", a,
+                             cur->driver);
+                return PF_EXIT_USAGE;
+            }
+            if (o->flags & PF_OPT_HOST) {
+                pf_cli_error("%s is not available in serve (it needs a file on this host per job)", a);
+                return PF_EXIT_USAGE;
+            }
+            if (cur->noptions == SERVE_MAX_OPTIONS) {
+                pf_cli_error("at most %d driver options per target", SERVE_MAX_OPTIONS);
+                return PF_EXIT_USAGE;
+            }
+            char *word;
+            if (o->arg) {
+                NEED_VALUE();
+                if (asprintf(&word, "%s=%s", o->name, v) < 0)
+                    return PF_EXIT_FAIL;
+            } else if (!(word = strdup(o->name))) {
+                return PF_EXIT_FAIL;
+            }
+            cur->options[cur->noptions++] = word; /* lives as long as the daemon */
         } else {
             pf_cli_error("serve: unknown option '%s' (see peerflash serve --help)", a);
             return PF_EXIT_USAGE;
@@ -283,12 +306,9 @@ int pf_cmd_serve(int argc, char **argv)
         }
         if (entry)
             t->chip = entry;
-        if (t->no_compress && strcmp(t->driver, "esp") && strcmp(t->driver, "agent")) {
-            pf_cli_error("--no-compress is for --target esp and agent");
-            return PF_EXIT_USAGE;
-        }
-        if (t->read_compare && strcmp(t->driver, "avr")) {
-            pf_cli_error("--read-compare is for --target avr");
+        pf_diag od = {0};
+        if (pf_target_check_options(pf_target_find(t->driver), t->options, 0, &od) < 0) {
+            pf_cli_error("target %d (%s): %s", i + 1, t->driver, od.text);
             return PF_EXIT_USAGE;
         }
         if (!t->name) {

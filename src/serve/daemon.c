@@ -12,10 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "peerflash/pf_agent_host.h"
-#include "peerflash/pf_avr.h"
-#include "peerflash/pf_esp.h"
-#include "peerflash/pf_esp_image.h"
+#include "peerflash/pf_session.h"
 #include "peerflash/pf_image_file.h"
 #include "peerflash/pf_posix.h"
 #include "serve.h"
@@ -353,7 +350,15 @@ static void on_progress(void *user, pf_phase phase, uint32_t done, uint32_t tota
     t->phase = phase;
     t->done = done;
     t->total = total;
-    if (edge || now - t->last_pub_us >= 100000) {
+    if (edge) {
+        /* phase edges go into the event ring, so that no reader misses the
+         * end of a phase; the steps between are a snapshot a reader samples */
+        char ev[128];
+        snprintf(ev, sizeof ev, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(phase),
+                 (unsigned long)done, (unsigned long)total);
+        t->last_pub_us = now;
+        event_push_locked(t, "progress", ev);
+    } else if (now - t->last_pub_us >= 100000) {
         t->last_pub_us = now;
         t->prog_seq++;
         pthread_cond_broadcast(&t->changed);
@@ -364,26 +369,6 @@ static void on_progress(void *user, pf_phase phase, uint32_t done, uint32_t tota
 static void on_driver_progress(void *user, int phase, uint32_t done, uint32_t total)
 {
     on_progress(user, (pf_phase)phase, done, total);
-}
-
-static int apply_driver_options(const serve_target_cfg *c, const pf_target_ops *ops, void *state, pf_diag *diag)
-{
-    if (c->no_compress) {
-        if (ops == &pf_target_esp) {
-            pf_esp_options eo = PF_ESP_OPTIONS_DEFAULT();
-            eo.compress = 0;
-            return pf_esp_set_options(state, &eo);
-        }
-        if (!strcmp(ops->name, "agent")) {
-            pf_agent_host_options ao = PF_AGENT_HOST_OPTIONS_DEFAULT();
-            ao.deflate = 0;
-            return pf_agent_host_set_options(state, &ao);
-        }
-        return pf_diag_set(diag, PF_ERR_ARG, "--no-compress is for --target esp and agent");
-    }
-    if (c->read_compare && !strcmp(ops->name, "avr"))
-        pf_avr_set_read_compare(state, 1);
-    return PF_OK;
 }
 
 uint32_t serve_app_address(const char *driver)
@@ -402,17 +387,20 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
     job_ctx jc = {d, t};
     job_facts j = {0};
     j.command = serve_job_name(job->kind);
-    pf_diag diag = {{0}};
+    pf_diag diag = {0};
     pf_posix_link link;
     memset(&link, 0, sizeof link);
     link.fd = link.listen_fd = -1;
     pf_port raw, port;
     guard g = {&raw, t};
     void *state = NULL;
-    pf_target target = {0};
+    pf_session sess;
+    memset(&sess, 0, sizeof sess);
     pf_job_result res;
     uint8_t *buf = NULL;
     int connected = 0, r;
+    static const unsigned command_of[] = {PF_CMD_FLASH, PF_CMD_VERIFY, PF_CMD_INFO, PF_CMD_INFO};
+    unsigned command = command_of[job->kind];
     if (job->images) {
         j.have_image = 1;
         j.image_bytes = (uint32_t)pf_memmap_bytes(&job->images->map);
@@ -421,8 +409,8 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
     } else {
         target_log(d, t, "job", "%s started from %s", j.command, job->source);
     }
-    const pf_target_ops *ops = pf_target_find(c->driver);
-    if (!ops) {
+    size_t state_size = pf_session_state_size(c->driver);
+    if (!state_size) {
         r = pf_diag_set(&diag, PF_ERR_ARG, "unknown target '%s'", c->driver);
         goto done;
     }
@@ -432,45 +420,58 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
     link.log_level = d->cfg.verbose;
     pf_posix_port(&link, &raw);
     port = (pf_port){&g, g_read, g_write, g_drain, g_flush, g_set_line, g_set_lines, g_now, g_delay, g_log};
-    state = calloc(1, ops->ctx_size ? ops->ctx_size : 1);
+    state = calloc(1, state_size);
     if (!state) {
         r = pf_diag_set(&diag, PF_ERR_NOMEM, "out of memory");
         goto done;
     }
-    target.ops = ops;
-    target.self = state;
-    pf_target_config tc = PF_TARGET_CONFIG_DEFAULT();
-    tc.port = &port;
-    tc.diag = &diag;
-    tc.baud = c->connect_baud;
-    tc.fast_baud = c->baud;
-    tc.chip = c->chip;
-    tc.reset = c->reset;
-    tc.verbose = d->cfg.verbose;
-    tc.progress = on_driver_progress;
-    tc.progress_user = &jc;
-    if ((r = ops->open(state, &tc)) < 0 || (r = apply_driver_options(c, ops, state, &diag)) < 0)
-        goto done;
-    if ((r = ops->connect(state, &target.info)) < 0)
+    /* the target's driver options that apply to this job (no-compress is
+     * for flash only; checked against the driver's table at start-up) */
+    const char *opts[SERVE_MAX_OPTIONS + 1];
+    size_t nopt = 0;
+    const pf_target_ops *ops = pf_target_find(c->driver);
+    for (int i = 0; i < c->noptions && ops; i++) {
+        const char *w = c->options[i];
+        const pf_target_option *o = pf_target_option_find(ops, w, strcspn(w, "="));
+        if (o && (o->commands & command))
+            opts[nopt++] = w;
+    }
+    opts[nopt] = NULL;
+    pf_session_config sc = PF_SESSION_CONFIG_DEFAULT();
+    sc.target = c->driver;
+    sc.target_cfg.port = &port;
+    sc.target_cfg.diag = &diag;
+    sc.target_cfg.baud = c->connect_baud;
+    sc.target_cfg.fast_baud = c->baud;
+    sc.target_cfg.chip = c->chip;
+    sc.target_cfg.reset = c->reset;
+    sc.target_cfg.verbose = d->cfg.verbose;
+    sc.target_cfg.progress = on_driver_progress;
+    sc.target_cfg.progress_user = &jc;
+    sc.options = opts;
+    sc.state = state;
+    sc.state_size = state_size;
+    sc.command = command;
+    if ((r = pf_session_open(&sess, &sc)) < 0 || (r = pf_session_connect(&sess)) < 0)
         goto done;
     connected = 1;
+    const pf_target_info *info = &sess.target.info;
     pthread_mutex_lock(&t->lock);
-    snprintf(t->chip, sizeof t->chip, "%s", target.info.chip);
+    snprintf(t->chip, sizeof t->chip, "%s", info->chip);
     pthread_mutex_unlock(&t->lock);
-    target_log(d, t, "connect", "chip %s, bootloader %s, flash %lu KiB at 0x%08lx", target.info.chip,
-               target.info.bootloader[0] ? target.info.bootloader : "?",
-               (unsigned long)(target.info.geom.flash_size / 1024), (unsigned long)target.info.geom.flash_start);
+    target_log(d, t, "connect", "chip %s, bootloader %s, flash %lu KiB at 0x%08lx", info->chip,
+               info->bootloader[0] ? info->bootloader : "?", (unsigned long)(info->geom.flash_size / 1024),
+               (unsigned long)info->geom.flash_start);
     if (job->kind == SERVE_JOB_INFO) {
         r = PF_OK;
     } else if (job->kind == SERVE_JOB_RUN) {
-        r = (target.info.caps & PF_CAP_RUN) && ops->run
-                ? ops->run(state)
+        r = (info->caps & PF_CAP_RUN) && sess.target.ops->run
+                ? sess.target.ops->run(sess.target.self)
                 : pf_diag_set(&diag, PF_ERR_UNSUPPORTED, "the %s target cannot start its application", c->driver);
     } else {
-        if (ops == &pf_target_esp &&
-            (r = pf_esp_check_image_set(job->images, pf_esp_connected_chip(state), &diag)) < 0)
+        if ((r = pf_session_check_image(&sess, &job->images->map)) < 0)
             goto done;
-        size_t bufsize = 2u * (target.info.geom.write_max ? target.info.geom.write_max : 4096u);
+        size_t bufsize = 2u * (info->geom.write_max ? info->geom.write_max : 4096u);
         if (bufsize < 8192)
             bufsize = 8192;
         buf = malloc(bufsize);
@@ -482,7 +483,7 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
         cfg.erase = c->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
         cfg.verify = c->verify;
         cfg.skip_unchanged = c->skip;
-        cfg.run_after = c->run && (target.info.caps & PF_CAP_RUN);
+        cfg.run_after = c->run && (info->caps & PF_CAP_RUN);
         cfg.progress = on_progress;
         cfg.progress_user = &jc;
         cfg.buf = buf;
@@ -490,25 +491,20 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
         cfg.diag = &diag;
         cfg.clock = &port;
         pf_diag_clear(&diag);
-        r = job->kind == SERVE_JOB_VERIFY ? pf_job_verify(&target, &job->images->map, &cfg, &res)
-                                          : pf_job_flash(&target, &job->images->map, &cfg, &res);
+        r = job->kind == SERVE_JOB_VERIFY ? pf_job_verify(&sess.target, &job->images->map, &cfg, &res)
+                                          : pf_job_flash(&sess.target, &job->images->map, &cfg, &res);
         if (r >= 0 && job->kind == SERVE_JOB_FLASH) {
-            /* what the driver itself skipped (AVR read-compare, agent resume) */
-            if (!strcmp(ops->name, "avr")) {
-                const pf_avr *a = state;
-                uint32_t kept = a->chip ? a->skipped_pages * a->chip->page_size : 0;
-                kept = kept > res.written_bytes ? res.written_bytes : kept;
-                res.written_bytes -= kept;
-                res.skipped_bytes += kept;
-            } else if (!strcmp(ops->name, "agent")) {
-                pf_agent_host_stats as;
-                pf_agent_host_get_stats(state, &as);
-                uint32_t kept = as.resumed_from < res.written_bytes ? as.resumed_from : res.written_bytes;
-                res.written_bytes -= kept;
-                res.skipped_bytes += kept;
+            /* what the driver itself did not send (AVR read-compare, agent resume) */
+            pf_target_stats ts;
+            pf_session_stats(&sess, &ts);
+            uint32_t kept = ts.unchanged_bytes + ((ts.flags & PF_STATS_RESUME) ? ts.resumed_from : 0);
+            kept = kept > res.written_bytes ? res.written_bytes : kept;
+            res.written_bytes -= kept;
+            res.skipped_bytes += kept;
+            if (ts.flags & PF_STATS_RESUME) {
                 j.have_resume = 1;
-                j.resumed_from = as.resumed_from;
-                j.wire_bytes = as.stream_bytes;
+                j.resumed_from = ts.resumed_from;
+                j.wire_bytes = ts.wire_bytes;
             }
         }
         if (r >= 0)
@@ -516,7 +512,7 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
     }
 done:
     j.seconds = (double)(pf_posix_now_us() - t0) / 1e6;
-    j.info = connected ? &target.info : NULL;
+    j.info = connected ? &sess.target.info : NULL;
     pthread_mutex_lock(&t->lock);
     j.prog_started = t->prog_started;
     j.phase = t->phase;
@@ -545,8 +541,7 @@ done:
     }
     j.error = errtext;
     char *json = result_json(t, &j);
-    if (ops && ops->close && state)
-        ops->close(state);
+    pf_session_close(&sess);
     free(state);
     free(buf);
     pf_posix_close(&link);

@@ -182,13 +182,15 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (t->ev_seq - s->ev_seen > SERVE_EVENTS) /* this reader fell behind: the oldest kept */
             s->ev_seen = t->ev_seq - SERVE_EVENTS;
+        int edge_sent = 0; /* a progress edge is newer than the snapshot step */
         for (; s->ev_seen < t->ev_seq; s->ev_seen++) {
             serve_event *e = &t->events[(s->ev_seen) % SERVE_EVENTS];
             stream_add(s, e->type, e->data ? e->data : "{}");
+            edge_sent |= !strcmp(e->type, "progress");
         }
         if (t->prog_seq != s->prog_seen) {
             s->prog_seen = t->prog_seq;
-            if (t->busy && t->prog_started) {
+            if (t->busy && t->prog_started && !edge_sent) {
                 char p[128];
                 snprintf(p, sizeof p, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(t->phase),
                          (unsigned long)t->done, (unsigned long)t->total);
@@ -328,7 +330,7 @@ static enum MHD_Result run_upload(request *q, struct MHD_Connection *c)
                       "address '%.40s' is not a number below 4 GiB (hex with 0x, or decimal)", addr_s);
     pf_image_set set;
     pf_image_set_init(&set);
-    pf_diag diag = {{0}};
+    pf_diag diag = {0};
     int r = serve_load_image(q->d, q->t, q->body, q->len, name, format, has_addr, addr, &set, &diag);
     free(q->body);
     q->body = NULL;

@@ -20,6 +20,7 @@
 #include "peerflash/pf_posix.h"
 
 #define SERVE_MAX_TARGETS 16
+#define SERVE_MAX_OPTIONS 8
 #define SERVE_EVENTS 64 /* events kept per target for late stream readers */
 
 /* One --target stanza of the command line. */
@@ -30,7 +31,8 @@ typedef struct serve_target_cfg {
     uint32_t baud, connect_baud;
     const char *chip, *reset;
     int verify, run, erase_all, skip;
-    int no_compress, read_compare;
+    const char *options[SERVE_MAX_OPTIONS + 1]; /* driver options, "name" or "name=value", NULL-terminated */
+    int noptions;
 } serve_target_cfg;
 
 typedef struct serve_config {

@@ -19,9 +19,11 @@ fi
 spawn "$PF" sim esp32 --port "$DIR/esp" --chip esp32 --flash esp.flash --flash-size 4MB \
     --erase-ms-per-4k 0 --write-us-per-kb 0 2>esp.log
 spawn "$PF" sim stm32 --port "$DIR/stm" --flash stm.flash --chip G07xxB --program-us-per-256 0 --erase-ms-per-page 0 2>stm.log
+# a slow one (about 3 s a job) for busy, the event stream and SIGTERM
+spawn "$PF" sim stm32 --port "$DIR/slow" --flash slow.flash --chip G07xxB --program-us-per-256 6000 --erase-ms-per-page 2 2>slow.log
 "$PF" keygen -o key.pem --pub key.der >/dev/null 2>&1 || die "keygen"
 spawn "$PF" sim agent --port "$DIR/agent" --flash agent.flash --key key.pem 2>agent.log
-for p in esp stm agent; do wait_file "$DIR/$p" 20 || die "sim $p made no pty"; done
+for p in esp stm slow agent; do wait_file "$DIR/$p" 20 || die "sim $p made no pty"; done
 [ $have_avr = 1 ] && { wait_file "$DIR/avr" 20 || die "avr sim made no pty"; }
 
 # images: an ESP raw app (first byte not 0xE9, so it is a plain binary), an
@@ -33,8 +35,9 @@ head -c 50000 /dev/urandom >agent-app.bin
 
 targets=(--target esp --port "$DIR/esp" --baud 921600 --no-run
          --target stm32 --port "$DIR/stm" --baud 115200 --name bluepill
-         --target agent --port "$DIR/agent")
-[ $have_avr = 1 ] && targets+=(--target avr --port "$DIR/avr" --baud 115200 --name uno)
+         --target agent --port "$DIR/agent"
+         --target stm32 --port "$DIR/slow" --baud 115200 --name slow)
+[ $have_avr = 1 ] && targets+=(--target avr --port "$DIR/avr" --baud 115200 --name uno --read-compare)
 start_serve serve.log "${targets[@]}"
 
 # --- four uploads at once --------------------------------------------------------
@@ -71,10 +74,20 @@ PY
 jq_check r-esp.json 'j["chip"] == "ESP32"' 'j["verify_method"] == "digest MD5"' 'j["name"] == "esp"' &&
     ok "esp: chip and MD5 verify in the result" || fail "esp result: $(cat r-esp.json)"
 
+# a driver option given to serve (--read-compare for the avr): the same
+# application again is not sent, and the counters say so
+if [ $have_avr = 1 ]; then
+    code=$(curl -s -o r-uno2.json -w '%{http_code}' --data-binary @"$AVR_DIR/app_small.hex" "$URL/api/targets/uno/flash?format=hex")
+    [ "$code" = 200 ] && jq_check r-uno2.json 'j["written_bytes"] == 0' 'j["skipped_bytes"] >= j["image_bytes"]' &&
+        ok "avr --read-compare: the unchanged application is skipped (written 0)" || fail "read-compare: $code $(cat r-uno2.json)"
+fi
+"$PF" serve --target esp --port "$DIR/esp" --read-compare >opt.out 2>&1
+[ $? -eq 2 ] && grep -q "read-compare" opt.out && ok "a driver option the target lacks: usage error" || fail "bad option: $(cat opt.out)"
+
 # --- state, chip and last result in the list ---------------------------------------
 curl -s "$URL/api/targets" >list.json
 jq_check list.json 'len(j["targets"]) >= 3' \
-    'all(t["state"] == "idle" and t["last_result"]["ok"] and t["chip"] for t in j["targets"])' \
+    'all(t["state"] == "idle" and t["last_result"]["ok"] and t["chip"] for t in j["targets"] if t["name"] != "slow")' \
     '[t["name"] for t in j["targets"]][:3] == ["esp", "bluepill", "agent"]' &&
     ok "GET /api/targets: state, chip and last result of each" || fail "list: $(cat list.json)"
 
@@ -94,16 +107,15 @@ code=$(curl -s -o run.json -w '%{http_code}' -X POST "$URL/api/targets/bluepill/
     fail "run: $code $(cat run.json)"
 
 # --- the event stream while a job runs, and busy ---------------------------------------------
-curl -s -N --max-time 60 "$URL/api/targets/esp/events" >events.txt &
+curl -s -N --max-time 60 "$URL/api/targets/slow/events" >events.txt &
 ev=$!
-wait_state esp 'True' 5 || true
-grep -q "^event: target" events.txt || { for _ in $(seq 100); do grep -q "^event: target" events.txt && break; sleep 0.05; done; }
-$PY -c 'import random; r=random.Random(15); open("big.bin","wb").write(bytes([0])+bytes(r.getrandbits(8) for _ in range(1500000)))'
-curl -s -o r-big.json -w '%{http_code}' --data-binary @big.bin "$URL/api/targets/esp/flash" >c-big &
+for _ in $(seq 100); do grep -q "^event: target" events.txt && break; sleep 0.05; done
+$PY -c 'import random; r=random.Random(15); open("big.bin","wb").write(bytes(r.getrandbits(8) for _ in range(120000)))'
+curl -s -o r-big.json -w '%{http_code}' --data-binary @big.bin "$URL/api/targets/slow/flash" >c-big &
 cb=$!
-wait_state esp 'j["state"] == "busy" and j["progress"] is not None' 30 && ok "GET shows the running job's progress" ||
-    fail "esp never showed busy with progress"
-code=$(curl -s -o busy.json -w '%{http_code}' --data-binary @esp.bin "$URL/api/targets/esp/flash")
+wait_state slow 'j["state"] == "busy" and j["progress"] is not None' 30 && ok "GET shows the running job's progress" ||
+    fail "the slow target never showed busy with progress"
+code=$(curl -s -o busy.json -w '%{http_code}' --data-binary @esp.bin "$URL/api/targets/slow/flash")
 [ "$code" = 409 ] && jq_check busy.json '"busy" in j["error"]' 'not j["ok"]' && ok "a second job on a busy target: 409 busy" ||
     fail "busy: $code $(cat busy.json)"
 code=$(curl -s -o other.json -w '%{http_code}' -X POST "$URL/api/targets/bluepill/info")
@@ -126,18 +138,19 @@ assert "write" in phases and "verify" in phases, phases
 w = [d for t, d in ev if t == "progress" and d["phase"] == "write"]
 assert w[-1]["done"] == w[-1]["total"] and len(w) >= 3, w
 res = [d for t, d in ev if t == "result"][-1]
-assert res["ok"] and res["image_bytes"] == 1500001, res
+assert res["ok"] and res["image_bytes"] == 120000, res
 PY
 
 # --- the log: one line per event ---------------------------------------------------------------
-grep -qE '^[0-9T:.-]+Z job esp: flash started from http 127.0.0.1' serve.log &&
-    grep -qE '^[0-9T:.-]+Z done esp: flash ok: wrote' serve.log && grep -q 'refused esp: HTTP 409' serve.log &&
+grep -qE '^[0-9T:.-]+Z job slow: flash started from http 127.0.0.1' serve.log &&
+    grep -qE '^[0-9T:.-]+Z done slow: flash ok: wrote' serve.log && grep -q 'refused slow: HTTP 409' serve.log &&
     ok "text log: one line per event" || fail "log: $(cat serve.log)"
 
 # --- SIGTERM: the running job finishes within the grace time ----------------------------------
-curl -s -o r-big2.json -w '%{http_code}' --data-binary @big.bin "$URL/api/targets/esp/flash?address=0x20000" >c-big2 &
+$PY -c 'import random; r=random.Random(16); open("big2.bin","wb").write(bytes(r.getrandbits(8) for _ in range(120000)))'
+curl -s -o r-big2.json -w '%{http_code}' --data-binary @big2.bin "$URL/api/targets/slow/flash" >c-big2 &
 cb=$!
-wait_state esp 'j["state"] == "busy" and j["progress"] is not None and j["progress"]["phase"] == "write"' 30 ||
+wait_state slow 'j["state"] == "busy" and j["progress"] is not None and j["progress"]["phase"] == "write"' 30 ||
     fail "second big job not running"
 kill -TERM $SERVE_PID
 code=$(curl -s -o late.json -w '%{http_code}' -X POST "$URL/api/targets/bluepill/info" 2>/dev/null)
@@ -151,10 +164,10 @@ rc=$?
     fail "daemon exit $rc: $(tail -3 serve.log)"
 
 # --- SIGTERM with --grace 0: the job fails with a clear status, --json-log --------------------------
-start_serve serve2.log --json-log --grace 0 --target esp --port "$DIR/esp" --baud 115200
-curl -s -o r-cut.json -w '%{http_code}' --data-binary @big.bin "$URL/api/targets/esp/flash" >c-cut &
+start_serve serve2.log --json-log --grace 0 --target stm32 --port "$DIR/slow" --baud 115200
+curl -s -o r-cut.json -w '%{http_code}' --data-binary @big.bin "$URL/api/targets/stm32/flash" >c-cut &
 cb=$!
-wait_state esp 'j["state"] == "busy" and j["progress"] is not None and j["progress"]["phase"] == "write" and j["progress"]["done"] > 0' 30 ||
+wait_state stm32 'j["state"] == "busy" and j["progress"] is not None and j["progress"]["phase"] == "write" and j["progress"]["done"] > 0' 30 ||
     fail "cut job not running"
 kill -TERM $SERVE_PID
 wait $cb
