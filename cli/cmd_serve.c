@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "peerflash/pf_session.h"
+#include "ota_proto.h"
 #include "serve.h"
 
 static void usage(FILE *f)
@@ -36,6 +37,9 @@ static void usage(FILE *f)
             "  --name N           the name in the API and the page (default: the target word, numbered\n"
             "                     when repeated: avr, avr2)\n"
             "  --baud N, --connect-baud N, --chip NAME, --reset MODE   as for `peerflash flash`\n"
+            "  --ota-port N       ArduinoOTA/espota: UDP port for the IDE's invitation (the IDE's usual\n"
+            "                     is 8266; one port per target); a raw binary goes to the application\n"
+            "                     address below\n"
             "  --no-verify, --no-run, --no-skip, --erase touched|all   as for `peerflash flash`\n"
             "  and the driver's own options (e.g. --no-compress for esp and agent, --read-compare\n"
             "                     for avr; see peerflash flash --help)\n\n"
@@ -43,6 +47,8 @@ static void usage(FILE *f)
             "  --listen ADDR:PORT HTTP address (default 127.0.0.1:8080; port 0 = any free port, shown\n"
             "                     in the \"ready\" log line)\n"
             "  --token-file F     the API token (first line of F); required to listen beyond loopback\n"
+            "  --ota-password-file F  espota password (first line of F): the IDE must answer the MD5\n"
+            "                     nonce challenge; without it any host that reaches the port can flash\n"
             "  --max-body N       largest upload in bytes (K, M suffixes; default 16M)\n"
             "  --max-connections N  simultaneous connections (default 32)\n"
             "  --idle-timeout S   close a connection silent for S seconds, headers included (default 30)\n"
@@ -74,16 +80,16 @@ static int parse_num(const char *s, unsigned long long max, unsigned long long *
     return 0;
 }
 
-static int read_token(const char *path, char *out, size_t n)
+static int read_token(const char *path, char *out, size_t n, const char *opt, size_t min)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        pf_cli_error("--token-file %s: %s", path, strerror(errno));
+        pf_cli_error("%s %s: %s", opt, path, strerror(errno));
         return -1;
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077))
-        fprintf(stderr, "peerflash: warning: --token-file %s can be read by other users (chmod 600 it)\n", path);
+        fprintf(stderr, "peerflash: warning: %s %s can be read by other users (chmod 600 it)\n", opt, path);
     char line[512];
     if (!fgets(line, sizeof line, f))
         line[0] = 0;
@@ -91,13 +97,13 @@ static int read_token(const char *path, char *out, size_t n)
     size_t len = strlen(line);
     while (len && isspace((unsigned char)line[len - 1]))
         line[--len] = 0;
-    if (len < 8 || len >= n) {
-        pf_cli_error("--token-file %s: the token on its first line must have 8 to %zu characters", path, n - 1);
+    if (len < min || len >= n) {
+        pf_cli_error("%s %s: the secret on its first line must have %zu to %zu characters", opt, path, min, n - 1);
         return -1;
     }
     for (size_t i = 0; i < len; i++)
         if (!isgraph((unsigned char)line[i])) {
-            pf_cli_error("--token-file %s: the token may not contain spaces or control characters", path);
+            pf_cli_error("%s %s: the secret may not contain spaces or control characters", opt, path);
             return -1;
         }
     memcpy(out, line, len + 1);
@@ -206,6 +212,21 @@ int pf_cmd_serve(int argc, char **argv)
                 cur->run = 0;
             else
                 cur->skip = 0;
+        } else if (!strcmp(a, "--ota-port")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            if (parse_num(v, 65535, &num) || !num) {
+                pf_cli_error("--ota-port takes a UDP port number (1-65535), not '%s'", v);
+                return PF_EXIT_USAGE;
+            }
+            cur->ota_port = (uint16_t)num;
+        } else if (!strcmp(a, "--ota-password-file")) {
+            NEED_VALUE();
+            char pw[256];
+            if (read_token(v, pw, sizeof pw, "--ota-password-file", 1) < 0)
+                return PF_EXIT_USAGE;
+            pf_ota_md5_hex(pw, strlen(pw), cfg.ota_password_md5); /* the protocol works on MD5(password) */
+            memset(pw, 0, sizeof pw);
         } else if (!strcmp(a, "--listen")) {
             NEED_VALUE();
             const char *colon = strrchr(v, ':');
@@ -224,7 +245,7 @@ int pf_cmd_serve(int argc, char **argv)
             cfg.listen_port = (uint16_t)num;
         } else if (!strcmp(a, "--token-file")) {
             NEED_VALUE();
-            if (read_token(v, cfg.token, sizeof cfg.token) < 0)
+            if (read_token(v, cfg.token, sizeof cfg.token, "--token-file", 8) < 0)
                 return PF_EXIT_USAGE;
         } else if (!strcmp(a, "--max-body")) {
             NEED_VALUE();
@@ -331,6 +352,20 @@ int pf_cmd_serve(int argc, char **argv)
                 return PF_EXIT_USAGE;
             }
         }
+    }
+    for (int i = 0; i < cfg.ntargets; i++)
+        for (int j = 0; j < i && cfg.targets[i].ota_port; j++)
+            if (cfg.targets[j].ota_port == cfg.targets[i].ota_port) {
+                pf_cli_error("--ota-port %u is given to two targets: one port per target", cfg.targets[i].ota_port);
+                return PF_EXIT_USAGE;
+            }
+    int any_ota = 0;
+    for (int i = 0; i < cfg.ntargets; i++)
+        any_ota |= cfg.targets[i].ota_port != 0;
+    if (!is_loopback(cfg.listen_addr) && any_ota && !cfg.ota_password_md5[0]) {
+        pf_cli_error("--listen %s with --ota-port: give --ota-password-file, or anyone on the network can flash",
+                     cfg.listen_addr);
+        return PF_EXIT_USAGE;
     }
     if (!is_loopback(cfg.listen_addr) && !cfg.token[0]) {
         pf_cli_error("--listen %s reaches beyond this machine: give --token-file so that only holders of the token "

@@ -700,6 +700,8 @@ int serve_main(const serve_config *cfg)
         t->index = i;
         pthread_mutex_init(&t->lock, NULL);
         pthread_cond_init(&t->changed, NULL);
+        t->ota_fd = -1;
+        t->daemon = d;
     }
     /* Signals go to this thread only, taken with sigtimedwait: no handler
      * runs inside a job or libmicrohttpd. Threads inherit the mask. */
@@ -721,6 +723,19 @@ int serve_main(const serve_config *cfg)
         rmdir(d->tmpdir);
         return PF_EXIT_LINK;
     }
+    for (int i = 0; i < d->ntargets; i++) {
+        if (!d->targets[i].cfg.ota_port)
+            continue;
+        if (serve_ota_start(d, &d->targets[i], why, sizeof why) < 0) {
+            serve_log(d, "error", NULL, NULL, "%s", why);
+            atomic_store(&d->stopping, 1);
+            for (int k = 0; k < i; k++)
+                serve_ota_stop(&d->targets[k]);
+            serve_http_stop(d);
+            rmdir(d->tmpdir);
+            return PF_EXIT_LINK;
+        }
+    }
     char extra[300];
     snprintf(extra, sizeof extra,
              "\"listen\":\"%s:%u\",\"targets\":%d,\"auth\":%s,\"max_body\":%zu,\"max_connections\":%u,"
@@ -728,7 +743,12 @@ int serve_main(const serve_config *cfg)
              cfg->listen_addr, (unsigned)d->http_port, d->ntargets, cfg->token[0] ? "true" : "false", cfg->max_body,
              cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s);
     for (int i = 0; i < d->ntargets; i++)
-        serve_log(d, "target", &d->targets[i], NULL, "%s on %s", d->targets[i].cfg.driver, d->targets[i].cfg.port);
+        if (d->targets[i].cfg.ota_port)
+            serve_log(d, "target", &d->targets[i], NULL, "%s on %s, espota on udp %s:%u%s", d->targets[i].cfg.driver,
+                      d->targets[i].cfg.port, cfg->listen_addr, (unsigned)d->targets[i].cfg.ota_port,
+                      cfg->ota_password_md5[0] ? " (password)" : "");
+        else
+            serve_log(d, "target", &d->targets[i], NULL, "%s on %s", d->targets[i].cfg.driver, d->targets[i].cfg.port);
     serve_log(d, "ready", NULL, extra, "listening on http://%s:%u/ (%d target%s, %s)", cfg->listen_addr,
               (unsigned)d->http_port, d->ntargets, d->ntargets == 1 ? "" : "s",
               cfg->token[0] ? "token required" : "no token: loopback use only");
@@ -767,6 +787,8 @@ int serve_main(const serve_config *cfg)
     while ((any_busy(d) || atomic_load(&d->answering)) && pf_posix_now_us() < bound)
         nanosleep(&slice, NULL);
     serve_http_stop(d); /* waits for every connection thread */
+    for (int i = 0; i < d->ntargets; i++)
+        serve_ota_stop(&d->targets[i]);
     rmdir(d->tmpdir);
     serve_log(d, "stopped", NULL, NULL, "stopped by %s", pf_cli_signal_name(sig));
     for (int i = 0; i < d->ntargets; i++) {

@@ -33,6 +33,7 @@ typedef struct serve_target_cfg {
     int verify, run, erase_all, skip;
     const char *options[SERVE_MAX_OPTIONS + 1]; /* driver options, "name" or "name=value", NULL-terminated */
     int noptions;
+    uint16_t ota_port;  /* --ota-port: the espota UDP port; 0 = none */
 } serve_target_cfg;
 
 typedef struct serve_config {
@@ -48,6 +49,7 @@ typedef struct serve_config {
     unsigned grace_s;          /* on SIGINT/SIGTERM, running jobs get this long to finish */
     int json_log;
     int verbose;
+    char ota_password_md5[33]; /* MD5 hex of --ota-password-file's password; "" = none */
 } serve_config;
 
 typedef enum serve_job_kind {
@@ -86,9 +88,13 @@ typedef struct serve_target {
     unsigned long jobs_ok, jobs_failed;
     /* set from other threads: the running job must stop now */
     atomic_int cancel;
+    struct serve_daemon *daemon;
+    int ota_fd;           /* espota UDP socket, -1 if none */
+    pthread_t ota_thread;
 } serve_target;
 
-typedef struct serve_daemon {
+typedef struct serve_daemon serve_daemon;
+struct serve_daemon {
     serve_config cfg;
     serve_target targets[SERVE_MAX_TARGETS];
     int ntargets;
@@ -100,7 +106,7 @@ typedef struct serve_daemon {
     pthread_mutex_t log_lock;
     struct MHD_Daemon *http;
     uint16_t http_port;
-} serve_daemon;
+};
 
 /* A job to run: the parsed image (flash, verify) and where it came from. */
 typedef struct serve_job {
@@ -155,6 +161,10 @@ void serve_event_push(serve_target *t, const char *type, const char *data);
 /* http.c: starts and stops the front end. */
 int serve_http_start(serve_daemon *d, char *why, size_t n);
 void serve_http_stop(serve_daemon *d);
+
+/* ota.c: the espota front end of one target (cfg.ota_port). */
+int serve_ota_start(serve_daemon *d, serve_target *t, char *why, size_t n);
+void serve_ota_stop(serve_target *t);
 
 /* Constant-time comparison of a presented token with ours. */
 int serve_token_ok(const serve_daemon *d, const char *presented);
