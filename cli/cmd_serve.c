@@ -40,6 +40,7 @@ static void usage(FILE *f)
             "  --ota-port N       ArduinoOTA/espota: UDP port for the IDE's invitation (the IDE's usual\n"
             "                     is 8266; one port per target); a raw binary goes to the application\n"
             "                     address below\n"
+            "  --board NAME       the \"board\" the mDNS record tells the Arduino IDE (default: the target)\n"
             "  --no-verify, --no-run, --no-skip, --erase touched|all   as for `peerflash flash`\n"
             "  and the driver's own options (e.g. --no-compress for esp and agent, --read-compare\n"
             "                     for avr; see peerflash flash --help)\n\n"
@@ -49,6 +50,8 @@ static void usage(FILE *f)
             "  --token-file F     the API token (first line of F); required to listen beyond loopback\n"
             "  --ota-password-file F  espota password (first line of F): the IDE must answer the MD5\n"
             "                     nonce challenge; without it any host that reaches the port can flash\n"
+            "  --no-mdns          do not advertise the --ota-port targets as _arduino._tcp (by default\n"
+            "                     they are, through avahi-daemon, when it runs)\n"
             "  --max-body N       largest upload in bytes (K, M suffixes; default 16M)\n"
             "  --max-connections N  simultaneous connections (default 32)\n"
             "  --idle-timeout S   close a connection silent for S seconds, headers included (default 30)\n"
@@ -128,6 +131,7 @@ int pf_cmd_serve(int argc, char **argv)
     cfg.idle_timeout_s = 30;
     cfg.upload_timeout_s = 300;
     cfg.grace_s = 30;
+    cfg.mdns = 1;
     serve_target_cfg *cur = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -220,6 +224,12 @@ int pf_cmd_serve(int argc, char **argv)
                 return PF_EXIT_USAGE;
             }
             cur->ota_port = (uint16_t)num;
+        } else if (!strcmp(a, "--board")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            cur->board = v;
+        } else if (!strcmp(a, "--no-mdns")) {
+            cfg.mdns = 0;
         } else if (!strcmp(a, "--ota-password-file")) {
             NEED_VALUE();
             char pw[256];

@@ -736,6 +736,7 @@ int serve_main(const serve_config *cfg)
             return PF_EXIT_LINK;
         }
     }
+    serve_mdns_start(d);
     char extra[300];
     snprintf(extra, sizeof extra,
              "\"listen\":\"%s:%u\",\"targets\":%d,\"auth\":%s,\"max_body\":%zu,\"max_connections\":%u,"
@@ -786,6 +787,7 @@ int serve_main(const serve_config *cfg)
     uint64_t bound = pf_posix_now_us() + 10000000u;
     while ((any_busy(d) || atomic_load(&d->answering)) && pf_posix_now_us() < bound)
         nanosleep(&slice, NULL);
+    serve_mdns_stop(d);
     serve_http_stop(d); /* waits for every connection thread */
     for (int i = 0; i < d->ntargets; i++)
         serve_ota_stop(&d->targets[i]);

@@ -34,6 +34,7 @@ typedef struct serve_target_cfg {
     const char *options[SERVE_MAX_OPTIONS + 1]; /* driver options, "name" or "name=value", NULL-terminated */
     int noptions;
     uint16_t ota_port;  /* --ota-port: the espota UDP port; 0 = none */
+    const char *board;  /* --board: the mDNS TXT "board" (default: the driver name) */
 } serve_target_cfg;
 
 typedef struct serve_config {
@@ -49,6 +50,7 @@ typedef struct serve_config {
     unsigned grace_s;          /* on SIGINT/SIGTERM, running jobs get this long to finish */
     int json_log;
     int verbose;
+    int mdns;                  /* advertise the espota ports over mDNS (avahi) */
     char ota_password_md5[33]; /* MD5 hex of --ota-password-file's password; "" = none */
 } serve_config;
 
@@ -165,6 +167,9 @@ void serve_http_stop(serve_daemon *d);
 /* ota.c: the espota front end of one target (cfg.ota_port). */
 int serve_ota_start(serve_daemon *d, serve_target *t, char *why, size_t n);
 void serve_ota_stop(serve_target *t);
+/* mdns.c: advertises the espota ports as _arduino._tcp through avahi-daemon. */
+void serve_mdns_start(serve_daemon *d);
+void serve_mdns_stop(serve_daemon *d);
 
 /* Constant-time comparison of a presented token with ours. */
 int serve_token_ok(const serve_daemon *d, const char *presented);

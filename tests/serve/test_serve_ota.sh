@@ -34,7 +34,7 @@ targets=(--target esp --port "$DIR/esp" --baud 921600 --no-run --ota-port "$P_ES
          --target stm32 --port "$DIR/stm" --baud 115200 --ota-port "$P_STM"
          --target agent --port "$DIR/agent" --ota-port "$P_AGENT")
 [ $have_avr = 1 ] && targets+=(--target avr --port "$DIR/avr" --baud 115200 --ota-port "$P_AVR")
-start_serve serve.log "${targets[@]}"
+start_serve serve.log --no-mdns "${targets[@]}"
 
 # --- without a password: a raw binary to each kind -----------------------------------
 client "$P_ESP" esp.bin
@@ -87,7 +87,7 @@ wait $SERVE_PID
 # --- with a password --------------------------------------------------------------------
 umask 077
 echo "s3cret-$RANDOM" >pw
-start_serve serve2.log --ota-password-file pw --target stm32 --port "$DIR/stm" --baud 115200 --ota-port "$P_STM"
+start_serve serve2.log --no-mdns --ota-password-file pw --target stm32 --port "$DIR/stm" --baud 115200 --ota-port "$P_STM"
 sha=$(sha256sum stm.flash | cut -d' ' -f1)
 client "$P_STM" stm.bin
 [ $crc -eq 1 ] && grep -q "invitation: AUTH [0-9a-f]\{32\}" client.out && ok "password set: the invitation gets a nonce challenge" ||
