@@ -20,6 +20,7 @@
 #include "bench.h"
 #include "peerflash/peerflash.h"
 #include "peerflash/pf_avr.h"
+#include "targets/avr_state.h" /* white-box: the driver's private state */
 #include "peerflash/pf_posix.h"
 
 static double now_s(void)

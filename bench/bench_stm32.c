@@ -21,6 +21,7 @@
 #include "peerflash/peerflash.h"
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_stm32.h"
+#include "targets/stm32_state.h" /* white-box: the driver's private state */
 
 static double now_s(void) { return (double)pf_posix_now_us() / 1e6; }
 

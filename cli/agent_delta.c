@@ -261,7 +261,8 @@ static int provide(void *user, const uint8_t running_hash[32], const uint8_t *im
     return 1;
 }
 
-int pf_cli_agent_delta_setup(void *state, const char *delta_from, int use_cache, int quiet, pf_diag *diag)
+int pf_cli_agent_delta_setup(const pf_target_ops *ops, void *state, const char *delta_from, int use_cache, int quiet,
+                             pf_diag *diag)
 {
     cli_delta *c = &the_delta;
     memset(c, 0, sizeof *c);
@@ -279,5 +280,5 @@ int pf_cli_agent_delta_setup(void *state, const char *delta_from, int use_cache,
             return pf_diag_set(diag, PF_ERR_RANGE, "--delta-from %s is larger than %lu MiB", delta_from,
                                (unsigned long)(PF_DELTA_MAX_SIZE >> 20));
     }
-    return pf_agent_host_set_delta(state, provide, c);
+    return ops->set_delta(state, provide, c);
 }

@@ -10,19 +10,8 @@
 #include "host/json.h"
 #include "peerflash/peerflash.h"
 
-/* Exit status, documented in `peerflash --help` and docs/CLI.md. */
-enum pf_exit {
-    PF_EXIT_OK = 0,
-    PF_EXIT_FAIL = 1,    /* anything not listed below */
-    PF_EXIT_USAGE = 2,   /* bad command line */
-    PF_EXIT_IMAGE = 3,   /* image file unreadable, malformed, out of range */
-    PF_EXIT_LINK = 4,    /* port cannot be opened, no answer, link lost */
-    PF_EXIT_TARGET = 5,  /* target refused, wrong chip, protected, unsupported */
-    PF_EXIT_VERIFY = 6,  /* flash differs from the image after writing */
-};
-
-/* Maps a pf_err to the exit status for that cause. */
-int pf_cli_exit_code(int err);
+/* Exit status (enum pf_exit, pf_exit_status() in pf_err.h: the same map
+ * as the updater firmware's), documented in `peerflash --help` and docs/CLI.md. */
 
 /* Every subcommand: argv[0] is the subcommand name. */
 typedef int (*pf_cli_fn)(int argc, char **argv);

@@ -57,7 +57,7 @@ int pf_cmd_diff(int argc, char **argv)
     if ((r = pf_delta_make(old, (uint32_t)old_len, neu, (uint32_t)new_len, &patch, &d)) < 0 ||
         (r = pf_delta_encode_file(&patch, &file, &flen, &d)) < 0) {
         pf_cli_error("diff: %s", d.text);
-        rc = pf_cli_exit_code(r);
+        rc = pf_exit_status(r);
         goto out;
     }
     FILE *f = fopen(patch_path, "wb");
@@ -73,7 +73,7 @@ int pf_cmd_diff(int argc, char **argv)
         if ((r = pf_delta_decode_file(file, flen, &back, &d)) < 0 ||
             (r = pf_delta_apply(&back, old, (uint32_t)old_len, &res, &d)) < 0) {
             pf_cli_error("diff --check: %s", d.text);
-            rc = pf_cli_exit_code(r);
+            rc = pf_exit_status(r);
             goto out;
         }
         if (back.hdr.new_size != new_len || memcmp(res, neu, new_len)) {

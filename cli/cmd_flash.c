@@ -12,12 +12,11 @@
 
 #include "agent_delta.h"
 #include "cli.h"
-#include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image_file.h"
 #include "peerflash/pf_posix.h"
-#include "peerflash/pf_agent_host.h"
-#include "peerflash/pf_avr.h"
-#include "peerflash/pf_stm32.h"
+#include "peerflash/pf_session.h"
+
+#define MAX_DRIVER_OPTS 32
 
 typedef struct opts {
     const char *cmd;
@@ -29,12 +28,71 @@ typedef struct opts {
     const char *reset;
     uint32_t baud, connect_baud;
     int verify, skip, run, erase_all, json, quiet, verbose, all;
-    int unprotect_read, unprotect_write;
-    int no_compress, read_compare;
+    unsigned command;       /* PF_CMD_* of cmd */
     pf_http_options http; /* URL images: --cacert, --http-timeout, --max-image-size */
-    const char *delta_from; /* agent: patch against this image (--delta-from) */
-    int no_delta;           /* agent: never a patch against a cached image (--no-delta) */
+    /* driver options as the drivers declare them ("no-compress", "delta-from=OLD"), for the session */
+    const char *driver_opts[MAX_DRIVER_OPTS + 1];
+    int n_driver_opts;
+    /* the two the host carries out (PF_OPT_HOST) for a driver with a set_delta hook */
+    const char *delta_from; /* patch against this image (--delta-from) */
+    int no_delta;           /* never a patch against a cached image (--no-delta) */
 } opts;
+
+/* The driver options of every built-in driver, each name once: the long
+ * options of the command line and the lines of --help come from these. */
+static const pf_target_option *driver_option_list[64];
+static size_t n_driver_option_list;
+
+static void collect_driver_options(void)
+{
+    if (n_driver_option_list)
+        return;
+    const pf_target_ops *list[32];
+    size_t nd = pf_target_list(NULL, list, 32);
+    for (size_t d = 0; d < nd; d++)
+        for (const pf_target_option *o = list[d]->options; o && o->name; o++) {
+            int seen = 0;
+            for (size_t k = 0; k < n_driver_option_list && !seen; k++)
+                seen = !strcmp(driver_option_list[k]->name, o->name);
+            if (!seen && n_driver_option_list < sizeof driver_option_list / sizeof driver_option_list[0])
+                driver_option_list[n_driver_option_list++] = o;
+        }
+}
+
+/* "a", "a and b", "a, b and c": the drivers in listing order that declare option name. */
+static void drivers_with_option(const char *name, char *out, size_t n)
+{
+    const pf_target_ops *list[32], *with[32];
+    size_t nd = pf_target_list(NULL, list, 32), nw = 0;
+    for (size_t d = 0; d < nd; d++)
+        if (pf_target_option_find(list[d], name, strlen(name)))
+            with[nw++] = list[d];
+    out[0] = 0;
+    for (size_t i = 0; i < nw; i++)
+        snprintf(out + strlen(out), n - strlen(out), "%s%s", i == 0 ? "" : i + 1 == nw ? " and " : ", ",
+                 with[i]->name);
+}
+
+/* The commands an option is for: "flash", "flash and verify". */
+static void commands_of(unsigned commands, char *out, size_t n)
+{
+    out[0] = 0;
+    unsigned bits[] = {PF_CMD_FLASH, PF_CMD_VERIFY, PF_CMD_READ, PF_CMD_ERASE, PF_CMD_INFO}, total = 0, done = 0;
+    for (size_t i = 0; i < 5; i++)
+        total += (commands & bits[i]) != 0;
+    for (size_t i = 0; i < 5; i++)
+        if (commands & bits[i]) {
+            done++;
+            snprintf(out + strlen(out), n - strlen(out), "%s%s", done == 1 ? "" : done == total ? " and " : ", ",
+                     pf_command_name(bits[i]));
+        }
+}
+
+static unsigned command_bit(const char *cmd)
+{
+    return !strcmp(cmd, "flash") ? PF_CMD_FLASH : !strcmp(cmd, "verify") ? PF_CMD_VERIFY
+           : !strcmp(cmd, "read") ? PF_CMD_READ : !strcmp(cmd, "erase") ? PF_CMD_ERASE : PF_CMD_INFO;
+}
 
 static void usage(const char *cmd, FILE *f)
 {
@@ -55,9 +113,18 @@ static void usage(const char *cmd, FILE *f)
     else
         fprintf(f, "usage: peerflash info --target T --port PORT [options]\n\n"
                    "Connects and prints the chip, its flash geometry and the bootloader.\n");
+    const pf_target_ops *list[32];
+    size_t nd = pf_target_list(NULL, list, 32);
     fprintf(f, "\noptions:\n"
-               "  --target T         protocol (or auto: probe stm32, esp, agent, avr in turn, each after its\n"
-               "                     reset, and use the one that answers):");
+               "  --target T         protocol (or auto: probe");
+    size_t nranked = 0;
+    for (size_t i = 0; i < nd; i++)
+        nranked += list[i]->probe_rank != 0;
+    for (size_t i = 0, k = 0; i < nd; i++)
+        if (list[i]->probe_rank)
+            fprintf(f, "%s %s", k++ ? "," : "", list[i]->name);
+    fprintf(f, "%s in turn, each after its\n"
+               "                     reset, and use the one that answers):", nranked ? "" : " nothing");
     for (size_t i = 0; pf_target_drivers[i]; i++)
         fprintf(f, " %s", pf_target_drivers[i]->name);
     if (!pf_target_drivers[0])
@@ -71,19 +138,13 @@ static void usage(const char *cmd, FILE *f)
                "  --connect-baud N   rate to sync at, where it differs (default: the protocol's)\n"
                "  --chip NAME        refuse any other chip (e.g. ATmega328P, ESP32, STM32F103xB)\n"
                "  --reset MODE       how to enter the bootloader: auto (DTR/RTS circuit), none, or a\n"
-               "                     driver-specific sequence\n"
-               "  --unprotect-read   stm32: remove readout protection first; THE CHIP ERASES ALL ITS FLASH\n"
-               "  --unprotect-write  stm32: remove write protection first (flash content stays)\n");
+               "                     driver-specific sequence\n");
     if (!strcmp(cmd, "flash"))
         fprintf(f, "  --no-verify        skip the verify step (not recommended)\n"
                    "  --erase touched|all  erase only what the image touches (default) or the whole chip\n"
                    "  --no-skip          rewrite erase units whose digest already matches\n"
-                   "  --no-run           stay in the bootloader afterwards\n"
-                   "  --no-compress      esp, agent: send the image uncompressed\n"
-                   "  --delta-from OLD   agent: send a patch against OLD (the image the device runs)\n"
-                   "  --no-delta         agent: send the image whole, never a patch against a cached one\n"
-                   "  --read-compare     avr: read each page first and skip those that already hold the\n"
-                   "                     image (pays off when most of the flash is unchanged)\n");
+                   "  --no-run           stay in the bootloader afterwards\n");
+
     if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify"))
         fprintf(f, "  IMAGE may be an http:// or https:// URL: downloaded whole (resumed if the\n"
                    "  connection breaks) before the port is opened\n"
@@ -96,7 +157,13 @@ static void usage(const char *cmd, FILE *f)
     fprintf(f, "  --json             print one JSON result object on stdout\n"
                "  -q, --quiet        no progress output\n"
                "  -v, --verbose      protocol trace on stderr (repeat for more)\n"
-               "  -h, --help         this help\n"
+               "  -h, --help         this help\n");
+    /* the drivers' own options, from their tables */
+    char help[4096];
+    pf_target_options_help(NULL, command_bit(cmd), help, sizeof help);
+    if (help[0])
+        fprintf(f, "driver options (only with the drivers named):\n%s", help);
+    fprintf(f,
                "\nexit status: 0 ok, 2 usage, 3 image, 4 link/no answer, 5 target refused, 6 verify mismatch,\n"
                "130/143 interrupted by SIGINT/SIGTERM (it stops cleanly and says where)\n");
 }
@@ -123,45 +190,17 @@ typedef struct session {
     pf_posix_link link;
     pf_port raw_port; /* the link as pf_posix gives it */
     pf_port port;     /* the same, stopping at SIGINT/SIGTERM: what drivers use */
-    pf_target target;
+    pf_session ps;    /* the driver, its state and what connect found */
     void *state;
     pf_diag diag;
-    int connected;
 } session;
 
 static void close_session(session *s)
 {
-    if (s->target.ops && s->target.ops->close && s->state)
-        s->target.ops->close(s->state);
+    pf_session_close(&s->ps);
     free(s->state);
     s->state = NULL;
     pf_posix_close(&s->link);
-}
-
-/* The few options that only some drivers have, set between open and connect. */
-static int apply_driver_options(const opts *o, const pf_target_ops *ops, void *state, pf_diag *diag)
-{
-    if (!strcmp(ops->name, "agent") && !strcmp(o->cmd, "flash")) {
-        int r = pf_cli_agent_delta_setup(state, o->delta_from, !o->no_delta, o->quiet, diag);
-        if (r < 0)
-            return r;
-    }
-    if (o->no_compress) {
-        if (ops == &pf_target_esp) {
-            pf_esp_options eo = PF_ESP_OPTIONS_DEFAULT();
-            eo.compress = 0;
-            return pf_esp_set_options(state, &eo);
-        }
-        if (!strcmp(ops->name, "agent")) {
-            pf_agent_host_options ao = PF_AGENT_HOST_OPTIONS_DEFAULT();
-            ao.deflate = 0;
-            return pf_agent_host_set_options(state, &ao);
-        }
-        return pf_diag_set(diag, PF_ERR_ARG, "--no-compress is for --target esp and agent");
-    }
-    if (o->read_compare && !strcmp(ops->name, "avr"))
-        pf_avr_set_read_compare(state, 1);
-    return PF_OK;
 }
 
 /* What the command learnt so far, for the result line and the JSON object:
@@ -173,7 +212,7 @@ struct cmd_state {
     const pf_job_result *job;   /* flash/verify after the job returned */
     int have_read;
     uint32_t read_bytes;
-    int have_resume;            /* the target can resume (agent): fields below set */
+    int have_resume;            /* the target can resume (PF_STATS_RESUME): fields below set */
     uint32_t resumed_from, wire_bytes;
     const char *found_target;   /* --target auto: the target that answered (or is being tried) */
     unsigned n_details;         /* info: facts beyond pf_target_info, per target */
@@ -194,10 +233,20 @@ static void driver_progress(void *user, int phase, uint32_t done, uint32_t total
     pf_cli_progress_cb(user, (pf_phase)phase, done, total);
 }
 
+/* A step an option asked for ("removing readout protection..."); user is
+ * the progress display (progress_user), which knows --quiet. */
+static void driver_notice(void *user, const char *line)
+{
+    const pf_cli_progress *p = user;
+    if (!p->quiet)
+        fprintf(stderr, "%s\n", line);
+}
+
 static int open_session(session *s, const opts *o)
 {
     memset(s, 0, sizeof *s);
     s->link.fd = s->link.listen_fd = -1;
+    s->ps.diag = &s->diag;
     const pf_target_ops *ops = pf_target_find(target_name(o));
     if (!ops) {
         pf_diag_set(&s->diag, PF_ERR_ARG, "unknown target '%s' (see peerflash %s --help)", target_name(o), o->cmd);
@@ -218,59 +267,49 @@ static int open_session(session *s, const opts *o)
     s->link.log_level = o->verbose;
     pf_posix_port(&s->link, &s->raw_port);
     pf_cli_interrupt_wrap(&s->raw_port, &s->port);
-    s->state = calloc(1, ops->ctx_size ? ops->ctx_size : 1);
+    size_t size = pf_session_state_size(ops->name);
+    s->state = calloc(1, size);
     if (!s->state)
         return pf_diag_set(&s->diag, PF_ERR_NOMEM, "out of memory");
-    s->target.ops = ops;
-    s->target.self = s->state;
-    pf_target_config cfg = PF_TARGET_CONFIG_DEFAULT();
-    cfg.port = &s->port;
-    cfg.diag = &s->diag;
-    cfg.baud = o->connect_baud;
-    cfg.fast_baud = o->baud;
-    cfg.chip = o->chip;
-    cfg.reset = o->reset;
-    cfg.verbose = o->verbose;
-    cfg.progress = driver_progress;
-    cfg.progress_user = &st.prog;
-    r = ops->open(s->state, &cfg);
+    pf_session_config c = PF_SESSION_CONFIG_DEFAULT();
+    c.target = ops->name;
+    c.target_cfg.port = &s->port;
+    c.target_cfg.diag = &s->diag;
+    c.target_cfg.baud = o->connect_baud;
+    c.target_cfg.fast_baud = o->baud;
+    c.target_cfg.chip = o->chip;
+    c.target_cfg.reset = o->reset;
+    c.target_cfg.verbose = o->verbose;
+    c.target_cfg.progress = driver_progress;
+    c.target_cfg.progress_user = &st.prog;
+    c.target_cfg.notice = driver_notice;
+    c.options = o->driver_opts;
+    c.state = s->state;
+    c.state_size = size;
+    c.command = o->command;
+    r = pf_session_open(&s->ps, &c);
     if (r < 0)
         return r;
-    r = apply_driver_options(o, ops, s->state, &s->diag);
-    if (r < 0)
-        return r;
+    /* a driver that takes patches against the running image: the host
+     * makes them (a diff, an image cache) */
+    if (ops->set_delta && o->command == PF_CMD_FLASH) {
+        r = pf_cli_agent_delta_setup(ops, s->state, o->delta_from, !o->no_delta, o->quiet, &s->diag);
+        if (r < 0)
+            return r;
+    }
     if (!o->quiet)
         fprintf(stderr, "connecting to %s on %s...\n", ops->name, o->port);
-    r = ops->connect(s->state, &s->target.info);
+    r = pf_session_connect(&s->ps);
     if (r < 0)
         return r;
-    s->connected = 1;
-    if (o->unprotect_read || o->unprotect_write) { /* stm32 only: checked with the options */
-        if (o->unprotect_read) {
-            if (!o->quiet)
-                fprintf(stderr, "removing readout protection: the chip erases its whole flash...\n");
-            r = pf_stm32_readout_unprotect(s->state);
-            if (r < 0)
-                return r;
-        }
-        if (o->unprotect_write) {
-            if (!o->quiet)
-                fprintf(stderr, "removing write protection...\n");
-            r = pf_stm32_write_unprotect(s->state);
-            if (r < 0)
-                return r;
-        }
-    }
     if (!o->quiet && strcmp(o->cmd, "info") != 0) { /* info prints all of it on stdout */
-        const pf_target_info *in = &s->target.info;
+        const pf_target_info *in = &s->ps.target.info;
         fprintf(stderr, "chip: %s (id 0x%lx), bootloader: %s, flash: %lu KiB at 0x%08lx\n", in->chip,
                 (unsigned long)in->chip_id, in->bootloader[0] ? in->bootloader : "?",
                 (unsigned long)(in->geom.flash_size / 1024), (unsigned long)in->geom.flash_start);
     }
     return PF_OK;
 }
-
-
 
 static void json_u32(const char *key, int have, uint32_t v)
 {
@@ -291,18 +330,13 @@ static void json_str(const char *key, const char *v)
 
 /* --target auto: the bootloaders are probed one after the other, each
  * with its own reset first (DTR/RTS, or on a link without modem lines the
- * reopen of the port, which resets an Arduino or a simulator), in the one
- * order that cannot leave a bootloader upset for its own probe:
- *  1. stm32: the ROM takes the first byte after reset as its autobaud
- *     pattern, so 0x7F must come before any other probe's bytes; an ESP ROM
- *     and the agent ignore a byte outside their SLIP frames;
- *  2. esp, 3. agent: SLIP frames with checksums, which each other and an
- *     STM32 ROM (already locked on 0x7F, answering NACK) shrug off;
- *  4. avr last: Optiboot answers any byte that is not STK500 by starting
- *     the application, which only its own reset (auto-reset on DTR or on
- *     opening the port) undoes, so nothing may come after its probe.
+ * reopen of the port, which resets an Arduino or a simulator), in the order
+ * of the drivers' probe_rank, the one order that cannot leave a bootloader
+ * upset for its own probe (docs/ARCHITECTURE.md, "--target auto"): an
+ * autobaud ROM first (STM32 takes the first byte after reset as 0x7F),
+ * SLIP protocols with checksums next, and last the bootloader that starts
+ * the application on any foreign byte (Optiboot).
  * The first that answers is used; the others are never tried. */
-static const char *const probe_order[] = {"stm32", "esp", "agent", "avr"};
 #define PROBE_MS 2500u
 
 static void close_session(session *s);
@@ -313,20 +347,23 @@ static int open_any(session *s, const opts *o)
         return open_session(s, o);
     char tried[128] = "";
     int r = PF_ERR_NO_SYNC;
-    for (size_t i = 0; i < sizeof probe_order / sizeof probe_order[0]; i++) {
-        if (!pf_target_find(probe_order[i]))
-            continue;
-        st.found_target = probe_order[i];
+    const pf_target_ops *list[32], *probe_order[32];
+    size_t nd = pf_target_list(NULL, list, 32), np = 0;
+    for (size_t i = 0; i < nd; i++)
+        if (list[i]->probe_rank)
+            probe_order[np++] = list[i];
+    for (size_t i = 0; i < np; i++) {
+        st.found_target = probe_order[i]->name;
         if (!o->quiet)
             fprintf(stderr, "auto: trying %s...\n", st.found_target);
         /* a bootloader that is there answers its sync within a second or two
          * (an ESP after two reset variants); the last probe has no bound */
-        pf_cli_port_deadline(i + 1 < sizeof probe_order / sizeof probe_order[0] ? PROBE_MS : 0);
+        pf_cli_port_deadline(i + 1 < np ? PROBE_MS : 0);
         r = open_session(s, o);
         pf_cli_port_deadline(0);
         if (r == PF_OK) {
             if (!o->quiet)
-                fprintf(stderr, "auto: found the %s bootloader (%s)%s%s\n", st.found_target, s->target.info.chip,
+                fprintf(stderr, "auto: found the %s bootloader (%s)%s%s\n", st.found_target, s->ps.target.info.chip,
                         tried[0] ? "; no answer from " : "", tried);
             return PF_OK;
         }
@@ -346,10 +383,13 @@ static int open_any(session *s, const opts *o)
     st.found_target = NULL;
     memset(s, 0, sizeof *s);
     s->link.fd = s->link.listen_fd = -1;
-    return pf_diag_set(&s->diag, PF_ERR_NO_SYNC,
-                       "--target auto: no bootloader answered (tried %s, in that order, each after its reset): "
-                       "check the wiring and that the chip is in its bootloader, or name the target",
-                       tried);
+    pf_diag_set(&s->diag, PF_ERR_NO_SYNC,
+                "--target auto: no bootloader answered (tried %s, in that order, each after its reset): "
+                "check the wiring and that the chip is in its bootloader, or name the target",
+                tried);
+    pf_diag_hint(&s->diag, PF_HINT_WIRING | PF_HINT_BOOT_MODE);
+    pf_diag_op(&s->diag, "connect");
+    return PF_ERR_NO_SYNC;
 }
 
 /* The one JSON object (schema in docs/CLI.md): every field is always
@@ -374,8 +414,8 @@ static void json_result(const opts *o, const session *s, int exit_code, const ch
         printf("null");
     json_str("target", target_name(o));
     json_str("port", o->port);
-    int on = s && s->connected;
-    const pf_target_info *in = on ? &s->target.info : NULL;
+    int on = s && s->ps.connected;
+    const pf_target_info *in = on ? &s->ps.target.info : NULL;
     json_str("chip", on ? in->chip : NULL);
     json_u32("chip_id", on, on ? in->chip_id : 0);
     json_str("bootloader", on ? in->bootloader : NULL);
@@ -392,6 +432,23 @@ static void json_result(const opts *o, const session *s, int exit_code, const ch
     printf(",\"verified\":%s", res ? (res->verified ? "true" : "false") : "null");
     json_str("verify_method", res ? (res->verify_method ? res->verify_method : "none") : NULL);
     json_u32("read_bytes", st.have_read, st.read_bytes);
+    /* the failure as data (docs/CLI.md): the operation, the target's own
+     * answer and the command it answered, and what the message advises */
+    const pf_diag *d = exit_code && s ? &s->diag : NULL;
+    json_str("failed_op", d ? d->op : NULL);
+    json_u32("target_code", d && d->has_code, d ? d->code : 0);
+    json_u32("target_command", d && d->has_command, d ? d->command : 0);
+    printf(",\"hints\":");
+    if (d) {
+        printf("[");
+        int n = 0;
+        for (unsigned bit = 1; bit; bit <<= 1)
+            if ((d->hints & bit) && pf_hint_name(bit))
+                printf("%s\"%s\"", n++ ? "," : "", pf_hint_name(bit));
+        printf("]");
+    } else {
+        printf("null");
+    }
     printf(",\"details\":");
     if (!strcmp(o->cmd, "info") && on) {
         printf("{");
@@ -431,7 +488,7 @@ static int fail(const opts *o, session *s, int err, const char *text, double sec
             snprintf(where, sizeof where, " during %s at %lu of %lu bytes", pf_phase_name(st.prog.phase),
                      (unsigned long)st.prog.done, (unsigned long)st.prog.total);
         else
-            snprintf(where, sizeof where, " %s", s && s->connected ? "before the transfer" : "while connecting");
+            snprintf(where, sizeof where, " %s", s && s->ps.connected ? "before the transfer" : "while connecting");
         char msg[320];
         snprintf(msg, sizeof msg, "interrupted by %s%s%s", pf_cli_signal_name(sig), where,
                  st.prog.started && (st.prog.phase == PF_PHASE_WRITE || st.prog.phase == PF_PHASE_ERASE)
@@ -442,9 +499,9 @@ static int fail(const opts *o, session *s, int err, const char *text, double sec
         return PF_EXIT_SIGNAL_BASE + sig;
     }
     const char *hint = "";
-    /* Drivers that know their board give a specific hint; add the generic
-     * one only where the message has none. */
-    int has_hint = text && (strstr(text, "wiring") || strstr(text, "check ") || strstr(text, "press"));
+    /* Drivers that know their board give a specific hint (pf_diag.hints);
+     * add the generic one only where the message has none. */
+    int has_hint = s && s->diag.hints;
     if (has_hint)
         hint = "";
     else if (err == PF_ERR_NO_SYNC || err == PF_ERR_TIMEOUT)
@@ -455,8 +512,8 @@ static int fail(const opts *o, session *s, int err, const char *text, double sec
     else if (err == PF_ERR_CLOSED)
         hint = "\n  the link went away: check the cable or bridge, then run the same command again";
     pf_cli_error("%s%s", text && *text ? text : pf_strerror(err), hint);
-    json_result(o, s, pf_cli_exit_code(err), text && *text ? text : pf_strerror(err), secs);
-    return pf_cli_exit_code(err);
+    json_result(o, s, pf_exit_status(err), text && *text ? text : pf_strerror(err), secs);
+    return pf_exit_status(err);
 }
 
 static double since(uint64_t t0)
@@ -472,25 +529,20 @@ static int image_exit(int err)
 }
 
 /* The job counts what it handed to write(); a driver that skips part of it
- * itself (AVR read-compare, an agent resuming a cut transfer) knows better. */
+ * itself (pages that already held the data, a resumed transfer) knows better. */
 static void count_what_was_sent(const session *s, pf_job_result *res)
 {
-    if (!strcmp(s->target.ops->name, "avr")) {
-        const pf_avr *a = s->state;
-        uint32_t kept = a->chip ? a->skipped_pages * a->chip->page_size : 0;
-        if (kept > res->written_bytes)
-            kept = res->written_bytes;
-        res->written_bytes -= kept;
-        res->skipped_bytes += kept;
-    } else if (!strcmp(s->target.ops->name, "agent")) {
-        pf_agent_host_stats as;
-        pf_agent_host_get_stats(s->state, &as);
-        uint32_t kept = as.resumed_from < res->written_bytes ? as.resumed_from : res->written_bytes;
-        res->written_bytes -= kept;
-        res->skipped_bytes += kept;
+    pf_target_stats ts;
+    pf_session_stats(&s->ps, &ts);
+    uint32_t kept = ts.unchanged_bytes + ts.resumed_from;
+    if (kept > res->written_bytes)
+        kept = res->written_bytes;
+    res->written_bytes -= kept;
+    res->skipped_bytes += kept;
+    if (ts.flags & PF_STATS_RESUME) {
         st.have_resume = 1;
-        st.resumed_from = as.resumed_from;
-        st.wire_bytes = as.stream_bytes;
+        st.resumed_from = ts.resumed_from;
+        st.wire_bytes = ts.wire_bytes;
     }
 }
 
@@ -505,15 +557,17 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
         close_session(&s);
         return r;
     }
-    /* ESP app images: checked for the chip the ROM identified (issue 4) */
-    if (s.target.ops == &pf_target_esp &&
-        (r = pf_esp_check_image_set(images, pf_esp_connected_chip(s.state), &s.diag)) < 0) {
-        r = fail(o, &s, r, s.diag.text, since(t0));
-        close_session(&s);
-        return r;
-    }
+    /* each file checked for the connected chip by the driver's own image
+     * check (ESP: app image header and chip id), before anything is written */
+    for (size_t i = 0; i < images->count; i++)
+        if ((r = pf_session_check_image(&s.ps, &images->files[i].map)) < 0) {
+            pf_diag_prefix(&s.diag, images->files[i].path);
+            r = fail(o, &s, r, s.diag.text, since(t0));
+            close_session(&s);
+            return r;
+        }
     pf_cli_progress *prog = &st.prog;
-    size_t bufsize = 2u * (s.target.info.geom.write_max ? s.target.info.geom.write_max : 4096u);
+    size_t bufsize = 2u * (s.ps.target.info.geom.write_max ? s.ps.target.info.geom.write_max : 4096u);
     if (bufsize < 8192)
         bufsize = 8192;
     uint8_t *buf = malloc(bufsize);
@@ -521,7 +575,7 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
     cfg.erase = o->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
     cfg.verify = o->verify;
     cfg.skip_unchanged = o->skip;
-    cfg.run_after = o->run && (s.target.info.caps & PF_CAP_RUN);
+    cfg.run_after = o->run && (s.ps.target.info.caps & PF_CAP_RUN);
     cfg.progress = pf_cli_progress_cb;
     cfg.progress_user = prog;
     cfg.buf = buf;
@@ -531,8 +585,8 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
     pf_job_result res;
     pf_diag_clear(&s.diag);
     int is_verify = !strcmp(o->cmd, "verify");
-    r = buf ? (is_verify ? pf_job_verify(&s.target, &images->map, &cfg, &res)
-                         : pf_job_flash(&s.target, &images->map, &cfg, &res))
+    r = buf ? (is_verify ? pf_job_verify(&s.ps.target, &images->map, &cfg, &res)
+                         : pf_job_flash(&s.ps.target, &images->map, &cfg, &res))
             : PF_ERR_NOMEM;
     pf_cli_progress_end(prog);
     double secs = since(t0);
@@ -645,28 +699,17 @@ static int do_read(const opts *o, int argc, char **argv)
     pf_cli_progress_init(&st.prog, o->quiet);
     int r = open_any(&s, o);
     uint8_t *data = NULL;
-    if (r == PF_OK && (!(s.target.info.caps & PF_CAP_READ) || !s.target.ops->read))
-        r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot read its flash", target_name(o));
-    if (r == PF_OK && ((uint64_t)addr + len > (uint64_t)s.target.info.geom.flash_start + s.target.info.geom.flash_size ||
-                       addr < s.target.info.geom.flash_start))
-        r = pf_diag_set(&s.diag, PF_ERR_RANGE, "0x%08lx+%lu is outside flash (0x%08lx, %lu bytes)",
-                        (unsigned long)addr, (unsigned long)len, (unsigned long)s.target.info.geom.flash_start,
-                        (unsigned long)s.target.info.geom.flash_size);
+    if (r == PF_OK)
+        r = pf_job_read_check(&s.ps.target, addr, len, &s.diag);
     if (r == PF_OK && !(data = malloc(len)))
         r = PF_ERR_NOMEM;
     pf_cli_progress *prog = &st.prog;
+    pf_job_config cfg = PF_JOB_CONFIG_DEFAULT();
+    cfg.progress = pf_cli_progress_cb;
+    cfg.progress_user = prog;
+    cfg.diag = &s.diag;
     if (r == PF_OK)
-        pf_cli_progress_cb(prog, PF_PHASE_READ, 0, len);
-    uint32_t chunk = s.target.info.geom.write_max ? s.target.info.geom.write_max : 256;
-    for (uint32_t done = 0; r == PF_OK && done < len;) {
-        uint32_t n = len - done < chunk ? len - done : chunk;
-        r = s.target.ops->read(s.state, addr + done, data + done, n);
-        if (r < 0)
-            break;
-        r = PF_OK;
-        done += n;
-        pf_cli_progress_cb(prog, PF_PHASE_READ, done, len);
-    }
+        r = pf_job_read_range(&s.ps.target, addr, data, len, &cfg);
     pf_cli_progress_end(prog);
     if (r == PF_OK) {
         FILE *f = fopen(argv[2], "wb");
@@ -700,36 +743,22 @@ static int do_erase(const opts *o, int argc, char **argv)
     session s;
     pf_cli_progress_init(&st.prog, o->quiet);
     int r = open_any(&s, o);
+    pf_job_config cfg = PF_JOB_CONFIG_DEFAULT();
+    cfg.diag = &s.diag;
     if (r == PF_OK && o->all) {
         if (!o->quiet)
             fprintf(stderr, "erase: the whole chip...\n");
-        r = (s.target.info.caps & PF_CAP_ERASE_ALL) && s.target.ops->erase_all
-                ? s.target.ops->erase_all(s.state)
-                : pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED, "the %s target cannot erase the whole chip", target_name(o));
+        r = pf_job_erase_chip(&s.ps.target, &cfg);
         if (r == PF_OK && !o->quiet)
             fprintf(stderr, "erased the whole chip: %lu bytes at 0x%08lx in %.2f s\n",
-                    (unsigned long)s.target.info.geom.flash_size, (unsigned long)s.target.info.geom.flash_start,
+                    (unsigned long)s.ps.target.info.geom.flash_size, (unsigned long)s.ps.target.info.geom.flash_start,
                     since(t0));
     } else if (r == PF_OK) {
-        const pf_flash_geometry *g = &s.target.info.geom;
-        uint32_t us, un, ls, ln;
-        if (!pf_geometry_unit(g, addr, &us, &un) || !pf_geometry_unit(g, addr + len - 1, &ls, &ln))
-            r = pf_diag_set(&s.diag, PF_ERR_RANGE, "0x%08lx+%lu is outside flash", (unsigned long)addr,
-                            (unsigned long)len);
-        else if (!s.target.ops->erase)
-            r = pf_diag_set(&s.diag, PF_ERR_UNSUPPORTED,
-                            "the %s target erases as it writes; it has no separate erase", target_name(o));
-        else {
-            for (unsigned p = 0; p < g->n_protected && r == PF_OK; p++)
-                if (us < g->protected_ranges[p].start + g->protected_ranges[p].size &&
-                    ls + ln > g->protected_ranges[p].start)
-                    r = pf_diag_set(&s.diag, PF_ERR_RANGE, "0x%08lx-0x%08lx would erase the %s",
-                                    (unsigned long)us, (unsigned long)(ls + ln - 1), g->protected_ranges[p].what);
-            if (r == PF_OK)
-                r = s.target.ops->erase(s.state, us, ls + ln - us);
-            if (r == PF_OK && !o->quiet)
-                fprintf(stderr, "erased 0x%08lx-0x%08lx\n", (unsigned long)us, (unsigned long)(ls + ln - 1));
-        }
+        pf_run erased;
+        r = pf_job_erase_range(&s.ps.target, addr, len, &cfg, &erased);
+        if (r == PF_OK && !o->quiet)
+            fprintf(stderr, "erased 0x%08lx-0x%08lx\n", (unsigned long)erased.addr,
+                    (unsigned long)(erased.addr + erased.len - 1));
     }
     double secs = since(t0);
     if (r < 0)
@@ -753,14 +782,10 @@ static void detail(const char *key, const char *fmt, ...)
     st.n_details++;
 }
 
-/* What info can say beyond the chip and its geometry, per target: STM32
- * protection from the option bytes; what an AVR bootloader can (not) read.
- * Returns a failure of the link (the rest is reported as a fact). */
-static int collect_details(session *s)
+/* Takes "name: value" lines into details: key "flash id" becomes flash_id. */
+static void parse_details(const char *d)
 {
-    /* the driver's own facts (pf_target_info.details, "name: value" lines):
-     * key "flash id" becomes flash_id */
-    for (const char *d = s->target.info.details; *d && st.n_details < 8;) {
+    while (*d && st.n_details < 8) {
         const char *nl = strchr(d, '\n'), *end = nl ? nl : d + strlen(d), *colon = memchr(d, ':', (size_t)(end - d));
         if (colon) {
             char *key = st.detail_keys[st.n_details];
@@ -775,38 +800,24 @@ static int collect_details(session *s)
         }
         d = nl ? nl + 1 : end;
     }
+}
+
+/* What info can say beyond the chip and its geometry: the driver's facts
+ * from connect (pf_target_info.details, printed as the driver wrote them),
+ * then those its details hook reads (STM32 option bytes, what an AVR
+ * bootloader cannot read). Returns a failure of the link. */
+static int collect_details(session *s)
+{
+    parse_details(s->ps.target.info.details);
     st.n_driver_details = st.n_details;
-    if (!strcmp(s->target.ops->name, "stm32")) {
-        pf_stm32 *st32 = s->state;
-        uint8_t ob[64];
-        uint32_t len = 0;
-        int r = pf_stm32_read_option_bytes(st32, ob, &len);
-        if (r == PF_ERR_PROTECTED) {
-            detail("rdp", "level 1 or 2 (read-protected: the bootloader refuses Read Memory)");
-            detail("wrp", "unknown (readout protection hides the option bytes)");
-        } else if (r == PF_ERR_UNSUPPORTED) {
-            detail("rdp", "not read (the option bytes of the %s family are not decoded)", st32->chip->family);
-        } else if (r < 0) {
-            return r;
-        } else {
-            char rdp[160], wrp[160], hex[2 * 64 + 1];
-            uint32_t addr = 0, n = 0;
-            pf_stm32_ob_where(st32->chip, &addr, &n);
-            pf_stm32_ob_describe(st32->chip, ob, rdp, sizeof rdp, wrp, sizeof wrp);
-            for (uint32_t i = 0; i < len; i++)
-                snprintf(hex + 2 * i, 3, "%02x", ob[i]);
-            detail("rdp", "%s", rdp);
-            detail("wrp", "%s", wrp);
-            detail("option_bytes", "%s at 0x%08lx", hex, (unsigned long)addr);
-        }
-    } else if (!strcmp(s->target.ops->name, "avr")) {
-        /* optiboot.c: "UNIVERSAL command is ignored ... putch(0x00)"; and
-         * STK_READ_SIGN answers the SIGNATURE_n constants it was built with */
-        detail("fuses", "not readable through %s: STK500v1 reads fuses only with STK_UNIVERSAL, which "
-                        "Optiboot answers with 0x00 whatever the fuses are (an ISP programmer reads them)",
-               strstr(s->target.info.bootloader, "Optiboot") ? "Optiboot" : "this bootloader");
-        detail("signature", "as the bootloader reports it (Optiboot answers with the constants it was built for)");
-    }
+    static char all[2048];
+    int r = pf_session_details(&s->ps, all, sizeof all);
+    if (r < 0)
+        return r;
+    size_t skip = strlen(s->ps.target.info.details);
+    if (skip && all[skip] == '\n')
+        skip++;
+    parse_details(all + (skip < strlen(all) ? skip : strlen(all)));
     return PF_OK;
 }
 
@@ -826,7 +837,7 @@ static int do_info(const opts *o)
         close_session(&s);
         return r;
     }
-    const pf_target_info *in = &s.target.info;
+    const pf_target_info *in = &s.ps.target.info;
     if (!o->json) {
         printf("chip:        %s\nchip id:     0x%lx\nbootloader:  %s\n", in->chip, (unsigned long)in->chip_id,
                in->bootloader);
@@ -907,10 +918,10 @@ int pf_cmd_flash(int argc, char **argv)
     o.cmd = argv[0];
     o.verify = o.skip = o.run = 1;
     o.http = (pf_http_options)PF_HTTP_OPTIONS_DEFAULT();
+    o.command = command_bit(o.cmd);
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
-           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_UNPROT_R, OPT_UNPROT_W, OPT_NOCOMP, OPT_READCMP, OPT_CACERT,
-           OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE, OPT_DELTA_FROM, OPT_NO_DELTA };
-    static const struct option longopts[] = {
+           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_CACERT, OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE, OPT_DRIVER = 1000 };
+    static const struct option fixed_opts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
         {"chip", required_argument, 0, OPT_CHIP},     {"reset", required_argument, 0, OPT_RESET},
@@ -918,13 +929,22 @@ int pf_cmd_flash(int argc, char **argv)
         {"no-skip", no_argument, 0, OPT_NOSKIP},      {"no-run", no_argument, 0, OPT_NORUN},
         {"json", no_argument, 0, OPT_JSON},           {"all", no_argument, 0, OPT_ALL},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
-        {"unprotect-read", no_argument, 0, OPT_UNPROT_R}, {"unprotect-write", no_argument, 0, OPT_UNPROT_W},
-        {"no-compress", no_argument, 0, OPT_NOCOMP},  {"read-compare", no_argument, 0, OPT_READCMP},
         {"cacert", required_argument, 0, OPT_CACERT}, {"http-timeout", required_argument, 0, OPT_HTTP_TIMEOUT},
         {"max-image-size", required_argument, 0, OPT_MAX_IMAGE},
-        {"delta-from", required_argument, 0, OPT_DELTA_FROM}, {"no-delta", no_argument, 0, OPT_NO_DELTA},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},
     };
+    /* the drivers' options (--no-compress, --read-compare, ...) from their tables */
+    collect_driver_options();
+    static struct option longopts[sizeof fixed_opts / sizeof fixed_opts[0] + 64 + 1];
+    size_t nl = 0;
+    for (; nl < sizeof fixed_opts / sizeof fixed_opts[0]; nl++)
+        longopts[nl] = fixed_opts[nl];
+    for (size_t i = 0; i < n_driver_option_list; i++)
+        longopts[nl++] = (struct option){driver_option_list[i]->name,
+                                         driver_option_list[i]->arg ? required_argument : no_argument, 0,
+                                         OPT_DRIVER + (int)i};
+    longopts[nl] = (struct option){0, 0, 0, 0};
+    static char driver_words[MAX_DRIVER_OPTS][256];
     /* --json is honoured even when the command line around it is wrong */
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
         if (!strcmp(argv[i], "--json"))
@@ -960,10 +980,6 @@ int pf_cmd_flash(int argc, char **argv)
         case OPT_NORUN: o.run = 0; break;
         case OPT_JSON: o.json = 1; break;
         case OPT_ALL: o.all = 1; break;
-        case OPT_UNPROT_R: o.unprotect_read = 1; break;
-        case OPT_UNPROT_W: o.unprotect_write = 1; break;
-        case OPT_NOCOMP: o.no_compress = 1; break;
-        case OPT_READCMP: o.read_compare = 1; break;
         case OPT_CACERT: o.http.cacert = optarg; break;
         case OPT_HTTP_TIMEOUT: {
             uint32_t secs;
@@ -983,14 +999,27 @@ int pf_cmd_flash(int argc, char **argv)
             o.http.max_bytes = max;
             break;
         }
-        case OPT_DELTA_FROM: o.delta_from = optarg; break;
-        case OPT_NO_DELTA: o.no_delta = 1; break;
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
         case ':':
             return usage_fail(&o, "%s needs a value (see peerflash %s --help)", argv[optind - 1], o.cmd);
         default:
+            if (c >= OPT_DRIVER && c < OPT_DRIVER + (int)n_driver_option_list) {
+                const pf_target_option *dopt = driver_option_list[c - OPT_DRIVER];
+                if (o.n_driver_opts == MAX_DRIVER_OPTS)
+                    return usage_fail(&o, "more than %d driver options", MAX_DRIVER_OPTS);
+                char *w = driver_words[o.n_driver_opts];
+                snprintf(w, sizeof driver_words[0], "%s%s%s", dopt->name, dopt->arg ? "=" : "",
+                         dopt->arg ? optarg : "");
+                o.driver_opts[o.n_driver_opts++] = w;
+                /* the two the host carries out for a driver that takes patches */
+                if (!strcmp(dopt->name, "delta-from"))
+                    o.delta_from = optarg;
+                else if (!strcmp(dopt->name, "no-delta"))
+                    o.no_delta = 1;
+                break;
+            }
             if (optopt)
                 return usage_fail(&o, "unknown option '-%c' (see peerflash %s --help)", optopt, o.cmd);
             return usage_fail(&o, "unknown option '%s' (see peerflash %s --help)", argv[optind - 1], o.cmd);
@@ -1011,9 +1040,13 @@ int pf_cmd_flash(int argc, char **argv)
             auto_target = 0;
         }
     }
-    if (auto_target && (o.no_compress || o.read_compare || o.unprotect_read || o.unprotect_write))
-        return usage_fail(&o, "--target auto cannot take target-specific options (--no-compress, --read-compare, "
-                              "--unprotect-*): name the target");
+    if (auto_target && o.n_driver_opts) {
+        char given[256] = "";
+        for (int i = 0; i < o.n_driver_opts; i++)
+            snprintf(given + strlen(given), sizeof given - strlen(given), "%s--%.*s", i ? ", " : "",
+                     (int)strcspn(o.driver_opts[i], "="), o.driver_opts[i]);
+        return usage_fail(&o, "--target auto cannot take target-specific options (%s): name the target", given);
+    }
     for (int i = 0; i < o.nports; i++) {
         pf_diag spec_diag = {0};
         if (pf_posix_spec_check(o.ports[i], &spec_diag) < 0)
@@ -1021,20 +1054,28 @@ int pf_cmd_flash(int argc, char **argv)
     }
     if (o.nports > 1 && strcmp(o.cmd, "flash") && strcmp(o.cmd, "verify"))
         return usage_fail(&o, "%s takes one --port (flash and verify take several)", o.cmd);
-    /* Options that belong to some targets only: refused before anything is opened. */
-    const char *only = NULL;
-    if (o.no_compress && strcmp(o.target, "esp") && strcmp(o.target, "agent"))
-        only = "--no-compress is for --target esp and agent (the others never compress)";
-    else if ((o.delta_from || o.no_delta) && (strcmp(o.target, "agent") || strcmp(o.cmd, "flash")))
-        only = "--delta-from/--no-delta are for flash --target agent";
-    else if (o.delta_from && o.no_delta)
-        only = "--delta-from and --no-delta exclude each other";
-    else if (o.read_compare && strcmp(o.target, "avr"))
-        only = "--read-compare is for --target avr (the others compare by digest)";
-    else if ((o.unprotect_read || o.unprotect_write) && strcmp(o.target, "stm32"))
-        only = "--unprotect-read/--unprotect-write are for --target stm32";
-    if (only)
-        return usage_fail(&o, "%s", only);
+    /* Options that belong to some drivers or commands only: refused before
+     * anything is opened, from the drivers' own tables. */
+    o.driver_opts[o.n_driver_opts] = NULL;
+    const pf_target_ops *tops = auto_target ? NULL : pf_target_find(o.target);
+    for (int i = 0; tops && i < o.n_driver_opts; i++) {
+        size_t nlen = strcspn(o.driver_opts[i], "=");
+        const pf_target_option *mine = pf_target_option_find(tops, o.driver_opts[i], nlen);
+        char list[160];
+        if (!mine) {
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)nlen, o.driver_opts[i]);
+            drivers_with_option(name, list, sizeof list);
+            return usage_fail(&o, "--%s is for --target %s (not %s; see peerflash %s --help)", name, list, o.target,
+                              o.cmd);
+        }
+        if (!(mine->commands & o.command)) {
+            commands_of(mine->commands, list, sizeof list);
+            return usage_fail(&o, "--%s is for %s --target %s (not %s)", mine->name, list, o.target, o.cmd);
+        }
+    }
+    if (o.delta_from && o.no_delta)
+        return usage_fail(&o, "--delta-from and --no-delta exclude each other");
     char why[512];
     if (pf_cli_check_target_options(o.target, o.chip, o.reset, o.baud, o.connect_baud, o.port, &o.chip, why,
                                     sizeof why) < 0)

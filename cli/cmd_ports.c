@@ -31,7 +31,7 @@ int pf_cmd_ports(int argc, char **argv)
     int n = pf_posix_list_ports(ports, MAX_PORTS, &diag);
     if (n < 0) {
         pf_cli_error("ports: %s", diag.text[0] ? diag.text : pf_strerror(n));
-        return pf_cli_exit_code(n);
+        return pf_exit_status(n);
     }
     if (json) {
         printf("{\"ports\": [");

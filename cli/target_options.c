@@ -10,26 +10,13 @@
 #include <string.h>
 
 #include "cli.h"
-#include "peerflash/pf_avr.h"
-#include "peerflash/pf_esp.h"
-#include "peerflash/pf_stm32.h"
+#include "peerflash/pf_target.h"
 
 /* A name the user may give, and the table entry it stands for. */
 typedef struct chip_name {
     const char *name;
     const char *entry;
 } chip_name;
-
-/* STM32 parts whose flash size the ROM cannot tell from the table's entry
- * (same product ID): the table keeps the largest, these are the smaller
- * sizes (RM0008 and the datasheets: low/medium/high/XL density F1 lines,
- * F401 xB/xC and xD/xE, F411 xC/xE, G07x/G08x 8/B, G03x/G04x 6/8, L47x E/G). */
-static const chip_name stm32_aliases[] = {
-    {"STM32F103x4", "STM32F103x6"}, {"STM32F103x8", "STM32F103xB"}, {"STM32F103xC", "STM32F103xE"},
-    {"STM32F103xD", "STM32F103xE"}, {"STM32F103xF", "STM32F103xG"}, {"STM32F401xB", "STM32F401xC"},
-    {"STM32F401xD", "STM32F401xE"}, {"STM32F411xC", "STM32F411xE"}, {"STM32G07xx8", "STM32G07xxB"},
-    {"STM32G03xx6", "STM32G03xx8"}, {"STM32L47xxE", "STM32L47xxG"},
-};
 
 #define MAX_NAMES 128
 typedef struct name_list {
@@ -44,34 +31,19 @@ static void add(name_list *l, const char *name, const char *entry)
         l->v[l->n++] = (chip_name){name, entry};
 }
 
-/* The names --chip takes for a target; 0 when the target has no chip table. */
+/* The names --chip takes for a target, from its driver (ops->chip); 0 when
+ * the driver has no chip table. */
 static int names_for(const char *target, name_list *l)
 {
     memset(l, 0, sizeof *l);
-    if (!strcmp(target, "stm32")) {
-        for (unsigned i = 0; i < pf_stm32_n_chips; i++)
-            add(l, pf_stm32_chips[i].name, pf_stm32_chips[i].name);
-        for (size_t i = 0; i < sizeof stm32_aliases / sizeof stm32_aliases[0]; i++)
-            add(l, stm32_aliases[i].name, stm32_aliases[i].entry);
-        l->suffix_any = 1;
-        return 1;
-    }
-    if (!strcmp(target, "avr")) { /* a suffix only after '-': ATmega328PB is another chip */
-        for (const pf_avr_chip *c = pf_avr_chips; c->name; c++) {
-            add(l, c->name, c->name);
-            add(l, c->alias, c->name);
-        }
-        return 1;
-    }
-    if (!strcmp(target, "esp")) {
-        for (const pf_esp_chip *c = pf_esp_chips; c->name; c++) {
-            add(l, c->name, c->name);
-            add(l, c->key, c->name);
-        }
-        l->suffix_any = 1; /* ESP8266EX, ESP32D0WDQ6 */
-        return 1;
-    }
-    return 0;
+    const pf_target_ops *ops = pf_target_find(target);
+    if (!ops || !ops->chip)
+        return 0;
+    pf_target_chip c;
+    for (unsigned i = 0; ops->chip(i, &c); i++)
+        add(l, c.name, c.entry);
+    l->suffix_any = (ops->chip_flags & PF_CHIPS_SUFFIX_ANY) != 0;
+    return 1;
 }
 
 /* How many characters of `given` the table name covers: its full length
@@ -216,10 +188,14 @@ static int check_baud(const char *target, const char *opt, uint32_t baud, const 
 {
     if (!baud)
         return 0;
-    /* AN2606 "USART bootloader": the ROM measures 0x7F at 1200..115200 bit/s */
-    if (!strcmp(target, "stm32") && (baud < 1200 || baud > 115200)) {
-        snprintf(why, n, "%s %lu: the STM32 bootloader runs at 1200..115200 bit/s (ST AN2606)", opt,
-                 (unsigned long)baud);
+    /* the rates the bootloader can sync at, as its driver declares them */
+    const pf_target_ops *ops = pf_target_find(target);
+    if (ops && ((ops->baud_min && baud < ops->baud_min) || (ops->baud_max && baud > ops->baud_max))) {
+        if (ops->baud_note)
+            snprintf(why, n, "%s %lu: %s", opt, (unsigned long)baud, ops->baud_note);
+        else
+            snprintf(why, n, "%s %lu: the %s bootloader runs at %lu..%lu bit/s", opt, (unsigned long)baud, target,
+                     (unsigned long)ops->baud_min, (unsigned long)ops->baud_max);
         return -1;
     }
     int tcp = !strncmp(port, "tcp://", 6) || !strncmp(port, "tcp-listen://", 13);
@@ -237,24 +213,11 @@ static int check_reset(const char *target, const char *reset, char *why, size_t 
 {
     if (!reset)
         return 0;
-    if (!strcmp(target, "stm32")) {
-        if (pf_stm32_reset_valid(reset))
-            return 0;
-        snprintf(why, n,
-                 "--reset %s: for stm32 give auto, none, or ENTRY[:EXIT] steps separated by commas: dtr, -dtr, "
-                 "rts, -rts (assert/release), or a wait in milliseconds (e.g. rts,dtr,20,-dtr,50:-rts,dtr,20,-dtr)",
-                 reset);
-        return -1;
-    }
-    if (!strcmp(target, "esp")) {
-        if (!strcmp(reset, "auto") || !strcmp(reset, "none") || !strcmp(reset, "tight") || !strcmp(reset, "classic"))
-            return 0;
-        snprintf(why, n, "--reset %s: for esp give auto, none, tight or classic", reset);
-        return -1;
-    }
-    if (!strcmp(reset, "auto") || !strcmp(reset, "none"))
+    const pf_target_ops *ops = pf_target_find(target);
+    if (ops && ops->reset_valid ? ops->reset_valid(reset) : (!strcmp(reset, "auto") || !strcmp(reset, "none")))
         return 0;
-    snprintf(why, n, "--reset %s: for %s give auto (the DTR/RTS reset circuit) or none", reset, target);
+    snprintf(why, n, "--reset %s: for %s give %s", reset, target,
+             ops && ops->reset_help ? ops->reset_help : "auto (the DTR/RTS reset circuit) or none");
     return -1;
 }
 
@@ -275,28 +238,20 @@ static int flash_span(const char *target, const char *chip, uint32_t *lo, uint64
 {
     *lo = UINT32_MAX;
     *hi = 0;
-    if (!strcmp(target, "stm32")) {
-        const pf_stm32_chip *want = chip && strcmp(chip, "auto") ? pf_stm32_chip_by_name(chip) : NULL;
-        for (unsigned i = 0; i < pf_stm32_n_chips; i++) {
-            const pf_stm32_chip *c = &pf_stm32_chips[i];
-            if (want && c != want)
-                continue;
-            if (c->flash_start < *lo)
-                *lo = c->flash_start;
-            if ((uint64_t)c->flash_start + c->flash_size > *hi)
-                *hi = (uint64_t)c->flash_start + c->flash_size;
-        }
-        return 1;
+    const pf_target_ops *ops = pf_target_find(target);
+    if (!ops || !ops->chip)
+        return 0;
+    int want = chip && strcmp(chip, "auto");
+    pf_target_chip c;
+    for (unsigned i = 0; ops->chip(i, &c); i++) {
+        if (!c.name || !c.flash_size || strcmp(c.name, c.entry) || (want && strcasecmp(c.entry, chip)))
+            continue; /* each table entry once (the entry names itself); --chip is resolved to an entry */
+        if (c.flash_start < *lo)
+            *lo = c.flash_start;
+        if ((uint64_t)c.flash_start + c.flash_size > *hi)
+            *hi = (uint64_t)c.flash_start + c.flash_size;
     }
-    if (!strcmp(target, "avr")) {
-        const pf_avr_chip *want = chip && strcmp(chip, "auto") ? pf_avr_chip_by_name(chip) : NULL;
-        *lo = 0;
-        for (const pf_avr_chip *c = pf_avr_chips; c->name; c++)
-            if ((!want || c == want) && c->flash_size > *hi)
-                *hi = c->flash_size;
-        return 1;
-    }
-    return 0;
+    return *hi != 0;
 }
 
 int pf_cli_check_load_address(const char *target, const char *chip, const char *spec, char *why, size_t n)
@@ -320,15 +275,17 @@ int pf_cli_check_load_address(const char *target, const char *chip, const char *
 
 const char *pf_cli_target_of_chip(const char *chip)
 {
-    static const char *const targets[] = {"stm32", "avr", "esp"};
     const char *found = NULL;
-    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+    for (size_t i = 0; pf_target_drivers[i]; i++) {
         const char *entry;
         char why[512];
-        if (resolve_chip(targets[i], chip, &entry, why, sizeof why) == 0) {
+        name_list l;
+        if (!names_for(pf_target_drivers[i]->name, &l))
+            continue; /* no chip table: it cannot say */
+        if (resolve_chip(pf_target_drivers[i]->name, chip, &entry, why, sizeof why) == 0) {
             if (found)
                 return NULL;
-            found = targets[i];
+            found = pf_target_drivers[i]->name;
         }
     }
     return found;

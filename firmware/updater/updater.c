@@ -6,7 +6,10 @@
  *   flash --target avr|esp|stm32|... --image PATH[@ADDR] [--image ...]
  *         [--baud N] [--connect-baud N] [--chip NAME] [--reset MODE]
  *         [--erase touched|all] [--no-skip] [--no-run] [-v]
+ *         [--DRIVER-OPTION [VALUE]] ...   (the target driver's own options,
+ *                                          e.g. --no-compress, --read-compare)
  * A leading program name (QEMU puts the kernel file name first) is skipped.
+ * The connection is set up by pf_session (pf_session.h), as in the CLI.
  *
  * Memory is static and bounded (no heap): the image is streamed from storage
  * 512 bytes at a time through the HEX / S-record / raw-binary reader into a
@@ -14,9 +17,10 @@
  * job's work buffer are static too. The limits (PF_UPDATER_*) are printed by
  * the firmware when an image or driver does not fit.
  *
- * Exit status, as the CLI's: 0 written AND verified, 1 other failure, 2 usage,
- * 3 image, 4 link / no answer, 5 target refused, 6 verify mismatch or a target
- * that can neither hash nor read back its flash (written, not verified). */
+ * Exit status, the CLI's map (pf_exit_status, pf_err.h): 0 written AND
+ * verified, 1 other failure, 2 usage, 3 image, 4 link / no answer, 5 target
+ * refused, 6 verify mismatch or a target that can neither hash nor read back
+ * its flash (written, not verified). */
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -25,6 +29,7 @@
 #include "peerflash/pf_image.h"
 #include "peerflash/pf_job.h"
 #include "peerflash/pf_memmap.h"
+#include "peerflash/pf_session.h"
 #include "peerflash/pf_target.h"
 #include "pf_board.h"
 
@@ -41,42 +46,8 @@
 #define PF_UPDATER_WORK (32u * 1024u) /* job work buffer: 2 x write_max for read-back verify */
 #endif
 #define PF_UPDATER_MAX_IMAGES 4
+#define PF_UPDATER_MAX_OPTIONS 8 /* driver options in one job */
 #define PF_UPDATER_CHUNK 512u /* one SD sector per storage read */
-
-enum {
-    EXIT_OK = 0,
-    EXIT_FAIL = 1,
-    EXIT_USAGE = 2,
-    EXIT_IMAGE = 3,
-    EXIT_LINK = 4,
-    EXIT_TARGET = 5,
-    EXIT_VERIFY = 6,
-};
-
-static int exit_code(int err)
-{
-    switch (err) {
-    case PF_OK: return EXIT_OK;
-    case PF_ERR_FORMAT:
-    case PF_ERR_RANGE:
-    case PF_ERR_OVERLAP:
-    case PF_ERR_NOMEM: return EXIT_IMAGE;
-    case PF_ERR_IO:
-    case PF_ERR_TIMEOUT:
-    case PF_ERR_CLOSED:
-    case PF_ERR_NO_SYNC:
-    case PF_ERR_CRC:
-    case PF_ERR_PROTOCOL: return EXIT_LINK;
-    case PF_ERR_TARGET:
-    case PF_ERR_UNSUPPORTED:
-    case PF_ERR_CHIP:
-    case PF_ERR_PROTECTED:
-    case PF_ERR_AUTH:
-    case PF_ERR_STATE: return EXIT_TARGET;
-    case PF_ERR_VERIFY: return EXIT_VERIFY;
-    default: return EXIT_FAIL;
-    }
-}
 
 typedef struct job_opts {
     const char *target;
@@ -85,7 +56,11 @@ typedef struct job_opts {
     uint32_t baud, connect_baud;
     const char *chip, *reset;
     int erase_all, skip, run, verbose;
+    const char *options[PF_UPDATER_MAX_OPTIONS + 1]; /* driver options, "name" or "name=value", NULL-ended */
+    int n_options;
 } job_opts;
+
+static char option_words[PF_UPDATER_MAX_OPTIONS][64];
 
 static uint8_t arena[PF_UPDATER_ARENA];
 static pf_segment segments[PF_UPDATER_SEGMENTS];
@@ -240,7 +215,26 @@ static int parse_job(char *line, job_opts *o, pf_diag *d)
                 o->run = 0;
             else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
                 o->verbose++;
-            else
+            else if (a[0] == '-' && a[1] == '-' && a[2]) {
+                /* a driver's option: whether it takes a value, any driver's
+                 * table says; pf_session_open checks it against the target's */
+                const pf_target_option *opt = NULL;
+                for (size_t k = 0; pf_target_drivers[k] && !opt; k++)
+                    opt = pf_target_option_find(pf_target_drivers[k], a + 2, strlen(a + 2));
+                if (!opt)
+                    return pf_diag_set(d, PF_ERR_ARG, "unknown or incomplete option '%s'", a);
+                if (opt->flags & PF_OPT_HOST)
+                    return pf_diag_set(d, PF_ERR_ARG, "%s needs the host (a patch made on a computer); the updater "
+                                                      "sends whole images", a);
+                if (opt->arg && !v)
+                    return pf_diag_set(d, PF_ERR_ARG, "%s needs a value (%s)", a, opt->arg);
+                if (o->n_options == PF_UPDATER_MAX_OPTIONS)
+                    return pf_diag_set(d, PF_ERR_ARG, "at most %d driver options", PF_UPDATER_MAX_OPTIONS);
+                char *w = option_words[o->n_options];
+                pf_format(w, sizeof option_words[0], "%s%s%s", opt->name, opt->arg ? "=" : "", opt->arg ? v : "");
+                o->options[o->n_options++] = w;
+                takes = opt->arg ? 1 : 0;
+            } else
                 return pf_diag_set(d, PF_ERR_ARG, "unknown or incomplete option '%s'", a);
         }
         i += takes;
@@ -354,7 +348,7 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
     if (r == PF_OK)
         r = pf_memmap_finish(&map, d);
     if (r < 0) {
-        *status = r == PF_ERR_ARG ? EXIT_USAGE : EXIT_IMAGE;
+        *status = r == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_IMAGE;
         return r;
     }
     uint32_t lo, hi;
@@ -362,51 +356,58 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
     say("image: %lu bytes in %u segment(s) at 0x%08lx-0x%08lx", (unsigned long)pf_memmap_bytes(&map),
         (unsigned)map.count, (unsigned long)lo, (unsigned long)(hi - 1));
 
-    const pf_target_ops *ops = pf_target_find(o->target);
-    if (!ops) {
+    if (!pf_target_find(o->target)) {
         char names[96] = "";
         size_t n = 0;
         for (size_t i = 0; pf_target_drivers[i]; i++)
             n += pf_format(names + n, sizeof names - n, " %s", pf_target_drivers[i]->name);
-        *status = EXIT_USAGE;
+        *status = PF_EXIT_USAGE;
         return pf_diag_set(d, PF_ERR_ARG, "unknown target '%s' (built in:%s)", o->target, n ? names : " none");
     }
-    if (ops->ctx_size > sizeof driver_ctx) {
-        *status = EXIT_FAIL;
-        return pf_diag_set(d, PF_ERR_NOMEM, "driver %s needs %lu bytes of state, the updater has %lu", ops->name,
-                           (unsigned long)ops->ctx_size, (unsigned long)sizeof driver_ctx);
+    size_t need = pf_session_state_size(o->target);
+    if (need > sizeof driver_ctx) {
+        *status = PF_EXIT_FAIL;
+        return pf_diag_set(d, PF_ERR_NOMEM, "driver %s needs %lu bytes of state, the updater has %lu", o->target,
+                           (unsigned long)need, (unsigned long)sizeof driver_ctx);
     }
-    memset(driver_ctx, 0, sizeof driver_ctx);
-    pf_target_config cfg = PF_TARGET_CONFIG_DEFAULT();
-    cfg.port = board->link;
-    cfg.diag = d;
-    cfg.baud = o->connect_baud;
-    cfg.fast_baud = o->baud;
-    cfg.chip = o->chip;
-    cfg.reset = o->reset;
-    cfg.verbose = o->verbose;
-    pf_target t = { ops, driver_ctx, { { 0 }, { 0 }, 0, 0, PF_DIGEST_NONE, { 0 }, { 0 } } };
+    pf_session_config c = PF_SESSION_CONFIG_DEFAULT();
+    c.target = o->target;
+    c.target_cfg.port = board->link;
+    c.target_cfg.diag = d;
+    c.target_cfg.baud = o->connect_baud;
+    c.target_cfg.fast_baud = o->baud;
+    c.target_cfg.chip = o->chip;
+    c.target_cfg.reset = o->reset;
+    c.target_cfg.verbose = o->verbose;
+    c.options = o->options;
+    c.state = driver_ctx;
+    c.state_size = sizeof driver_ctx;
+    c.command = PF_CMD_FLASH;
+    static pf_session session;
+    pf_session *ses = &session;
     uint32_t t0 = now();
-    r = ops->open(driver_ctx, &cfg);
+    r = pf_session_open(ses, &c);
     if (r == PF_OK) {
-        say("connecting to %s on UART0...", ops->name);
-        r = ops->connect(driver_ctx, &t.info);
+        say("connecting to %s on UART0...", o->target);
+        r = pf_session_connect(ses);
     }
+    if (r == PF_OK)
+        r = pf_session_check_image(ses, &map);
     if (r < 0) {
-        if (ops->close)
-            ops->close(driver_ctx);
-        *status = exit_code(r);
+        pf_session_close(ses);
+        *status = pf_exit_status(r);
         return r;
     }
-    say("chip: %s (id 0x%lx), bootloader: %s, flash: %lu KiB at 0x%08lx", t.info.chip, (unsigned long)t.info.chip_id,
-        t.info.bootloader[0] ? t.info.bootloader : "?", (unsigned long)(t.info.geom.flash_size / 1024u),
-        (unsigned long)t.info.geom.flash_start);
+    pf_target *t = &ses->target;
+    say("chip: %s (id 0x%lx), bootloader: %s, flash: %lu KiB at 0x%08lx", t->info.chip, (unsigned long)t->info.chip_id,
+        t->info.bootloader[0] ? t->info.bootloader : "?", (unsigned long)(t->info.geom.flash_size / 1024u),
+        (unsigned long)t->info.geom.flash_start);
 
     progress prog = { PF_PHASE_CHECK, -1, now() };
     pf_job_config jc = PF_JOB_CONFIG_DEFAULT();
     jc.erase = o->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
     jc.skip_unchanged = o->skip;
-    jc.run_after = o->run && (t.info.caps & PF_CAP_RUN);
+    jc.run_after = o->run && (t->info.caps & PF_CAP_RUN);
     jc.progress = on_progress;
     jc.progress_user = &prog;
     jc.buf = work;
@@ -415,15 +416,22 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
     jc.clock = board->link;
     pf_job_result res;
     memset(&res, 0, sizeof res);
-    r = pf_job_flash(&t, &map, &jc, &res);
+    r = pf_job_flash(t, &map, &jc, &res);
     uint32_t ms = now() - t0;
-    if (ops->close)
-        ops->close(driver_ctx);
+    pf_target_stats ts;
+    pf_session_stats(ses, &ts);
+    pf_session_close(ses);
     char s[16];
     if (r < 0) {
-        *status = exit_code(r);
+        *status = pf_exit_status(r);
         return r;
     }
+    /* what the driver kept unchanged or resumed was not written (as the CLI counts it) */
+    uint32_t kept = ts.unchanged_bytes + ts.resumed_from;
+    if (kept > res.written_bytes)
+        kept = res.written_bytes;
+    res.written_bytes -= kept;
+    res.skipped_bytes += kept;
     say("wrote %lu bytes%s in %s s, %s (%s)%s", (unsigned long)res.written_bytes,
         res.skipped_bytes ? " (some unchanged, skipped)" : "", secs(ms, s, sizeof s),
         res.verified ? "verified" : "NOT verified", res.verify_method ? res.verify_method : "none",
@@ -432,11 +440,11 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
         (unsigned long)res.skipped_bytes, (unsigned long)res.image_bytes, res.verified,
         res.verify_method ? res.verify_method : "none", (unsigned long)ms);
     if (!res.verified) {
-        *status = EXIT_VERIFY;
+        *status = PF_EXIT_VERIFY;
         return pf_diag_set(d, PF_ERR_VERIFY, "the %s target can neither hash nor read back its flash: not verified",
-                           ops->name);
+                           o->target);
     }
-    *status = EXIT_OK;
+    *status = PF_EXIT_OK;
     return PF_OK;
 }
 
@@ -499,12 +507,12 @@ int pf_updater_run(const pf_board *b)
     int n = b->job(jobline, sizeof jobline);
     say("peerflash updater on %s: %s", b->name, n > 0 ? jobline : "(no job)");
     job_opts o;
-    int status = EXIT_USAGE;
+    int status = PF_EXIT_USAGE;
     if (n > 0 && strstr(jobline, "link-test")) {
         int r = link_test(jobline, &diag);
         if (r < 0)
             say("updater: error: %s", diag.text);
-        return r < 0 ? exit_code(r) : EXIT_OK;
+        return r < 0 ? pf_exit_status(r) : PF_EXIT_OK;
     }
     int r = n < 0 ? pf_diag_set(&diag, PF_ERR_ARG, "no job (QEMU: -append \"flash --target ... --image ...\")")
                   : parse_job(jobline, &o, &diag);

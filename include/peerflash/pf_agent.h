@@ -59,7 +59,9 @@ typedef struct pf_agent_config {
 #define PF_AGENT_TXBUF_MIN 320u
 
 #define PF_AGENT_CONFIG_DEFAULT() \
-    { NULL, NULL, NULL, 0, NULL, NULL, 0, 0, 8, 0, 0, NULL, 0, NULL, 0 }
+    { .boot = NULL, .port = NULL, .wbuf = NULL, .wbuf_size = 0, .rxbuf = NULL, .txbuf = NULL, .rxbuf_size = 0, \
+      .txbuf_size = 0, .window = 8, .allow_downgrade = 0, .device_id = 0, .diag = NULL, .zbits = 0, .zarena = NULL, \
+      .zarena_size = 0 }
 
 typedef struct pf_agent {
     pf_agent_config cfg;

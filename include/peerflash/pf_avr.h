@@ -1,9 +1,8 @@
 /* The AVR driver (`--target avr`): STK500 version 1, as Optiboot and the
  * older Arduino bootloaders (ATmegaBOOT) speak it over a UART.
  *
- * Public so that an MCU caller can declare the state statically:
- *     static pf_avr avr;            (instead of ctx_size bytes of storage)
- *     pf_target t = {&pf_target_avr, &avr};
+ * State: opaque, ctx_size bytes of the caller's (an MCU places a static
+ * buffer of that size), as for every driver.
  *
  * Reset into the bootloader (pf_target_config.reset):
  *   NULL/"auto"  the Arduino auto-reset circuit: DTR and RTS are released,
@@ -49,32 +48,15 @@ const pf_avr_chip *pf_avr_chip_by_sig(const uint8_t sig[3]);
 const pf_avr_chip *pf_avr_chip_by_name(const char *name);
 
 #define PF_AVR_SYNC_TIMEOUT_MS 3000u /* how long connect looks for the bootloader */
-#define PF_AVR_READ_BLOCK 256u
 
-typedef struct pf_avr {
-    pf_target_config cfg;
-    const pf_avr_chip *chip;
-    int connected;
-    int read_compare;          /* skip pages that already hold the data */
-    uint32_t sync_timeout_ms;  /* 0 = PF_AVR_SYNC_TIMEOUT_MS */
-    uint8_t sw_major, sw_minor;
-    uint8_t last_bad;          /* the last unexpected byte the bootloader sent */
-    int have_bad;
-    int ext_valid;             /* ext_addr holds what the bootloader has */
-    int addr_valid;            /* addr_reg is the bootloader's address register */
-    uint32_t addr_reg;         /* byte address its next Read Page starts at */
-    uint8_t ext_addr;
-    uint32_t skipped_pages;    /* pages read-compare found unchanged */
-    uint32_t cache_addr;       /* read cache: [cache_addr, cache_addr+cache_len) */
-    uint32_t cache_len;
-    uint8_t cache[PF_AVR_READ_BLOCK];
-    uint8_t frame[4 + 256 + 1]; /* one command frame */
-} pf_avr;
+/* The driver's state is opaque: pf_target_avr.ctx_size bytes of the
+ * caller's, zeroed (pf_session_state_size("avr")). */
 
 extern const pf_target_ops pf_target_avr;
 
-/* Turns read-compare on or off (after open, before or after connect). */
-void pf_avr_set_read_compare(pf_avr *avr, int on);
+/* Turns read-compare on or off (after open, before or after connect);
+ * self is the state given to open. The CLI's --read-compare. */
+void pf_avr_set_read_compare(void *self, int on);
 
 #ifdef __cplusplus
 }

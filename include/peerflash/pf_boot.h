@@ -80,7 +80,8 @@ typedef struct pf_boot_config {
 } pf_boot_config;
 
 #define PF_BOOT_CONFIG_DEFAULT() \
-    { NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, 0, NULL }
+    { .flash = NULL, .primary_off = 0, .secondary_off = 0, .slot_size = 0, .state_off = 0, .pubkey = NULL, \
+      .pubkey_len = 0, .sig_verify = NULL, .sig_user = NULL, .buf = NULL, .buf_size = 0, .diag = NULL }
 
 typedef struct pf_boot {
     pf_boot_config cfg;

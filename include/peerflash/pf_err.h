@@ -41,6 +41,20 @@ typedef enum pf_err {
 /* Short English description of an error code; never NULL. */
 const char *pf_strerror(int err);
 
+/* The exit status of a front end (the peerflash command, the updater
+ * firmware, the daemon's job result) for each cause: one map for all. */
+enum pf_exit {
+    PF_EXIT_OK = 0,
+    PF_EXIT_FAIL = 1,   /* anything not listed below */
+    PF_EXIT_USAGE = 2,  /* bad command line or job (PF_ERR_ARG) */
+    PF_EXIT_IMAGE = 3,  /* image file unreadable, malformed, out of range */
+    PF_EXIT_LINK = 4,   /* port cannot be opened, no answer, link lost */
+    PF_EXIT_TARGET = 5, /* target refused, wrong chip, protected, unsupported */
+    PF_EXIT_VERIFY = 6, /* flash differs from the image after writing */
+};
+/* Maps a pf_err to the exit status for that cause. */
+int pf_exit_status(int err);
+
 /* A caller-owned buffer for the one-line explanation of the last failure.
  * Functions that take a pf_diag* accept NULL (no detail wanted). Room for the
  * longest message a driver writes with a job's "write at 0x...: " prefix and

@@ -53,12 +53,8 @@ int pf_esp_image_parse(const uint8_t *file, size_t size, const pf_esp_chip *chip
  * ROM identified, naming both. */
 int pf_esp_image_check_chip(const pf_esp_image_info *info, const pf_esp_chip *chip, pf_diag *diag);
 
-/* Host side (src/host/esp_image_set.c): validates every ESP app image of
- * an image set (files detected as PF_IMAGE_ESP) for the connected chip and
- * checks its chip id; the first failure is explained in diag with the file
- * name. Called after connect and before anything is written. */
-struct pf_image_set;
-int pf_esp_check_image_set(const struct pf_image_set *set, const pf_esp_chip *chip, pf_diag *diag);
+/* The esp driver checks every ESP app image of a map this way for the
+ * connected chip (its check_image hook: pf_session_check_image). */
 
 #ifdef __cplusplus
 }

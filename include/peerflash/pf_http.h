@@ -38,7 +38,9 @@ typedef struct pf_http_options {
 } pf_http_options;
 
 #define PF_HTTP_MAX_BYTES_DEFAULT ((uint64_t)64 << 20)
-#define PF_HTTP_OPTIONS_DEFAULT() {NULL, 120000u, 10000u, PF_HTTP_MAX_BYTES_DEFAULT, 5u, NULL, NULL}
+#define PF_HTTP_OPTIONS_DEFAULT() \
+    { .cacert = NULL, .timeout_ms = 120000u, .connect_timeout_ms = 10000u, .max_bytes = PF_HTTP_MAX_BYTES_DEFAULT, \
+      .max_resumes = 5u, .progress = NULL, .progress_user = NULL }
 
 /* 1 if s starts with http:// or https:// (any case). */
 int pf_http_is_url(const char *s);

@@ -100,6 +100,21 @@ int pf_job_flash(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, p
 /* Only compares the target's flash with the image (digest or read-back). */
 int pf_job_verify(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res);
 
+/* The read command: [addr, addr+len) into out, write_max bytes per read,
+ * with PF_PHASE_READ progress. PF_ERR_UNSUPPORTED for a target that cannot
+ * read, PF_ERR_RANGE for a range outside flash (sums in 64 bits: a range
+ * that passes 4 GiB is outside). Only cfg's progress and diag are used. */
+int pf_job_read_range(pf_target *t, uint32_t addr, uint8_t *out, uint32_t len, const pf_job_config *cfg);
+/* The checks of pf_job_read_range alone (before the caller allocates out). */
+int pf_job_read_check(const pf_target *t, uint32_t addr, uint32_t len, pf_diag *diag);
+/* The erase command: the erase units covering [addr, addr+len) (whole
+ * units; *erased, if given, says which), refused with PF_ERR_RANGE when the
+ * range leaves flash or touches a protected range, PF_ERR_UNSUPPORTED for a
+ * target that erases only as it writes. */
+int pf_job_erase_range(pf_target *t, uint32_t addr, uint32_t len, const pf_job_config *cfg, pf_run *erased);
+/* The whole chip (PF_CAP_ERASE_ALL), PF_ERR_UNSUPPORTED otherwise. */
+int pf_job_erase_chip(pf_target *t, const pf_job_config *cfg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -88,6 +88,16 @@ const pf_target_option *pf_target_option_find(const pf_target_ops *ops, const ch
 /* Short name of one PF_CMD_* bit ("flash", ...). */
 const char *pf_command_name(unsigned command);
 
+/* The drivers of a registry (NULL = pf_target_drivers) in listing order:
+ * by probe rank, then those never probed in registry order. Returns the
+ * count (at most max). */
+size_t pf_target_list(const pf_target_ops *const *drivers, const pf_target_ops **out, size_t max);
+/* Help lines for the driver options valid for command (PF_CMD_*), from the
+ * drivers' own tables: "  --NAME ARG          drv, drv: help", wrapped
+ * at about 100 columns. An option several drivers declare is listed once
+ * (with the first one's help). Returns the length the text needs. */
+size_t pf_target_options_help(const pf_target_ops *const *drivers, unsigned command, char *out, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

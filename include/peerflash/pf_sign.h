@@ -33,7 +33,7 @@ typedef struct pf_sign_params {
 } pf_sign_params;
 
 #define PF_SIGN_PARAMS_DEFAULT() \
-    { {0, 0, 0, 0}, 0, 0, NULL, 0 }
+    { .version = {0, 0, 0, 0}, .load_addr = 0, .hdr_size = 0, .key_pem = NULL, .flags = 0 }
 
 /* Builds header + body + TLVs (SHA-256, and with a key: key hash and
  * ECDSA-P256 signature) into out; returns the image length. */

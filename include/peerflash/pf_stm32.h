@@ -1,7 +1,7 @@
 /* The STM32 system-memory bootloader driver (ST AN3155, USART, 8E1).
  *
  * `--target stm32`: pf_target_stm32 implements pf_target_ops. The caller
- * provides a pf_stm32 (ctx_size) and a pf_target_config; no allocation.
+ * provides ctx_size bytes of state and a pf_target_config; no allocation.
  *
  * Entry/exit sequences (pf_target_config.reset):
  *   NULL or "auto"  the common wiring: RTS drives BOOT0 (asserted = BOOT0 high),
@@ -79,27 +79,12 @@ typedef struct pf_stm32_stats {
     uint32_t nacks;
 } pf_stm32_stats;
 
-/* Driver state: caller-owned, zeroed before open(). Fields starting with _
- * are private. */
-typedef struct pf_stm32 {
-    pf_target_config _cfg;
-    const pf_stm32_chip *chip;  /* after connect */
-    uint8_t bl_version;
-    uint8_t _ops[32];
-    uint8_t _n_ops;
-    uint8_t _erase_op;          /* 0x43 / 0x44 / 0 none */
-    uint8_t _has_crc;
-    uint8_t _connected;
-    uint8_t _lines;             /* the link has modem lines */
-    uint8_t last_nack_op;       /* opcode of the command that got the last NACK */
-    uint8_t _tries;             /* tries of the last exchange, and how many of */
-    uint8_t _data_nacks;        /* them ended in a NACK after the data frame */
-    uint8_t _unprotected;       /* Read/Write/Erase was ACKed this session: no RDP */
-    uint8_t _want_unprotect_read;  /* options: run after connect */
-    uint8_t _want_unprotect_write;
-    pf_stm32_stats stats;
-    uint8_t _buf[1040]; /* erase frames: 2 + 2*512 + 1 bytes */
-} pf_stm32;
+/* The driver's state is opaque: pf_target_stm32.ctx_size bytes of the
+ * caller's, zeroed (pf_session_state_size("stm32")); the functions below
+ * take that storage as self. */
+void pf_stm32_get_stats(const void *self, pf_stm32_stats *out);
+/* The chip connect found (NULL before). */
+const pf_stm32_chip *pf_stm32_connected_chip(const void *self);
 
 extern const pf_target_ops pf_target_stm32;
 
@@ -114,7 +99,7 @@ void pf_stm32_ob_describe(const pf_stm32_chip *chip, const uint8_t *ob, char *rd
  * set. PF_ERR_PROTECTED: readout protection is active (the ROM NACKs Read
  * Memory); PF_ERR_UNSUPPORTED: the family's layout is not known, or the ROM
  * refuses the address. */
-int pf_stm32_read_option_bytes(pf_stm32 *s, uint8_t *out, uint32_t *len);
+int pf_stm32_read_option_bytes(void *self, uint8_t *out, uint32_t *len);
 
 /* Whether spec is a reset sequence the driver accepts ("auto", "none" or
  * ENTRY[:EXIT] steps, see above), checked without any I/O: 1 yes, 0 no. */
@@ -122,12 +107,12 @@ int pf_stm32_reset_valid(const char *spec);
 
 /* Removes readout protection. THIS ERASES THE WHOLE FLASH (the chip does it
  * before lifting RDP). The chip resets; the driver re-synchronises. */
-int pf_stm32_readout_unprotect(pf_stm32 *s);
+int pf_stm32_readout_unprotect(void *self);
 /* Removes write protection of all sectors (flash content stays); the chip
  * resets and the driver re-synchronises. */
-int pf_stm32_write_unprotect(pf_stm32 *s);
+int pf_stm32_write_unprotect(void *self);
 /* Sets readout protection (for tests); the chip resets. */
-int pf_stm32_readout_protect(pf_stm32 *s);
+int pf_stm32_readout_protect(void *self);
 
 #ifdef __cplusplus
 }

@@ -213,8 +213,9 @@ typedef struct pf_target_ops {
     /* Sets a patch provider (the agent's delta updates); fn NULL = none. */
     int (*set_delta)(void *self, pf_delta_provider_fn fn, void *user);
 
-    /* Checks the user's settings before anything is opened (no state) */
-    /* The i-th name --chip takes (0, 1, ...): returns 0 past the last. */
+    /* -- for checking the user's settings before anything is opened (no state) -- */
+    /* The i-th name --chip takes (0, 1, ...): returns 0 past the last; out->name
+     * may be NULL (no such alias: skip it). */
     int (*chip)(unsigned i, pf_target_chip *out);
     unsigned chip_flags;        /* PF_CHIPS_* */
     /* Whether a --reset word/sequence is one this driver takes; NULL: it

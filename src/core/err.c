@@ -30,6 +30,32 @@ const char *pf_strerror(int err)
     }
 }
 
+int pf_exit_status(int err)
+{
+    switch (err) {
+    case PF_OK: return PF_EXIT_OK;
+    case PF_ERR_ARG: return PF_EXIT_USAGE; /* in a front end, only the command line or job can be wrong this way */
+    case PF_ERR_FORMAT:
+    case PF_ERR_RANGE:
+    case PF_ERR_OVERLAP:
+    case PF_ERR_NOMEM: return PF_EXIT_IMAGE;
+    case PF_ERR_IO:
+    case PF_ERR_TIMEOUT:
+    case PF_ERR_CLOSED:
+    case PF_ERR_NO_SYNC:
+    case PF_ERR_CRC:
+    case PF_ERR_PROTOCOL: return PF_EXIT_LINK;
+    case PF_ERR_TARGET:
+    case PF_ERR_UNSUPPORTED:
+    case PF_ERR_CHIP:
+    case PF_ERR_PROTECTED:
+    case PF_ERR_AUTH:
+    case PF_ERR_STATE: return PF_EXIT_TARGET;
+    case PF_ERR_VERIFY: return PF_EXIT_VERIFY;
+    default: return PF_EXIT_FAIL;
+    }
+}
+
 struct sink {
     char *out;
     size_t size;

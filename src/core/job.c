@@ -186,6 +186,7 @@ static int target_failed(const job_state *s, int r, const char *what, uint32_t a
     } else {
         pf_diag_set(d, r, "%s at 0x%08lx failed: %s", what, (unsigned long)addr, pf_strerror(r));
     }
+    pf_diag_op(d, what[0] == 'c' && what[1] == 'h' ? "erase" : what); /* "chip erase" is an erase */
     return r;
 }
 
@@ -451,7 +452,7 @@ static const char *verify_method(const pf_target *t)
     return "read-back";
 }
 
-int pf_job_flash(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res)
+static int job_flash(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res)
 {
     job_state s;
     int r = setup(&s, t, map, cfg, res);
@@ -539,7 +540,7 @@ int pf_job_flash(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, p
     return PF_OK;
 }
 
-int pf_job_verify(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res)
+static int job_verify(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res)
 {
     job_state s;
     int r = setup(&s, t, map, cfg, res);
@@ -570,4 +571,110 @@ int pf_job_verify(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, 
     res->verified = 1;
     res->verify_method = verify_method(t);
     return PF_OK;
+}
+
+/* The operation a failure of the job's own checks belongs to. */
+static int name_op(const pf_job_config *cfg, int r)
+{
+    if (r < 0 && cfg && cfg->diag)
+        pf_diag_op(cfg->diag, r == PF_ERR_VERIFY ? "verify" : "check");
+    return r;
+}
+
+int pf_job_flash(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res)
+{
+    return name_op(cfg, job_flash(t, map, cfg, res));
+}
+
+int pf_job_verify(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res)
+{
+    return name_op(cfg, job_verify(t, map, cfg, res));
+}
+
+/* ---- ranges: the read and erase commands ---------------------------------- */
+int pf_job_read_check(const pf_target *t, uint32_t addr, uint32_t len, pf_diag *d)
+{
+    if (!t || !t->ops || len == 0)
+        return PF_ERR_ARG;
+    const pf_flash_geometry *g = &t->info.geom;
+    if (!(t->info.caps & PF_CAP_READ) || !t->ops->read)
+        return pf_diag_set(d, PF_ERR_UNSUPPORTED, "the %s target cannot read its flash", t->ops->name);
+    if ((uint64_t)addr + len > (uint64_t)g->flash_start + g->flash_size || addr < g->flash_start)
+        return pf_diag_set(d, PF_ERR_RANGE, "0x%08lx+%lu is outside flash (0x%08lx, %lu bytes)", (unsigned long)addr,
+                           (unsigned long)len, (unsigned long)g->flash_start, (unsigned long)g->flash_size);
+    return PF_OK;
+}
+
+int pf_job_read_range(pf_target *t, uint32_t addr, uint8_t *out, uint32_t len, const pf_job_config *cfg)
+{
+    if (!t || !t->ops || !out || !cfg || len == 0)
+        return PF_ERR_ARG;
+    pf_diag *d = cfg->diag;
+    const pf_flash_geometry *g = &t->info.geom;
+    int rc = pf_job_read_check(t, addr, len, d);
+    if (rc < 0)
+        return rc;
+    uint32_t chunk = g->write_max ? g->write_max : 256;
+    if (cfg->progress)
+        cfg->progress(cfg->progress_user, PF_PHASE_READ, 0, len);
+    for (uint32_t done = 0; done < len;) {
+        uint32_t n = len - done < chunk ? len - done : chunk;
+        int r = t->ops->read(t->self, addr + done, out + done, n);
+        if (r < 0) {
+            pf_diag_op(d, "read");
+            return r;
+        }
+        done += n;
+        if (cfg->progress)
+            cfg->progress(cfg->progress_user, PF_PHASE_READ, done, len);
+    }
+    return PF_OK;
+}
+
+int pf_job_erase_range(pf_target *t, uint32_t addr, uint32_t len, const pf_job_config *cfg, pf_run *erased)
+{
+    if (!t || !t->ops || !cfg || len == 0)
+        return PF_ERR_ARG;
+    pf_diag *d = cfg->diag;
+    const pf_flash_geometry *g = &t->info.geom;
+    uint32_t first_start, first_size, last_start, last_size;
+    uint64_t end = (uint64_t)addr + len; /* one past the last byte: may be 2^32 */
+    if (end > (uint64_t)g->flash_start + g->flash_size || !pf_geometry_unit(g, addr, &first_start, &first_size) ||
+        !pf_geometry_unit(g, (uint32_t)(end - 1), &last_start, &last_size))
+        return pf_diag_set(d, PF_ERR_RANGE, "0x%08lx+%lu is outside flash", (unsigned long)addr, (unsigned long)len);
+    if (!t->ops->erase)
+        return pf_diag_set(d, PF_ERR_UNSUPPORTED, "the %s target erases as it writes; it has no separate erase",
+                           t->ops->name);
+    uint64_t from = first_start, to = (uint64_t)last_start + last_size;
+    for (unsigned p = 0; p < g->n_protected; p++) {
+        uint64_t ps = g->protected_ranges[p].start, pe = ps + g->protected_ranges[p].size;
+        if (from < pe && to > ps)
+            return pf_diag_set(d, PF_ERR_RANGE, "0x%08lx-0x%08lx would erase the %s", (unsigned long)from,
+                               (unsigned long)(to - 1),
+                               g->protected_ranges[p].what ? g->protected_ranges[p].what : "protected range");
+    }
+    if (to - from > 0xFFFFFFFFu)
+        return pf_diag_set(d, PF_ERR_RANGE, "0x%08lx+%lu is outside flash", (unsigned long)addr, (unsigned long)len);
+    int r = t->ops->erase(t->self, (uint32_t)from, (uint32_t)(to - from));
+    if (r < 0) {
+        pf_diag_op(d, "erase");
+        return r;
+    }
+    if (erased) {
+        erased->addr = (uint32_t)from;
+        erased->len = (uint32_t)(to - from);
+    }
+    return PF_OK;
+}
+
+int pf_job_erase_chip(pf_target *t, const pf_job_config *cfg)
+{
+    if (!t || !t->ops || !cfg)
+        return PF_ERR_ARG;
+    if (!(t->info.caps & PF_CAP_ERASE_ALL) || !t->ops->erase_all)
+        return pf_diag_set(cfg->diag, PF_ERR_UNSUPPORTED, "the %s target cannot erase the whole chip", t->ops->name);
+    int r = t->ops->erase_all(t->self);
+    if (r < 0)
+        pf_diag_op(cfg->diag, "erase");
+    return r;
 }

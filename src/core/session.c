@@ -60,11 +60,15 @@ static int check_one(const pf_target_ops *ops, const char *word, unsigned comman
     *value = eq ? eq + 1 : NULL;
     *opt = pf_target_option_find(ops, word, len);
     if (!*opt) {
+        char name[48]; /* pf_format has no %.*s */
+        size_t k = 0;
+        for (; k < len && k + 1 < sizeof name; k++)
+            name[k] = word[k];
+        name[k] = '\0';
         if (!ops->options || !ops->options[0].name)
-            return pf_diag_set(d, PF_ERR_ARG, "option '%.*s' is not an option of the %s driver (it has none)",
-                               (int)len, word, ops->name);
-        return pf_diag_set(d, PF_ERR_ARG, "option '%.*s' is not an option of the %s driver", (int)len, word,
-                           ops->name);
+            return pf_diag_set(d, PF_ERR_ARG, "option '%s' is not an option of the %s driver (it has none)", name,
+                               ops->name);
+        return pf_diag_set(d, PF_ERR_ARG, "option '%s' is not an option of the %s driver", name, ops->name);
     }
     if (command && !((*opt)->commands & command))
         return pf_diag_set(d, PF_ERR_ARG, "option '%s' of the %s driver is not for %s", (*opt)->name, ops->name,
@@ -214,4 +218,125 @@ void pf_session_close(pf_session *s)
     if (s->opened && s->target.ops->close)
         s->target.ops->close(s->target.self);
     s->opened = s->connected = 0;
+}
+
+size_t pf_target_list(const pf_target_ops *const *drivers, const pf_target_ops **out, size_t max)
+{
+    if (!drivers)
+        drivers = pf_target_drivers;
+    size_t n = 0;
+    /* ranked ones by rank (a few drivers: a selection is plenty), then the rest */
+    unsigned last = 0;
+    for (;;) {
+        unsigned best = 0;
+        for (size_t i = 0; drivers[i]; i++)
+            if (drivers[i]->probe_rank > last && (!best || drivers[i]->probe_rank < best))
+                best = drivers[i]->probe_rank;
+        if (!best)
+            break;
+        for (size_t i = 0; drivers[i]; i++)
+            if (drivers[i]->probe_rank == best && n < max)
+                out[n++] = drivers[i];
+        last = best;
+    }
+    for (size_t i = 0; drivers[i]; i++)
+        if (!drivers[i]->probe_rank && n < max)
+            out[n++] = drivers[i];
+    return n;
+}
+
+/* Appends text to out at *at (the length counted even past n). */
+static void append(char *out, size_t n, size_t *at, const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++, (*at)++)
+        if (*at + 1 < n)
+            out[*at] = text[i];
+    if (n)
+        out[*at < n ? *at : n - 1] = '\0';
+}
+
+static void append_str(char *out, size_t n, size_t *at, const char *text)
+{
+    append(out, n, at, text, strlen(text));
+}
+
+#define HELP_COLUMN 21u
+#define HELP_WIDTH 96u
+
+/* Words of text, wrapped at HELP_WIDTH with continuation lines indented to
+ * HELP_COLUMN; col is the current column. */
+static void append_wrapped(char *out, size_t n, size_t *at, const char *text, size_t *col)
+{
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        size_t w = (size_t)(e - p);
+        if (!w)
+            break;
+        if (*col + 1 + w > HELP_WIDTH && *col > HELP_COLUMN) {
+            append_str(out, n, at, "\n");
+            for (*col = 0; *col < HELP_COLUMN; (*col)++)
+                append_str(out, n, at, " ");
+        } else if (*col > HELP_COLUMN) {
+            append_str(out, n, at, " ");
+            (*col)++;
+        }
+        append(out, n, at, p, w);
+        *col += w;
+        p = e;
+    }
+}
+
+size_t pf_target_options_help(const pf_target_ops *const *drivers, unsigned command, char *out, size_t n)
+{
+    const pf_target_ops *list[32];
+    size_t nd = pf_target_list(drivers, list, sizeof list / sizeof list[0]);
+    size_t at = 0;
+    if (n)
+        out[0] = '\0';
+    for (size_t d = 0; d < nd; d++) {
+        for (const pf_target_option *o = list[d]->options; o && o->name; o++) {
+            if (!(o->commands & command))
+                continue;
+            int seen = 0; /* listed already, with an earlier driver */
+            for (size_t k = 0; k < d && !seen; k++)
+                seen = pf_target_option_find(list[k], o->name, strlen(o->name)) != NULL &&
+                       (pf_target_option_find(list[k], o->name, strlen(o->name))->commands & command);
+            if (seen)
+                continue;
+            size_t col = 2;
+            append_str(out, n, &at, "  --");
+            append_str(out, n, &at, o->name);
+            col += 2 + strlen(o->name);
+            if (o->arg) {
+                append_str(out, n, &at, " ");
+                append_str(out, n, &at, o->arg);
+                col += 1 + strlen(o->arg);
+            }
+            do {
+                append_str(out, n, &at, " ");
+                col++;
+            } while (col < HELP_COLUMN);
+            /* the drivers that take it: "esp, agent:" */
+            int first = 1;
+            for (size_t k = d; k < nd; k++) {
+                const pf_target_option *ko = pf_target_option_find(list[k], o->name, strlen(o->name));
+                if (!ko || !(ko->commands & command))
+                    continue;
+                if (!first)
+                    append_str(out, n, &at, ", ");
+                append_str(out, n, &at, list[k]->name);
+                col += strlen(list[k]->name) + (first ? 0 : 2);
+                first = 0;
+            }
+            append_str(out, n, &at, ":");
+            col++;
+            append_wrapped(out, n, &at, o->help ? o->help : "", &col);
+            append_str(out, n, &at, "\n");
+        }
+    }
+    return at;
 }

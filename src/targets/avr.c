@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "codec/stk500.h"
-#include "peerflash/pf_avr.h"
+#include "avr_state.h"
 
 #define DEFAULT_BAUD 115200u
 #define CMD_TIMEOUT_MS 1000u     /* one command and its reply (a page write is ~5 ms + 12 ms of bytes) */
@@ -45,8 +45,9 @@ static int avr_open(void *self, const pf_target_config *cfg)
     return PF_OK;
 }
 
-void pf_avr_set_read_compare(pf_avr *avr, int on)
+void pf_avr_set_read_compare(void *self, int on)
 {
+    pf_avr *avr = self;
     if (avr)
         avr->read_compare = on ? 1 : 0;
 }

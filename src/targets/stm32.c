@@ -19,7 +19,7 @@
 
 #include "codec/an3155.h"
 #include "peerflash/pf_bytes.h"
-#include "peerflash/pf_stm32.h"
+#include "stm32_state.h"
 
 #define ACK_MS 1000u       /* answer to a command byte, an address */
 #define WRITE_MS 1500u     /* programming of one 256-byte block */
@@ -627,8 +627,9 @@ static int read_block(S *s, uint32_t addr, uint8_t *buf, uint32_t n)
     return r == PF_OK ? PF_OK : explain(s, r, PF_AN3155_READ, 1, addr, stage, got);
 }
 
-int pf_stm32_read_option_bytes(pf_stm32 *s, uint8_t *out, uint32_t *len)
+int pf_stm32_read_option_bytes(void *self, uint8_t *out, uint32_t *len)
 {
+    S *s = self;
     uint32_t addr, n;
     int r = need(s);
     if (r < 0)
@@ -1025,9 +1026,20 @@ static int option_command(S *s, uint8_t op, uint32_t work_ms)
     return pid == s->chip->pid ? PF_OK : pf_diag_set(s->_cfg.diag, PF_ERR_CHIP, "after the reset a different chip (PID 0x%03x) answers", pid);
 }
 
-int pf_stm32_readout_unprotect(pf_stm32 *s) { return option_command(s, PF_AN3155_READOUT_UNPROTECT, 40000u); }
-int pf_stm32_write_unprotect(pf_stm32 *s) { return option_command(s, PF_AN3155_WRITE_UNPROTECT, 5000u); }
-int pf_stm32_readout_protect(pf_stm32 *s) { return option_command(s, PF_AN3155_READOUT_PROTECT, 5000u); }
+int pf_stm32_readout_unprotect(void *self) { return option_command(self, PF_AN3155_READOUT_UNPROTECT, 40000u); }
+int pf_stm32_write_unprotect(void *self) { return option_command(self, PF_AN3155_WRITE_UNPROTECT, 5000u); }
+int pf_stm32_readout_protect(void *self) { return option_command(self, PF_AN3155_READOUT_PROTECT, 5000u); }
+
+void pf_stm32_get_stats(const void *self, pf_stm32_stats *out)
+{
+    *out = ((const S *)self)->stats;
+}
+
+const pf_stm32_chip *pf_stm32_connected_chip(const void *self)
+{
+    const S *s = self;
+    return s->_connected ? s->chip : NULL;
+}
 
 /* ---- what the front ends ask of a driver (pf_target_ops, optional part) ---- */
 static const pf_target_option stm32_options[] = {

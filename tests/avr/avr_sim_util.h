@@ -22,6 +22,7 @@
 
 #include "peerflash/peerflash.h"
 #include "peerflash/pf_avr.h"
+#include "targets/avr_state.h" /* white-box: the driver's private state */
 #include "peerflash/pf_posix.h"
 #include "pf_test.h"
 

@@ -9,6 +9,7 @@
 #include "codec/stk500.h"
 #include "peerflash/peerflash.h"
 #include "peerflash/pf_avr.h"
+#include "targets/avr_state.h" /* white-box: the driver's private state */
 #include "pf_test.h"
 
 #define MEM_SIZE (256u * 1024u)

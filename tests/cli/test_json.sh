@@ -28,7 +28,7 @@ j = json.loads(lines[0])
 fields = ["schema", "command", "ok", "exit_code", "error", "interrupted", "stopped_at", "target", "port",
           "chip", "chip_id", "bootloader", "flash_start", "flash_size", "image_bytes", "written_bytes",
           "skipped_bytes", "erased_bytes", "resumed_from", "wire_bytes", "runs", "verified", "verify_method",
-          "read_bytes", "details", "seconds"]
+          "read_bytes", "failed_op", "target_code", "target_command", "hints", "details", "seconds"]
 missing = [f for f in fields if f not in j]
 extra = [f for f in j if f not in fields]
 if missing or extra or j["schema"] != 1:
@@ -47,7 +47,7 @@ check_json "$dir/o" 'j["exit_code"] == 2' '"STM32F103xB" in j["error"] and "ambi
 "$pf" info --json --target avr --port /dev/null --chip atmega329 >"$dir/o" 2>/dev/null
 check_json "$dir/o" 'j["exit_code"] == 2' '"close matches" in j["error"] and "ATmega328P" in j["error"]'
 "$pf" flash --json --target esp >"$dir/o" 2>/dev/null
-check_json "$dir/o" 'j["exit_code"] == 2' 'j["port"] is None'
+check_json "$dir/o" 'j["exit_code"] == 2' 'j["port"] is None' 'j["failed_op"] is None' 'j["hints"] is None'
 # options validated before anything is opened: the port does not exist, yet exit 2
 expect 2 "--reset rts,foo: for stm32" -- "$pf" info --target stm32 --port /no/such --reset rts,foo
 expect 2 "--reset tight: for avr give auto" -- "$pf" info --target avr --port /no/such --reset tight
@@ -78,10 +78,18 @@ for flags in --wrp --rdp; do
     g0=$!
     wait_for "$dir/g0"
     "$pf" info --json --target stm32 --port "$dir/g0" >"$dir/o" 2>/dev/null
-    kill $g0; wait $g0 2>/dev/null
     if [[ $flags == --wrp ]]; then
         check_json "$dir/o" 'j["exit_code"] == 0' 'j["details"]["wrp"].startswith("pages 0..127")' \
-            'j["details"]["rdp"].startswith("level 0")'
+            'j["details"]["rdp"].startswith("level 0")' 'j["failed_op"] is None' 'j["hints"] is None'
+        # the target's refusal as data: the operation, the NACK (0x1F), the
+        # command it answered, and the hint that an option removes it
+        "$pf" flash --json --target stm32 --port "$dir/g0" "$dir/raw.bin@0x08000000" >"$dir/o" 2>/dev/null
+        check_json "$dir/o" 'j["exit_code"] == 5' 'j["failed_op"] in ("erase", "write")' 'j["target_code"] == 0x1F' \
+            'j["target_command"] in (0x31, 0x43, 0x44)' '"unprotect" in j["hints"]'
+    fi
+    kill $g0; wait $g0 2>/dev/null
+    if [[ $flags == --wrp ]]; then
+        :
     else
         check_json "$dir/o" 'j["exit_code"] == 0' 'j["details"]["rdp"].startswith("level 1 or 2 (read-protected")'
     fi

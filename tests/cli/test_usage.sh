@@ -17,6 +17,14 @@ for cmd in flash verify read erase info; do
     expect 2 "needs --target and --port" -- "$pf" "$cmd"
 done
 expect 2 "unknown target 'nosuch'" -- "$pf" flash --target nosuch --port /dev/null x.hex
+# --help lists each driver's options from the driver's own table, with the drivers that take them
+expect 0 "--no-compress +esp, agent: send the image uncompressed" -- "$pf" flash --help
+expect 0 "--read-compare +avr: read each page first" -- "$pf" flash --help
+expect 0 "--delta-from OLD +agent: send a patch against OLD" -- "$pf" flash --help
+expect 0 "--unprotect-read +stm32: remove readout protection" -- "$pf" info --help
+expect 0 "" -- bash -c "! '$pf' info --help | grep -q -- --read-compare" # a flash-only option is not listed for info
+# a driver option for another command of its driver
+expect 2 "--read-compare is for flash --target avr \\(not verify\\)" -- "$pf" verify --read-compare --target avr --port /dev/null x.hex
 expect 2 "--erase takes 'touched' or 'all'" -- "$pf" flash --target x --port p --erase some x.hex
 expect 2 "--baud takes a line rate" -- "$pf" flash --target x --port p --baud fast x.hex
 dir=$(mktemp -d)
@@ -37,7 +45,7 @@ expect 3 '"ok":false,"exit_code":3' -- "$pf" flash --json --target avr --port /d
 expect 4 '"ok":false,"exit_code":4' -- "$pf" flash --json --target avr --port /dev/null "$dir/one.hex"
 expect 2 "--no-compress is for --target esp and agent" -- "$pf" flash --no-compress --target avr --port /dev/null "$dir/one.hex"
 expect 2 "--read-compare is for --target avr" -- "$pf" flash --read-compare --target esp --port /dev/null "$dir/one.hex"
-expect 2 "--unprotect-read/--unprotect-write are for --target stm32" -- "$pf" flash --unprotect-read --target avr --port /dev/null "$dir/one.hex"
+expect 2 "--unprotect-read is for --target stm32" -- "$pf" flash --unprotect-read --target avr --port /dev/null "$dir/one.hex"
 expect 0 "" -- "$pf" sim --help
 expect 2 "unknown simulator" -- "$pf" sim nosuch
 finish

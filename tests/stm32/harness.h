@@ -15,6 +15,7 @@
 #include "peerflash/peerflash.h"
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_stm32.h"
+#include "targets/stm32_state.h" /* white-box: the driver's private state */
 #include "stm32.h"
 
 typedef struct sim_h {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "peerflash/pf_stm32.h"
+#include "targets/stm32_state.h" /* white-box: the driver's private state */
 #include "pf_test.h"
 
 typedef struct fake {
