@@ -537,7 +537,7 @@ done:
         j.exit_code = PF_EXIT_SIGNAL_BASE + j.interrupted_sig;
     } else if (r < 0) {
         snprintf(errtext, sizeof errtext, "%s", diag.text[0] ? diag.text : pf_strerror(r));
-        j.exit_code = pf_cli_exit_code(r);
+        j.exit_code = pf_exit_status(r);
     }
     j.error = errtext;
     char *json = result_json(t, &j);
