@@ -40,6 +40,10 @@ static void usage(FILE *f)
             "  --ota-port N       ArduinoOTA/espota: UDP port for the IDE's invitation (the IDE's usual\n"
             "                     is 8266; one port per target); a raw binary goes to the application\n"
             "                     address below\n"
+            "  --bridge-port N    raw TCP serial bridge (ESP-Link style): a client gets the serial port\n"
+            "                     byte for byte, the target reset on connect (avrdude -c arduino -P\n"
+            "                     net:HOST:N). NO AUTHENTICATION: off unless given, on the --listen\n"
+            "                     address only; the target is busy while a client is connected\n"
             "  --board NAME       the \"board\" the mDNS record tells the Arduino IDE (default: the target)\n"
             "  --no-verify, --no-run, --no-skip, --erase touched|all   as for `peerflash flash`\n"
             "  and the driver's own options (e.g. --no-compress for esp and agent, --read-compare\n"
@@ -224,6 +228,14 @@ int pf_cmd_serve(int argc, char **argv)
                 return PF_EXIT_USAGE;
             }
             cur->ota_port = (uint16_t)num;
+        } else if (!strcmp(a, "--bridge-port")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            if (parse_num(v, 65535, &num) || !num) {
+                pf_cli_error("--bridge-port takes a TCP port number (1-65535), not '%s'", v);
+                return PF_EXIT_USAGE;
+            }
+            cur->bridge_port = (uint16_t)num;
         } else if (!strcmp(a, "--board")) {
             NEED_VALUE();
             NEED_TARGET();
@@ -369,6 +381,19 @@ int pf_cmd_serve(int argc, char **argv)
                 pf_cli_error("--ota-port %u is given to two targets: one port per target", cfg.targets[i].ota_port);
                 return PF_EXIT_USAGE;
             }
+    for (int i = 0; i < cfg.ntargets; i++) {
+        if (cfg.targets[i].bridge_port && !strncmp(cfg.targets[i].port, "rfc2217://", 10)) {
+            pf_cli_error("--bridge-port: the port of %s is an RFC 2217 server; a raw bridge needs a serial device, a "
+                         "pty or tcp://", cfg.targets[i].name);
+            return PF_EXIT_USAGE;
+        }
+        for (int j = 0; j < i && cfg.targets[i].bridge_port; j++)
+            if (cfg.targets[j].bridge_port == cfg.targets[i].bridge_port) {
+                pf_cli_error("--bridge-port %u is given to two targets: one port per target",
+                             cfg.targets[i].bridge_port);
+                return PF_EXIT_USAGE;
+            }
+    }
     int any_ota = 0;
     for (int i = 0; i < cfg.ntargets; i++)
         any_ota |= cfg.targets[i].ota_port != 0;

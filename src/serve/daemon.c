@@ -19,8 +19,8 @@
 
 const char *serve_job_name(serve_job_kind k)
 {
-    static const char *const names[] = {"flash", "verify", "run", "info"};
-    return (unsigned)k < 4 ? names[k] : "?";
+    static const char *const names[] = {"flash", "verify", "run", "info", "bridge"};
+    return (unsigned)k < 5 ? names[k] : "?";
 }
 
 /* ---- the log: one line per event ------------------------------------------ */
@@ -259,6 +259,14 @@ int serve_claim(serve_daemon *d, serve_target *t, serve_job_kind kind, const cha
     event_push_locked(t, "state", ev);
     pthread_mutex_unlock(&t->lock);
     return 0;
+}
+
+void serve_release(serve_target *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->busy = 0;
+    event_push_locked(t, "state", "{\"state\":\"idle\",\"job\":null}");
+    pthread_mutex_unlock(&t->lock);
 }
 
 /* ---- a port that stops when the job is cancelled --------------------------- */
@@ -701,6 +709,7 @@ int serve_main(const serve_config *cfg)
         pthread_mutex_init(&t->lock, NULL);
         pthread_cond_init(&t->changed, NULL);
         t->ota_fd = -1;
+        t->bridge_fd = -1;
         t->daemon = d;
     }
     /* Signals go to this thread only, taken with sigtimedwait: no handler
@@ -724,13 +733,15 @@ int serve_main(const serve_config *cfg)
         return PF_EXIT_LINK;
     }
     for (int i = 0; i < d->ntargets; i++) {
-        if (!d->targets[i].cfg.ota_port)
-            continue;
-        if (serve_ota_start(d, &d->targets[i], why, sizeof why) < 0) {
+        serve_target *t = &d->targets[i];
+        if ((t->cfg.ota_port && serve_ota_start(d, t, why, sizeof why) < 0) ||
+            (t->cfg.bridge_port && serve_bridge_start(d, t, why, sizeof why) < 0)) {
             serve_log(d, "error", NULL, NULL, "%s", why);
             atomic_store(&d->stopping, 1);
-            for (int k = 0; k < i; k++)
+            for (int k = 0; k <= i; k++) {
                 serve_ota_stop(&d->targets[k]);
+                serve_bridge_stop(&d->targets[k]);
+            }
             serve_http_stop(d);
             rmdir(d->tmpdir);
             return PF_EXIT_LINK;
@@ -743,13 +754,17 @@ int serve_main(const serve_config *cfg)
              "\"idle_timeout_s\":%u,\"upload_timeout_s\":%u",
              cfg->listen_addr, (unsigned)d->http_port, d->ntargets, cfg->token[0] ? "true" : "false", cfg->max_body,
              cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s);
-    for (int i = 0; i < d->ntargets; i++)
-        if (d->targets[i].cfg.ota_port)
-            serve_log(d, "target", &d->targets[i], NULL, "%s on %s, espota on udp %s:%u%s", d->targets[i].cfg.driver,
-                      d->targets[i].cfg.port, cfg->listen_addr, (unsigned)d->targets[i].cfg.ota_port,
-                      cfg->ota_password_md5[0] ? " (password)" : "");
-        else
-            serve_log(d, "target", &d->targets[i], NULL, "%s on %s", d->targets[i].cfg.driver, d->targets[i].cfg.port);
+    for (int i = 0; i < d->ntargets; i++) {
+        const serve_target_cfg *tc = &d->targets[i].cfg;
+        char ota[80] = "", bridge[80] = "";
+        if (tc->ota_port)
+            snprintf(ota, sizeof ota, ", espota on udp %s:%u%s", cfg->listen_addr, (unsigned)tc->ota_port,
+                     cfg->ota_password_md5[0] ? " (password)" : "");
+        if (tc->bridge_port)
+            snprintf(bridge, sizeof bridge, ", raw bridge on tcp %s:%u (no authentication)", cfg->listen_addr,
+                     (unsigned)tc->bridge_port);
+        serve_log(d, "target", &d->targets[i], NULL, "%s on %s%s%s", tc->driver, tc->port, ota, bridge);
+    }
     serve_log(d, "ready", NULL, extra, "listening on http://%s:%u/ (%d target%s, %s)", cfg->listen_addr,
               (unsigned)d->http_port, d->ntargets, d->ntargets == 1 ? "" : "s",
               cfg->token[0] ? "token required" : "no token: loopback use only");
@@ -789,8 +804,10 @@ int serve_main(const serve_config *cfg)
         nanosleep(&slice, NULL);
     serve_mdns_stop(d);
     serve_http_stop(d); /* waits for every connection thread */
-    for (int i = 0; i < d->ntargets; i++)
+    for (int i = 0; i < d->ntargets; i++) {
         serve_ota_stop(&d->targets[i]);
+        serve_bridge_stop(&d->targets[i]);
+    }
     rmdir(d->tmpdir);
     serve_log(d, "stopped", NULL, NULL, "stopped by %s", pf_cli_signal_name(sig));
     for (int i = 0; i < d->ntargets; i++) {

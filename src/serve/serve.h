@@ -34,6 +34,7 @@ typedef struct serve_target_cfg {
     const char *options[SERVE_MAX_OPTIONS + 1]; /* driver options, "name" or "name=value", NULL-terminated */
     int noptions;
     uint16_t ota_port;  /* --ota-port: the espota UDP port; 0 = none */
+    uint16_t bridge_port; /* --bridge-port: raw TCP serial bridge; 0 = none */
     const char *board;  /* --board: the mDNS TXT "board" (default: the driver name) */
 } serve_target_cfg;
 
@@ -59,6 +60,7 @@ typedef enum serve_job_kind {
     SERVE_JOB_VERIFY,
     SERVE_JOB_RUN,  /* reset into the bootloader and start the application */
     SERVE_JOB_INFO, /* connect and identify the chip */
+    SERVE_JOB_BRIDGE, /* a raw TCP bridge client holds the port */
 } serve_job_kind;
 
 const char *serve_job_name(serve_job_kind k);
@@ -93,6 +95,8 @@ typedef struct serve_target {
     struct serve_daemon *daemon;
     int ota_fd;           /* espota UDP socket, -1 if none */
     pthread_t ota_thread;
+    int bridge_fd;        /* raw bridge listening socket, -1 if none */
+    pthread_t bridge_thread;
 } serve_target;
 
 typedef struct serve_daemon serve_daemon;
@@ -134,6 +138,8 @@ serve_target *serve_find_target(serve_daemon *d, const char *name);
  * or -2 the daemon is stopping. */
 int serve_claim(serve_daemon *d, serve_target *t, serve_job_kind kind, const char *source, char *busy_with,
                 size_t n);
+/* Releases a claimed target without a job result (the bridge). */
+void serve_release(serve_target *t);
 /* Runs the job on a claimed target and releases it. */
 void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve_result *res);
 
@@ -167,6 +173,9 @@ void serve_http_stop(serve_daemon *d);
 /* ota.c: the espota front end of one target (cfg.ota_port). */
 int serve_ota_start(serve_daemon *d, serve_target *t, char *why, size_t n);
 void serve_ota_stop(serve_target *t);
+/* bridge.c: the raw TCP serial bridge of one target (cfg.bridge_port). */
+int serve_bridge_start(serve_daemon *d, serve_target *t, char *why, size_t n);
+void serve_bridge_stop(serve_target *t);
 /* mdns.c: advertises the espota ports as _arduino._tcp through avahi-daemon. */
 void serve_mdns_start(serve_daemon *d);
 void serve_mdns_stop(serve_daemon *d);
