@@ -6,6 +6,7 @@
 
 int pf_cmd_sign(int argc, char **argv); /* cmd_sign.c: sign and keygen */
 int pf_cmd_diff(int argc, char **argv); /* cmd_diff.c */
+int pf_cmd_serve(int argc, char **argv); /* cmd_serve.c: the network daemon (src/serve/) */
 static const pf_cli_command commands[] = {
     {"flash", pf_cmd_flash, "write images to a target, verify, optionally run"},
     {"verify", pf_cmd_flash, "compare a target's flash with images"},
@@ -17,6 +18,7 @@ static const pf_cli_command commands[] = {
     {"sim", pf_cmd_sim, "run a simulated target (bootloader) on a pty or socket"},
     {"sign", pf_cmd_sign, "make an MCUboot-layout image for the agent (SHA-256, ECDSA-P256)"},
     {"keygen", pf_cmd_sign, "new ECDSA-P256 signing key for the agent's images"},
+    {"serve", pf_cmd_serve, "network daemon: HTTP API and upload page that flash the targets it owns"},
     {"diff", pf_cmd_diff, "delta patch from one agent image to the next (what --delta-from sends)"},
 };
 
