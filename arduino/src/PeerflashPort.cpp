@@ -24,7 +24,7 @@ void PeerflashPort::init()
     port_.set_lines = setLines;
     port_.now_ms = nowMs;
     port_.delay_ms = delayMs;
-    port_.log = log;
+    port_.log = NULL; /* setLog() sets it: without, the core does not format log lines at all */
 }
 
 void PeerflashPort::begin()
@@ -39,6 +39,7 @@ void PeerflashPort::setLog(Print *out, int maxLevel)
 {
     log_ = out;
     logLevel_ = maxLevel;
+    port_.log = out ? log : NULL;
 }
 
 void PeerflashPort::resetTarget(uint16_t ms)

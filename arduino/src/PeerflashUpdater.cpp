@@ -106,17 +106,19 @@ int PeerflashHexUpdater::receivePass()
     }
 }
 
-/* Resets the target through the pin and syncs with its bootloader. Its own
- * function so that the ~400-byte pf_target_info is on the stack only here. */
-int __attribute__((noinline)) PeerflashHexUpdater::connectTarget()
+/* Resets the target through the pin and syncs with its bootloader. The
+ * ~400-byte pf_target_info borrows the HEX parser's storage, idle between the
+ * passes, instead of the stack (the 2560's stack is what is left of 8 KiB). */
+int PeerflashHexUpdater::connectTarget()
 {
+    static_assert(sizeof(pf_target_info) <= sizeof(pf_ihex), "pf_target_info must fit the parser's storage");
+    pf_target_info &info = *static_cast<pf_target_info *>(pf_hexflash_scratch(&hex_, NULL));
     pf_target_config cfg = PF_TARGET_CONFIG_DEFAULT();
     cfg.port = target_.port();
     cfg.diag = &diag_;
     cfg.baud = baud_;
     cfg.chip = chip_->name;
     memset(&avr_, 0, sizeof avr_);
-    pf_target_info info;
     int r = pf_target_avr.open(&avr_, &cfg);
     if (r == PF_OK)
         r = pf_target_avr.connect(&avr_, &info);

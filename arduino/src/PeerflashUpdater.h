@@ -85,7 +85,7 @@ private:
     bool ok_;
     pf_diag diag_;
     pf_hexflash hex_;
-    pf_avr avr_; /* the driver's state; its pf_target_info lives on the stack during connect only */
+    pf_avr avr_; /* the driver's state (its pf_target_info borrows hex_'s parser during connect) */
 };
 
 #endif

@@ -182,6 +182,13 @@ int pf_hexflash_feed(pf_hexflash *h, const uint8_t *data, size_t n, size_t *used
     return r;
 }
 
+void *pf_hexflash_scratch(pf_hexflash *h, size_t *size)
+{
+    if (size)
+        *size = sizeof h->_hex;
+    return &h->_hex;
+}
+
 int pf_hexflash_finish(pf_hexflash *h)
 {
     if (!h || h->_pass == PF_HEXFLASH_IDLE)

@@ -107,6 +107,11 @@ int pf_hexflash_feed(pf_hexflash *h, const uint8_t *data, size_t n, size_t *used
  * caller runs the application with the driver's run()). */
 int pf_hexflash_finish(pf_hexflash *h);
 
+/* The HEX parser's storage, unused between finish() and the next begin_*():
+ * the caller may borrow it there (e.g. for the pf_target_info of connect,
+ * instead of 400 bytes of stack). Returns its address; *size its bytes. */
+void *pf_hexflash_scratch(pf_hexflash *h, size_t *size);
+
 /* The checksums, exported for hosts and tests. */
 uint16_t pf_hexflash_crc16(uint16_t crc, const uint8_t *data, size_t n); /* start 0xFFFF */
 uint32_t pf_hexflash_crc32(uint32_t crc, const uint8_t *data, size_t n); /* start 0 */
