@@ -21,7 +21,16 @@
  * The 2560's RAM above .data/.bss is painted before it starts; the lowest
  * overwritten byte gives the stack's high-water mark (printed).
  *
- * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt */
+ * Scenarios:
+ *   flash    a 30 KB program through the 2560 into the 328P
+ *   corrupt  a 682-byte program, then a file with a bad line and one that
+ *            reaches into Optiboot: both refused before the 328P is touched;
+ *            the old program still runs
+ *   nocredit a host that ignores the credit loses bytes while the sketch
+ *            writes pages (the sketch says FAIL); a session with credit then
+ *            flashes the 328P (its bootloader was never at risk)
+ *
+ * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +75,7 @@ typedef struct host {
     char last[8][600]; /* the latest PF lines by kind */
     unsigned long overruns, sent;
     int session;  /* 1 while a session is wanted */
+    int ignore_credit; /* the nocredit scenario: a host without flow control */
 } host;
 static host H;
 enum { L_READY, L_CHECKED, L_CONNECTED, L_DONE, L_FAIL };
@@ -143,7 +153,7 @@ static unsigned rx_waiting(void)
 static avr_cycle_count_t feed_tick(avr_t *avr, avr_cycle_count_t when, void *param)
 {
     (void)param;
-    if ((H.pass == 1 || H.pass == 2) && H.pos < H.len && H.credit > 0) {
+    if ((H.pass == 1 || H.pass == 2) && H.pos < H.len && (H.credit > 0 || H.ignore_credit)) {
         uint8_t b = (uint8_t)H.text[H.pos++];
         H.credit--;
         H.sent++;
@@ -514,6 +524,18 @@ static void run(char **argv)
         CHECK(H.last[L_CHECKED][0] == 0);
         CHECK_EQ(bytes_to_328 - bytes_before, 0); /* the 328P was not even reset */
         CHECK_EQ(resets_328 - resets_before, 0);
+
+        /* Well-formed, but its second line would overwrite Optiboot (0x7E00). */
+        static const char into_boot[] = ":020000040000FA\n"
+                                        ":047D00000102030475\n"
+                                        ":047E0000FFFFFFFF82\n"
+                                        ":00000001FF\n";
+        REQUIRE(wait_ready(2.0));
+        REQUIRE(session(into_boot, strlen(into_boot), 10.0));
+        CHECK_STR_CONTAINS(H.last[L_FAIL],
+                           "PF FAIL phase=check written=0 error=-11: line 3: data at 0x07e00 reaches the bootloader");
+        CHECK_EQ(bytes_to_328 - bytes_before, 0);
+        CHECK_EQ(resets_328 - resets_before, 0);
         /* The old program still runs: power the 328P up again. */
         app_lines_before = app_lines;
         app_last[0] = '\0';
@@ -526,6 +548,24 @@ static void run(char **argv)
         free(small.bin);
         free(big2.hex);
         free(big2.bin);
+    } else if (!strcmp(scenario, "nocredit")) {
+        app big;
+        REQUIRE(load_app(argv[3], "app_big", &big) == 0);
+        /* At the line rate the sketch keeps up with parsing, but not while it
+         * writes a page to the 328P (~12 ms): its 64-byte receive ring overflows. */
+        H.ignore_credit = 1;
+        REQUIRE(session(big.hex, big.hex_len, 60.0));
+        H.ignore_credit = 0;
+        CHECK_STR_CONTAINS(H.last[L_FAIL], "PF FAIL phase=");
+        CHECK(H.last[L_DONE][0] == 0);
+        REQUIRE(wait_ready(3.0));
+        app_lines_before = app_lines;
+        REQUIRE(session(big.hex, big.hex_len, 60.0));
+        check_done(&big);
+        REQUIRE(run_until(app_spoke, 3.0));
+        check_app_line(&big, "the program, sent again with credit");
+        free(big.hex);
+        free(big.bin);
     } else {
         fprintf(stderr, "unknown scenario '%s'\n", scenario);
         pf_test_failed++;
@@ -533,14 +573,15 @@ static void run(char **argv)
     }
     printf("host: %lu bytes sent to the 2560, %lu lost to overrun; %lu bytes 2560 -> 328P; %.2f s simulated\n",
            H.sent, H.overruns, bytes_to_328, sim_ns / 1e9);
-    CHECK_EQ(H.overruns, 0);
+    if (strcmp(scenario, "nocredit") != 0)
+        CHECK_EQ(H.overruns, 0);
     report_stack();
 }
 
 int main(int argc, char **argv)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt\n", argv[0]);
+        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit\n", argv[0]);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
