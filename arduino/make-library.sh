@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Generates the Arduino library "Peerflash" from the tree into OUTDIR/Peerflash:
-#   library.properties, examples/        from arduino/
+#   library.properties, examples/, extras/ (send-hex.py, the PC side)  from arduino/
 #   src/*.h, src/*.cpp, src/*.c          the Arduino port and updater (arduino/src)
 #   src/peerflash/*.h                    the public headers the core files include
 #   src/core, src/codec, src/targets, src/image
@@ -31,7 +31,7 @@ tmp="$out/.Peerflash.tmp"
 rm -rf "$tmp"
 mkdir -p "$tmp/src/peerflash"
 cp "$here/library.properties" "$tmp/"
-cp -R "$here/examples" "$tmp/"
+cp -R "$here/examples" "$here/extras" "$tmp/"
 cp "$here"/src/*.h "$here"/src/*.cpp "$here"/src/*.c "$tmp/src/"
 for h in "${headers[@]}"; do
     cp "$root/include/peerflash/$h" "$tmp/src/peerflash/"

@@ -29,12 +29,30 @@
  *   nocredit a host that ignores the credit loses bytes while the sketch
  *            writes pages (the sketch says FAIL); a session with credit then
  *            flashes the 328P (its bootloader was never at risk)
+ *   pty SENDER  the host is a real program: the 2560's UART0 is bridged to a
+ *            pty and SENDER (arduino/extras/send-hex.py, run with
+ *            /usr/bin/python3) sends app_small.hex through it; the harness
+ *            feeds its bytes at the line rate whatever the credit (a sender
+ *            that ignored it would lose bytes), and runs in real time while
+ *            no host byte waits, so that the sender's own timing is real.
+ *            Opening the pty resets the 2560, as opening a Mega's USB port
+ *            does (DTR through the auto-reset capacitor); the open is seen
+ *            as the master's POLLHUP going away (nobody holds the slave
+ *            before), and output while nobody listens is dropped
  *
- * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit */
+ * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|pty [SENDER] */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <avr_ioport.h>
 #include <avr_uart.h>
@@ -76,6 +94,7 @@ typedef struct host {
     unsigned long overruns, sent;
     int session;  /* 1 while a session is wanted */
     int ignore_credit; /* the nocredit scenario: a host without flow control */
+    int pty;           /* the pty scenario: bytes come from / go to a pty */
 } host;
 static host H;
 enum { L_READY, L_CHECKED, L_CONNECTED, L_DONE, L_FAIL };
@@ -113,6 +132,8 @@ static void host_line(void)
     for (int k = 0; k < 5; k++)
         if (!strncmp(H.line, kinds[k], strlen(kinds[k])))
             snprintf(H.last[k], sizeof H.last[k], "%s", H.line);
+    if (H.pty)
+        return; /* the sender keeps its own state */
     if (!strncmp(H.line, "PF READY", 8)) {
         H.credit = 0; /* XONs after this line are for a new session */
     } else if (!strncmp(H.line, "PF CHECKED", 10)) {
@@ -127,10 +148,16 @@ static void host_line(void)
     }
 }
 
+static int pty_fd = -1;
+static uint8_t to_pty[65536];
+static size_t to_pty_len;
+
 static void mega_u0_out(struct avr_irq_t *irq, uint32_t value, void *param)
 {
     (void)irq;
     (void)param;
+    if (H.pty && to_pty_len < sizeof to_pty)
+        to_pty[to_pty_len++] = (uint8_t)value;
     if (value == 0x11) {
         H.credit += CREDIT_PER_XON;
         return;
@@ -289,6 +316,8 @@ static int load_uno(const char *optiboot_hex)
     return 0;
 }
 
+static void feed_start(void);
+
 static void wire(void)
 {
     no_stdio(mega.avr, '0');
@@ -307,10 +336,75 @@ static void wire(void)
     for (avr_io_t *io = mega.avr->io_port; io; io = io->next)
         if (!strcmp(io->kind, "uart") && ((avr_uart_t *)io)->name == '0')
             mega_u0 = (avr_uart_t *)io;
+    feed_start();
+}
+
+static void feed_start(void)
+{
     avr_cycle_timer_register(mega.avr, F_CPU * 10u / HOST_BAUD, feed_tick, NULL);
 }
 
 static uint64_t sim_ns;
+static double wall0 = -1;
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* pty scenario: moves bytes between the pty and the host queue; keeps the
+ * simulation at real time while no host byte waits (never sprints to catch up). */
+static char pty_in[262144];
+static int pty_hup = 1; /* nobody has the slave open */
+
+static void reset_mega(void)
+{
+    uint64_t t = now_cycles(&mega);
+    avr_reset(mega.avr); /* cancels the cycle timers: the host feed starts again */
+    mega.base = t - mega.avr->cycle;
+    feed_start();
+}
+
+static void pty_service(void)
+{
+    if (pty_fd < 0)
+        return;
+    struct pollfd pfd = {pty_fd, POLLIN, 0};
+    poll(&pfd, 1, 0);
+    int hup = (pfd.revents & POLLHUP) != 0;
+    if (pty_hup && !hup) { /* the sender opened the port */
+        H.len = H.pos = 0;
+        to_pty_len = 0;
+        reset_mega();
+    }
+    pty_hup = hup;
+    if (hup) {
+        to_pty_len = 0; /* nobody listens */
+    } else if (H.len < sizeof pty_in) {
+        ssize_t n = read(pty_fd, pty_in + H.len, sizeof pty_in - H.len);
+        if (n > 0)
+            H.len += (size_t)n;
+    }
+    if (to_pty_len && !hup) {
+        ssize_t n = write(pty_fd, to_pty, to_pty_len);
+        if (n > 0) {
+            memmove(to_pty, to_pty + n, to_pty_len - (size_t)n);
+            to_pty_len -= (size_t)n;
+        }
+    }
+    double now = wall_s();
+    if (wall0 < 0)
+        wall0 = now - sim_ns / 1e9;
+    double ahead = sim_ns / 1e9 - (now - wall0);
+    if (H.pos < H.len) {
+        wall0 = now - sim_ns / 1e9; /* busy: run free, and do not sprint afterwards */
+    } else if (ahead > 0.0005) {
+        struct timespec ts = {0, (long)(ahead * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
 
 /* Runs both cores until done() holds or max_s of simulated time pass. */
 static int run_until(int (*done)(void), double max_s)
@@ -321,6 +415,8 @@ static int run_until(int (*done)(void), double max_s)
         if (done())
             return 1;
         sim_ns += quantum_ns;
+        if (pty_fd >= 0 && sim_ns % 100000 == 0)
+            pty_service();
         core *cs[2] = {&mega, &uno};
         for (int k = 0; k < 2; k++) {
             core *c = cs[k];
@@ -358,6 +454,7 @@ static int wait_ready(double max_s)
 static int session_over(void) { return H.pass == 3; }
 static unsigned long app_lines_before;
 static int app_spoke(void) { return app_lines > app_lines_before; }
+static int never(void) { return 0; }
 
 /* ---- helpers --------------------------------------------------------------------- */
 static char *slurp(const char *path, size_t *len)
@@ -405,6 +502,7 @@ static uint32_t crc32_pages(const uint8_t *p, size_t n)
 }
 
 typedef struct app {
+    char hex_path[1024];
     char *hex;
     size_t hex_len;
     uint8_t *bin;
@@ -414,8 +512,8 @@ typedef struct app {
 static int load_app(const char *dir, const char *name, app *a)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s.hex", dir, name);
-    a->hex = slurp(path, &a->hex_len);
+    snprintf(a->hex_path, sizeof a->hex_path, "%s/%s.hex", dir, name);
+    a->hex = slurp(a->hex_path, &a->hex_len);
     snprintf(path, sizeof path, "%s/%s.bin", dir, name);
     a->bin = (uint8_t *)slurp(path, &a->bin_len);
     if (!a->hex || !a->bin) {
@@ -474,9 +572,33 @@ static void report_stack(void)
     CHECK(free_bytes > 0);
 }
 
-static void run(char **argv)
+static void run(int argc, char **argv)
 {
     const char *scenario = argv[4];
+    const char *sender = argc > 5 ? argv[5] : NULL;
+    /* pty: the sender must see the sketch's first READY, so the bridge is up before the 2560 starts. */
+    static char dir[] = "/tmp/pf-mcu-pty.XXXXXX";
+    static char link[64];
+    if (!strcmp(scenario, "pty")) {
+        REQUIRE(mkdtemp(dir) != NULL);
+        snprintf(link, sizeof link, "%s/mega", dir);
+        pty_fd = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
+        REQUIRE(pty_fd >= 0 && grantpt(pty_fd) == 0 && unlockpt(pty_fd) == 0);
+        struct termios t;
+        tcgetattr(pty_fd, &t); /* raw from the start: no echo of the sketch's output back into it */
+        cfmakeraw(&t);
+        tcsetattr(pty_fd, TCSANOW, &t);
+        /* A master whose slave was never opened reports no POLLHUP: open and close it once. */
+        int once = open(ptsname(pty_fd), O_RDWR | O_NOCTTY);
+        REQUIRE(once >= 0);
+        close(once);
+        REQUIRE(symlink(ptsname(pty_fd), link) == 0);
+        H.pty = 1;
+        H.text = pty_in;
+        H.len = H.pos = 0;
+        H.pass = 1;
+        H.ignore_credit = 1; /* the harness only moves bytes: the sender must honour the credit */
+    }
     REQUIRE(load_mega(argv[1]) == 0);
     REQUIRE(load_uno(argv[2]) == 0);
     wire();
@@ -566,6 +688,39 @@ static void run(char **argv)
         check_app_line(&big, "the program, sent again with credit");
         free(big.hex);
         free(big.bin);
+    } else if (!strcmp(scenario, "pty")) {
+        app small;
+        REQUIRE(sender != NULL);
+        REQUIRE(load_app(argv[3], "app_small", &small) == 0);
+        pid_t child = fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            execl("/usr/bin/python3", "python3", sender, "--port", link, "--timeout", "20", small.hex_path, (char *)NULL);
+            _exit(127);
+        }
+        int status = -1;
+        double t0 = wall_s();
+        while (wall_s() - t0 < 60) {
+            run_until(never, 0.05);
+            if (waitpid(child, &status, WNOHANG) == child)
+                break;
+        }
+        if (waitpid(child, &status, WNOHANG) == 0) {
+            kill(child, SIGTERM);
+            waitpid(child, &status, 0);
+        }
+        printf("sender exit status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        app_lines_before = 0;
+        REQUIRE(run_until(app_spoke, 3.0));
+        check_app_line(&small, "the program the sender sent");
+        CHECK_STR_CONTAINS(H.last[L_DONE], "PF DONE pages=6 written=6 verified=6");
+        unlink(link);
+        rmdir(dir);
+        close(pty_fd);
+        pty_fd = -1;
+        free(small.hex);
+        free(small.bin);
     } else {
         fprintf(stderr, "unknown scenario '%s'\n", scenario);
         pf_test_failed++;
@@ -580,11 +735,12 @@ static void run(char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|pty [SENDER]\n",
+                argv[0]);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    run(argv);
+    run(argc, argv);
     return pf_test_summary();
 }
