@@ -398,8 +398,8 @@ static void pty_service(void)
     if (wall0 < 0)
         wall0 = now - sim_ns / 1e9;
     double ahead = sim_ns / 1e9 - (now - wall0);
-    if (H.pos < H.len) {
-        wall0 = now - sim_ns / 1e9; /* busy: run free, and do not sprint afterwards */
+    if (H.pos < H.len || ahead < 0) {
+        wall0 = now - sim_ns / 1e9; /* busy, or behind: run free now, never sprint to catch up later */
     } else if (ahead > 0.0005) {
         struct timespec ts = {0, (long)(ahead * 1e9)};
         nanosleep(&ts, NULL);
