@@ -8,6 +8,7 @@
 # through arduino-builder's "-warnings all"; the Arduino core's own warnings
 # are not ours and are only counted), and compiles every C file of the library
 # once more with avr-gcc -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror.
+# Every other example is compiled too (into OUTDIR/examples/NAME).
 # Prints avr-size for the sketch.
 # Usage: build-sketch.sh REPO_ROOT OUTDIR
 set -euo pipefail
@@ -23,7 +24,7 @@ done
 
 "$root/arduino/make-library.sh" "$out/libraries"
 lib="$out/libraries/Peerflash"
-rm -rf "$out/sketch" && mkdir -p "$out/sketch"
+rm -rf "$out/sketch" "$out/examples" && mkdir -p "$out/sketch"
 sketch="$lib/examples/SerialHexUpdater/SerialHexUpdater.ino"
 log="$out/sketch/build.log"
 # -hardware /usr/share/arduino-builder: its platform.txt has the ctags recipe.
@@ -35,6 +36,19 @@ if ! arduino-builder -compile -hardware /usr/share/arduino-builder -hardware "$h
     echo "build-sketch: arduino-builder failed" >&2
     exit 1
 fi
+for ex in "$lib"/examples/*/; do
+    name=$(basename "$ex")
+    [[ $name == SerialHexUpdater ]] && continue
+    mkdir -p "$out/examples/$name"
+    if ! arduino-builder -compile -hardware /usr/share/arduino-builder -hardware "$hw" -tools /usr/share/arduino-builder \
+        -libraries "$out/libraries" -fqbn arduino:avr:mega:cpu=atmega2560 -build-path "$out/examples/$name" \
+        -warnings all -prefs=compiler.cpp.extra_flags=-DDECIMAL_DIG=__DECIMAL_DIG__ "$ex/$name.ino" >>"$log" 2>&1; then
+        cat "$log" >&2
+        echo "build-sketch: arduino-builder failed for the example $name" >&2
+        exit 1
+    fi
+    echo "build-sketch: example $name compiles"
+done
 ours=$(grep -E '^[^ ]+:[0-9]+:[0-9]+: warning:' "$log" | grep -v "^$hw/" || true)
 core_warnings=$(grep -cE "^$hw/[^ ]+:[0-9]+:[0-9]+: warning:" "$log" || true)
 if [[ -n "$ours" ]]; then
@@ -42,7 +56,7 @@ if [[ -n "$ours" ]]; then
     echo "$ours" >&2
     exit 1
 fi
-echo "build-sketch: arduino-builder: 0 warnings in the library and sketch ($core_warnings in the Arduino core itself)"
+echo "build-sketch: arduino-builder: 0 warnings in the library and the examples ($core_warnings in the Arduino core itself, over all builds)"
 grep -E '^(Sketch uses|Global variables)' "$log" || true
 
 # The C files once more, strict, as C11 for the AVR (16-bit int).

@@ -29,6 +29,8 @@
  *   nocredit a host that ignores the credit loses bytes while the sketch
  *            writes pages (the sketch says FAIL); a session with credit then
  *            flashes the 328P (its bootloader was never at risk)
+ *   info     SKETCH.elf is the TargetInfo example: it resets the 328P, syncs
+ *            with Optiboot and prints the chip and bootloader
  *   pty SENDER  the host is a real program: the 2560's UART0 is bridged to a
  *            pty and SENDER (arduino/extras/send-hex.py, run with
  *            /usr/bin/python3) sends app_small.hex through it; the harness
@@ -40,7 +42,7 @@
  *            as the master's POLLHUP going away (nobody holds the slave
  *            before), and output while nobody listens is dropped
  *
- * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|pty [SENDER] */
+ * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|info|pty [SENDER] */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -95,6 +97,7 @@ typedef struct host {
     int session;  /* 1 while a session is wanted */
     int ignore_credit; /* the nocredit scenario: a host without flow control */
     int pty;           /* the pty scenario: bytes come from / go to a pty */
+    char text_lines[2048]; /* lines that are not "PF ..." */
 } host;
 static host H;
 enum { L_READY, L_CHECKED, L_CONNECTED, L_DONE, L_FAIL };
@@ -125,8 +128,13 @@ static void host_line(void)
     H.line[H.line_len] = '\0';
     if (H.line_len && H.line[H.line_len - 1] == '\r')
         H.line[--H.line_len] = '\0';
-    if (strncmp(H.line, "PF ", 3) != 0)
+    if (strncmp(H.line, "PF ", 3) != 0) {
+        if (H.line_len) { /* other text: the TargetInfo example's lines */
+            printf("2560: %s\n", H.line);
+            snprintf(H.text_lines + strlen(H.text_lines), sizeof H.text_lines - strlen(H.text_lines), "%s\n", H.line);
+        }
         return;
+    }
     printf("2560: %s\n", H.line);
     static const char *kinds[] = {"PF READY", "PF CHECKED", "PF CONNECTED", "PF DONE", "PF FAIL"};
     for (int k = 0; k < 5; k++)
@@ -572,10 +580,22 @@ static void report_stack(void)
     CHECK(free_bytes > 0);
 }
 
+static int info_printed(void) { return strstr(H.text_lines, "bootloader: ") != NULL && strstr(H.text_lines, "pages of") != NULL; }
+
 static void run(int argc, char **argv)
 {
     const char *scenario = argv[4];
     const char *sender = argc > 5 ? argv[5] : NULL;
+    if (!strcmp(scenario, "info")) {
+        REQUIRE(load_mega(argv[1]) == 0);
+        REQUIRE(load_uno(argv[2]) == 0);
+        wire();
+        REQUIRE(run_until(info_printed, 5.0));
+        CHECK_STR_CONTAINS(H.text_lines, "chip: ATmega328P\nbootloader: Optiboot 4.4\nflash: 32768 bytes, pages of 128\n");
+        CHECK_EQ(resets_328, 1);
+        report_stack();
+        return;
+    }
     /* pty: the sender must see the sketch's first READY, so the bridge is up before the 2560 starts. */
     static char dir[] = "/tmp/pf-mcu-pty.XXXXXX";
     static char link[64];
@@ -736,7 +756,7 @@ static void run(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|pty [SENDER]\n",
+        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|info|pty [SENDER]\n",
                 argv[0]);
         return 2;
     }
