@@ -29,6 +29,9 @@
  *   nocredit a host that ignores the credit loses bytes while the sketch
  *            writes pages (the sketch says FAIL); a session with credit then
  *            flashes the 328P (its bootloader was never at risk)
+ *   corrupt2 the first copy is good, the second has a bad line in its middle:
+ *            the sketch stops there (written > 0: the pages before it are in
+ *            flash), and the next session flashes the whole program
  *   info     SKETCH.elf is the TargetInfo example: it resets the 328P, syncs
  *            with Optiboot and prints the chip and bootloader
  *   pty SENDER  the host is a real program: the 2560's UART0 is bridged to a
@@ -42,7 +45,7 @@
  *            as the master's POLLHUP going away (nobody holds the slave
  *            before), and output while nobody listens is dropped
  *
- * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|info|pty [SENDER] */
+ * usage: test_mcu_twoavr SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|corrupt2|nocredit|info|pty [SENDER] */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -98,6 +101,7 @@ typedef struct host {
     int ignore_credit; /* the nocredit scenario: a host without flow control */
     int pty;           /* the pty scenario: bytes come from / go to a pty */
     char text_lines[2048]; /* lines that are not "PF ..." */
+    const char *second;    /* when set: the text of the second copy (corrupt2) */
 } host;
 static host H;
 enum { L_READY, L_CHECKED, L_CONNECTED, L_DONE, L_FAIL };
@@ -149,6 +153,8 @@ static void host_line(void)
         if (H.pass == 1) {
             H.pass = 2;
             H.pos = 0;
+            if (H.second)
+                H.text = H.second;
         }
     } else if (!strncmp(H.line, "PF DONE", 7) || !strncmp(H.line, "PF FAIL", 7)) {
         H.pass = 3;
@@ -690,6 +696,33 @@ static void run(int argc, char **argv)
         free(small.bin);
         free(big2.hex);
         free(big2.bin);
+    } else if (!strcmp(scenario, "corrupt2")) {
+        app big;
+        REQUIRE(load_app(argv[3], "app_big", &big) == 0);
+        char *bad = malloc(big.hex_len + 1);
+        REQUIRE(bad != NULL);
+        memcpy(bad, big.hex, big.hex_len + 1);
+        size_t n = 1, at = 0;
+        for (at = 0; at < big.hex_len && n < 1000; at++)
+            n += bad[at] == '\n';
+        REQUIRE(bad[at] == ':');
+        bad[at + 12] = bad[at + 12] == '0' ? '1' : '0';
+        H.second = bad;
+        REQUIRE(session(big.hex, big.hex_len, 60.0));
+        H.second = NULL;
+        CHECK_STR_CONTAINS(H.last[L_FAIL], "PF FAIL phase=write written=");
+        CHECK_STR_CONTAINS(H.last[L_FAIL], "line 1000: bad checksum");
+        CHECK(strstr(H.last[L_FAIL], "written=0 ") == NULL);
+        printf("second copy refused at line 1000: %s\n", H.last[L_FAIL]);
+        REQUIRE(wait_ready(3.0));
+        app_lines_before = app_lines;
+        REQUIRE(session(big.hex, big.hex_len, 60.0));
+        check_done(&big);
+        REQUIRE(run_until(app_spoke, 3.0));
+        check_app_line(&big, "the program, sent again after the failed second copy");
+        free(bad);
+        free(big.hex);
+        free(big.bin);
     } else if (!strcmp(scenario, "nocredit")) {
         app big;
         REQUIRE(load_app(argv[3], "app_big", &big) == 0);
@@ -756,7 +789,7 @@ static void run(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|nocredit|info|pty [SENDER]\n",
+        fprintf(stderr, "usage: %s SKETCH.elf OPTIBOOT.hex AVR_APP_DIR flash|corrupt|corrupt2|nocredit|info|pty [SENDER]\n",
                 argv[0]);
         return 2;
     }
