@@ -4,12 +4,14 @@
 
 #include <stdint.h>
 
-static inline uint16_t pf_get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+/* The shifts are done in unsigned: with a 16-bit int (AVR) p[1] << 8 would
+ * overflow a signed int for bytes >= 0x80. */
+static inline uint16_t pf_get_le16(const uint8_t *p) { return (uint16_t)(p[0] | ((unsigned)p[1] << 8)); }
 static inline uint32_t pf_get_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
-static inline uint16_t pf_get_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint16_t pf_get_be16(const uint8_t *p) { return (uint16_t)(((unsigned)p[0] << 8) | p[1]); }
 static inline uint32_t pf_get_be32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
