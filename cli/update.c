@@ -105,8 +105,8 @@ int pf_cli_update_load(pf_cli_update *u, const pf_http_options *http, pf_diag *d
     return r;
 }
 
-int pf_cli_update_fetch(const pf_cli_update *u, const pf_manifest_image *im, const pf_http_options *http,
-                        pf_image_set *set, pf_diag *d)
+int pf_cli_update_fetch(const pf_cli_update *u, const pf_manifest_image *im, uint32_t app_address,
+                        const pf_http_options *http, pf_image_set *set, pf_diag *d)
 {
     char url[2048];
     if (pf_manifest_resolve_url(u->manifest_src, im->url, url, sizeof url) < 0)
@@ -151,16 +151,20 @@ int pf_cli_update_fetch(const pf_cli_update *u, const pf_manifest_image *im, con
         off += (size_t)w;
     }
     close(fd);
-    free(data);
     if (off != len) {
+        free(data);
         unlink(path);
         return pf_diag_set(d, PF_ERR_IO, "cannot write the temporary file %s", path);
     }
+    /* a format without an address of its own goes where the manifest says,
+     * else to the target's application address */
+    pf_image_format fmt = pf_image_detect(data, len < 4096 ? len : 4096, im->url);
     char spec[600];
-    if (im->have_address)
-        snprintf(spec, sizeof spec, "%s@0x%lx", path, (unsigned long)im->address);
+    if (im->have_address || fmt == PF_IMAGE_BIN || fmt == PF_IMAGE_MCUBOOT)
+        snprintf(spec, sizeof spec, "%s@0x%lx", path, (unsigned long)(im->have_address ? im->address : app_address));
     else
         snprintf(spec, sizeof spec, "%s", path);
+    free(data);
     r = pf_image_set_add(set, spec, d);
     unlink(path);
     if (r == PF_OK)

@@ -22,9 +22,10 @@ typedef struct pf_cli_update {
 int pf_cli_update_load(pf_cli_update *u, const pf_http_options *http, pf_diag *d);
 /* Downloads the entry's image, checks its size and SHA-256 against the
  * manifest (PF_ERR_AUTH when they differ: nothing is written) and loads it
- * into set (finished). */
-int pf_cli_update_fetch(const pf_cli_update *u, const pf_manifest_image *im, const pf_http_options *http,
-                        pf_image_set *set, pf_diag *d);
+ * into set (finished). A raw binary or agent image without an "address"
+ * goes to app_address (the driver's pf_target_ops.app_address). */
+int pf_cli_update_fetch(const pf_cli_update *u, const pf_manifest_image *im, uint32_t app_address,
+                        const pf_http_options *http, pf_image_set *set, pf_diag *d);
 /* The version a target reports in its "image version: X" details line
  * (the agent does); 1 when found, 0 when the target cannot tell. */
 int pf_cli_update_running_version(const char *details, pf_manifest_version *v);

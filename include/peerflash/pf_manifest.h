@@ -67,10 +67,11 @@ int pf_manifest_sign(const char *payload, size_t len, const char *key_pem, char 
                      pf_diag *diag);
 
 /* The entry for this target and chip (case-insensitive), narrowed to board
- * when board is not NULL. NULL when none matches or several do (diag says
- * which and lists what the manifest offers). */
-const pf_manifest_image *pf_manifest_select(const pf_manifest *m, const char *target, const char *chip,
-                                            const char *board, pf_diag *diag);
+ * when board is not NULL, in *out. PF_ERR_CHIP when none matches, PF_ERR_ARG
+ * when several do (a --board is needed); diag then lists what the manifest
+ * offers. */
+int pf_manifest_select(const pf_manifest *m, const char *target, const char *chip, const char *board,
+                       const pf_manifest_image **out, pf_diag *diag);
 
 /* Parses "1.2.3+4"; -1 when malformed. */
 int pf_manifest_parse_version(const char *s, pf_manifest_version *v);

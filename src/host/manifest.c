@@ -363,9 +363,10 @@ int pf_manifest_sign(const char *payload, size_t len, const char *key_pem, char 
     return copy ? PF_OK : pf_diag_set(diag, PF_ERR_NOMEM, "out of memory");
 }
 
-const pf_manifest_image *pf_manifest_select(const pf_manifest *m, const char *target, const char *chip,
-                                            const char *board, pf_diag *diag)
+int pf_manifest_select(const pf_manifest *m, const char *target, const char *chip, const char *board,
+                       const pf_manifest_image **out, pf_diag *diag)
 {
+    *out = NULL;
     const pf_manifest_image *found = NULL;
     unsigned matches = 0;
     for (unsigned i = 0; i < m->n_images; i++) {
@@ -380,8 +381,10 @@ const pf_manifest_image *pf_manifest_select(const pf_manifest *m, const char *ta
             found = im;
         matches++;
     }
-    if (matches == 1)
-        return found;
+    if (matches == 1) {
+        *out = found;
+        return PF_OK;
+    }
     /* list what there is, so the user sees why nothing or too much matched */
     char offer[256];
     size_t o = 0;
@@ -392,13 +395,11 @@ const pf_manifest_image *pf_manifest_select(const pf_manifest *m, const char *ta
                        im->chip[0] ? im->chip : "any chip", im->board[0] ? " board " : "", im->board);
     }
     if (matches == 0)
-        pf_diag_set(diag, PF_ERR_CHIP, "the manifest has no image for %s %s%s%s (it has: %s)", target,
+        return pf_diag_set(diag, PF_ERR_CHIP, "the manifest has no image for %s %s%s%s (it has: %s)", target,
                     chip ? chip : "", board ? " board " : "", board ? board : "", offer);
-    else
-        pf_diag_set(diag, PF_ERR_FORMAT,
+    return pf_diag_set(diag, PF_ERR_ARG,
                     "the manifest has %u images for %s %s%s%s: give --board to choose (it has: %s)", matches,
                     target, chip ? chip : "", board ? " board " : "", board ? board : "", offer);
-    return NULL;
 }
 
 /* Length of "scheme://authority" at the start of s, 0 if s is not a URL. */

@@ -34,7 +34,10 @@ static void check_entries(const pf_manifest *m)
             abort();
     }
     pf_diag d;
-    (void)pf_manifest_select(m, m->images[0].target, m->images[0].chip, NULL, &d);
+    const pf_manifest_image *im0;
+    int r = pf_manifest_select(m, m->images[0].target, m->images[0].chip, NULL, &im0, &d);
+    if ((r == PF_OK) != (im0 != NULL))
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

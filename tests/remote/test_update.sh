@@ -47,8 +47,9 @@ cmp -s "$W/www/signed.json" "$W/www/tampered.json" && die "tampering changed not
 sed 's/STM32G07xxB/STM32G03xx/' "$W/www/manifest.json" >"$DIR/nochip.json"
 "$PF" sign --manifest --key "$DIR/key.pem" "$DIR/nochip.json" "$W/www/nochip.json" 2>/dev/null || die "sign nochip"
 # an older agent image
-sed 's/app-1\.1\.0/app-1.0.0/; s/"1\.1\.0"/"1.0.0"/' "$DIR/manifest.json" >"$DIR/old.json"
-sed -i "s/\"sha256\": \"$(sha256sum "$W/www/fw/app-1.1.0.img" | cut -c1-64)\"/\"sha256\": \"$(sha256sum "$W/www/fw/app-1.0.0.img" | cut -c1-64)\"/" "$DIR/old.json"
+cat >"$DIR/old.json" <<EOF
+{"manifest": 1, "images": [$(entry agent "" 1.0.0 app-1.0.0.img)]}
+EOF
 cp "$DIR/old.json" "$W/www/old.json"
 "$PF" sign --manifest --key "$DIR/key.pem" "$W/www/old.json" "$W/www/old.signed.json" 2>"$DIR/out" ||
     die "sign old: $(cat "$DIR/out")"

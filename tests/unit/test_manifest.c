@@ -157,15 +157,18 @@ static void test_select(void)
     pf_manifest m;
     pf_diag d;
     REQUIRE(pf_manifest_parse_payload(payload, strlen(payload), &m, &d) == PF_OK);
-    const pf_manifest_image *im = pf_manifest_select(&m, "stm32", "stm32f103xb", NULL, &d);
+    const pf_manifest_image *im;
+    CHECK_EQ(pf_manifest_select(&m, "stm32", "stm32f103xb", NULL, &im, &d), PF_OK);
     CHECK(im == &m.images[2]);
-    CHECK(pf_manifest_select(&m, "avr", "ATmega328P", NULL, &d) == NULL);
+    CHECK_EQ(pf_manifest_select(&m, "avr", "ATmega328P", NULL, &im, &d), PF_ERR_ARG);
+    CHECK(im == NULL);
     CHECK_STR_CONTAINS(d.text, "give --board");
-    CHECK(pf_manifest_select(&m, "avr", "ATmega328P", "nano", &d) == &m.images[1]);
-    CHECK(pf_manifest_select(&m, "avr", "ATmega2560", NULL, &d) == NULL);
+    CHECK_EQ(pf_manifest_select(&m, "avr", "ATmega328P", "nano", &im, &d), PF_OK);
+    CHECK(im == &m.images[1]);
+    CHECK_EQ(pf_manifest_select(&m, "avr", "ATmega2560", NULL, &im, &d), PF_ERR_CHIP);
     CHECK_STR_CONTAINS(d.text, "no image for avr ATmega2560");
     CHECK_STR_CONTAINS(d.text, "stm32/STM32F103xB");
-    CHECK(pf_manifest_select(&m, "esp", "ESP32", NULL, &d) == NULL);
+    CHECK_EQ(pf_manifest_select(&m, "esp", "ESP32", NULL, &im, &d), PF_ERR_CHIP);
     pf_manifest_free(&m);
 }
 
