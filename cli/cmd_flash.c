@@ -787,7 +787,7 @@ static int update_on_port(const opts *o, uint64_t t0)
         if (cmp == 0) {
             st.update_action = "up-to-date";
             if (!o->quiet)
-                fprintf(stderr, "%s already runs version %s: nothing to do\n", o->port, st.running_version);
+                fprintf(stderr, "already runs version %s: nothing to do\n", st.running_version);
             json_result(o, &s, PF_EXIT_OK, NULL, since(t0));
             close_session(&s);
             return PF_EXIT_OK;
@@ -833,8 +833,8 @@ static int update_on_port(const opts *o, uint64_t t0)
         if (v == PF_OK) {
             st.update_action = "up-to-date";
             if (!o->quiet)
-                fprintf(stderr, "%s already holds this image (version %s, compared by %s): nothing to do\n", o->port,
-                        im->version, method ? method : "read-back");
+                fprintf(stderr, "already holds this image (version %s, compared by %s): nothing to do\n", im->version,
+                        method ? method : "read-back");
             json_result(o, &s, PF_EXIT_OK, NULL, since(t0));
             pf_image_set_free(&images);
             close_session(&s);
