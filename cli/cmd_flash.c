@@ -12,6 +12,7 @@
 
 #include "agent_delta.h"
 #include "cli.h"
+#include "update.h"
 #include "peerflash/pf_image_file.h"
 #include "peerflash/pf_posix.h"
 #include "peerflash/pf_session.h"
@@ -36,6 +37,7 @@ typedef struct opts {
     /* the two the host carries out (PF_OPT_HOST) for a driver with a set_delta hook */
     const char *delta_from; /* patch against this image (--delta-from) */
     int no_delta;           /* never a patch against a cached image (--no-delta) */
+    pf_cli_update *upd;     /* update: the manifest and its options */
 } opts;
 
 /* The driver options of every built-in driver, each name once: the long
@@ -90,7 +92,8 @@ static void commands_of(unsigned commands, char *out, size_t n)
 
 static unsigned command_bit(const char *cmd)
 {
-    return !strcmp(cmd, "flash") ? PF_CMD_FLASH : !strcmp(cmd, "verify") ? PF_CMD_VERIFY
+    /* update flashes: the drivers' flash options apply */
+    return !strcmp(cmd, "flash") || !strcmp(cmd, "update") ? PF_CMD_FLASH : !strcmp(cmd, "verify") ? PF_CMD_VERIFY
            : !strcmp(cmd, "read") ? PF_CMD_READ : !strcmp(cmd, "erase") ? PF_CMD_ERASE : PF_CMD_INFO;
 }
 
@@ -104,6 +107,14 @@ static void usage(const char *cmd, FILE *f)
     else if (!strcmp(cmd, "verify"))
         fprintf(f, "usage: peerflash verify --target T --port PORT [options] IMAGE[@ADDR] ...\n\n"
                    "Compares the target's flash with the images; exit status 6 when they differ.\n");
+    else if (!strcmp(cmd, "update"))
+        fprintf(f, "usage: peerflash update --manifest URL|FILE --key KEY --target T --port PORT [options]\n\n"
+                   "Reads a signed manifest (docs/MANIFEST.md), checks its signature with KEY (the PEM key\n"
+                   "or the DER public key of `peerflash keygen`), connects, picks the image for the chip,\n"
+                   "and flashes it as `flash` does, unless the target already runs it: the agent reports\n"
+                   "its version (the same is skipped, an older one refused); other targets are compared\n"
+                   "with the image first (by digest or read-back) and skipped when identical. The image\n"
+                   "must match the manifest's size and SHA-256, or nothing is written.\n");
     else if (!strcmp(cmd, "read"))
         fprintf(f, "usage: peerflash read --target T --port PORT [options] ADDR LEN OUTFILE\n\n"
                    "Reads LEN bytes of flash from ADDR (decimal or 0x hex; LEN may end in K or M) to OUTFILE.\n");
@@ -139,13 +150,19 @@ static void usage(const char *cmd, FILE *f)
                "  --chip NAME        refuse any other chip (e.g. ATmega328P, ESP32, STM32F103xB)\n"
                "  --reset MODE       how to enter the bootloader: auto (DTR/RTS circuit), none, or a\n"
                "                     driver-specific sequence\n");
-    if (!strcmp(cmd, "flash"))
+    if (!strcmp(cmd, "update"))
+        fprintf(f, "  --manifest SRC     the signed manifest: http(s):// URL or file\n"
+                   "  --key KEY          the key the manifest must be signed with\n"
+                   "  --board NAME       the manifest entry for this board, when a chip has several\n"
+                   "  --allow-downgrade  flash an older version than the target runs\n"
+                   "  --force            flash even when the target already runs the image\n");
+    if (!strcmp(cmd, "flash") || !strcmp(cmd, "update"))
         fprintf(f, "  --no-verify        skip the verify step (not recommended)\n"
                    "  --erase touched|all  erase only what the image touches (default) or the whole chip\n"
                    "  --no-skip          rewrite erase units whose digest already matches\n"
                    "  --no-run           stay in the bootloader afterwards\n");
 
-    if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify"))
+    if (!strcmp(cmd, "flash") || !strcmp(cmd, "verify") || !strcmp(cmd, "update"))
         fprintf(f, "  IMAGE may be an http:// or https:// URL: downloaded whole (resumed if the\n"
                    "  connection breaks) before the port is opened\n"
                    "  --port again       flash/verify several targets at once (a quoted glob such as\n"
@@ -222,6 +239,9 @@ struct cmd_state {
     } details[8];
     char detail_keys[8][24]; /* keys taken from the driver's own "name: value" lines */
     unsigned n_driver_details;  /* the first ones: printed as the driver wrote them */
+    const char *update_action;  /* update: "flashed", "up-to-date", "refused"; NULL before deciding */
+    const char *update_version; /* update: the manifest's version for this target */
+    char running_version[40];   /* update: what the target said it runs ("" = it cannot tell) */
 };
 static struct cmd_state st;
 
@@ -460,6 +480,14 @@ static void json_result(const opts *o, const session *s, int exit_code, const ch
     } else {
         printf("null");
     }
+    if (!strcmp(o->cmd, "update")) {
+        printf(",\"update\":{\"manifest\":");
+        pf_json_string(stdout, o->upd ? o->upd->manifest_src : "");
+        json_str("action", st.update_action);
+        json_str("version", st.update_version);
+        json_str("running_version", st.running_version[0] ? st.running_version : NULL);
+        printf("}");
+    }
     printf(",\"seconds\":%.3f}\n", secs);
     fflush(stdout);
 }
@@ -546,28 +574,21 @@ static void count_what_was_sent(const session *s, pf_job_result *res)
     }
 }
 
-/* Flashes or verifies the loaded images on o->port; returns the exit status. */
-static int flash_images_on_port(const opts *o, const pf_image_set *images, uint64_t t0)
+/* The job on a connected session: the driver's image check, then flash
+ * (or only verify), the result line and the JSON object; the exit status. */
+static int job_on_session(const opts *o, session *s, const pf_image_set *images, int verify_only, uint64_t t0)
 {
-    session s;
-    pf_cli_progress_init(&st.prog, o->quiet);
-    int r = open_any(&s, o);
-    if (r < 0) {
-        r = fail(o, &s, r, s.diag.text, since(t0));
-        close_session(&s);
-        return r;
-    }
+    int r;
     /* each file checked for the connected chip by the driver's own image
      * check (ESP: app image header and chip id), before anything is written */
     for (size_t i = 0; i < images->count; i++)
-        if ((r = pf_session_check_image(&s.ps, &images->files[i].map)) < 0) {
-            pf_diag_prefix(&s.diag, images->files[i].path);
-            r = fail(o, &s, r, s.diag.text, since(t0));
-            close_session(&s);
+        if ((r = pf_session_check_image(&s->ps, &images->files[i].map)) < 0) {
+            pf_diag_prefix(&s->diag, images->files[i].path);
+            r = fail(o, s, r, s->diag.text, since(t0));
             return r;
         }
     pf_cli_progress *prog = &st.prog;
-    size_t bufsize = 2u * (s.ps.target.info.geom.write_max ? s.ps.target.info.geom.write_max : 4096u);
+    size_t bufsize = 2u * (s->ps.target.info.geom.write_max ? s->ps.target.info.geom.write_max : 4096u);
     if (bufsize < 8192)
         bufsize = 8192;
     uint8_t *buf = malloc(bufsize);
@@ -575,25 +596,25 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
     cfg.erase = o->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
     cfg.verify = o->verify;
     cfg.skip_unchanged = o->skip;
-    cfg.run_after = o->run && (s.ps.target.info.caps & PF_CAP_RUN);
+    cfg.run_after = o->run && (s->ps.target.info.caps & PF_CAP_RUN);
     cfg.progress = pf_cli_progress_cb;
     cfg.progress_user = prog;
     cfg.buf = buf;
     cfg.buf_size = bufsize;
-    cfg.diag = &s.diag;
-    cfg.clock = &s.port;
+    cfg.diag = &s->diag;
+    cfg.clock = &s->port;
     pf_job_result res;
-    pf_diag_clear(&s.diag);
-    int is_verify = !strcmp(o->cmd, "verify");
-    r = buf ? (is_verify ? pf_job_verify(&s.ps.target, &images->map, &cfg, &res)
-                         : pf_job_flash(&s.ps.target, &images->map, &cfg, &res))
+    pf_diag_clear(&s->diag);
+    int is_verify = verify_only;
+    r = buf ? (is_verify ? pf_job_verify(&s->ps.target, &images->map, &cfg, &res)
+                         : pf_job_flash(&s->ps.target, &images->map, &cfg, &res))
             : PF_ERR_NOMEM;
     pf_cli_progress_end(prog);
     double secs = since(t0);
     if (r >= 0 && !is_verify)
-        count_what_was_sent(&s, &res);
+        count_what_was_sent(s, &res);
     if (r < 0) {
-        r = fail(o, &s, r, s.diag.text, secs);
+        r = fail(o, s, r, s->diag.text, secs);
     } else {
         st.job = &res;
         if (!o->quiet) {
@@ -617,10 +638,23 @@ static int flash_images_on_port(const opts *o, const pf_image_set *images, uint6
                 fprintf(stderr, "%s\n", cfg.run_after ? "; application started" : "");
             }
         }
-        json_result(o, &s, PF_EXIT_OK, NULL, secs);
+        json_result(o, s, PF_EXIT_OK, NULL, secs);
         r = PF_EXIT_OK;
     }
     free(buf);
+    return r;
+}
+
+/* Flashes or verifies the loaded images on o->port; returns the exit status. */
+static int flash_images_on_port(const opts *o, const pf_image_set *images, uint64_t t0)
+{
+    session s;
+    pf_cli_progress_init(&st.prog, o->quiet);
+    int r = open_any(&s, o);
+    if (r < 0)
+        r = fail(o, &s, r, s.diag.text, since(t0));
+    else
+        r = job_on_session(o, &s, images, !strcmp(o->cmd, "verify"), t0);
     close_session(&s);
     return r;
 }
@@ -686,6 +720,171 @@ static int do_flash_or_verify(const opts *o, int nimg, char **imgs)
         r = flash_images_on_port(o, &images, t0);
     }
     pf_image_set_free(&images);
+    return r;
+}
+
+/* Does the target hold the images already? PF_OK, PF_ERR_VERIFY, or the
+ * failure of the compare; *method says how it compared. */
+static int compare_on_session(session *s, const pf_image_set *images, const char **method)
+{
+    int r = PF_OK;
+    for (size_t i = 0; i < images->count && r == PF_OK; i++)
+        r = pf_session_check_image(&s->ps, &images->files[i].map);
+    if (r < 0)
+        return r;
+    size_t bufsize = 2u * (s->ps.target.info.geom.write_max ? s->ps.target.info.geom.write_max : 4096u);
+    if (bufsize < 8192)
+        bufsize = 8192;
+    uint8_t *buf = malloc(bufsize);
+    if (!buf)
+        return pf_diag_set(&s->diag, PF_ERR_NOMEM, "out of memory");
+    pf_job_config cfg = PF_JOB_CONFIG_DEFAULT();
+    cfg.progress = pf_cli_progress_cb;
+    cfg.progress_user = &st.prog;
+    cfg.buf = buf;
+    cfg.buf_size = bufsize;
+    cfg.diag = &s->diag;
+    cfg.clock = &s->port;
+    pf_job_result res;
+    memset(&res, 0, sizeof res);
+    r = pf_job_verify(&s->ps.target, &images->map, &cfg, &res);
+    pf_cli_progress_end(&st.prog);
+    *method = res.verify_method;
+    free(buf);
+    return r;
+}
+
+/* update on o->port: connect, pick the manifest's image for the chip,
+ * decide whether the target needs it, then the same job as flash. */
+static int update_on_port(const opts *o, uint64_t t0)
+{
+    const pf_cli_update *u = o->upd;
+    session s;
+    pf_cli_progress_init(&st.prog, o->quiet);
+    int r = open_any(&s, o);
+    if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        return r;
+    }
+    const pf_manifest_image *im;
+    r = pf_manifest_select(&u->manifest, target_name(o), s.ps.target.info.chip, u->board, &im, &s.diag);
+    if (r < 0) {
+        r = fail(o, &s, r, s.diag.text, since(t0));
+        close_session(&s);
+        return r;
+    }
+    st.update_version = im->version;
+    /* what the target runs, where it can say (the agent) */
+    static char det[2048];
+    pf_manifest_version running;
+    int knows = pf_session_details(&s.ps, det, sizeof det) == PF_OK && pf_cli_update_running_version(det, &running);
+    if (knows)
+        snprintf(st.running_version, sizeof st.running_version, "%lu.%lu.%lu", (unsigned long)running.major,
+                 (unsigned long)running.minor, (unsigned long)running.revision);
+    if (knows && !u->force) {
+        int cmp = pf_manifest_version_cmp(&im->ver, &running);
+        if (cmp == 0) {
+            st.update_action = "up-to-date";
+            if (!o->quiet)
+                fprintf(stderr, "already runs version %s: nothing to do\n", st.running_version);
+            json_result(o, &s, PF_EXIT_OK, NULL, since(t0));
+            close_session(&s);
+            return PF_EXIT_OK;
+        }
+        if (cmp < 0 && !u->allow_downgrade) {
+            st.update_action = "refused";
+            pf_diag_set(&s.diag, PF_ERR_STATE, "the manifest's version %s is older than the running %s: refusing a "
+                                               "downgrade (--allow-downgrade allows it)", im->version,
+                        st.running_version);
+            pf_diag_op(&s.diag, "check");
+            r = fail(o, &s, PF_ERR_STATE, s.diag.text, since(t0));
+            close_session(&s);
+            return r;
+        }
+    }
+    if (!o->quiet)
+        fprintf(stderr, "manifest: version %s for %s %s%s%s: %s\n", im->version, im->target,
+                s.ps.target.info.chip, knows ? ", running " : "", knows ? st.running_version : "", im->url);
+    pf_image_set images;
+    pf_image_set_init(&images);
+    pf_cli_download dl = {0};
+    dl.quiet = o->quiet;
+    pf_http_options http = o->http;
+    http.progress = pf_cli_download_progress;
+    http.progress_user = &dl;
+    pf_diag_clear(&s.diag);
+    r = pf_cli_update_fetch(u, im, s.ps.target.ops->app_address, &http, &images, &s.diag);
+    if (r < 0) {
+        /* an image that cannot be had, or differs from the signed manifest,
+         * is an image failure (3), whatever the cause */
+        st.update_action = "refused";
+        r = fail(o, &s, PF_ERR_FORMAT, s.diag.text, since(t0));
+        pf_image_set_free(&images);
+        close_session(&s);
+        return r;
+    }
+    st.have_image = 1;
+    st.image_bytes = (uint32_t)pf_memmap_bytes(&images.map);
+    if (!knows && !u->force) {
+        /* no version to go by: the flash content decides (digest or read-back) */
+        const char *method = NULL;
+        int v = compare_on_session(&s, &images, &method);
+        if (v == PF_OK) {
+            st.update_action = "up-to-date";
+            if (!o->quiet)
+                fprintf(stderr, "already holds this image (version %s, compared by %s): nothing to do\n", im->version,
+                        method ? method : "read-back");
+            json_result(o, &s, PF_EXIT_OK, NULL, since(t0));
+            pf_image_set_free(&images);
+            close_session(&s);
+            return PF_EXIT_OK;
+        }
+        if (v != PF_ERR_VERIFY) {
+            r = fail(o, &s, v, s.diag.text, since(t0));
+            pf_image_set_free(&images);
+            close_session(&s);
+            return r;
+        }
+        pf_diag_clear(&s.diag);
+        pf_cli_progress_init(&st.prog, o->quiet);
+    }
+    st.update_action = "flashed";
+    r = job_on_session(o, &s, &images, 0, t0);
+    if (r != PF_EXIT_OK)
+        st.update_action = NULL;
+    pf_image_set_free(&images);
+    close_session(&s);
+    return r;
+}
+
+static int run_one_update(void *user, const char *port)
+{
+    opts one = *(const opts *)user;
+    one.port = port;
+    one.nports = 1;
+    return update_on_port(&one, pf_posix_now_us());
+}
+
+static int do_update(const opts *o)
+{
+    uint64_t t0 = pf_posix_now_us();
+    pf_diag d = {0};
+    pf_http_options http = o->http;
+    /* the manifest is checked before any port is opened */
+    int r = pf_cli_update_load(o->upd, &http, &d);
+    if (r < 0) {
+        int code = r == PF_ERR_ARG ? PF_EXIT_USAGE : PF_EXIT_IMAGE;
+        pf_cli_error("%s", d.text[0] ? d.text : pf_strerror(r));
+        json_result(o, NULL, code, d.text[0] ? d.text : pf_strerror(r), since(t0));
+        return code;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "manifest%s%s: %u image%s, signature good\n", o->upd->manifest.name[0] ? " " : "",
+                o->upd->manifest.name, o->upd->manifest.n_images, o->upd->manifest.n_images == 1 ? "" : "s");
+    r = o->nports > 1 ? pf_cli_run_many(o->ports, o->nports, o->cmd, o->json, o->quiet, run_one_update, (void *)o)
+                      : update_on_port(o, t0);
+    pf_cli_update_free(o->upd);
     return r;
 }
 
@@ -915,12 +1114,16 @@ static int add_ports(const char *arg)
 int pf_cmd_flash(int argc, char **argv)
 {
     opts o = {0};
+    static pf_cli_update upd;
+    int update_opts = 0; /* an update-only option was given */
     o.cmd = argv[0];
+    o.upd = &upd;
     o.verify = o.skip = o.run = 1;
     o.http = (pf_http_options)PF_HTTP_OPTIONS_DEFAULT();
     o.command = command_bit(o.cmd);
     enum { OPT_BAUD = 256, OPT_CBAUD, OPT_CHIP, OPT_RESET, OPT_NOVERIFY, OPT_ERASE, OPT_NOSKIP, OPT_NORUN, OPT_JSON,
-           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_CACERT, OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE, OPT_DRIVER = 1000 };
+           OPT_ALL, OPT_TARGET, OPT_PORT, OPT_CACERT, OPT_HTTP_TIMEOUT, OPT_MAX_IMAGE, OPT_MANIFEST, OPT_KEY, OPT_BOARD,
+           OPT_DOWNGRADE, OPT_FORCE, OPT_DRIVER = 1000 };
     static const struct option fixed_opts[] = {
         {"target", required_argument, 0, OPT_TARGET}, {"port", required_argument, 0, OPT_PORT},
         {"baud", required_argument, 0, OPT_BAUD},     {"connect-baud", required_argument, 0, OPT_CBAUD},
@@ -931,6 +1134,9 @@ int pf_cmd_flash(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"cacert", required_argument, 0, OPT_CACERT}, {"http-timeout", required_argument, 0, OPT_HTTP_TIMEOUT},
         {"max-image-size", required_argument, 0, OPT_MAX_IMAGE},
+        {"manifest", required_argument, 0, OPT_MANIFEST},  {"key", required_argument, 0, OPT_KEY},
+        {"board", required_argument, 0, OPT_BOARD},        {"allow-downgrade", no_argument, 0, OPT_DOWNGRADE},
+        {"force", no_argument, 0, OPT_FORCE},
         {"help", no_argument, 0, 'h'},
     };
     /* the drivers' options (--no-compress, --read-compare, ...) from their tables */
@@ -999,6 +1205,11 @@ int pf_cmd_flash(int argc, char **argv)
             o.http.max_bytes = max;
             break;
         }
+        case OPT_MANIFEST: upd.manifest_src = optarg; update_opts = 1; break;
+        case OPT_KEY: upd.key_path = optarg; update_opts = 1; break;
+        case OPT_BOARD: upd.board = optarg; update_opts = 1; break;
+        case OPT_DOWNGRADE: upd.allow_downgrade = 1; update_opts = 1; break;
+        case OPT_FORCE: upd.force = 1; update_opts = 1; break;
         case 'q': o.quiet = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(o.cmd, stdout); return PF_EXIT_OK;
@@ -1052,8 +1263,13 @@ int pf_cmd_flash(int argc, char **argv)
         if (pf_posix_spec_check(o.ports[i], &spec_diag) < 0)
             return usage_fail(&o, "--port %s", spec_diag.text);
     }
-    if (o.nports > 1 && strcmp(o.cmd, "flash") && strcmp(o.cmd, "verify"))
-        return usage_fail(&o, "%s takes one --port (flash and verify take several)", o.cmd);
+    if (o.nports > 1 && strcmp(o.cmd, "flash") && strcmp(o.cmd, "verify") && strcmp(o.cmd, "update"))
+        return usage_fail(&o, "%s takes one --port (flash, verify and update take several)", o.cmd);
+    int is_update = !strcmp(o.cmd, "update");
+    if (update_opts && !is_update)
+        return usage_fail(&o, "--manifest, --key, --board, --allow-downgrade and --force are for update");
+    if (is_update && (!upd.manifest_src || !upd.key_path))
+        return usage_fail(&o, "update needs --manifest URL|FILE and --key KEY (see peerflash update --help)");
     /* Options that belong to some drivers or commands only: refused before
      * anything is opened, from the drivers' own tables. */
     o.driver_opts[o.n_driver_opts] = NULL;
@@ -1087,6 +1303,11 @@ int pf_cmd_flash(int argc, char **argv)
         if (nargs < 1)
             return usage_fail(&o, "%s needs at least one IMAGE[@ADDR]", o.cmd);
         return do_flash_or_verify(&o, nargs, args);
+    }
+    if (is_update) {
+        if (nargs)
+            return usage_fail(&o, "update takes no IMAGE: the manifest names it");
+        return do_update(&o);
     }
     if (!strcmp(o.cmd, "read"))
         return do_read(&o, nargs, args);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "peerflash/pf_manifest.h"
 #include "peerflash/pf_mcuboot.h"
 #include "peerflash/pf_sign.h"
 
@@ -113,8 +114,94 @@ static int keygen(int argc, char **argv)
     return PF_EXIT_OK;
 }
 
+/* Images listed by a relative URL that exist next to the manifest are
+ * checked against their size and SHA-256 before the manifest is signed:
+ * a wrong hash found now is a fleet that refuses its update later. */
+static int check_local_images(const char *manifest_path, const pf_manifest *m)
+{
+    int bad = 0;
+    for (unsigned i = 0; i < m->n_images; i++) {
+        const pf_manifest_image *im = &m->images[i];
+        char path[2048];
+        if (strstr(im->url, "://") || pf_manifest_resolve_url(manifest_path, im->url, path, sizeof path) < 0)
+            continue;
+        uint8_t *data;
+        size_t len;
+        if (read_all(path, &data, &len) < 0) {
+            fprintf(stderr, "peerflash: sign: %s not found here: its size and sha256 are not checked\n", path);
+            continue;
+        }
+        uint8_t h[32];
+        pf_digest dg;
+        pf_digest_begin(&dg, PF_DIGEST_SHA256);
+        pf_digest_update(&dg, data, len);
+        pf_digest_finish(&dg, h);
+        free(data);
+        if (len != im->size) {
+            pf_cli_error("sign: image %u (%s) is %zu bytes, the manifest says %lu", i, path, len,
+                         (unsigned long)im->size);
+            bad = 1;
+        } else if (memcmp(h, im->sha256, 32)) {
+            pf_cli_error("sign: image %u (%s): its SHA-256 differs from the manifest's sha256", i, path);
+            bad = 1;
+        }
+    }
+    return bad ? -1 : 0;
+}
+
+static int sign_manifest(const char *in, const char *key, const char *out)
+{
+    if (!key) {
+        pf_cli_error("sign --manifest: --key KEY.pem is required (a manifest is always signed)");
+        return PF_EXIT_USAGE;
+    }
+    uint8_t *text = NULL, *pem = NULL;
+    size_t len, pem_len;
+    if (read_all(in, &text, &len) < 0) {
+        pf_cli_error("sign: cannot read %s: %s", in, strerror(errno));
+        return PF_EXIT_IMAGE;
+    }
+    if (read_all(key, &pem, &pem_len) < 0) {
+        pf_cli_error("sign: cannot read key %s: %s", key, strerror(errno));
+        free(text);
+        return PF_EXIT_USAGE;
+    }
+    pf_diag d;
+    pf_diag_clear(&d);
+    pf_manifest m;
+    int rc = PF_EXIT_OK;
+    char *env = NULL;
+    size_t env_len = 0;
+    if (pf_manifest_parse_payload((const char *)text, len, &m, &d) < 0) {
+        pf_cli_error("sign: %s: %s", in, d.text);
+        rc = PF_EXIT_IMAGE;
+    } else {
+        if (check_local_images(in, &m) < 0)
+            rc = PF_EXIT_IMAGE;
+        else if (pf_manifest_sign((const char *)text, len, (const char *)pem, &env, &env_len, &d) < 0) {
+            pf_cli_error("sign: %s", d.text);
+            rc = PF_EXIT_FAIL;
+        }
+        if (rc == PF_EXIT_OK) {
+            FILE *f = fopen(out, "wb");
+            if (!f || fwrite(env, 1, env_len, f) != env_len || fclose(f) != 0) {
+                pf_cli_error("sign: cannot write %s", out);
+                rc = PF_EXIT_FAIL;
+            } else
+                fprintf(stderr, "peerflash: %s: manifest with %u image%s, signed ECDSA-P256\n", out, m.n_images,
+                        m.n_images == 1 ? "" : "s");
+        }
+        pf_manifest_free(&m);
+    }
+    free(env);
+    free(text);
+    free(pem);
+    return rc;
+}
+
 static int sign(int argc, char **argv)
 {
+    int manifest = 0;
     pf_sign_params p = PF_SIGN_PARAMS_DEFAULT();
     const char *key = NULL, *in = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
@@ -122,9 +209,17 @@ static int sign(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: peerflash sign [--key KEY.pem] --version MAJ.MIN.REV[+BUILD] [--header-size N]\n"
                    "                      [--load-addr ADDR] IN.bin OUT.img\n"
+                   "       peerflash sign --manifest --key KEY.pem MANIFEST.json SIGNED.json\n"
                    "  MCUboot-layout image: 32-byte header (magic 0x96f3b83d), the binary, TLVs with\n"
-                   "  SHA-256 and, with --key, the key hash and an ECDSA-P256 signature\n");
+                   "  SHA-256 and, with --key, the key hash and an ECDSA-P256 signature\n"
+                   "  --manifest: check an update manifest (docs/MANIFEST.md) and wrap it with an\n"
+                   "  ECDSA-P256 signature for `peerflash update`; images it lists by a relative URL\n"
+                   "  that exist next to it are checked against their size and sha256 first\n");
             return PF_EXIT_OK;
+        }
+        if (!strcmp(a, "--manifest")) {
+            manifest = 1;
+            continue;
         }
         if (a[0] == '-' && a[1] && i + 1 >= argc) {
             pf_cli_error("sign: %s needs a value", a);
@@ -154,9 +249,12 @@ static int sign(int argc, char **argv)
         }
     }
     if (!in || !out) {
-        pf_cli_error("sign: need IN.bin and OUT.img (see peerflash sign --help)");
+        pf_cli_error(manifest ? "sign: need MANIFEST.json and SIGNED.json (see peerflash sign --help)"
+                              : "sign: need IN.bin and OUT.img (see peerflash sign --help)");
         return PF_EXIT_USAGE;
     }
+    if (manifest)
+        return sign_manifest(in, key, out);
     uint8_t *body, *pem = NULL;
     size_t len, pem_len;
     if (read_all(in, &body, &len) < 0) {

@@ -10,6 +10,7 @@ int pf_cmd_serve(int argc, char **argv); /* cmd_serve.c: the network daemon (src
 static const pf_cli_command commands[] = {
     {"flash", pf_cmd_flash, "write images to a target, verify, optionally run"},
     {"verify", pf_cmd_flash, "compare a target's flash with images"},
+    {"update", pf_cmd_flash, "update targets from a signed manifest (skips those already up to date)"},
     {"read", pf_cmd_flash, "read target flash to a file"},
     {"erase", pf_cmd_flash, "erase a range or the whole chip"},
     {"info", pf_cmd_flash, "identify the chip, flash size and bootloader"},

@@ -220,5 +220,41 @@ cmp -s -n 20000 "$tmp/serve-fw.bin" "$tmp/serve-stm.flash" && say "The STM32's f
 /usr/bin/python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); i=open(sys.argv[2],"rb").read(); sys.exit(d[0x10000:0x10000+len(i)]!=i)' \
     "$tmp/serve-esp.flash" "$tmp/serve-app.bin" && say "The ESP32's app partition (0x10000) holds the espota upload."
 
+# --- A fleet pulls its update: signed manifest on a web server ----------------------
+scene "8. Two boards updated from a signed manifest on a web server (nginx); one is already up to date"
+say "The manifest lists an image per chip with its version, size and SHA-256, signed with the fleet's"
+say "ECDSA-P256 key. update checks the signature before opening any port, picks the image for the chip"
+say "each board reports, skips a board that already holds it, and checks the image's hash before writing."
+mkdir -p "$tmp/web/www/fw"
+"$pf" keygen -o "$tmp/fleet.pem" --pub "$tmp/fleet.pub.der" >/dev/null 2>&1
+head -c 16384 /dev/urandom >"$tmp/web/www/fw/g0-app-2.1.0.bin"
+cat >"$tmp/web/www/manifest.json" <<EOF
+{"manifest": 1, "name": "demo fleet", "images": [
+  {"target": "stm32", "chip": "STM32G07xxB", "version": "2.1.0", "size": 16384,
+   "sha256": "$(sha256sum "$tmp/web/www/fw/g0-app-2.1.0.bin" | cut -c1-64)", "url": "fw/g0-app-2.1.0.bin",
+   "address": "0x08000000"}
+]}
+EOF
+sed 's/^/  /' "$tmp/web/www/manifest.json"
+show "$pf" sign --manifest --key "$tmp/fleet.pem" "$tmp/web/www/manifest.json" "$tmp/web/www/manifest.signed.json"
+web_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bash "$root/scripts/nginx-static.sh" conf "$tmp/web" "$web_port"
+start nginx nginx -p "$tmp/web" -c conf/nginx.conf -g 'daemon off;'
+for b in a b; do
+    start "fleet-sim-$b" "$pf" sim stm32 --port "$tmp/fleet-dev-$b" --chip G07xxB --flash "$tmp/fleet-flash-$b.bin"
+    wait_path "$tmp/fleet-dev-$b"
+    start "fleet-wire-$b" "$pf" wire --a "$tmp/fleet-$b" --b "$tmp/fleet-dev-$b" --baud 115200 --frame 8E1
+    wait_path "$tmp/fleet-$b"
+done
+"$pf" flash -q --target stm32 --port "$tmp/fleet-b" "$tmp/web/www/fw/g0-app-2.1.0.bin@0x08000000"
+say "Board b was updated last week; board a still runs something else."
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$web_port/manifest.json" && break; sleep 0.05; done
+show "$pf" update --manifest "http://127.0.0.1:$web_port/manifest.signed.json" --key "$tmp/fleet.pub.der" \
+    --target stm32 --port "$tmp/fleet-a" --port "$tmp/fleet-b"
+say "Someone changes the version on the server after signing:"
+sed 's/2\.1\.0/2.1.1/g' "$tmp/web/www/manifest.signed.json" >"$tmp/web/www/tampered.json"
+show "$pf" update --manifest "http://127.0.0.1:$web_port/tampered.json" --key "$tmp/fleet.pub.der" \
+    --target stm32 --port "$tmp/fleet-a" || say "(exit status $?: refused before any port was opened)"
+
 echo
 echo "${bold}Done.${off} See README.md for the commands, docs/ for the design and benchmarks."

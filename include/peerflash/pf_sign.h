@@ -35,6 +35,10 @@ typedef struct pf_sign_params {
 #define PF_SIGN_PARAMS_DEFAULT() \
     { .version = {0, 0, 0, 0}, .load_addr = 0, .hdr_size = 0, .key_pem = NULL, .flags = 0 }
 
+/* Signs a SHA-256 digest with a PEM private key: the DER signature goes to
+ * sig (72 bytes are always enough); returns its length. */
+int pf_sign_digest(const char *key_pem, const uint8_t hash[32], uint8_t *sig, size_t cap, pf_diag *diag);
+
 /* Builds header + body + TLVs (SHA-256, and with a key: key hash and
  * ECDSA-P256 signature) into out; returns the image length. */
 int pf_sign_image(const pf_sign_params *p, const uint8_t *body, size_t body_len, uint8_t *out, size_t cap,

@@ -228,6 +228,11 @@ typedef struct pf_target_ops {
     const char *baud_note;
     /* --target auto: probed in ascending rank, 0 = never probed. */
     unsigned probe_rank;
+    /* Where an application image that carries no address of its own goes (a
+     * raw binary, an agent image), for front ends that take one without
+     * asking (update, serve, the ArduinoOTA upload): the start of the
+     * application, never the bootloader. */
+    uint32_t app_address;
 } pf_target_ops;
 
 /* A driver bound to its state: what the job works on. */

@@ -174,3 +174,29 @@ int pf_sign_image(const pf_sign_params *p, const uint8_t *body, size_t body_len,
     pf_put_le16(out + tlv + 2, (uint16_t)(n - tlv));
     return (int)n;
 }
+
+int pf_sign_digest(const char *key_pem, const uint8_t hash[32], uint8_t *sig, size_t cap, pf_diag *diag)
+{
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    rng r;
+    int priv, ri = rng_init(&r);
+    int err = load_key(&pk, key_pem, &priv, diag);
+    if (err == PF_OK && !priv)
+        err = pf_diag_set(diag, PF_ERR_FORMAT, "signing needs the private key, this is a public key");
+    if (err == PF_OK && ri != PF_OK)
+        err = pf_diag_set(diag, PF_ERR_IO, "random generator failed");
+    unsigned char tmp[MBEDTLS_ECDSA_MAX_LEN];
+    size_t n = 0;
+    if (err == PF_OK && mbedtls_pk_sign(&pk, MBEDTLS_MD_SHA256, hash, 32, tmp, &n, mbedtls_ctr_drbg_random, &r.drbg))
+        err = pf_diag_set(diag, PF_ERR_IO, "ECDSA signing failed");
+    if (err == PF_OK && n > cap)
+        err = pf_diag_set(diag, PF_ERR_NOMEM, "signature buffer too small");
+    if (err == PF_OK) {
+        memcpy(sig, tmp, n);
+        err = (int)n;
+    }
+    rng_free(&r);
+    mbedtls_pk_free(&pk);
+    return err;
+}

@@ -246,6 +246,18 @@ static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info
         info->geom.write_max = h->slot_size;
         info->geom.erased_value = 0xFF;
         info->geom.erase_style = PF_ERASE_BY_WRITE;
+        /* what the device runs, for `info` and for `update` (which skips the
+         * version it already runs and refuses an older one) */
+        int have_image = 0;
+        for (int i = 0; i < 32; i++)
+            have_image |= h->run_hash[i];
+        if (have_image) {
+            size_t n = pf_format(info->details, sizeof info->details, "image version: %u.%u.%u\nimage sha256: ",
+                                 (unsigned)p[23], (unsigned)p[24], (unsigned)pf_get_le16(p + 25));
+            for (int i = 0; i < 32 && n + 3 < sizeof info->details; i++)
+                n += pf_format(info->details + n, sizeof info->details - n, "%02x", (unsigned)h->run_hash[i]);
+            pf_format(info->details + n, sizeof info->details - n, "\n");
+        }
     }
     return PF_OK;
 }
@@ -947,4 +959,5 @@ const pf_target_ops pf_target_agent = {
     .stats = a_stats,
     .set_delta = pf_agent_host_set_delta,
     .probe_rank = 3,
+    .app_address = 0, /* the slot: the device places the image */
 };

@@ -632,4 +632,5 @@ const pf_target_ops pf_target_avr = {
     .chip = avr_chip,
     .reset_help = "auto (the DTR/RTS reset circuit) or none",
     .probe_rank = 4, /* last: Optiboot starts the application on any byte that is not STK500 */
+    .app_address = 0, /* the AVR application starts at 0; Optiboot sits at the top */
 };

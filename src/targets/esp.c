@@ -1144,4 +1144,5 @@ const pf_target_ops pf_target_esp = {
     .reset_valid = esp_reset_valid,
     .reset_help = "auto, none, tight or classic",
     .probe_rank = 2,
+    .app_address = 0x10000, /* the factory app partition of the default partition table */
 };

@@ -1150,4 +1150,5 @@ const pf_target_ops pf_target_stm32 = {
     .baud_max = 115200,
     .baud_note = "the STM32 bootloader runs at 1200..115200 bit/s (ST AN2606)",
     .probe_rank = 1, /* first: the ROM takes the first byte after reset as its autobaud pattern */
+    .app_address = 0x08000000, /* main flash: where every STM32 the driver knows boots from */
 };
