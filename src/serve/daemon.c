@@ -381,11 +381,9 @@ static void on_driver_progress(void *user, int phase, uint32_t done, uint32_t to
 
 uint32_t serve_app_address(const char *driver)
 {
-    if (!strcmp(driver, "stm32"))
-        return 0x08000000u; /* the start of main flash on every STM32 the AN3155 driver knows */
-    if (!strcmp(driver, "esp"))
-        return 0x10000u; /* the app partition of the default partition table */
-    return 0; /* avr: the application starts at 0; agent: the slot starts at 0 */
+    /* the driver says where its application starts (pf_target_ops.app_address) */
+    const pf_target_ops *ops = pf_target_find(driver);
+    return ops ? ops->app_address : 0;
 }
 
 void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve_result *out)
