@@ -824,7 +824,7 @@ int pf_sim_esp32_open(pf_sim_esp32 **out, const pf_sim_esp32_config *cfg, pf_dia
 {
     if (!out || !cfg)
         return PF_ERR_ARG;
-    pf_diag local = {{0}};
+    pf_diag local = {0};
     *out = sim_open(cfg, diag ? diag : &local);
     if (*out)
         return PF_OK;

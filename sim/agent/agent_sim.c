@@ -241,7 +241,7 @@ int pf_sim_agent_open(pf_sim_agent **out, const pf_sim_agent_config *o, pf_diag 
     if (o->key_path) {
         uint8_t *pem;
         size_t n;
-        pf_diag kd = {{0}};
+        pf_diag kd = {0};
         if (load_file(o->key_path, &pem, &n) < 0 ||
             (sim->pub_len = pf_sign_pubkey_der((char *)pem, sim->pub, sizeof sim->pub, &kd)) < 0) {
             pf_sim_agent_close(sim);
@@ -483,7 +483,7 @@ int pf_sim_agent_main(int argc, char **argv)
         perror(log_path);
         return 1;
     }
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_sim_agent *sim;
     int r = pf_sim_agent_open(&sim, &o, &d);
     if (r < 0) {

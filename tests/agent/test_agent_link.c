@@ -415,7 +415,7 @@ static pthread_t start_sim(FILE *log, const char *cuts)
         o.payload = sim_payload;
     o.log = log;
     o.power_cuts = cuts;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     if (pf_sim_agent_open(&sim, &o, &d) < 0)
         fprintf(stderr, "sim agent: %s\n", d.text);
     sim_stop = 0;

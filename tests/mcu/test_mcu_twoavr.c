@@ -312,7 +312,7 @@ static int load_uno(const char *optiboot_hex)
     memset(uno.avr->flash, 0xFF, 0x8000); /* erased: no application yet */
     size_t len = 0;
     char *text = slurp(optiboot_hex, &len);
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     pf_ihex p;
     pf_ihex_init(&p, boot_sink, NULL, &d);
     int r = text ? pf_ihex_feed(&p, (const uint8_t *)text, len) : PF_ERR_IO;

@@ -23,7 +23,7 @@ static char dir[64];
 static void test_grammar(void)
 {
     pf_endpoint ep;
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     REQUIRE(pf_endpoint_parse(&ep, "tcp://localhost:2217", &d) == PF_OK);
     CHECK_EQ(ep.kind, PF_ENDPOINT_TCP);
     CHECK(!strcmp(ep.host, "localhost") && !strcmp(ep.port, "2217") && ep.port_number == 2217);
@@ -78,7 +78,7 @@ static void test_rates(void)
 static void test_pty(void)
 {
     char link[96], slave[64], target[64];
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     snprintf(link, sizeof link, "%s/dev", dir);
     /* a stale link from an earlier run is replaced */
     REQUIRE(symlink("/nonexistent/pts", link) == 0);
@@ -136,7 +136,7 @@ static void test_pty(void)
 
 static void test_tcp(void)
 {
-    pf_diag d = {{0}};
+    pf_diag d = {0};
     int free = pf_test_free_port();
     REQUIRE(free > 0);
     uint16_t port = (uint16_t)free;

@@ -25,7 +25,7 @@ static inline pf_wire *tw_start(pf_wire_config *cfg, const char *a, const char *
     cfg->a = a;
     cfg->b = b;
     pf_wire *w = NULL;
-    pf_diag d = {""};
+    pf_diag d = {0};
     if (pf_wire_open(&w, cfg, &d) != 0) {
         fprintf(stderr, "pf_wire_open: %s\n", d.text);
         return NULL;
