@@ -586,6 +586,14 @@ static void report_stack(void)
     CHECK(free_bytes > 0);
 }
 
+static char pty_dir[] = "/tmp/pf-mcu-pty.XXXXXX";
+static char pty_link[64];
+static void remove_pty_dir(void)
+{
+    unlink(pty_link);
+    rmdir(pty_dir);
+}
+
 static int info_printed(void) { return strstr(H.text_lines, "bootloader: ") != NULL && strstr(H.text_lines, "pages of") != NULL; }
 
 static void run(int argc, char **argv)
@@ -603,11 +611,10 @@ static void run(int argc, char **argv)
         return;
     }
     /* pty: the sender must see the sketch's first READY, so the bridge is up before the 2560 starts. */
-    static char dir[] = "/tmp/pf-mcu-pty.XXXXXX";
-    static char link[64];
     if (!strcmp(scenario, "pty")) {
-        REQUIRE(mkdtemp(dir) != NULL);
-        snprintf(link, sizeof link, "%s/mega", dir);
+        REQUIRE(mkdtemp(pty_dir) != NULL);
+        atexit(remove_pty_dir); /* also when a REQUIRE ends the test early */
+        snprintf(pty_link, sizeof pty_link, "%s/mega", pty_dir);
         pty_fd = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
         REQUIRE(pty_fd >= 0 && grantpt(pty_fd) == 0 && unlockpt(pty_fd) == 0);
         struct termios t;
@@ -618,7 +625,7 @@ static void run(int argc, char **argv)
         int once = open(ptsname(pty_fd), O_RDWR | O_NOCTTY);
         REQUIRE(once >= 0);
         close(once);
-        REQUIRE(symlink(ptsname(pty_fd), link) == 0);
+        REQUIRE(symlink(ptsname(pty_fd), pty_link) == 0);
         H.pty = 1;
         H.text = pty_in;
         H.len = H.pos = 0;
@@ -748,7 +755,7 @@ static void run(int argc, char **argv)
         pid_t child = fork();
         REQUIRE(child >= 0);
         if (child == 0) {
-            execl("/usr/bin/python3", "python3", sender, "--port", link, "--timeout", "20", small.hex_path, (char *)NULL);
+            execl("/usr/bin/python3", "python3", sender, "--port", pty_link, "--timeout", "20", small.hex_path, (char *)NULL);
             _exit(127);
         }
         int status = -1;
@@ -768,8 +775,6 @@ static void run(int argc, char **argv)
         REQUIRE(run_until(app_spoke, 3.0));
         check_app_line(&small, "the program the sender sent");
         CHECK_STR_CONTAINS(H.last[L_DONE], "PF DONE pages=6 written=6 verified=6");
-        unlink(link);
-        rmdir(dir);
         close(pty_fd);
         pty_fd = -1;
         free(small.hex);
