@@ -37,44 +37,29 @@ cp -p "$W/www/fw.hex" "$W/cut/fw.hex"
 HP=$(free_port)
 SP=$(free_port)
 CACHE="open_file_cache max=16 inactive=300s; open_file_cache_valid 300s;"
-cat >"$W/conf/nginx.conf" <<CONF
-worker_processes 1;
-user root;
-pid $W/logs/nginx.pid;
-error_log $W/logs/error.log info;
-events { worker_connections 64; }
-http {
-    access_log $W/logs/access.log;
-    client_body_temp_path $W/tmp/body;
-    proxy_temp_path $W/tmp/proxy;
-    fastcgi_temp_path $W/tmp/fastcgi;
-    uwsgi_temp_path $W/tmp/uwsgi;
-    scgi_temp_path $W/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    server {
-        listen 127.0.0.1:$HP;
-        root $W/www;
-        # a Content-Length larger than what is sent: every answer stops at the cut
-        location /cut/ { alias $W/cut/; $CACHE }
-        # the first answer stops at half way; a resume (Range) gets the rest
-        location /resume/ {
-            if (\$http_range) { rewrite ^/resume/(.*)\$ /\$1 last; }
-            alias $W/cut/; $CACHE
-        }
-        location /slow/ { alias $W/www/; limit_rate 4k; }
-        location = /moved.hex { return 302 /fw.hex; }
-    }
-    server {
-        listen 127.0.0.1:$SP ssl;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_certificate $W/tls/server.crt;
-        ssl_certificate_key $W/tls/server.key;
-        root $W/www;
-    }
+mkdir -p "$W/conf/server.d" "$W/conf/http.d"
+cat >"$W/conf/server.d/cuts.conf" <<CONF
+# a Content-Length larger than what is sent: every answer stops at the cut
+location /cut/ { alias $W/cut/; $CACHE }
+# the first answer stops at half way; a resume (Range) gets the rest
+location /resume/ {
+    if (\$http_range) { rewrite ^/resume/(.*)\$ /\$1 last; }
+    alias $W/cut/; $CACHE
+}
+location /slow/ { alias $W/www/; limit_rate 4k; }
+location = /moved.hex { return 302 /fw.hex; }
+CONF
+cat >"$W/conf/http.d/tls.conf" <<CONF
+server {
+    listen 127.0.0.1:$SP ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $W/tls/server.crt;
+    ssl_certificate_key $W/tls/server.key;
+    root $W/www;
 }
 CONF
-nginx -t -p "$W" -c conf/nginx.conf >"$DIR/nginx-t.log" 2>&1 || { cat "$DIR/nginx-t.log"; die "nginx config"; }
+bash "$(dirname "$0")/../../scripts/nginx-static.sh" conf "$W" "$HP" >"$DIR/nginx-t.log" 2>&1 ||
+    { cat "$DIR/nginx-t.log"; die "nginx config"; }
 spawn timeout 300 nginx -p "$W" -c conf/nginx.conf -g 'daemon off;'
 wait_listen "$HP" 10 && wait_listen "$SP" 10 || die "nginx did not listen"
 # nginx caches each cut file's size, then the file is cut to half
