@@ -15,9 +15,11 @@ expect 0 "$prefix/bin/\.\./share/peerflash/optiboot_atmega328\.hex" -- "$prefix/
 expect 0 "^peerflash [0-9]" -- "$prefix/bin/peerflash" -V
 expect 0 "usage: peerflash flash" -- "$prefix/bin/peerflash" help flash
 expect 0 "EXIT STATUS" -- man -l "$prefix/share/man/man1/peerflash.1"
-# the completion completes a command and a target
-words=$(bash -c '. "$1"; COMP_WORDS=(peerflash fl); COMP_CWORD=1; _peerflash; echo "${COMPREPLY[*]}";
-    COMP_WORDS=(peerflash flash --target st); COMP_CWORD=3; _peerflash; echo "${COMPREPLY[*]}"' _ \
+# the completion completes a command, a target and a driver's option, read
+# from the installed peerflash's own --help
+words=$(PATH="$prefix/bin:$PATH" bash -c '. "$1"; COMP_WORDS=(peerflash fl); COMP_CWORD=1; _peerflash; echo "${COMPREPLY[*]}";
+    COMP_WORDS=(peerflash flash --target st); COMP_CWORD=3; _peerflash; echo "${COMPREPLY[*]}";
+    COMP_WORDS=(peerflash flash --read-c); COMP_CWORD=2; _peerflash; echo "${COMPREPLY[*]}"' _ \
     "$prefix/share/bash-completion/completions/peerflash")
-[[ $words == $'flash\nstm32' ]] && passed=$((passed + 1)) || { echo "FAIL: completion gave: $words" >&2; failed=$((failed + 1)); }
+[[ $words == $'flash\nstm32\n--read-compare' ]] && passed=$((passed + 1)) || { echo "FAIL: completion gave: $words" >&2; failed=$((failed + 1)); }
 finish
