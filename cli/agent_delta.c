@@ -81,7 +81,7 @@ int pf_cli_cache_dir(char *out, size_t cap)
  * valid image carries). -1 for a file that is not an MCUboot image. */
 static int image_key(const uint8_t *img, size_t len, char hex[65])
 {
-    if (len < PF_IMAGE_HEADER_SIZE || pf_get_le32(img) != PF_IMAGE_MAGIC)
+    if (len < PF_MCUBOOT_HEADER_SIZE || pf_get_le32(img) != PF_MCUBOOT_MAGIC)
         return -1;
     uint64_t covered = (uint64_t)pf_get_le16(img + 8) + pf_get_le32(img + 12) + pf_get_le16(img + 10);
     if (covered > len)
@@ -272,7 +272,7 @@ int pf_cli_agent_delta_setup(const pf_target_ops *ops, void *state, const char *
     if (delta_from) {
         if (pf_cli_read_file(delta_from, &c->from, &c->from_len) < 0)
             return pf_diag_set(diag, PF_ERR_FORMAT, "--delta-from %s: %s", delta_from, strerror(errno));
-        if (c->from_len < PF_IMAGE_HEADER_SIZE || pf_get_le32(c->from) != PF_IMAGE_MAGIC)
+        if (c->from_len < PF_MCUBOOT_HEADER_SIZE || pf_get_le32(c->from) != PF_MCUBOOT_MAGIC)
             return pf_diag_set(diag, PF_ERR_FORMAT,
                                "--delta-from %s is not an MCUboot image (the signed image the device runs)",
                                delta_from);

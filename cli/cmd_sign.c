@@ -37,7 +37,7 @@ static int read_all(const char *path, uint8_t **data, size_t *len)
     return 0;
 }
 
-static int parse_version(const char *s, pf_image_version *v)
+static int parse_version(const char *s, pf_mcuboot_version *v)
 {
     unsigned maj = 0, min = 0, rev = 0;
     unsigned long build = 0;
@@ -261,8 +261,8 @@ static int sign(int argc, char **argv)
         pf_cli_error("sign: cannot read %s", in);
         return PF_EXIT_IMAGE;
     }
-    pf_image_info signed_already;
-    if (len >= PF_IMAGE_HEADER_SIZE && pf_image_parse_header(body, &signed_already, NULL) == PF_OK) {
+    pf_mcuboot_info signed_already;
+    if (len >= PF_MCUBOOT_HEADER_SIZE && pf_mcuboot_parse_header(body, &signed_already, NULL) == PF_OK) {
         pf_cli_error("sign: %s is already an MCUboot image (magic 0x96f3b83d, version %u.%u.%u+%lu): sign the "
                      "plain binary instead",
                      in, signed_already.version.major, signed_already.version.minor, signed_already.version.revision,

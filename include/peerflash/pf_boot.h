@@ -95,7 +95,7 @@ typedef struct pf_boot {
 
 /* What pf_boot_run decided. */
 typedef struct pf_boot_result {
-    pf_image_info image; /* the verified image in primary to start */
+    pf_mcuboot_info image; /* the verified image in primary to start */
     int trial;           /* 1: it runs on trial, must pf_boot_confirm() */
     int reverted;        /* 1: an unconfirmed upgrade was just rolled back */
     int swapped;         /* 1: this run did swap work */
@@ -111,7 +111,7 @@ int pf_boot_run(pf_boot *b, pf_boot_result *res);
 int pf_boot_confirm(pf_boot *b);
 /* Verifies the image in a slot (header, bounds, SHA-256, signature if a key
  * is configured). slot: 0 primary, 1 secondary. */
-int pf_boot_check_slot(pf_boot *b, int slot, pf_image_info *info);
+int pf_boot_check_slot(pf_boot *b, int slot, pf_mcuboot_info *info);
 /* Marks the (verified) secondary image for installation at the next boot:
  * on trial, or permanent. Refuses a lower version than primary's unless
  * allow_downgrade. */

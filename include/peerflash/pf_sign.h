@@ -25,7 +25,7 @@ int pf_sign_keygen(char *pem, size_t cap, pf_diag *diag);
 int pf_sign_pubkey_der(const char *pem, uint8_t *der, size_t cap, pf_diag *diag);
 
 typedef struct pf_sign_params {
-    pf_image_version version;
+    pf_mcuboot_version version;
     uint32_t load_addr;
     uint16_t hdr_size;      /* 0 = 32; the body starts here (vector table alignment) */
     const char *key_pem;    /* NULL = unsigned (SHA-256 TLV only) */

@@ -256,7 +256,7 @@ int pf_sim_agent_open(pf_sim_agent **out, const pf_sim_agent_config *o, pf_diag 
             pf_sim_agent_close(sim);
             return pf_diag_set(diag, PF_ERR_IO, "sim agent: factory image %s unreadable or too big", o->factory);
         }
-        if (pf_get_le32(t->nor.mem) != PF_IMAGE_MAGIC) {
+        if (pf_get_le32(t->nor.mem) != PF_MCUBOOT_MAGIC) {
             memset(t->nor.mem, 0xFF, slot + SIM_E);
             memcpy(t->nor.mem, img, n);
         }

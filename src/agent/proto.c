@@ -54,7 +54,7 @@ static int hello(pf_agent *a, const pf_ap_frame *f)
     pf_put_le32(p + 11, fl->erase_size);
     pf_put_le32(p + 15, fl->prog_size);
     pf_put_le32(p + 19, a->cfg.device_id);
-    pf_image_info cur;
+    pf_mcuboot_info cur;
     pf_diag *saved = b->cfg.diag;
     b->cfg.diag = NULL;
     if (pf_boot_check_slot(b, 0, &cur) == PF_OK) {

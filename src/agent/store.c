@@ -70,7 +70,7 @@ int pf_agent_recv_begin(pf_agent *a, const uint8_t hash[32], uint32_t size, uint
     if (cur->state == PF_BOOT_TRIAL || cur->state == PF_BOOT_SWAPPING || cur->state == PF_BOOT_REVERTING)
         return pf_diag_set(d, PF_ERR_STATE, "an upgrade runs on trial (state %s): confirm it or reset first",
                            pf_boot_state_name(cur->state));
-    if (size < PF_IMAGE_HEADER_SIZE || size > b->cfg.slot_size)
+    if (size < PF_MCUBOOT_HEADER_SIZE || size > b->cfg.slot_size)
         return pf_diag_set(d, PF_ERR_RANGE, "image of %lu bytes does not fit the %lu-byte slot",
                            (unsigned long)size, (unsigned long)b->cfg.slot_size);
     a->_open = 0;
@@ -132,8 +132,8 @@ static int early_check(pf_agent *a)
     pf_boot *b = a->cfg.boot;
     const pf_flash *f = b->cfg.flash;
     pf_diag *d = a->cfg.diag;
-    pf_image_info neu, cur;
-    int r = pf_image_parse_header(a->cfg.wbuf, &neu, d);
+    pf_mcuboot_info neu, cur;
+    int r = pf_mcuboot_parse_header(a->cfg.wbuf, &neu, d);
     if (r < 0)
         return pf_diag_set(d, r, "not an MCUboot image (magic 0x%08lx): sign it first",
                            (unsigned long)(a->cfg.wbuf[0] | (uint32_t)a->cfg.wbuf[1] << 8 |
@@ -143,11 +143,11 @@ static int early_check(pf_agent *a)
                            (unsigned long)neu.img_size, (unsigned long)a->_size);
     if (a->cfg.allow_downgrade)
         return PF_OK;
-    uint8_t hdr[PF_IMAGE_HEADER_SIZE + 32];
-    uint32_t n = (PF_IMAGE_HEADER_SIZE + f->read_size - 1) / f->read_size * f->read_size;
-    if (n > sizeof hdr || f->read(f->ctx, b->cfg.primary_off, hdr, n) < 0 || pf_image_parse_header(hdr, &cur, NULL) < 0)
+    uint8_t hdr[PF_MCUBOOT_HEADER_SIZE + 32];
+    uint32_t n = (PF_MCUBOOT_HEADER_SIZE + f->read_size - 1) / f->read_size * f->read_size;
+    if (n > sizeof hdr || f->read(f->ctx, b->cfg.primary_off, hdr, n) < 0 || pf_mcuboot_parse_header(hdr, &cur, NULL) < 0)
         return PF_OK; /* no readable running image: nothing to compare with */
-    if (pf_image_version_cmp(&neu.version, &cur.version) < 0)
+    if (pf_mcuboot_version_cmp(&neu.version, &cur.version) < 0)
         return pf_diag_set(d, PF_ERR_AUTH, "downgrade refused: new image is %u.%u.%u, running %u.%u.%u",
                            (unsigned)neu.version.major, (unsigned)neu.version.minor, (unsigned)neu.version.revision,
                            (unsigned)cur.version.major, (unsigned)cur.version.minor, (unsigned)cur.version.revision);
@@ -170,7 +170,7 @@ static int put(pf_agent *a, const uint8_t *data, uint32_t len)
         a->_fill += n;
         data += n;
         len -= n;
-        if (a->_stored == 0 && before < PF_IMAGE_HEADER_SIZE && a->_fill >= PF_IMAGE_HEADER_SIZE) {
+        if (a->_stored == 0 && before < PF_MCUBOOT_HEADER_SIZE && a->_fill >= PF_MCUBOOT_HEADER_SIZE) {
             int r = early_check(a);
             if (r < 0) { /* forget the transfer, keep the reason */
                 a->_open = 0;

@@ -246,7 +246,7 @@ static int run_swap(pf_boot *b)
 static uint32_t swap_units(pf_boot *b, uint32_t new_total)
 {
     uint32_t E = b->cfg.flash->erase_size, hlen, tlv;
-    pf_image_info old;
+    pf_mcuboot_info old;
     uint32_t old_total = b->cfg.slot_size;
     pf_diag *saved = b->cfg.diag;
     b->cfg.diag = NULL;
@@ -268,7 +268,7 @@ int pf_boot_run(pf_boot *b, pf_boot_result *res)
         int r;
         switch (b->rec.state) {
         case PF_BOOT_PENDING: {
-            pf_image_info info;
+            pf_mcuboot_info info;
             r = pf_boot_check_slot(b, 1, &info);
             if (r == PF_ERR_IO)
                 return r;
@@ -359,7 +359,7 @@ int pf_boot_request_install(pf_boot *b, int permanent, int allow_downgrade)
     if (st == PF_BOOT_TRIAL || st == PF_BOOT_SWAPPING || st == PF_BOOT_REVERTING)
         return pf_diag_set(d, PF_ERR_STATE, "an upgrade is in progress (state %s): confirm or reset first",
                            pf_boot_state_name(st));
-    pf_image_info neu, cur;
+    pf_mcuboot_info neu, cur;
     int r = pf_boot_check_slot(b, 1, &neu);
     if (r < 0)
         return r;
@@ -367,7 +367,7 @@ int pf_boot_request_install(pf_boot *b, int permanent, int allow_downgrade)
     b->cfg.diag = NULL;
     int have_cur = pf_boot_check_slot(b, 0, &cur) == PF_OK;
     b->cfg.diag = saved;
-    if (have_cur && !allow_downgrade && pf_image_version_cmp(&neu.version, &cur.version) < 0)
+    if (have_cur && !allow_downgrade && pf_mcuboot_version_cmp(&neu.version, &cur.version) < 0)
         return pf_diag_set(d, PF_ERR_AUTH, "downgrade refused: new image is %u.%u.%u, running %u.%u.%u",
                            (unsigned)neu.version.major, (unsigned)neu.version.minor, (unsigned)neu.version.revision,
                            (unsigned)cur.version.major, (unsigned)cur.version.minor,

@@ -32,7 +32,7 @@ int pf_boot_read_any(pf_boot *b, uint32_t off, uint8_t *dst, uint32_t len)
     return PF_OK;
 }
 
-/* pf_image_check's reader over one slot of the boot flash. */
+/* pf_mcuboot_check's reader over one slot of the boot flash. */
 typedef struct slot_reader {
     pf_boot *b;
     uint32_t base;
@@ -44,9 +44,9 @@ static int read_slot(void *ctx, uint32_t off, uint8_t *dst, uint32_t len)
     return pf_boot_read_any(s->b, s->base + off, dst, len);
 }
 
-static pf_image_check_config slot_check(pf_boot *b, slot_reader *s, const char *name)
+static pf_mcuboot_check_config slot_check(pf_boot *b, slot_reader *s, const char *name)
 {
-    pf_image_check_config c = PF_IMAGE_CHECK_CONFIG_DEFAULT();
+    pf_mcuboot_check_config c = PF_MCUBOOT_CHECK_CONFIG_DEFAULT();
     c.read = read_slot;
     c.ctx = s;
     c.limit = b->cfg.slot_size;
@@ -62,21 +62,21 @@ static pf_image_check_config slot_check(pf_boot *b, slot_reader *s, const char *
     return c;
 }
 
-int pf_boot_image_bounds(pf_boot *b, uint32_t base, pf_image_info *info, uint32_t *hlen, uint32_t *tlv_off)
+int pf_boot_image_bounds(pf_boot *b, uint32_t base, pf_mcuboot_info *info, uint32_t *hlen, uint32_t *tlv_off)
 {
     slot_reader s = {b, base};
-    pf_image_check_config c = slot_check(b, &s, NULL);
-    int r = pf_image_bounds(&c, info, hlen);
+    pf_mcuboot_check_config c = slot_check(b, &s, NULL);
+    int r = pf_mcuboot_bounds(&c, info, hlen);
     if (r == PF_OK)
         *tlv_off = *hlen; /* the TLV area follows what the hash covers */
     return r;
 }
 
-int pf_boot_check_slot(pf_boot *b, int slot, pf_image_info *info)
+int pf_boot_check_slot(pf_boot *b, int slot, pf_mcuboot_info *info)
 {
     if (!b || !info || (slot != 0 && slot != 1))
         return PF_ERR_ARG;
     slot_reader s = {b, pf_boot_slot_off(b, slot)};
-    pf_image_check_config c = slot_check(b, &s, slot ? "secondary" : "primary");
-    return pf_image_check(&c, info);
+    pf_mcuboot_check_config c = slot_check(b, &s, slot ? "secondary" : "primary");
+    return pf_mcuboot_check(&c, info);
 }

@@ -10,6 +10,6 @@
 /* Reads len bytes at any offset (handles read_size alignment). */
 int pf_boot_read_any(pf_boot *b, uint32_t off, uint8_t *dst, uint32_t len);
 /* Header + TLV info without hashing: info (total_size set), hashed length. */
-int pf_boot_image_bounds(pf_boot *b, uint32_t base, pf_image_info *info, uint32_t *hlen, uint32_t *tlv_off);
+int pf_boot_image_bounds(pf_boot *b, uint32_t base, pf_mcuboot_info *info, uint32_t *hlen, uint32_t *tlv_off);
 
 #endif

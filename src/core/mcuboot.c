@@ -10,13 +10,13 @@
 
 #define SIG_MAX 128u /* largest signature TLV */
 
-int pf_image_parse_header(const uint8_t hdr[32], pf_image_info *out, pf_diag *diag)
+int pf_mcuboot_parse_header(const uint8_t hdr[32], pf_mcuboot_info *out, pf_diag *diag)
 {
     if (!hdr || !out)
         return PF_ERR_ARG;
     memset(out, 0, sizeof *out);
     uint32_t magic = pf_get_le32(hdr);
-    if (magic != PF_IMAGE_MAGIC)
+    if (magic != PF_MCUBOOT_MAGIC)
         return pf_diag_set(diag, PF_ERR_FORMAT, "no image: header magic is 0x%08lx, not 0x96f3b83d",
                            (unsigned long)magic);
     out->load_addr = pf_get_le32(hdr + 4);
@@ -28,12 +28,12 @@ int pf_image_parse_header(const uint8_t hdr[32], pf_image_info *out, pf_diag *di
     out->version.minor = hdr[21];
     out->version.revision = pf_get_le16(hdr + 22);
     out->version.build = pf_get_le32(hdr + 24);
-    if (out->hdr_size < PF_IMAGE_HEADER_SIZE)
+    if (out->hdr_size < PF_MCUBOOT_HEADER_SIZE)
         return pf_diag_set(diag, PF_ERR_FORMAT, "image header size %u is below 32", (unsigned)out->hdr_size);
     return PF_OK;
 }
 
-int pf_image_version_cmp(const pf_image_version *a, const pf_image_version *b)
+int pf_mcuboot_version_cmp(const pf_mcuboot_version *a, const pf_mcuboot_version *b)
 {
     if (a->major != b->major)
         return a->major < b->major ? -1 : 1;
@@ -44,19 +44,19 @@ int pf_image_version_cmp(const pf_image_version *a, const pf_image_version *b)
     return 0;
 }
 
-int pf_image_bounds(const pf_image_check_config *c, pf_image_info *info, uint32_t *hashed)
+int pf_mcuboot_bounds(const pf_mcuboot_check_config *c, pf_mcuboot_info *info, uint32_t *hashed)
 {
     if (!c || !c->read || !info || !hashed)
         return PF_ERR_ARG;
     pf_diag *d = c->diag;
-    uint8_t hdr[PF_IMAGE_HEADER_SIZE], t[4];
-    if (c->limit < PF_IMAGE_HEADER_SIZE)
+    uint8_t hdr[PF_MCUBOOT_HEADER_SIZE], t[4];
+    if (c->limit < PF_MCUBOOT_HEADER_SIZE)
         return pf_diag_set(d, PF_ERR_FORMAT, "%lu bytes are too few for an image header (32)",
                            (unsigned long)c->limit);
     int r = c->read(c->ctx, 0, hdr, sizeof hdr);
     if (r < 0)
         return r;
-    r = pf_image_parse_header(hdr, info, d);
+    r = pf_mcuboot_parse_header(hdr, info, d);
     if (r < 0)
         return r;
     uint64_t h = (uint64_t)info->hdr_size + info->img_size + info->protect_tlv_size;
@@ -69,7 +69,7 @@ int pf_image_bounds(const pf_image_check_config *c, pf_image_info *info, uint32_
         r = c->read(c->ctx, info->hdr_size + info->img_size, t, 4);
         if (r < 0)
             return r;
-        if (pf_get_le16(t) != PF_IMAGE_TLV_PROT_INFO_MAGIC || pf_get_le16(t + 2) != info->protect_tlv_size)
+        if (pf_get_le16(t) != PF_MCUBOOT_TLV_PROT_INFO_MAGIC || pf_get_le16(t + 2) != info->protect_tlv_size)
             return pf_diag_set(d, PF_ERR_FORMAT, "protected TLV area header is %04x/%u, want 6908/%u",
                                (unsigned)pf_get_le16(t), (unsigned)pf_get_le16(t + 2),
                                (unsigned)info->protect_tlv_size);
@@ -77,7 +77,7 @@ int pf_image_bounds(const pf_image_check_config *c, pf_image_info *info, uint32_
     r = c->read(c->ctx, (uint32_t)h, t, 4);
     if (r < 0)
         return r;
-    if (pf_get_le16(t) != PF_IMAGE_TLV_INFO_MAGIC)
+    if (pf_get_le16(t) != PF_MCUBOOT_TLV_INFO_MAGIC)
         return pf_diag_set(d, PF_ERR_FORMAT, "no TLV area after the image body (magic 0x%04x at offset %lu)",
                            (unsigned)pf_get_le16(t), (unsigned long)h);
     uint32_t tot = pf_get_le16(t + 2);
@@ -88,7 +88,7 @@ int pf_image_bounds(const pf_image_check_config *c, pf_image_info *info, uint32_
     return PF_OK;
 }
 
-static int hash_range(const pf_image_check_config *c, uint32_t len, uint8_t out[32])
+static int hash_range(const pf_mcuboot_check_config *c, uint32_t len, uint8_t out[32])
 {
     pf_digest dg;
     int r = pf_digest_begin(&dg, PF_DIGEST_SHA256);
@@ -107,14 +107,14 @@ static int hash_range(const pf_image_check_config *c, uint32_t len, uint8_t out[
     return pf_digest_finish(&dg, out);
 }
 
-int pf_image_check(const pf_image_check_config *c, pf_image_info *info)
+int pf_mcuboot_check(const pf_mcuboot_check_config *c, pf_mcuboot_info *info)
 {
     if (!c || !c->read || !info || !c->buf || !c->buf_size || (c->pubkey && !c->sig_verify))
         return PF_ERR_ARG;
     pf_diag *d = c->diag;
     const char *name = c->name ? c->name : "image";
     uint32_t hlen;
-    int r = pf_image_bounds(c, info, &hlen);
+    int r = pf_mcuboot_bounds(c, info, &hlen);
     if (r < 0) {
         if (c->name)
             pf_diag_prefix(d, c->name);
@@ -149,7 +149,7 @@ int pf_image_check(const pf_image_check_config *c, pf_image_info *info)
         if (len > end - p)
             return pf_diag_set(d, PF_ERR_FORMAT, "%s: TLV 0x%02x of %u bytes overruns the TLV area", name,
                                (unsigned)type, (unsigned)len);
-        if (type == PF_IMAGE_TLV_SHA256) {
+        if (type == PF_MCUBOOT_TLV_SHA256) {
             if (len != 32)
                 return pf_diag_set(d, PF_ERR_FORMAT, "%s: SHA-256 TLV has %u bytes", name, (unsigned)len);
             if ((r = c->read(c->ctx, p, info->hash, 32)) < 0)
@@ -157,14 +157,14 @@ int pf_image_check(const pf_image_check_config *c, pf_image_info *info)
             if (memcmp(info->hash, calc, 32) != 0)
                 return pf_diag_set(d, PF_ERR_AUTH, "%s: image SHA-256 does not match its TLV (corrupt image)", name);
             have_hash = 1;
-        } else if (type == PF_IMAGE_TLV_KEYHASH && c->pubkey) {
+        } else if (type == PF_MCUBOOT_TLV_KEYHASH && c->pubkey) {
             uint8_t kh[32];
             if (len == 32) {
                 if ((r = c->read(c->ctx, p, kh, 32)) < 0)
                     return r;
                 have_keyhash |= memcmp(kh, key_hash, 32) == 0;
             }
-        } else if (type == PF_IMAGE_TLV_ECDSA_SIG && c->pubkey && have_hash && have_keyhash && !sig_checked) {
+        } else if (type == PF_MCUBOOT_TLV_ECDSA_SIG && c->pubkey && have_hash && have_keyhash && !sig_checked) {
             if (len > sizeof sig)
                 return pf_diag_set(d, PF_ERR_FORMAT, "%s: signature TLV of %u bytes", name, (unsigned)len);
             if ((r = c->read(c->ctx, p, sig, len)) < 0)

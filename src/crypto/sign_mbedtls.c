@@ -96,20 +96,20 @@ int pf_sign_pubkey_der(const char *pem, uint8_t *der, size_t cap, pf_diag *diag)
 
 size_t pf_sign_image_size_max(const pf_sign_params *p, size_t body_len)
 {
-    size_t hdr = p->hdr_size ? p->hdr_size : PF_IMAGE_HEADER_SIZE;
+    size_t hdr = p->hdr_size ? p->hdr_size : PF_MCUBOOT_HEADER_SIZE;
     return hdr + body_len + 4 + (4 + 32) + (4 + 32) + (4 + MBEDTLS_ECDSA_MAX_LEN);
 }
 
 int pf_sign_image(const pf_sign_params *p, const uint8_t *body, size_t body_len, uint8_t *out, size_t cap,
                   pf_diag *diag)
 {
-    size_t hdr = p->hdr_size ? p->hdr_size : PF_IMAGE_HEADER_SIZE;
-    if (hdr < PF_IMAGE_HEADER_SIZE || body_len > 0xFFFFFFFFu - hdr)
+    size_t hdr = p->hdr_size ? p->hdr_size : PF_MCUBOOT_HEADER_SIZE;
+    if (hdr < PF_MCUBOOT_HEADER_SIZE || body_len > 0xFFFFFFFFu - hdr)
         return pf_diag_set(diag, PF_ERR_ARG, "header size %u below 32", (unsigned)hdr);
     if (cap < pf_sign_image_size_max(p, body_len))
         return pf_diag_set(diag, PF_ERR_NOMEM, "output buffer too small");
     memset(out, 0, hdr);
-    pf_put_le32(out + 0, PF_IMAGE_MAGIC);
+    pf_put_le32(out + 0, PF_MCUBOOT_MAGIC);
     pf_put_le32(out + 4, p->load_addr);
     pf_put_le16(out + 8, (uint16_t)hdr);
     pf_put_le16(out + 10, 0); /* no protected TLVs */
@@ -126,7 +126,7 @@ int pf_sign_image(const pf_sign_params *p, const uint8_t *body, size_t body_len,
 
     size_t tlv = n;
     n += 4;
-    pf_put_le16(out + n, PF_IMAGE_TLV_SHA256);
+    pf_put_le16(out + n, PF_MCUBOOT_TLV_SHA256);
     pf_put_le16(out + n + 2, 32);
     memcpy(out + n + 4, hash, 32);
     n += 36;
@@ -156,11 +156,11 @@ int pf_sign_image(const pf_sign_params *p, const uint8_t *body, size_t body_len,
         if (err == PF_OK) {
             uint8_t kh[32];
             mbedtls_sha256_ret(der + sizeof der - dl, (size_t)dl, kh, 0);
-            pf_put_le16(out + n, PF_IMAGE_TLV_KEYHASH);
+            pf_put_le16(out + n, PF_MCUBOOT_TLV_KEYHASH);
             pf_put_le16(out + n + 2, 32);
             memcpy(out + n + 4, kh, 32);
             n += 36;
-            pf_put_le16(out + n, PF_IMAGE_TLV_ECDSA_SIG);
+            pf_put_le16(out + n, PF_MCUBOOT_TLV_ECDSA_SIG);
             pf_put_le16(out + n + 2, (uint16_t)siglen);
             memcpy(out + n + 4, sig, siglen);
             n += 4 + siglen;
@@ -170,7 +170,7 @@ int pf_sign_image(const pf_sign_params *p, const uint8_t *body, size_t body_len,
     }
     if (err < 0)
         return err;
-    pf_put_le16(out + tlv, PF_IMAGE_TLV_INFO_MAGIC);
+    pf_put_le16(out + tlv, PF_MCUBOOT_TLV_INFO_MAGIC);
     pf_put_le16(out + tlv + 2, (uint16_t)(n - tlv));
     return (int)n;
 }

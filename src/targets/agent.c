@@ -586,7 +586,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
 static int read_mem(void *ctx, uint32_t off, uint8_t *dst, uint32_t len)
 {
     const uint8_t *img = ctx;
-    memcpy(dst, img + off, len); /* pf_image_check stays within its limit */
+    memcpy(dst, img + off, len); /* pf_mcuboot_check stays within its limit */
     return PF_OK;
 }
 
@@ -596,7 +596,7 @@ static int read_mem(void *ctx, uint32_t off, uint8_t *dst, uint32_t len)
  * transfer. A failure is the file's fault: PF_ERR_FORMAT. */
 static int check_image(agent_host *h, const uint8_t *data, uint32_t len)
 {
-    pf_image_check_config c = PF_IMAGE_CHECK_CONFIG_DEFAULT();
+    pf_mcuboot_check_config c = PF_MCUBOOT_CHECK_CONFIG_DEFAULT();
     c.read = read_mem;
     c.ctx = (void *)(uintptr_t)data;
     c.limit = len;
@@ -607,8 +607,8 @@ static int check_image(agent_host *h, const uint8_t *data, uint32_t len)
     c.buf = h->payload; /* free until BEGIN */
     c.buf_size = sizeof h->payload;
     c.diag = h->cfg.diag;
-    pf_image_info info;
-    int r = pf_image_check(&c, &info);
+    pf_mcuboot_info info;
+    int r = pf_mcuboot_check(&c, &info);
     if (r == PF_ERR_AUTH || r == PF_ERR_FORMAT) {
         pf_diag_prefix(h->cfg.diag, "image file (checked before sending; nothing was sent)");
         return PF_ERR_FORMAT;
@@ -622,7 +622,7 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     if (addr != 0 || len != h->run_len)
         return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent write of %lu bytes at 0x%lx: expected the whole image",
                            (unsigned long)len, (unsigned long)addr);
-    if (len < PF_IMAGE_HEADER_SIZE || pf_get_le32(data) != PF_IMAGE_MAGIC)
+    if (len < PF_MCUBOOT_HEADER_SIZE || pf_get_le32(data) != PF_MCUBOOT_MAGIC)
         return pf_diag_set(h->cfg.diag, PF_ERR_FORMAT,
                            "the agent installs MCUboot-layout images (magic 0x96f3b83d); this one starts with "
                            "0x%08lx: make one with `peerflash sign`",

@@ -157,7 +157,7 @@ static void test_host_checks_image_before_sending(void)
     REQUIRE(host_open(&h, 3, 0, 0, 0) == PF_OK);
     uint8_t *good = malloc(v3.len);
     memcpy(good, v3.data, v3.len);
-    v3.data[PF_IMAGE_HEADER_SIZE + 100] ^= 0x01; /* one bit of the body */
+    v3.data[PF_MCUBOOT_HEADER_SIZE + 100] ^= 0x01; /* one bit of the body */
     uint64_t w0 = h.fault.written;
     CHECK_EQ(host_flash(&h, &v3), PF_ERR_FORMAT);
     CHECK_STR_CONTAINS(h.diag.text, "does not match its TLV");

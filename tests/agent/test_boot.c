@@ -68,7 +68,7 @@ static void test_image_checks(void)
         memcpy(pd, a.data, a.len);
         uint32_t tlv = 32 + 5000, tot = pf_get_le16(pd + tlv + 2);
         uint32_t sig_hdr = tlv + 4 + 36 + 36; /* SHA-256, key hash, then the signature */
-        REQUIRE(pf_get_le16(pd + sig_hdr) == PF_IMAGE_TLV_ECDSA_SIG);
+        REQUIRE(pf_get_le16(pd + sig_hdr) == PF_MCUBOOT_TLV_ECDSA_SIG);
         uint16_t sl = pf_get_le16(pd + sig_hdr + 2);
         REQUIRE(tot == 4u + 36 + 36 + 4 + sl);
         memset(pd + sig_hdr + 4 + sl, 0, 2);
