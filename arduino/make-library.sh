@@ -22,7 +22,7 @@ core_sources=(
     src/core/err.c            # pf_strerror, pf_diag, the freestanding formatter
     src/core/port.c           # deadlines and read/write helpers over a pf_port
     src/codec/stk500.c src/codec/stk500.h
-    src/targets/avr.c src/targets/avr_chips.c
+    src/targets/avr.c src/targets/avr_chips.c src/targets/avr_state.h
     src/image/ihex.c src/image/text.h
 )
 headers=(pf_avr.h pf_bytes.h pf_digest.h pf_err.h pf_image.h pf_memmap.h pf_port.h pf_target.h)

@@ -4,6 +4,10 @@
 
 #include <string.h>
 
+#include "targets/avr_state.h" /* only to check that avr_ is big enough */
+
+static_assert(sizeof(pf_avr) <= PF_ARDUINO_AVR_STATE, "PF_ARDUINO_AVR_STATE is smaller than the AVR driver's state");
+
 PeerflashHexUpdater::PeerflashHexUpdater(Stream &host, PeerflashPort &target, const char *chip,
                                          uint16_t *table, uint16_t tableSize)
     : host_(host), target_(target), chipName_(chip), chip_(NULL), table_(table), tableSize_(tableSize),

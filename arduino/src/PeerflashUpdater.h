@@ -34,6 +34,24 @@
 #include "peerflash/pf_avr.h"
 #include "pf_hexflash.h"
 
+/* Bytes of the AVR driver's state on this MCU: sizeof its private struct
+ * (577 on an 8-bit AVR, measured with avr-gcc 5.4; more with the 4-byte
+ * pointers of a 32-bit board). PeerflashUpdater.cpp refuses to compile when
+ * the driver's state has outgrown it. */
+#ifndef PF_ARDUINO_AVR_STATE
+#ifdef __AVR__
+#define PF_ARDUINO_AVR_STATE 577
+#else
+#define PF_ARDUINO_AVR_STATE 640
+#endif
+#endif
+/* Storage for the AVR driver's state (pass its address as the driver's self). */
+typedef union PeerflashAvrState {
+    uint8_t bytes[PF_ARDUINO_AVR_STATE];
+    void *align_p;
+    uint32_t align_u;
+} PeerflashAvrState;
+
 #ifndef PEERFLASH_CREDIT_CHUNK
 #define PEERFLASH_CREDIT_CHUNK 16 /* bytes allowed per XON */
 #endif
@@ -85,7 +103,10 @@ private:
     bool ok_;
     pf_diag diag_;
     pf_hexflash hex_;
-    pf_avr avr_; /* the driver's state (its pf_target_info borrows hex_'s parser during connect) */
+    /* The AVR driver's state: opaque storage of pf_target_avr.ctx_size bytes, as
+     * for every caller of a driver (the size is checked when the library is
+     * compiled). Its pf_target_info borrows hex_'s parser during connect. */
+    PeerflashAvrState avr_;
 };
 
 #endif

@@ -160,6 +160,19 @@ typedef int (*pf_delta_provider_fn)(void *user, const uint8_t running_hash[32], 
  * (text; target code, operation and hints where the driver knows them); the
  * errors each driver returns per operation are listed in its header and in
  * docs/ERRORS.md. PF_ERR_ARG is always a caller bug. */
+/* Texts only front ends show (--help lines, `info` details): a build for an
+ * MCU whose constant strings live in RAM (an AVR keeps them in SRAM unless
+ * placed in flash) leaves them out, and the hooks that only produce them
+ * are NULL. On by default for AVR; PF_FRONT_END_TEXT forces them in. */
+#if !defined(PF_NO_FRONT_END_TEXT) && defined(__AVR__) && !defined(PF_FRONT_END_TEXT)
+#define PF_NO_FRONT_END_TEXT 1
+#endif
+#ifdef PF_NO_FRONT_END_TEXT
+#define PF_FRONT_END_TEXT_OR_NULL(s) NULL
+#else
+#define PF_FRONT_END_TEXT_OR_NULL(s) s
+#endif
+
 typedef struct pf_target_ops {
     const char *name;    /* the --target word */
     const char *summary; /* one line for --help */

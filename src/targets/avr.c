@@ -557,8 +557,8 @@ static void avr_close(void *self)
 static const pf_target_option avr_options[] = {
     {.name = "read-compare",
      .arg = NULL,
-     .help = "read each page first and skip those that already hold the image (pays off when most of the "
-             "flash is unchanged)",
+     .help = PF_FRONT_END_TEXT_OR_NULL("read each page first and skip those that already hold the image (pays "
+                                       "off when most of the flash is unchanged)"),
      .commands = PF_CMD_FLASH,
      .flags = 0},
     {.name = NULL},
@@ -580,6 +580,7 @@ static void avr_stats(const void *self, pf_target_stats *out)
     out->unchanged_bytes = a->chip ? a->skipped_pages * a->chip->page_size : 0;
 }
 
+#ifndef PF_NO_FRONT_END_TEXT
 static int avr_details(void *self, char *out, size_t n)
 {
     pf_avr *a = me(self);
@@ -592,6 +593,7 @@ static int avr_details(void *self, char *out, size_t n)
               a->sw_major >= 4 && a->sw_major < 20 ? "Optiboot" : "this bootloader");
     return PF_OK;
 }
+#endif
 
 /* --chip: each table name, then its avrdude part id (a suffix only after
  * '-': ATmega328PB is another chip). */
@@ -612,7 +614,7 @@ static int avr_chip(unsigned i, pf_target_chip *out)
 
 const pf_target_ops pf_target_avr = {
     .name = "avr",
-    .summary = "AVR with an STK500v1 bootloader (Optiboot, Arduino Uno/Nano/Pro Mini)",
+    .summary = PF_FRONT_END_TEXT_OR_NULL("AVR with an STK500v1 bootloader (Optiboot, Arduino Uno/Nano/Pro Mini)"),
     .ctx_size = sizeof(pf_avr),
     .open = avr_open,
     .connect = avr_connect,
@@ -628,9 +630,9 @@ const pf_target_ops pf_target_avr = {
     .options = avr_options,
     .set_option = avr_set_option,
     .stats = avr_stats,
-    .details = avr_details,
+    .details = PF_FRONT_END_TEXT_OR_NULL(avr_details),
     .chip = avr_chip,
-    .reset_help = "auto (the DTR/RTS reset circuit) or none",
+    .reset_help = PF_FRONT_END_TEXT_OR_NULL("auto (the DTR/RTS reset circuit) or none"),
     .probe_rank = 4, /* last: Optiboot starts the application on any byte that is not STK500 */
     .app_address = 0, /* the AVR application starts at 0; Optiboot sits at the top */
 };

@@ -7,7 +7,7 @@
 #include <Peerflash.h>
 
 static PeerflashPort target(Serial1, 53);
-static pf_avr avr;            // the driver's state, static: no heap
+static PeerflashAvrState avr; // the driver's state (opaque), static: no heap
 static pf_target_info info;   // what connect() learns
 static pf_diag diag;          // the explanation of a failure
 
