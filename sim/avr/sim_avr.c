@@ -655,9 +655,12 @@ int pf_sim_avr_open(pf_sim_avr **out, const pf_sim_avr_config *cfg, pf_diag *dia
     *out = NULL;
     if (g_h)
         return pf_diag_set(diag, PF_ERR_STATE, "one AVR simulator per process");
-    avr_harness *h = calloc(1, sizeof *h); /* large queues: not on the stack */
-    if (!h)
-        return pf_diag_set(diag, PF_ERR_NOMEM, "out of memory");
+    /* Static, as libsimavr's flash hook has no context anyway: large queues
+     * stay off the stack, and what libsimavr allocates stays reachable from
+     * here after avr_terminate, as it always was (LeakSanitizer). */
+    static avr_harness harness;
+    avr_harness *h = &harness;
+    memset(h, 0, sizeof *h);
     h->port_spec = cfg->port;
     h->flash_dump = cfg->flash_dump;
     h->uart_log_path = cfg->uart_log;
@@ -669,10 +672,8 @@ int pf_sim_avr_open(pf_sim_avr **out, const pf_sim_avr_config *cfg, pf_diag *dia
     h->startup_ms = cfg->startup_ms;
     h->baud = cfg->baud ? cfg->baud : 115200;
     h->link.fd = h->link.listen_fd = h->notify_fd = -1;
-    if (setup_avr(h) != 0) {
-        free(h);
+    if (setup_avr(h) != 0)
         return PF_ERR_UNSUPPORTED; /* setup_avr said why */
-    }
     g_h = h;
     if (h->uart_log_path) {
         h->uart_log = fopen(h->uart_log_path, "a");
@@ -732,7 +733,6 @@ void pf_sim_avr_close(pf_sim_avr *h)
     avr_terminate(h->avr);
     if (g_h == h)
         g_h = NULL;
-    free(h);
 }
 
 int pf_sim_avr_main(int argc, char **argv)
