@@ -36,7 +36,7 @@ publish-hinfo=no
 publish-workstation=no
 CONF
 spawn avahi-daemon -f "$DIR/avahi.conf" --no-drop-root --no-chroot --no-rlimits --no-proc-title >avahi.log 2>&1
-for _ in $(seq 200); do grep -q "Server startup complete" avahi.log && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q "Server startup complete" avahi.log && break; sleep 0.05; done
 grep -q "Server startup complete" avahi.log || die "avahi-daemon did not start: $(tail -3 avahi.log)"
 
 spawn "$PF" sim stm32 --port "$DIR/stm" --flash stm.flash --chip G07xxB 2>stm.log
@@ -44,7 +44,7 @@ spawn "$PF" sim esp32 --port "$DIR/esp" --chip esp32 --flash esp.flash --flash-s
 wait_file "$DIR/stm" 20 && wait_file "$DIR/esp" 20 || die "sims"
 start_serve serve.log --target stm32 --port "$DIR/stm" --name bluepill --ota-port 8266 --board genericSTM32F103C \
     --target esp --port "$DIR/esp" --ota-port 3232
-for _ in $(seq 200); do grep -q "mdns: advertised" serve.log && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q "mdns: advertised" serve.log && break; sleep 0.05; done
 grep -q "mdns: advertised as _arduino._tcp" serve.log && ok "avahi confirms the records" || fail "not advertised: $(cat serve.log)"
 
 $PY - <<'PY' && ok "python3-zeroconf finds both targets with their ports and the IDE's TXT keys" || fail "zeroconf"
@@ -61,7 +61,7 @@ def changed(zeroconf, service_type, name, state_change):
             if len(found) >= 2:
                 done.set()
 browser = ServiceBrowser(zc, "_arduino._tcp.local.", handlers=[changed])
-done.wait(15)
+done.wait(40)
 browser.cancel()
 zc.close()
 print(found)
