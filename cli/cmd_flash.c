@@ -549,6 +549,18 @@ static double since(uint64_t t0)
     return (double)(pf_posix_now_us() - t0) / 1e6;
 }
 
+/* Connects (open_any); a failure is reported (message, JSON) and the
+ * session closed. Returns 0, or the exit status of the failure. */
+static int connect_or_report(session *s, const opts *o, uint64_t t0)
+{
+    int r = open_any(s, o);
+    if (r >= 0)
+        return 0;
+    r = fail(o, s, r, s->diag.text, since(t0));
+    close_session(s);
+    return r;
+}
+
 /* Image problems are found before the port is opened, so a bad image never
  * touches the target. A wrong @ADDR is a usage error; the rest are image errors. */
 static int image_exit(int err)
@@ -761,12 +773,9 @@ static int update_on_port(const opts *o, uint64_t t0)
     const pf_cli_update *u = o->upd;
     session s;
     pf_cli_progress_init(&st.prog, o->quiet);
-    int r = open_any(&s, o);
-    if (r < 0) {
-        r = fail(o, &s, r, s.diag.text, since(t0));
-        close_session(&s);
+    int r = connect_or_report(&s, o, t0);
+    if (r)
         return r;
-    }
     const pf_manifest_image *im;
     r = pf_manifest_select(&u->manifest, target_name(o), s.ps.target.info.chip, u->board, &im, &s.diag);
     if (r < 0) {
@@ -1025,12 +1034,9 @@ static int do_info(const opts *o)
     uint64_t t0 = pf_posix_now_us();
     session s;
     pf_cli_progress_init(&st.prog, o->quiet);
-    int r = open_any(&s, o);
-    if (r < 0) {
-        r = fail(o, &s, r, s.diag.text, since(t0));
-        close_session(&s);
+    int r = connect_or_report(&s, o, t0);
+    if (r)
         return r;
-    }
     if ((r = collect_details(&s)) < 0) {
         r = fail(o, &s, r, s.diag.text, since(t0));
         close_session(&s);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "image/text.h"
 #include "peerflash/pf_manifest.h"
 #include "peerflash/pf_sign.h"
 
@@ -65,23 +66,12 @@ int pf_manifest_version_cmp(const pf_manifest_version *a, const pf_manifest_vers
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int parse_hex(const char *s, uint8_t *out, size_t n)
 {
     if (strlen(s) != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = pf_text_hexval(s[2 * i]), lo = pf_text_hexval(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);
