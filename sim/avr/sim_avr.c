@@ -24,8 +24,17 @@
  *    SPMEN set in SPMCSR so Optiboot's busy-wait lasts as long as on silicon.
  *  - A host whose line rate differs from the simulated UART's (the pty's
  *    termios speed) gets garbled bytes both ways, as with a wrong baud rate.
- *  - Erased flash executes as an illegal instruction in simavr; a halted or
- *    crashed core waits for the next reset.
+ *  - Any application code runs, as on silicon (a random image included). The
+ *    AVR core has no bus fault: a program that reads or writes above RAMEND,
+ *    runs off the end of the flash or jumps into nowhere runs on until a
+ *    reset. simavr 1.6 instead calls crash() on a data access above RAMEND
+ *    and then still indexes avr->data (malloc'd RAMEND+1 bytes in avr_init)
+ *    with the 16-bit address, and LPM/SPM index avr->flash (FLASHEND+4 bytes)
+ *    with the 16-bit Z: out of bounds, which killed this process. Both arrays
+ *    get a full 64 KiB backing (widen_memories), and a cpu_Crashed core is
+ *    set running again (a PC past the flash was already wrapped to 0 by
+ *    avr_callback_run_raw). A core that sleeps with interrupts off (cpu_Done)
+ *    waits for the next reset, as silicon would.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,7 +164,7 @@ typedef struct pf_sim_avr {
     uint64_t anchor_wall_us;
     uint64_t anchor_sim_us;
 
-    unsigned long resets, overruns, pages_written;
+    unsigned long resets, overruns, pages_written, crashes;
 } avr_harness;
 
 static volatile sig_atomic_t g_reset; /* SIGUSR1: the reset button */
@@ -387,6 +396,30 @@ static int load_bootloader(avr_harness *h)
     return 0;
 }
 
+/* simavr's data and flash arrays are as large as the part's RAM and flash,
+ * but its core indexes them with any 16-bit data address (LD/ST/PUSH, after
+ * only logging "out of ram") and any 16-bit Z (LPM, SPM page erase/write).
+ * Give both a 64 KiB backing so such accesses land in padding ("go
+ * nowhere"): zeroed data above RAMEND, erased (0xFF) flash above FLASHEND,
+ * keeping the overflow opcode avr_init puts right after FLASHEND.
+ * avr_terminate() frees both with free(), so realloc() keeps ownership. */
+#define AVR_ADDR_SPACE 0x10000u
+static int widen_memories(avr_t *avr)
+{
+    size_t data_len = (size_t)avr->ramend + 1, flash_len = (size_t)avr->flashend + 4;
+    uint8_t *data = realloc(avr->data, AVR_ADDR_SPACE);
+    if (!data)
+        return -1;
+    avr->data = data;
+    memset(data + data_len, 0, AVR_ADDR_SPACE - data_len);
+    uint8_t *flash = realloc(avr->flash, AVR_ADDR_SPACE + 4); /* +4: a 32-bit opcode read at 0xFFFE */
+    if (!flash)
+        return -1;
+    avr->flash = flash;
+    memset(flash + flash_len, 0xFF, AVR_ADDR_SPACE + 4 - flash_len);
+    return 0;
+}
+
 static int setup_avr(avr_harness *h)
 {
     g_simavr_log_level = h->verbose >= 3 ? LOG_TRACE : h->verbose >= 1 ? LOG_ERROR : LOG_NONE;
@@ -397,6 +430,10 @@ static int setup_avr(avr_harness *h)
         return -1;
     }
     avr_init(h->avr);
+    if (widen_memories(h->avr) != 0) {
+        fprintf(stderr, "peerflash: sim avr: out of memory\n");
+        return -1;
+    }
     h->avr->frequency = MCU_FREQ;
     h->avr->log = (uint8_t)g_simavr_log_level;
     h->avr->sleep = sim_sleep;
@@ -555,6 +592,19 @@ static int halted(const avr_harness *h)
     return h->avr->state == cpu_Done || h->avr->state == cpu_Crashed || h->avr->state == cpu_Stopped;
 }
 
+/* simavr's crash() (an access above RAMEND, a PC past the flash) stops the
+ * core; silicon runs on. The access already landed in widen_memories'
+ * padding and the instruction completed: continue where simavr left the PC. */
+static void run_on_after_crash(avr_harness *h)
+{
+    if (h->avr->state != cpu_Crashed)
+        return;
+    if ((++h->crashes & (h->crashes - 1)) == 0) /* the 1st, 2nd, 4th, ...: a wild program crashes often */
+        say(h, 2, "simavr stopped the core at pc 0x%04x (a wild access or jump); it runs on, as silicon does",
+            (unsigned)h->avr->pc);
+    h->avr->state = cpu_Running;
+}
+
 static void run(avr_harness *h, volatile sig_atomic_t *stop)
 {
     int was_halted = 0;
@@ -586,11 +636,11 @@ static void run(avr_harness *h, volatile sig_atomic_t *stop)
             h->startup_until_us = 0;
             anchor(h);
         }
+        run_on_after_crash(h);
         if (halted(h)) {
             if (!was_halted)
                 say(h, 1, "core %s at pc 0x%04x; waiting for a reset",
-                    h->avr->state == cpu_Crashed ? "crashed (erased flash runs as illegal instructions)" : "stopped",
-                    (unsigned)h->avr->pc);
+                    h->avr->state == cpu_Done ? "asleep with interrupts off" : "stopped", (unsigned)h->avr->pc);
             was_halted = 1;
             h->to_avr.len = 0;
             wait_us(h, 2000);
@@ -611,8 +661,10 @@ static void run(avr_harness *h, volatile sig_atomic_t *stop)
             anchor(h);
         }
         avr_cycle_count_t end = h->avr->cycle + avr_usec_to_cycles(h->avr, SLICE_US);
-        while (h->avr->cycle < end && !halted(h) && !h->reset_seen)
+        while (h->avr->cycle < end && !halted(h) && !h->reset_seen) {
             avr_run(h->avr);
+            run_on_after_crash(h);
+        }
     }
 }
 
@@ -716,7 +768,8 @@ int pf_sim_avr_run(pf_sim_avr *h, volatile sig_atomic_t *stop)
     int rc = 0;
     if (h->flash_dump && dump_flash(h) != 0)
         rc = PF_ERR_IO;
-    say(h, 0, "%lu resets, %lu pages written, %lu RX overruns", h->resets, h->pages_written, h->overruns);
+    say(h, 0, "%lu resets, %lu pages written, %lu RX overruns, %lu wild accesses run past", h->resets,
+        h->pages_written, h->overruns, h->crashes);
     return rc;
 }
 

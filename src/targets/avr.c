@@ -18,8 +18,16 @@
 #define CMD_TIMEOUT_MS 1000u     /* one command and its reply (a page write is ~5 ms + 12 ms of bytes) */
 #define SYNC_INTERVAL_MS 100u   /* one sync try per interval while the bootloader starts */
 #define NEXT_SYNC_WAIT_MS 400u
-#define SETTLE_QUIET_MS 30u      /* late answers to earlier sync tries have arrived */
-#define SETTLE_WAIT_MS 60u
+/* settle() must tell the answer to its own CRC_EOP from a late answer to an
+ * earlier try: both waits cover the round trip through a bridge or a loaded
+ * host, not just the chip (Optiboot answers in microseconds). With 30/60 ms,
+ * test_avr_faults through `peerflash wire` on a loaded machine took a late
+ * INSYNC OK for the answer to the first EOP, sent Read Signature while
+ * Optiboot still waited for an EOP, and Optiboot reset into the application
+ * (seen: 2 INSYNC OK came back for 18 bytes sent, then a watchdog reset). */
+#define SETTLE_QUIET_MS 150u     /* late answers to earlier sync tries have arrived */
+#define SETTLE_DRAIN_MAX_MS 600u
+#define SETTLE_WAIT_MS 300u      /* below Optiboot's 1 s watchdog between two bytes */
 #define RESET_RELEASE_MS 100u    /* lines released: the reset capacitor recharges */
 #define RESET_SETTLE_MS 50u      /* after the pulse: the chip leaves reset (RC circuit, no signal) */
 
@@ -192,7 +200,7 @@ static int settle(pf_avr *a, unsigned *junk, uint8_t first_junk[4])
 {
     const pf_port *p = port_of(a);
     const uint8_t eop = PF_STK_CRC_EOP;
-    int r = pf_port_drain_input(p, SETTLE_QUIET_MS, pf_deadline(p, 300));
+    int r = pf_port_drain_input(p, SETTLE_QUIET_MS, pf_deadline(p, SETTLE_DRAIN_MAX_MS));
     if (r < 0)
         return r;
     for (int i = 0; i < 2; i++) {

@@ -38,17 +38,26 @@ static int a_closed(const pf_wire_stats *st, long n)
 
 static void test_listen(void)
 {
-    int port = pf_test_free_port();
-    REQUIRE(port > 0);
+    /* A port found free can be taken before the wire binds it (another
+     * test's listener or outgoing connection, from the same ephemeral range,
+     * in a parallel run): then take another one. */
+    int port = -1, r = -1;
     char spec[64];
-    snprintf(spec, sizeof spec, "tcp-listen://%d", port);
     pf_wire_config cfg = PF_WIRE_CONFIG_DEFAULT();
-    cfg.a = spec;
-    cfg.b = pb;
-    cfg.baud = 460800;
     pf_wire *w = NULL;
     pf_diag d = {0};
-    REQUIRE(pf_wire_open(&w, &cfg, &d) == 0);
+    for (int attempt = 0; attempt < 5 && r != 0; attempt++) {
+        port = pf_test_free_port();
+        REQUIRE(port > 0);
+        snprintf(spec, sizeof spec, "tcp-listen://%d", port);
+        cfg.a = spec;
+        cfg.b = pb;
+        cfg.baud = 460800;
+        r = pf_wire_open(&w, &cfg, &d);
+        if (r != 0)
+            fprintf(stderr, "  port %d: %s; another one\n", port, d.text);
+    }
+    REQUIRE(r == 0);
     REQUIRE(pf_wire_start(w) == 0);
     int fb = tw_open(pb, 460800);
     REQUIRE(fb >= 0);
