@@ -40,7 +40,7 @@ typedef struct pf_rfc2217_session {
     uint32_t answer[16];
     size_t len;        /* received data not yet read */
     uint8_t pending[PENDING_MAX];
-    char spec[160];
+    char spec[sizeof ((pf_endpoint *)0)->spec]; /* as given by the user */
 } pf_rfc2217_session;
 
 static void say(pf_posix_link *l, int level, const char *fmt, ...)

@@ -599,7 +599,8 @@ static void run_on_after_crash(avr_harness *h)
 {
     if (h->avr->state != cpu_Crashed)
         return;
-    if ((++h->crashes & (h->crashes - 1)) == 0) /* the 1st, 2nd, 4th, ...: a wild program crashes often */
+    unsigned long n = ++h->crashes;
+    if ((n & (n - 1)) == 0) /* the 1st, 2nd, 4th, ...: a wild program crashes often */
         say(h, 2, "simavr stopped the core at pc 0x%04x (a wild access or jump); it runs on, as silicon does",
             (unsigned)h->avr->pc);
     h->avr->state = cpu_Running;

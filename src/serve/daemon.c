@@ -31,9 +31,9 @@ static void now_iso(char *out, size_t n)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    char s[32];
+    char s[24]; /* 2026-12-05T11:36:57 */
     strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, n, "%s.%03ldZ", s, ts.tv_nsec / 1000000);
+    snprintf(out, n, "%s.%03dZ", s, (int)(ts.tv_nsec / 1000000 % 1000));
 }
 
 void serve_log(serve_daemon *d, const char *event, const serve_target *t, const char *extra, const char *fmt, ...)
@@ -645,15 +645,15 @@ int serve_load_image(serve_daemon *d, const serve_target *t, const uint8_t *data
     unlink(path);
     if (r < 0) {
         /* the readers name our temporary path: name the client's file instead */
-        char text[PF_DIAG_MAX];
-        const char *rest = diag->text;
-        if (!strncmp(rest, path, strlen(path))) {
-            rest += strlen(path);
-            if (*rest == '@')
-                rest += strcspn(rest, ":");
+        char rest[PF_DIAG_MAX]; /* a copy: pf_diag_set rewrites diag->text */
+        const char *from = diag->text;
+        if (!strncmp(from, path, strlen(path))) {
+            from += strlen(path);
+            if (*from == '@')
+                from += strcspn(from, ":");
         }
-        snprintf(text, sizeof text, "%s%s", shown, rest);
-        pf_diag_set(diag, r, "%s", text);
+        snprintf(rest, sizeof rest, "%s", from);
+        pf_diag_set(diag, r, "%s%s", shown, rest);
         return r;
     }
     char why[512];

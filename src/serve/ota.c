@@ -85,7 +85,7 @@ static void transfer(serve_daemon *d, serve_target *t, int udp, const struct soc
             break;
         }
         got += (uint32_t)r;
-        char ack[16];
+        char ack[24]; /* a long in decimal */
         snprintf(ack, sizeof ack, "%ld", (long)r); /* the protocol's acknowledgement of each piece */
         tcp_text(fd, ack);
         if (d->cfg.upload_timeout_s && pf_posix_now_us() - t0 > (uint64_t)d->cfg.upload_timeout_s * 1000000u) {
@@ -157,7 +157,7 @@ static void *ota_thread(void *arg)
     int fd = t->ota_fd;
     int waiting = 0;
     pf_ota_invitation inv, pending;
-    struct sockaddr_in pending_from;
+    struct sockaddr_in pending_from = {0};
     char nonce[33] = "";
     uint64_t since = 0;
     while (!atomic_load(&d->stopping)) {
