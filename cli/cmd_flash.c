@@ -600,9 +600,7 @@ static int job_on_session(const opts *o, session *s, const pf_image_set *images,
             return r;
         }
     pf_cli_progress *prog = &st.prog;
-    size_t bufsize = 2u * (s->ps.target.info.geom.write_max ? s->ps.target.info.geom.write_max : 4096u);
-    if (bufsize < 8192)
-        bufsize = 8192;
+    size_t bufsize = pf_job_buf_size_for(&s->ps.target.info);
     uint8_t *buf = malloc(bufsize);
     pf_job_config cfg = PF_JOB_CONFIG_DEFAULT();
     cfg.erase = o->erase_all ? PF_ERASE_ALL : PF_ERASE_TOUCHED;
@@ -744,9 +742,7 @@ static int compare_on_session(session *s, const pf_image_set *images, const char
         r = pf_session_check_image(&s->ps, &images->files[i].map);
     if (r < 0)
         return r;
-    size_t bufsize = 2u * (s->ps.target.info.geom.write_max ? s->ps.target.info.geom.write_max : 4096u);
-    if (bufsize < 8192)
-        bufsize = 8192;
+    size_t bufsize = pf_job_buf_size_for(&s->ps.target.info);
     uint8_t *buf = malloc(bufsize);
     if (!buf)
         return pf_diag_set(&s->diag, PF_ERR_NOMEM, "out of memory");

@@ -95,6 +95,11 @@ int pf_job_check(const pf_memmap *map, const pf_flash_geometry *geom, pf_diag *d
 int pf_job_next_run(const pf_memmap *map, const pf_flash_geometry *geom, uint32_t fill_gap_max,
                     uint32_t from, pf_run *run);
 
+/* The work buffer a host with memory to spare gives the job for this target:
+ * twice the largest write (read-back verify compares two blocks), at least
+ * 8 KiB. Small MCUs size theirs at build time instead. */
+size_t pf_job_buf_size_for(const pf_target_info *info);
+
 /* Runs the whole job on a connected target (t->info filled by connect). */
 int pf_job_flash(pf_target *t, const pf_memmap *map, const pf_job_config *cfg, pf_job_result *res);
 /* Only compares the target's flash with the image (digest or read-back). */

@@ -678,3 +678,9 @@ int pf_job_erase_chip(pf_target *t, const pf_job_config *cfg)
         pf_diag_op(cfg->diag, "erase");
     return r;
 }
+
+size_t pf_job_buf_size_for(const pf_target_info *info)
+{
+    size_t write_max = info->geom.write_max ? info->geom.write_max : 4096u;
+    return 2u * write_max < 8192u ? 8192u : 2u * write_max;
+}
