@@ -20,6 +20,7 @@ void pf_bench_stm32(pf_bench *b);
 void pf_bench_esp(pf_bench *b);
 void pf_bench_many(pf_bench *b);
 void pf_bench_delta(pf_bench *b);
+void pf_bench_serve(pf_bench *b);
 /* Each benchmark file defines one of these; add a line below for a new one. */
 static const struct {
     const char *name;
@@ -34,6 +35,7 @@ static const struct {
     {"esp", pf_bench_esp},
     {"many", pf_bench_many},
     {"delta", pf_bench_delta},
+    {"serve", pf_bench_serve},
     {NULL, NULL},
 };
 
