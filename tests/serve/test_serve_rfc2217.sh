@@ -5,10 +5,11 @@
 #      ROM bootloader at 8E1 (0x7F -> ACK 0x79), and `peerflash flash --port
 #      rfc2217://` writes and verifies an image through the bridge;
 #  (b) rate, frame and DTR/RTS set by the client reach the port: a pty has no
-#      modem lines, so a second target's port is pyserial's PortManager over
-#      loop:// (rfc2217_port.py), which prints every change applied to it;
-#      with the pty the daemon's log says what it applied and that DTR/RTS
-#      could not be;
+#      modem lines, so a second target's port is pyserial's PortManager in
+#      front of a second STM32 simulator (tests/remote/rfc2217_recorder.py),
+#      which prints every change the daemon applies to it; with the pty the
+#      daemon's log says what it applied and that DTR/RTS could not be; data
+#      with 0xFF goes both ways (flash, then read back through the bridge);
 #  (c) while a client is connected, HTTP jobs on that target get 409 busy;
 #  (d) clients sending garbage and hostile telnet do not hurt the daemon,
 #      which flashes correctly afterwards.
@@ -20,14 +21,18 @@ $PY -c 'import serial.rfc2217' 2>/dev/null || skip "python3-serial is not instal
 
 spawn "$PF" sim stm32 --port "$DIR/stm" --flash stm.flash --chip G07xxB --program-us-per-256 0 --erase-ms-per-page 0 2>stm.log
 wait_file "$DIR/stm" 20 || die "stm32 sim made no pty"
-$PY "$HERE/rfc2217_port.py" "$DIR/lineport" >lines.out 2>lines.err &
+spawn "$PF" sim stm32 --port "$DIR/far" --flash far.flash --chip G07xxB --program-us-per-256 0 --erase-ms-per-page 0 2>far.log
+wait_file "$DIR/far" 20 || die "second stm32 sim made no pty"
+RECP=$(free_port)
+$PY "$HERE/../remote/rfc2217_recorder.py" "$RECP" "$DIR/far" >lines.out 2>lines.err &
 PIDS+=($!)
-wait_file "$DIR/lineport" 20 || die "the PortManager port did not start: $(cat lines.err)"
+for _ in $(seq 200); do grep -q READY lines.out && break; sleep 0.05; done
+grep -q READY lines.out || die "the recorder did not start: $(cat lines.err)"
 RP=$(free_port)
 LP=$(free_port)
 while [ "$LP" = "$RP" ]; do LP=$(free_port); done
 start_serve serve.log --target stm32 --port "$DIR/stm" --baud 115200 --name stm --rfc2217-port "$RP" \
-    --target avr --port "rfc2217://127.0.0.1:$(cat "$DIR/lineport")" --name lines --rfc2217-port "$LP"
+    --target stm32 --port "rfc2217://127.0.0.1:$RECP" --name far --rfc2217-port "$LP"
 grep -q "RFC 2217 bridge on tcp 127.0.0.1:$RP (no authentication)" serve.log &&
     ok "the RFC 2217 bridge is announced, unauthenticated" || fail "announce: $(cat serve.log)"
 
@@ -62,32 +67,37 @@ rc=$?
     ok "(a) peerflash flash --port rfc2217:// through the bridge: exit 0, the flash holds the image" ||
     fail "flash through the bridge: exit $rc: $(cat flash1.json) $(tail -3 flash1.json.err)"
 
-# (b) through to a port that has modem lines: every change reaches it
-$PY - "$LP" <<'PY' && ok "(b) data with 0xFF both ways through two RFC 2217 hops" || fail "data through the lines port"
+timeout 60 "$PF" read --target stm32 --port "rfc2217://127.0.0.1:$RP" --baud 115200 --reset none 0x08000000 20000 back.bin \
+    >read.out 2>&1 && cmp -s back.bin stm.bin && [ "$(tr -cd '\377' <stm.bin | wc -c)" -gt 0 ] &&
+    ok "(a) peerflash read through the bridge gives the image back (0xFF bytes both ways)" ||
+    fail "read back through the bridge: $(tail -3 read.out)"
+
+# (b) through to a port behind pyserial's PortManager: every change reaches it
+$PY - "$LP" <<'PY' && ok "(b) pyserial through two RFC 2217 hops: the second STM32 answers the 8E1 sync" || fail "sync through two hops"
 import serial, sys
-s = serial.serial_for_url("rfc2217://127.0.0.1:%s" % sys.argv[1], baudrate=115200, timeout=3)
-payload = bytes(range(256)) * 4 + b"\xff\xff"
-s.write(payload)
-got = s.read(len(payload))
-assert got == payload, (len(got), got[:20])
-s.baudrate = 9600
-s.parity = serial.PARITY_EVEN
+s = serial.serial_for_url("rfc2217://127.0.0.1:%s" % sys.argv[1], baudrate=115200, parity=serial.PARITY_EVEN,
+                          timeout=3)
+s.write(b"\x7f")
+got = s.read(1)
+assert got == b"\x79", got
+s.baudrate = 57600
 s.dtr = False
 s.rts = True
 s.dtr = True
 s.rts = False
 s.close()
 PY
-for _ in $(seq 100); do grep -q "EVENT closed" lines.out && break; sleep 0.05; done
-$PY - lines.out <<'PY' && ok "(b) 9600 baud, 8E1, DTR and RTS in the client's order reached the port" || fail "events: $(tr '\n' ' ' <lines.out)"
+for _ in $(seq 100); do grep -q "EVENT .* disconnect" lines.out && break; sleep 0.05; done
+$PY - lines.out <<'PY' && ok "(b) 8E1, 57600 baud, then DTR and RTS in the client's order reached the port" || fail "events: $(tr '\n' ' ' <lines.out)"
 import sys
-ev = [l.split(None, 1)[1].strip() for l in open(sys.argv[1]) if l.startswith("EVENT ")]
-assert "line 9600,8N1" in ev and "line 9600,8E1" in ev, ev
-# after the 8E1 change: the four line changes, in order
-tail = ev[ev.index("line 9600,8E1"):]
+ev = [l.split(None, 2)[2].strip() for l in open(sys.argv[1]) if l.startswith("EVENT ")]
+assert "line 115200,8E1" in ev and "line 57600,8E1" in ev, ev
+tail = ev[ev.index("line 57600,8E1"):]
 controls = [e for e in tail if e.split()[0] in ("dtr", "rts")]
 assert controls == ["dtr 0", "rts 1", "dtr 1", "rts 0"], controls
 PY
+grep -q "rfc2217 far: client 127.0.0.1: DTR off applied" serve.log && ok "(b) the daemon logs what it applied" ||
+    fail "far log: $(grep far serve.log)"
 
 # (c) busy while a client is connected
 $PY - "$RP" "$URL" <<'PY' && ok "(c) while an RFC 2217 client is connected, HTTP jobs get 409 busy" || fail "busy"
