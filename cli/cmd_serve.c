@@ -413,8 +413,9 @@ int pf_cmd_serve(int argc, char **argv)
             for (int a2 = 0; a2 < 2; a2++)
                 for (int b2 = 0; b2 < 2; b2++)
                     if (mine[a2] && mine[a2] == theirs[b2]) {
-                        pf_cli_error("%s %u is given to two targets: one port per target",
-                                     a2 ? "--rfc2217-port" : "--bridge-port", mine[a2]);
+                        pf_cli_error("TCP port %u is given to two bridges (%s of %s, %s of %s): one port per bridge",
+                                     mine[a2], b2 ? "--rfc2217-port" : "--bridge-port", tj->name,
+                                     a2 ? "--rfc2217-port" : "--bridge-port", ti->name);
                         return PF_EXIT_USAGE;
                     }
         }

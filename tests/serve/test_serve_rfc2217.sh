@@ -149,4 +149,7 @@ code=$(curl -s -o info.json -w '%{http_code}' -X POST "$URL/api/targets/stm/info
 [ "$code" = 200 ] && ok "(d) and HTTP jobs work on the target" || fail "info after the bridge: $code $(cat info.json)"
 kill -TERM $SERVE_PID
 wait $SERVE_PID
+rc=$?
+grep -q "stopped by SIGTERM" serve.log && ! grep -q "AddressSanitizer\|runtime error\|LeakSanitizer" serve.log &&
+    ok "the daemon stops cleanly on SIGTERM (exit $rc), no sanitizer report" || fail "stop: exit $rc: $(tail -20 serve.log)"
 exit $FAILED
