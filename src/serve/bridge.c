@@ -33,6 +33,33 @@ static void reset_target(pf_port *p)
     pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_RELEASE);
 }
 
+/* The RFC 2217 session's answers go to the client's socket, its events to the log. */
+typedef struct rfc2217_sink {
+    serve_daemon *d;
+    serve_target *t;
+    const char *peer;
+    int client;
+} rfc2217_sink;
+
+static int sink_send(void *ctx, const uint8_t *buf, size_t n)
+{
+    rfc2217_sink *k = ctx;
+    while (n) {
+        ssize_t w = send(k->client, buf, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void sink_note(void *ctx, const char *extra, const char *text)
+{
+    rfc2217_sink *k = ctx;
+    serve_log(k->d, "rfc2217", k->t, extra, "client %s: %s", k->peer, text);
+}
+
 static const char *kind_name(const serve_bridge *b)
 {
     return b->rfc2217 ? "rfc2217 bridge" : "bridge";
@@ -65,8 +92,10 @@ static void serve_client(serve_daemon *d, serve_bridge *b, int client, const cha
     uint32_t baud = t->cfg.baud ? t->cfg.baud : t->cfg.connect_baud ? t->cfg.connect_baud : 115200;
     pf_port_set_line(&port, baud, PF_FRAME_8N1);
     serve_rfc2217 session;
+    rfc2217_sink sink = {d, t, peer, client};
+    const serve_rfc2217_io io = {&sink, sink_send, sink_note};
     if (b->rfc2217)
-        serve_rfc2217_begin(&session, d, t, peer, client, &port, baud, PF_FRAME_8N1);
+        serve_rfc2217_begin(&session, &io, &port, baud, PF_FRAME_8N1);
     else
         reset_target(&port);
     const char *tag = b->rfc2217 ? "rfc2217 " : "";

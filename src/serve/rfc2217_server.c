@@ -10,20 +10,25 @@
  * rfc2217:// client reads as "no modem lines". */
 #include "rfc2217_server.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
 static int send_all(serve_rfc2217 *s, const uint8_t *buf, size_t n)
 {
-    while (n) {
-        ssize_t w = send(s->client, buf, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return -2;
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return s->io.to_client(s->io.ctx, buf, n) < 0 ? -2 : 0;
+}
+
+static void note(serve_rfc2217 *s, const char *extra, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(serve_rfc2217 *s, const char *extra, const char *fmt, ...)
+{
+    char text[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (s->io.note)
+        s->io.note(s->io.ctx, extra, text);
 }
 
 static int answer(serve_rfc2217 *s, uint8_t cmd, uint32_t value, size_t len)
@@ -61,12 +66,11 @@ static void apply_line(serve_rfc2217 *s, uint32_t baud, pf_frame frame)
     if (rc == PF_OK || rc == PF_ERR_UNSUPPORTED) {
         s->baud = baud;
         s->frame = frame;
-        serve_log(s->d, "rfc2217", s->t, extra, "client %s: line %lu %s%s", s->peer, (unsigned long)baud,
-                  frame_name(frame), rc == PF_ERR_UNSUPPORTED ? " (the port has no line rate: a TCP link)" : " applied");
+        note(s, extra, "line %lu %s%s", (unsigned long)baud, frame_name(frame),
+             rc == PF_ERR_UNSUPPORTED ? " (the port has no line rate: a TCP link)" : " applied");
     } else {
-        serve_log(s->d, "rfc2217", s->t, extra, "client %s: the port refused line %lu %s (%s); %lu %s stays",
-                  s->peer, (unsigned long)baud, frame_name(frame), pf_strerror(rc), (unsigned long)s->baud,
-                  frame_name(s->frame));
+        note(s, extra, "the port refused line %lu %s (%s); %lu %s stays", (unsigned long)baud, frame_name(frame),
+             pf_strerror(rc), (unsigned long)s->baud, frame_name(s->frame));
     }
 }
 
@@ -82,14 +86,13 @@ static int apply_control_line(serve_rfc2217 *s, int dtr, int on)
                  rc == PF_OK ? "true" : "false");
         if (rc == PF_OK) {
             *(dtr ? &s->dtr : &s->rts) = on;
-            serve_log(s->d, "rfc2217", s->t, extra, "client %s: %s %s applied", s->peer, name, on ? "on" : "off");
+            note(s, extra, "%s %s applied", name, on ? "on" : "off");
             return 1;
         }
         if (rc == PF_ERR_UNSUPPORTED)
             s->no_modem_lines = 1;
-        serve_log(s->d, "rfc2217", s->t, extra, "client %s: %s %s not applied: %s; DTR/RTS requests are not answered",
-                  s->peer, name, on ? "on" : "off",
-                  rc == PF_ERR_UNSUPPORTED ? "the port has no modem lines (a pty or TCP link)" : pf_strerror(rc));
+        note(s, extra, "%s %s not applied: %s; DTR/RTS requests are not answered", name, on ? "on" : "off",
+             rc == PF_ERR_UNSUPPORTED ? "the port has no modem lines (a pty or TCP link)" : pf_strerror(rc));
     }
     return 0;
 }
@@ -176,16 +179,13 @@ static int handle_request(serve_rfc2217 *s, const pf_telnet_event *ev)
     }
 }
 
-void serve_rfc2217_begin(serve_rfc2217 *s, serve_daemon *d, serve_target *t, const char *peer, int client,
-                         const pf_port *port, uint32_t baud, pf_frame frame)
+void serve_rfc2217_begin(serve_rfc2217 *s, const serve_rfc2217_io *io, const pf_port *port, uint32_t baud,
+                         pf_frame frame)
 {
     memset(s, 0, sizeof *s);
     pf_telnet_init(&s->dec);
     pf_telnet_server_init(&s->opts);
-    s->d = d;
-    s->t = t;
-    s->peer = peer;
-    s->client = client;
+    s->io = *io;
     s->port = port;
     s->baud = baud;
     s->frame = frame;

@@ -6,16 +6,24 @@
 #define PEERFLASH_SERVE_RFC2217_SERVER_H
 
 #include "codec/telnet.h"
-#include "serve.h"
+#include "peerflash/pf_err.h"
+#include "peerflash/pf_port.h"
+
+/* Where a session's answers and log lines go (bridge.c: the client's socket
+ * and the daemon's log; the fuzzer: buffers). No I/O of its own, so the
+ * request handling can be fuzzed (tests/fuzz/fuzz_rfc2217_server.c). */
+typedef struct serve_rfc2217_io {
+    void *ctx;
+    int (*to_client)(void *ctx, const uint8_t *buf, size_t n); /* 0, or <0: the client is gone */
+    /* one event: extra is a JSON fragment ("\"baud\":9600,..."), text the words */
+    void (*note)(void *ctx, const char *extra, const char *text);
+} serve_rfc2217_io;
 
 typedef struct serve_rfc2217 {
     pf_telnet dec;
     pf_telnet_options opts;
     const pf_port *port;
-    int client;          /* the client's socket */
-    serve_daemon *d;
-    serve_target *t;
-    const char *peer;
+    serve_rfc2217_io io;
     uint32_t baud;       /* in effect on the port */
     pf_frame frame;
     int dtr, rts;        /* last applied (1 on, 0 off) */
@@ -24,8 +32,8 @@ typedef struct serve_rfc2217 {
 } serve_rfc2217;
 
 /* Starts a session on a port already set to baud/frame. */
-void serve_rfc2217_begin(serve_rfc2217 *s, serve_daemon *d, serve_target *t, const char *peer, int client,
-                         const pf_port *port, uint32_t baud, pf_frame frame);
+void serve_rfc2217_begin(serve_rfc2217 *s, const serve_rfc2217_io *io, const pf_port *port, uint32_t baud,
+                         pf_frame frame);
 /* Bytes from the client: data to the port (unescaped), requests handled.
  * Returns 0, -1 the port failed, -2 the client went away. */
 int serve_rfc2217_from_client(serve_rfc2217 *s, const uint8_t *in, size_t n);
