@@ -44,6 +44,11 @@ static void usage(FILE *f)
             "                     byte for byte, the target reset on connect (avrdude -c arduino -P\n"
             "                     net:HOST:N). NO AUTHENTICATION: off unless given, on the --listen\n"
             "                     address only; the target is busy while a client is connected\n"
+            "  --rfc2217-port N   RFC 2217 serial bridge (telnet COM-PORT-OPTION, as ser2net): pyserial's\n"
+            "                     and esptool's rfc2217://HOST:N clients get the serial port and set its\n"
+            "                     rate, frame (8N1/8E1) and DTR/RTS. NO AUTHENTICATION: off unless given,\n"
+            "                     on the --listen address only; the target is busy while a client is\n"
+            "                     connected\n"
             "  --board NAME       the \"board\" the mDNS record tells the Arduino IDE (default: the target)\n"
             "  --no-verify, --no-run, --no-skip, --erase touched|all   as for `peerflash flash`\n"
             "  and the driver's own options (e.g. --no-compress for esp and agent, --read-compare\n"
@@ -236,6 +241,14 @@ int pf_cmd_serve(int argc, char **argv)
                 return PF_EXIT_USAGE;
             }
             cur->bridge_port = (uint16_t)num;
+        } else if (!strcmp(a, "--rfc2217-port")) {
+            NEED_VALUE();
+            NEED_TARGET();
+            if (parse_num(v, 65535, &num) || !num) {
+                pf_cli_error("--rfc2217-port takes a TCP port number (1-65535), not '%s'", v);
+                return PF_EXIT_USAGE;
+            }
+            cur->rfc2217_port = (uint16_t)num;
         } else if (!strcmp(a, "--board")) {
             NEED_VALUE();
             NEED_TARGET();
@@ -387,12 +400,25 @@ int pf_cmd_serve(int argc, char **argv)
                          "pty or tcp://", cfg.targets[i].name);
             return PF_EXIT_USAGE;
         }
-        for (int j = 0; j < i && cfg.targets[i].bridge_port; j++)
-            if (cfg.targets[j].bridge_port == cfg.targets[i].bridge_port) {
-                pf_cli_error("--bridge-port %u is given to two targets: one port per target",
-                             cfg.targets[i].bridge_port);
-                return PF_EXIT_USAGE;
-            }
+        /* every bridge listener (raw and RFC 2217, all targets) needs its own TCP port */
+        const serve_target_cfg *ti = &cfg.targets[i];
+        if (ti->bridge_port && ti->bridge_port == ti->rfc2217_port) {
+            pf_cli_error("--bridge-port and --rfc2217-port of %s are both %u: each bridge needs its own port", ti->name,
+                         ti->bridge_port);
+            return PF_EXIT_USAGE;
+        }
+        for (int j = 0; j < i; j++) {
+            const serve_target_cfg *tj = &cfg.targets[j];
+            uint16_t mine[2] = {ti->bridge_port, ti->rfc2217_port}, theirs[2] = {tj->bridge_port, tj->rfc2217_port};
+            for (int a2 = 0; a2 < 2; a2++)
+                for (int b2 = 0; b2 < 2; b2++)
+                    if (mine[a2] && mine[a2] == theirs[b2]) {
+                        pf_cli_error("TCP port %u is given to two bridges (%s of %s, %s of %s): one port per bridge",
+                                     mine[a2], b2 ? "--rfc2217-port" : "--bridge-port", tj->name,
+                                     a2 ? "--rfc2217-port" : "--bridge-port", ti->name);
+                        return PF_EXIT_USAGE;
+                    }
+        }
     }
     int any_ota = 0;
     for (int i = 0; i < cfg.ntargets; i++)

@@ -144,14 +144,23 @@ int pf_rfc2217_parse(const pf_telnet_event *ev, uint8_t *cmd, uint32_t *value)
     return 0;
 }
 
-static int want_us(uint8_t option)
+/* The COM-PORT-OPTION is done by the client and accepted by the server. */
+static int want_us(const pf_telnet_options *o, uint8_t option)
 {
-    return option == PF_TELNET_OPT_BINARY || option == PF_TELNET_OPT_SGA || option == PF_TELNET_OPT_COM_PORT;
+    return option == PF_TELNET_OPT_BINARY || option == PF_TELNET_OPT_SGA ||
+           (option == PF_TELNET_OPT_COM_PORT && !o->server);
 }
 
-static int want_them(uint8_t option)
+static int want_them(const pf_telnet_options *o, uint8_t option)
 {
-    return option == PF_TELNET_OPT_BINARY || option == PF_TELNET_OPT_SGA;
+    return option == PF_TELNET_OPT_BINARY || option == PF_TELNET_OPT_SGA ||
+           (option == PF_TELNET_OPT_COM_PORT && o->server);
+}
+
+void pf_telnet_server_init(pf_telnet_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->server = 1;
 }
 
 size_t pf_telnet_client_hello(pf_telnet_options *o, uint8_t out[PF_TELNET_HELLO_MAX])
@@ -172,7 +181,7 @@ size_t pf_telnet_answer(pf_telnet_options *o, uint8_t verb, uint8_t option, uint
 {
     switch (verb) {
     case PF_TELNET_WILL:
-        if (!want_them(option))
+        if (!want_them(o, option))
             return pf_telnet_negotiation(out, PF_TELNET_DONT, option);
         if (o->them[option])
             return 0;
@@ -184,7 +193,7 @@ size_t pf_telnet_answer(pf_telnet_options *o, uint8_t verb, uint8_t option, uint
         o->them[option] = 0;
         return pf_telnet_negotiation(out, PF_TELNET_DONT, option);
     case PF_TELNET_DO:
-        if (!want_us(option))
+        if (!want_us(o, option))
             return pf_telnet_negotiation(out, PF_TELNET_WONT, option);
         if (o->us[option])
             return 0;

@@ -25,6 +25,7 @@
 #define PF_TELNET_OPT_COM_PORT 44 /* RFC 2217 */
 
 /* RFC 2217 client-to-server commands; the server answers with code + 100. */
+#define PF_RFC2217_SIGNATURE 0
 #define PF_RFC2217_SET_BAUDRATE 1
 #define PF_RFC2217_SET_DATASIZE 2
 #define PF_RFC2217_SET_PARITY 3
@@ -32,17 +33,32 @@
 #define PF_RFC2217_SET_CONTROL 5
 #define PF_RFC2217_NOTIFY_LINESTATE 6
 #define PF_RFC2217_NOTIFY_MODEMSTATE 7
+#define PF_RFC2217_FLOWCONTROL_SUSPEND 8
+#define PF_RFC2217_FLOWCONTROL_RESUME 9
+#define PF_RFC2217_SET_LINESTATE_MASK 10
+#define PF_RFC2217_SET_MODEMSTATE_MASK 11
 #define PF_RFC2217_PURGE_DATA 12
 #define PF_RFC2217_SERVER_OFFSET 100
 
-/* SET-PARITY values, SET-CONTROL values (RFC 2217 section 3). */
+/* SET-PARITY, SET-STOPSIZE and SET-CONTROL values (RFC 2217 section 3); a
+ * value 0 in SET-BAUDRATE/DATASIZE/PARITY/STOPSIZE asks for the current one. */
 #define PF_RFC2217_PARITY_NONE 1
+#define PF_RFC2217_PARITY_ODD 2
 #define PF_RFC2217_PARITY_EVEN 3
+#define PF_RFC2217_STOPSIZE_1 1
+#define PF_RFC2217_CONTROL_FLOW_REQUEST 0
 #define PF_RFC2217_CONTROL_NO_FLOW 1
+#define PF_RFC2217_CONTROL_BREAK_REQUEST 4
+#define PF_RFC2217_CONTROL_BREAK_OFF 6
+#define PF_RFC2217_CONTROL_DTR_REQUEST 7
 #define PF_RFC2217_CONTROL_DTR_ON 8
 #define PF_RFC2217_CONTROL_DTR_OFF 9
+#define PF_RFC2217_CONTROL_RTS_REQUEST 10
 #define PF_RFC2217_CONTROL_RTS_ON 11
 #define PF_RFC2217_CONTROL_RTS_OFF 12
+#define PF_RFC2217_CONTROL_INBOUND_FLOW_REQUEST 13
+#define PF_RFC2217_CONTROL_INBOUND_NO_FLOW 14
+#define PF_RFC2217_CONTROL_INBOUND_HW_FLOW 16
 
 /* Longest subnegotiation payload kept (RFC 2217's longest is SIGNATURE text);
  * longer ones are reported truncated. */
@@ -101,13 +117,19 @@ size_t pf_rfc2217_message(uint8_t out[PF_RFC2217_MSG_MAX], uint8_t cmd, uint32_t
  * 0 if none). Returns 0, or -1 if the payload is empty. */
 int pf_rfc2217_parse(const pf_telnet_event *ev, uint8_t *cmd, uint32_t *value);
 
-/* The client's side of option negotiation (RFC 1143's rule, simplified: answer
- * only a change of state, so two peers never loop). We want BINARY both ways,
- * SGA both ways and COM-PORT-OPTION on our side; we refuse every other option. */
+/* Option negotiation (RFC 1143's rule, simplified: answer only a change of
+ * state, so two peers never loop). Both roles want BINARY and SGA both ways;
+ * COM-PORT-OPTION is done by the client (WILL) and accepted by the server
+ * (DO). Every other option is refused. */
 typedef struct pf_telnet_options {
     uint8_t us[256];   /* we do the option (agreed or asked by us) */
     uint8_t them[256]; /* the peer does it */
+    uint8_t server;    /* our role: 1 = the RFC 2217 access server */
 } pf_telnet_options;
+
+/* A server's options before any negotiation: it asks for nothing and answers
+ * the client's requests (pyserial's and our client open with them). */
+void pf_telnet_server_init(pf_telnet_options *o);
 
 /* Fills out with the requests a client sends on connect; returns the length
  * (at most 15) and marks the options as asked. */

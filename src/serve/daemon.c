@@ -707,7 +707,8 @@ int serve_main(const serve_config *cfg)
         pthread_mutex_init(&t->lock, NULL);
         pthread_cond_init(&t->changed, NULL);
         t->ota_fd = -1;
-        t->bridge_fd = -1;
+        t->raw_bridge = (serve_bridge){.fd = -1, .rfc2217 = 0, .tcp_port = t->cfg.bridge_port};
+        t->rfc2217_bridge = (serve_bridge){.fd = -1, .rfc2217 = 1, .tcp_port = t->cfg.rfc2217_port};
         t->daemon = d;
     }
     /* Signals go to this thread only, taken with sigtimedwait: no handler
@@ -733,12 +734,14 @@ int serve_main(const serve_config *cfg)
     for (int i = 0; i < d->ntargets; i++) {
         serve_target *t = &d->targets[i];
         if ((t->cfg.ota_port && serve_ota_start(d, t, why, sizeof why) < 0) ||
-            (t->cfg.bridge_port && serve_bridge_start(d, t, why, sizeof why) < 0)) {
+            (t->cfg.bridge_port && serve_bridge_start(d, t, &t->raw_bridge, why, sizeof why) < 0) ||
+            (t->cfg.rfc2217_port && serve_bridge_start(d, t, &t->rfc2217_bridge, why, sizeof why) < 0)) {
             serve_log(d, "error", NULL, NULL, "%s", why);
             atomic_store(&d->stopping, 1);
             for (int k = 0; k <= i; k++) {
                 serve_ota_stop(&d->targets[k]);
-                serve_bridge_stop(&d->targets[k]);
+                serve_bridge_stop(&d->targets[k].raw_bridge);
+                serve_bridge_stop(&d->targets[k].rfc2217_bridge);
             }
             serve_http_stop(d);
             rmdir(d->tmpdir);
@@ -754,14 +757,17 @@ int serve_main(const serve_config *cfg)
              cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s);
     for (int i = 0; i < d->ntargets; i++) {
         const serve_target_cfg *tc = &d->targets[i].cfg;
-        char ota[80] = "", bridge[80] = "";
+        char ota[80] = "", bridge[80] = "", rfc2217[80] = "";
         if (tc->ota_port)
             snprintf(ota, sizeof ota, ", espota on udp %s:%u%s", cfg->listen_addr, (unsigned)tc->ota_port,
                      cfg->ota_password_md5[0] ? " (password)" : "");
         if (tc->bridge_port)
             snprintf(bridge, sizeof bridge, ", raw bridge on tcp %s:%u (no authentication)", cfg->listen_addr,
                      (unsigned)tc->bridge_port);
-        serve_log(d, "target", &d->targets[i], NULL, "%s on %s%s%s", tc->driver, tc->port, ota, bridge);
+        if (tc->rfc2217_port)
+            snprintf(rfc2217, sizeof rfc2217, ", RFC 2217 bridge on tcp %s:%u (no authentication)",
+                     cfg->listen_addr, (unsigned)tc->rfc2217_port);
+        serve_log(d, "target", &d->targets[i], NULL, "%s on %s%s%s%s", tc->driver, tc->port, ota, bridge, rfc2217);
     }
     serve_log(d, "ready", NULL, extra, "listening on http://%s:%u/ (%d target%s, %s)", cfg->listen_addr,
               (unsigned)d->http_port, d->ntargets, d->ntargets == 1 ? "" : "s",
@@ -804,7 +810,8 @@ int serve_main(const serve_config *cfg)
     serve_http_stop(d); /* waits for every connection thread */
     for (int i = 0; i < d->ntargets; i++) {
         serve_ota_stop(&d->targets[i]);
-        serve_bridge_stop(&d->targets[i]);
+        serve_bridge_stop(&d->targets[i].raw_bridge);
+        serve_bridge_stop(&d->targets[i].rfc2217_bridge);
     }
     rmdir(d->tmpdir);
     serve_log(d, "stopped", NULL, NULL, "stopped by %s", pf_cli_signal_name(sig));

@@ -35,6 +35,7 @@ typedef struct serve_target_cfg {
     int noptions;
     uint16_t ota_port;  /* --ota-port: the espota UDP port; 0 = none */
     uint16_t bridge_port; /* --bridge-port: raw TCP serial bridge; 0 = none */
+    uint16_t rfc2217_port; /* --rfc2217-port: RFC 2217 serial bridge; 0 = none */
     const char *board;  /* --board: the mDNS TXT "board" (default: the driver name) */
 } serve_target_cfg;
 
@@ -60,7 +61,7 @@ typedef enum serve_job_kind {
     SERVE_JOB_VERIFY,
     SERVE_JOB_RUN,  /* reset into the bootloader and start the application */
     SERVE_JOB_INFO, /* connect and identify the chip */
-    SERVE_JOB_BRIDGE, /* a raw TCP bridge client holds the port */
+    SERVE_JOB_BRIDGE, /* a bridge client (raw or RFC 2217) holds the port */
 } serve_job_kind;
 
 const char *serve_job_name(serve_job_kind k);
@@ -70,6 +71,15 @@ typedef struct serve_event {
     char type[12]; /* "state", "log", "result" */
     char *data;    /* JSON object (owned) */
 } serve_event;
+
+/* A TCP serial bridge listener of one target (bridge.c). */
+typedef struct serve_bridge {
+    int fd;           /* listening socket, -1 if none */
+    int rfc2217;      /* 0 raw, 1 RFC 2217 */
+    uint16_t tcp_port;
+    pthread_t thread;
+    struct serve_target *target;
+} serve_bridge;
 
 typedef struct serve_target {
     serve_target_cfg cfg;
@@ -95,8 +105,8 @@ typedef struct serve_target {
     struct serve_daemon *daemon;
     int ota_fd;           /* espota UDP socket, -1 if none */
     pthread_t ota_thread;
-    int bridge_fd;        /* raw bridge listening socket, -1 if none */
-    pthread_t bridge_thread;
+    serve_bridge raw_bridge;     /* --bridge-port */
+    serve_bridge rfc2217_bridge; /* --rfc2217-port */
 } serve_target;
 
 typedef struct serve_daemon serve_daemon;
@@ -173,9 +183,10 @@ void serve_http_stop(serve_daemon *d);
 /* ota.c: the espota front end of one target (cfg.ota_port). */
 int serve_ota_start(serve_daemon *d, serve_target *t, char *why, size_t n);
 void serve_ota_stop(serve_target *t);
-/* bridge.c: the raw TCP serial bridge of one target (cfg.bridge_port). */
-int serve_bridge_start(serve_daemon *d, serve_target *t, char *why, size_t n);
-void serve_bridge_stop(serve_target *t);
+/* bridge.c: a TCP serial bridge of one target (raw: cfg.bridge_port,
+ * RFC 2217: cfg.rfc2217_port); b is one of t's two, fd/rfc2217/tcp_port set. */
+int serve_bridge_start(serve_daemon *d, serve_target *t, serve_bridge *b, char *why, size_t n);
+void serve_bridge_stop(serve_bridge *b);
 /* mdns.c: advertises the espota ports as _arduino._tcp through avahi-daemon. */
 void serve_mdns_start(serve_daemon *d);
 void serve_mdns_stop(serve_daemon *d);

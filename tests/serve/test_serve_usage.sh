@@ -32,6 +32,10 @@ expect 2 "ADDR:PORT" -- "$PF" serve --listen 8080 --target avr --port /dev/null
 expect 2 "--max-body takes" -- "$PF" serve --max-body 0 --target avr --port /dev/null
 expect 2 "--ota-port 9 is given to two targets" -- "$PF" serve --target avr --port /dev/a --ota-port 9 --target esp --port /dev/b --ota-port 9
 expect 2 "RFC 2217 server" -- "$PF" serve --target avr --port rfc2217://127.0.0.1:1 --bridge-port 9
+expect 0 "rfc2217-port N +RFC 2217 serial bridge" -- "$PF" serve --help
+expect 2 "--rfc2217-port takes a TCP port number" -- "$PF" serve --target avr --port /dev/null --rfc2217-port 0
+expect 2 "both 9: each bridge needs its own port" -- "$PF" serve --target avr --port /dev/null --bridge-port 9 --rfc2217-port 9
+expect 2 "TCP port 9 is given to two bridges \(--rfc2217-port of avr, --bridge-port of esp\)" -- "$PF" serve --target avr --port /dev/a --rfc2217-port 9 --target esp --port /dev/b --bridge-port 9
 # a port already taken: exit 4 naming the address
 P=$(free_port)
 $PY -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(30)' "$P" &

@@ -186,6 +186,24 @@ static void test_option_answers_do_not_loop(void)
     CHECK_EQ(pf_telnet_answer(&o, PF_TELNET_DONT, 44, out), 0);
 }
 
+static void test_server_role_accepts_com_port(void)
+{
+    pf_telnet_options o;
+    uint8_t out[3];
+    pf_telnet_server_init(&o);
+    /* pyserial's and our client's opening requests */
+    CHECK_EQ(pf_telnet_answer(&o, PF_TELNET_WILL, PF_TELNET_OPT_COM_PORT, out), 3);
+    CHECK(out[1] == PF_TELNET_DO && out[2] == 44);
+    CHECK_EQ(pf_telnet_answer(&o, PF_TELNET_WILL, PF_TELNET_OPT_COM_PORT, out), 0); /* no loop */
+    CHECK_EQ(pf_telnet_answer(&o, PF_TELNET_DO, PF_TELNET_OPT_BINARY, out), 3);
+    CHECK(out[1] == PF_TELNET_WILL && out[2] == 0);
+    /* the server does not do the client's half of COM-PORT, nor ECHO */
+    CHECK_EQ(pf_telnet_answer(&o, PF_TELNET_DO, PF_TELNET_OPT_COM_PORT, out), 3);
+    CHECK(out[1] == PF_TELNET_WONT && out[2] == 44);
+    CHECK_EQ(pf_telnet_answer(&o, PF_TELNET_DO, 1, out), 3);
+    CHECK(out[1] == PF_TELNET_WONT && out[2] == 1);
+}
+
 int main(void)
 {
     RUN(test_data_with_iac_every_split);
@@ -195,5 +213,6 @@ int main(void)
     RUN(test_rfc2217_messages);
     RUN(test_long_subnegotiation_truncated);
     RUN(test_option_answers_do_not_loop);
+    RUN(test_server_role_accepts_com_port);
     return pf_test_summary();
 }
