@@ -3,8 +3,12 @@
  * Speaks to the mask-ROM loader of ESP8266 and the ESP32 family over SLIP
  * (esptool's serial protocol), without uploading any stub: every command is
  * answered by the ROM before the next is sent. Speed comes from compressing
- * on the fly (FLASH_DEFL_*, zlib), switching to cfg.fast_baud after sync,
- * and never waiting idle.
+ * on the fly (FLASH_DEFL_*, zlib), a faster line rate after sync and never
+ * waiting idle. The rate: cfg.fast_baud (--baud) pins it; 0 climbs down the
+ * ladder 921600, 460800, 230400 with CHANGE_BAUDRATE and keeps the first rung
+ * the link and the ROM carry (a READ_REG answered), else the connect rate. A
+ * link without a rate of its own (TCP bridge) stays at the connect rate; an
+ * RFC 2217 link forwards the change and climbs like a tty.
  *
  * cfg.reset (pf_target_config): NULL or "auto" alternates the two reset
  * circuits below between attempts; "classic" drives DTR and RTS one call at a
@@ -75,6 +79,7 @@ typedef struct pf_esp_stats {
     uint32_t blocks;        /* data commands sent */
     uint32_t baud;          /* current line rate */
     uint32_t retries;       /* fresh starts of a 32 KiB segment after a block was damaged on the line */
+    uint32_t rate_fallbacks;/* rungs of the rate ladder tried and left because the link did not carry them */
 } pf_esp_stats;
 void pf_esp_get_stats(const void *self, pf_esp_stats *st);
 

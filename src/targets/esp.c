@@ -384,25 +384,137 @@ static int read_mac(esp_state *s, uint8_t mac[6])
     return PF_OK;
 }
 
-static int change_baud(esp_state *s, uint32_t baud)
+/* CHANGE_BAUDRATE as the ROM takes it: the new rate, then 0 (the old rate is
+ * only for the flasher stub). The ROM answers at the old rate, then switches;
+ * the host follows, waits 50 ms and drops what the switch garbled (esptool's
+ * change_baud). quiet: a lost answer is PF_ERR_TIMEOUT without a message. */
+static int change_baud(esp_state *s, uint32_t baud, uint32_t timeout_ms, int quiet)
 {
     uint8_t p[8];
     pf_put_le32(p, baud);
     pf_put_le32(p + 4, 0); /* 0: we talk to the ROM, not a stub */
-    int r = command(s, PF_ESP_CHANGE_BAUDRATE, p, 8, DEFAULT_TIMEOUT_MS);
-    if (r < 0)
+    uint32_t deadline = pf_deadline(port(s), timeout_ms);
+    int r = send_request(s, PF_ESP_CHANGE_BAUDRATE, 0, p, 8, NULL, 0);
+    if (r == PF_OK)
+        r = read_response(s, PF_ESP_CHANGE_BAUDRATE, deadline, quiet);
+    if (r < 0 && !(quiet && r == PF_ERR_TIMEOUT))
         return r;
     if (port(s)->drain)
         port(s)->drain(port(s)->ctx);
-    r = pf_port_set_line(port(s), baud, PF_FRAME_8N1);
-    if (r < 0)
-        return pf_diag_set(diag(s), r, "the port cannot run at %lu baud", (unsigned long)baud);
+    int lr = pf_port_set_line(port(s), baud, PF_FRAME_8N1);
+    if (lr < 0)
+        return pf_diag_set(diag(s), lr, "the port cannot run at %lu baud", (unsigned long)baud);
     pf_port_delay(port(s), 50);
     if (port(s)->flush_input)
         port(s)->flush_input(port(s)->ctx);
     pf_slip_decoder_reset(&s->dec);
     s->baud = baud;
     s->stats.baud = baud;
+    return r;
+}
+
+/* ---- fast by default ---------------------------------------------------------
+ * Without --baud the driver climbs down a ladder of rates after sync: it asks
+ * the ROM for each rung and keeps the first one at which a READ_REG comes
+ * back. The ROM cannot be asked before it switches, so a rung the link does
+ * not carry is left the way it was entered: CHANGE_BAUDRATE back to the
+ * connect rate, sent at the failed rate (a link that loses only the chip's
+ * answers still carries it), then, if the chip is still deaf, a reset into
+ * the loader through DTR/RTS and a new sync. A link without a rate of its own
+ * (a TCP bridge: set_line says PF_ERR_UNSUPPORTED) keeps the connect rate:
+ * the chip would switch and the bridge's far UART would not. */
+static const uint32_t rate_ladder[] = {921600u, 460800u, 230400u};
+#define FIRST_EXCHANGE_MS 300u /* per try, two tries: a READ_REG takes < 1 ms at these rates */
+
+/* 1 when the host side can run at baud (and is back at the connect rate). */
+static int port_takes_rate(esp_state *s, uint32_t baud, uint32_t connect)
+{
+    if (!port(s)->set_line)
+        return 0;
+    int r = port(s)->set_line(port(s)->ctx, baud, PF_FRAME_8N1);
+    port(s)->set_line(port(s)->ctx, connect, PF_FRAME_8N1);
+    return r == PF_OK;
+}
+
+/* The first exchange at a new rate: a READ_REG answered (two tries). */
+static int rate_works(esp_state *s)
+{
+    for (int i = 0; i < 2; i++) {
+        uint8_t p[4];
+        pf_put_le32(p, PF_ESP_MAGIC_REG);
+        uint32_t deadline = pf_deadline(port(s), FIRST_EXCHANGE_MS);
+        if (send_request(s, PF_ESP_READ_REG, 0, p, 4, NULL, 0) < 0)
+            return 0;
+        if (read_response(s, PF_ESP_READ_REG, deadline, 1) == PF_OK)
+            return 1;
+        pf_slip_decoder_reset(&s->dec);
+    }
+    return 0;
+}
+
+/* Back to the connect rate after a rung failed; PF_OK when the ROM answers
+ * SYNC there again. */
+static int back_to_connect_rate(esp_state *s, uint32_t failed, uint32_t connect)
+{
+    uint8_t status_len = s->status_len;
+    change_baud(s, connect, FIRST_EXCHANGE_MS, 1); /* sent at the failed rate; its answer may be lost */
+    for (int i = 0; i < 3; i++) {
+        if (sync_once(s) == PF_OK) {
+            s->status_len = status_len;
+            return PF_OK;
+        }
+    }
+    /* still deaf: a reset brings the ROM back to its default rate */
+    pf_port_logf(port(s), 1, "esp: no answer at %lu baud after leaving %lu: resetting into the loader",
+                 (unsigned long)connect, (unsigned long)failed);
+    int r = do_sync(s);
+    s->status_len = status_len;
+    if (r < 0)
+        return pf_diag_set(diag(s), PF_ERR_NO_SYNC,
+                           "the ESP ROM switched to %lu baud, the link did not carry it, and it answered neither "
+                           "at %lu baud nor after a reset (no DTR/RTS reset circuit?): reset the board into its "
+                           "loader and pin the rate with --baud %lu",
+                           (unsigned long)failed, (unsigned long)connect, (unsigned long)connect);
+    return PF_OK;
+}
+
+/* The fastest rung of the ladder the link and the ROM sustain, or the
+ * connect rate. */
+static int climb_rate_ladder(esp_state *s)
+{
+    uint32_t connect = s->baud;
+    if (!port(s)->set_line || port(s)->set_line(port(s)->ctx, connect, PF_FRAME_8N1) == PF_ERR_UNSUPPORTED) {
+        pf_port_logf(port(s), 2, "esp: the link has no line rate of its own (TCP bridge): staying at %lu baud",
+                     (unsigned long)connect);
+        return PF_OK;
+    }
+    for (size_t i = 0; i < sizeof rate_ladder / sizeof rate_ladder[0]; i++) {
+        uint32_t rung = rate_ladder[i];
+        if (rung <= connect)
+            break;
+        if (!port_takes_rate(s, rung, connect)) {
+            pf_port_logf(port(s), 2, "esp: the port cannot run at %lu baud", (unsigned long)rung);
+            continue;
+        }
+        int r = change_baud(s, rung, DEFAULT_TIMEOUT_MS, 1);
+        if (r == PF_ERR_TARGET || r == PF_ERR_UNSUPPORTED) { /* refused at the connect rate: nothing changed */
+            pf_port_logf(port(s), 1, "esp: the ROM refused %lu baud (%s)", (unsigned long)rung, pf_strerror(r));
+            pf_diag_clear(diag(s));
+            if (r == PF_ERR_UNSUPPORTED) { /* no CHANGE_BAUDRATE in this ROM: no rung will do */
+                pf_port_drain_input(port(s), 10, pf_deadline(port(s), 100));
+                pf_slip_decoder_reset(&s->dec);
+                return PF_OK;
+            }
+            continue;
+        }
+        if (r == PF_OK && rate_works(s))
+            return PF_OK;
+        pf_port_logf(port(s), 1, "esp: no answer at %lu baud: back to %lu", (unsigned long)rung,
+                     (unsigned long)connect);
+        s->stats.rate_fallbacks++;
+        if ((r = back_to_connect_rate(s, rung, connect)) < 0)
+            return r;
+    }
     return PF_OK;
 }
 
@@ -470,8 +582,18 @@ static int esp_connect(void *self, pf_target_info *info)
             return pf_diag_set(diag(s), PF_ERR_CHIP, "expected %s (--chip) but the ROM identifies an %s", want->name,
                                c->name);
     }
-    if (s->cfg.fast_baud && s->cfg.fast_baud != s->baud && (r = change_baud(s, s->cfg.fast_baud)) < 0)
+    if (s->cfg.fast_baud) { /* --baud pins the rate */
+        if (s->cfg.fast_baud != s->baud && (r = change_baud(s, s->cfg.fast_baud, DEFAULT_TIMEOUT_MS, 0)) < 0)
+            return r;
+    } else if ((r = climb_rate_ladder(s)) < 0) {
         return r;
+    }
+    if (s->cfg.notice) {
+        char line[96];
+        pf_format(line, sizeof line, "line rate: %lu baud%s", (unsigned long)s->baud,
+                  s->cfg.fast_baud ? " (--baud)" : s->stats.rate_fallbacks ? " (fell back: faster rates failed)" : "");
+        s->cfg.notice(s->cfg.progress_user, line);
+    }
     if (c->needs_spi_attach) {
         uint8_t p[8] = {0};
         if ((r = command(s, PF_ESP_SPI_ATTACH, p, 8, DEFAULT_TIMEOUT_MS)) < 0)
@@ -521,6 +643,7 @@ static int esp_connect(void *self, pf_target_info *info)
     if (have_mac == PF_OK)
         dn += pf_format(info->details + dn, sizeof info->details - dn, "MAC:         %02x:%02x:%02x:%02x:%02x:%02x\n",
                         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    dn += pf_format(info->details + dn, sizeof info->details - dn, "line rate:   %lu baud\n", (unsigned long)s->baud);
     if (id)
         pf_format(info->details + dn, sizeof info->details - dn,
                   "flash id:    0x%06lx (manufacturer 0x%02lx, device 0x%04lx, %lu KiB)\n", (unsigned long)id,

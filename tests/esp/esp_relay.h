@@ -3,7 +3,8 @@
  * each direction at the line rate the SENDING side's termios holds (so a
  * CHANGE_BAUDRATE is followed, like `wire --baud follow`), 10 bits per byte
  * (8N1), and injects faults from a seed: bit flips at a rate, or a cut of
- * the link after N bytes from the host. One thread per direction. */
+ * the link after N bytes from the host, or loses what is sent above a rate
+ * (a cable or level shifter that cannot carry it). One thread per direction. */
 #ifndef PEERFLASH_TEST_ESP_RELAY_H
 #define PEERFLASH_TEST_ESP_RELAY_H
 
@@ -40,6 +41,8 @@ typedef struct esp_relay {
     uint64_t flip_every;  /* then again every this many host->device bytes (0 = once) */
     uint32_t seed;
     uint32_t fixed_baud;  /* host side on TCP: this rate both ways (no termios there) */
+    uint32_t max_baud;    /* a link that cannot carry more: bytes sent faster than this are lost ... */
+    unsigned max_dirs;    /* ... in these directions (bit 0 host->device, bit 1 device->host) */
     volatile int stop;
     volatile int cut;
     esp_relay_dir h2d, d2h;
@@ -112,6 +115,11 @@ static void *esp_relay_run(void *arg)
                 buf[i] ^= (uint8_t)(1u << (x >> 29));
                 d->flips++;
             }
+        }
+        unsigned dir_bit = d == &r->h2d ? 1u : 2u;
+        if (r->max_baud && (r->max_dirs & dir_bit) && !r->fixed_baud && esp_relay_baud(d->rate_fd) > r->max_baud) {
+            d->bytes += (uint64_t)n; /* lost on the line */
+            continue;
         }
         if (r->rate_model) {
             uint64_t now = esp_relay_now_us();

@@ -71,6 +71,9 @@ rc=$?
 check "info exits 0 (got $rc)" "[ $rc -eq 0 ]"
 check "  shows the chip's MAC" "grep -q '^MAC: *30:ae:a4:21:15:98$' info.out"
 check "  shows the SPI flash id and size" "grep -q '^flash id: *0x1640ef (manufacturer 0xef, device 0x4016, 4096 KiB)$' info.out"
+check "  shows the line rate the ladder chose (no --baud: the top rung)" "grep -q '^line rate: *921600 baud$' info.out"
+timeout 60 "$cli" info --target esp --port "$PWD/dev1" --json >info.json 2>/dev/null
+check "  info --json has it in details" "grep -q '\"line_rate\":\"921600 baud\"' info.json"
 timeout 60 "$cli" erase --target esp --port "$PWD/dev1" 0x8000 0x1000 >erase.out 2>erase.err
 rc=$?
 check "erase of one sector exits 0 (got $rc)" "[ $rc -eq 0 ]"

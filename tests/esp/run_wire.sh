@@ -2,7 +2,8 @@
 # `peerflash flash --target esp` through the link emulator (`peerflash wire`)
 # to `peerflash sim esp32`: sync at 115200, switch to 921600 with
 # `--baud follow` (the wire must see no byte sent while the two sides' rates
-# differ), three images written compressed and MD5-verified; then a cable cut
+# differ), three images written compressed and MD5-verified; the same with no
+# --baud (the rate ladder's top rung) and with --baud 460800 (pinned); then a cable cut
 # mid-write and seeded bit flips: each an error or an exact image, never a
 # silent success. usage: run_wire.sh PEERFLASH WORK_DIR
 set -u
@@ -66,6 +67,32 @@ secs=$(python3 -c "print($t1 - $t0)")
 check "  took $secs s, less than the bytes need at 115200" "python3 -c '
 import json; s = json.load(open(\"ok.stats.json\"))
 raise SystemExit(0 if $secs < s[\"a2b\"][\"bytes_in\"] * 10 / 115200 * 0.6 else 1)'"
+
+# fast by default: no --baud climbs to the top rung of the ladder (921600) and says so
+run_pair dflt --baud follow
+timeout 90 "$cli" flash --target esp --port "$host" --no-run --json boot.bin@0x1000 part.bin@0x8000 app.bin@0x10000 \
+    >dflt.json 2>dflt.err
+rc=$?
+stop_wire
+check "default flash (no --baud) through wire --baud follow exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  verified, and the flash holds the three images" "grep -q '\"verified\":true' dflt.json && flash_ok dflt"
+check "  says the rate it chose" "grep -q '^line rate: 921600 baud$' dflt.err"
+check "  the wire carried it at 921600 both ways, no byte at mismatched rates" "python3 -c '
+import json; s = json.load(open(\"dflt.stats.json\"))
+a, b = s[\"a2b\"], s[\"b2a\"]
+raise SystemExit(0 if a[\"line_Bps\"] == 92160 and b[\"line_Bps\"] == 92160 and a[\"rate_mismatch\"] == 0 and b[\"rate_mismatch\"] == 0 else 1)'"
+
+# --baud pins the rate: exactly what it says, no ladder
+run_pair pin --baud follow
+timeout 90 "$cli" flash --target esp --port "$host" --baud 460800 --no-run part.bin@0x8000 2>pin.err
+rc=$?
+stop_wire
+check "--baud 460800 exits 0 (got $rc)" "[ $rc -eq 0 ]"
+check "  says the pinned rate" "grep -q '^line rate: 460800 baud (--baud)$' pin.err"
+check "  the wire ran at 460800, never at 921600" "python3 -c '
+import json; s = json.load(open(\"pin.stats.json\"))
+a, b = s[\"a2b\"], s[\"b2a\"]
+raise SystemExit(0 if a[\"line_Bps\"] == 46080 and b[\"line_Bps\"] == 46080 and a[\"rate_mismatch\"] == 0 else 1)'"
 
 run_pair cut --baud follow --cut-after 60000
 timeout 90 "$cli" flash --target esp --port "$host" --baud 921600 --no-run boot.bin@0x1000 part.bin@0x8000 app.bin@0x10000 \

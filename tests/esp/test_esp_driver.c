@@ -1,13 +1,17 @@
 /* The ESP ROM loader driver against the ROM simulator, in-process over a pty
  * pair: identification, plain and compressed writes through the flash job,
  * MD5 verify, read back, baud switch, several images, and faults. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include "codec/esp_cmd.h"
 #include "codec/slip.h"
 #include "esp_harness.h"
 #include "esp_relay.h"
 #include "pf_test.h"
+#include "wire.h"
 
 #define FLASH_4M (4u << 20)
 
@@ -560,6 +564,129 @@ static void test_rate_follows_baud(void)
     CHECK(secs < at_115200 * 0.6);
 }
 
+/* Fast by default (no --baud): the driver climbs down 921600, 460800, 230400
+ * after sync and keeps the first rung at which the ROM still answers. Over a
+ * link that loses the chip's bytes above max_baud (device->host only: the
+ * host's CHANGE_BAUDRATE back still reaches the ROM), each rung above it is
+ * left for the connect rate, and the job verifies at the rung that works. */
+static void ladder_over_ceiling(uint32_t max_baud, uint32_t want_baud, uint32_t want_fallbacks)
+{
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    rl.max_baud = max_baud;
+    rl.max_dirs = 2;
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    double secs = 0;
+    int r = relay_job(&rl, "ladder", 40000, 0, 1, 44, &matches, why, sizeof why, &secs);
+    fprintf(stderr, "  link carries up to %lu: ended at %lu baud after %u fallback(s), %.2f s: %s\n",
+            (unsigned long)max_baud, (unsigned long)relay_drv_stats.baud, relay_drv_stats.rate_fallbacks, secs,
+            r ? why : "ok");
+    CHECK_EQ(r, 0);
+    CHECK(matches);
+    CHECK_EQ(relay_drv_stats.baud, want_baud);
+    CHECK_EQ(relay_sim_stats.baud, want_baud);
+    CHECK_EQ(relay_drv_stats.rate_fallbacks, want_fallbacks);
+    CHECK(secs < 20.0); /* each failed rung costs about a second, never a hang */
+}
+
+static void test_ladder_top_rung(void) { ladder_over_ceiling(0, 921600, 0); }
+static void test_ladder_falls_to_230400(void) { ladder_over_ceiling(230400, 230400, 2); }
+static void test_ladder_falls_to_connect_rate(void) { ladder_over_ceiling(115200, 115200, 3); }
+
+/* A link that carries nothing above 115200 either way and has no DTR/RTS to
+ * reset the chip (a pty): the ROM stays at the rate it was given and cannot
+ * be reached; the driver says so, with the way out, in bounded time. */
+static void test_ladder_dead_link_fails_cleanly(void)
+{
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    rl.max_baud = 115200;
+    rl.max_dirs = 3;
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    double secs = 0;
+    int r = relay_job(&rl, "deadrate", 4096, 0, 1, 45, &matches, why, sizeof why, &secs);
+    fprintf(stderr, "  -> %d in %.2f s: %s\n", r, secs, why);
+    CHECK_EQ(r, PF_ERR_NO_SYNC);
+    CHECK(strstr(why, "921600") != NULL && strstr(why, "--baud 115200") != NULL);
+    CHECK(secs < 20.0);
+}
+
+/* --baud pins the rate: no ladder, exactly the rate asked for. */
+static void test_baud_pins_rate(void)
+{
+    esp_relay rl;
+    memset(&rl, 0, sizeof rl);
+    int matches = 0;
+    char why[PF_DIAG_MAX];
+    int r = relay_job(&rl, "pin", 20000, 460800, 1, 46, &matches, why, sizeof why, NULL);
+    CHECK_EQ(r, 0);
+    CHECK(matches);
+    CHECK_EQ(relay_drv_stats.baud, 460800);
+    CHECK_EQ(relay_sim_stats.baud, 460800);
+    CHECK_EQ(relay_sim_stats.baud_changes, 1);
+    CHECK_EQ(relay_drv_stats.rate_fallbacks, 0);
+}
+
+/* A TCP bridge has no rate the host can change: the ladder is not tried
+ * (the chip would switch and the bridge's far UART would not). Through the
+ * link emulator in follow mode, the TCP side stays at 115200 and the chip's
+ * side garbles if the chip ever switches. */
+static void test_tcp_bridge_keeps_connect_rate(void)
+{
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, "tcpb", "esp32", FLASH_4M) == 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+    int port = ntohs(a.sin_port);
+    close(fd);
+    char listen_spec[64], host[64];
+    snprintf(listen_spec, sizeof listen_spec, "tcp-listen://%d", port);
+    snprintf(host, sizeof host, "tcp://127.0.0.1:%d", port);
+    pf_wire_config wc = PF_WIRE_CONFIG_DEFAULT();
+    wc.a = listen_spec;
+    wc.b = st.path;
+    wc.follow = 1;
+    wc.baud = 115200; /* the TCP side's rate */
+    pf_wire *w = NULL;
+    pf_diag wd = {0};
+    REQUIRE(pf_wire_open(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0);
+    esp_host h;
+    int r = esp_host_open(&h, host, 0, NULL, 1);
+    if (r < 0)
+        fprintf(stderr, "  connect: %s\n", h.diag.text);
+    CHECK_EQ(r, 0);
+    if (r == 0) {
+        uint8_t img[8192];
+        esp_fill(img, sizeof img, 47);
+        job_buf j;
+        map_init(&j, sizeof img + 4096);
+        pf_memmap_add(&j.map, 0x10000, img, sizeof img, NULL);
+        pf_memmap_finish(&j.map, NULL);
+        pf_job_result res;
+        r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+        CHECK_EQ(r, 0);
+        CHECK_EQ(res.verified, 1);
+        pf_esp_stats es;
+        pf_esp_get_stats(h.self, &es);
+        CHECK_EQ(es.baud, 115200);
+        free(j.arena);
+    }
+    pf_sim_esp32_stats ss;
+    pf_sim_esp32_get_stats(st.sim, &ss);
+    CHECK_EQ(ss.baud_changes, 0);
+    esp_host_close(&h);
+    pf_wire_close(w);
+    esp_sim_stop(&st);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -580,5 +707,11 @@ int main(void)
     RUN(test_link_cut);
     RUN(test_bit_flips);
     RUN(test_rate_follows_baud);
+    RUN(test_ladder_top_rung);
+    RUN(test_ladder_falls_to_230400);
+    RUN(test_ladder_falls_to_connect_rate);
+    RUN(test_ladder_dead_link_fails_cleanly);
+    RUN(test_baud_pins_rate);
+    RUN(test_tcp_bridge_keeps_connect_rate);
     return pf_test_summary();
 }
