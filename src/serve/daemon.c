@@ -477,9 +477,7 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
     } else {
         if ((r = pf_session_check_image(&sess, &job->images->map)) < 0)
             goto done;
-        size_t bufsize = 2u * (info->geom.write_max ? info->geom.write_max : 4096u);
-        if (bufsize < 8192)
-            bufsize = 8192;
+        size_t bufsize = pf_job_buf_size_for(info);
         buf = malloc(bufsize);
         if (!buf) {
             r = pf_diag_set(&diag, PF_ERR_NOMEM, "out of memory");
