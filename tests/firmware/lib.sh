@@ -1,5 +1,5 @@
 # Helpers for the firmware tests: skip rules, QEMU runs, process cleanup.
-# Environment (set by CMake): PF_FW_ELF PF_QEMU PF_ARM_GCC PF_FW_DIR PEERFLASH PF_SRC
+# Environment (set by CMake): PF_FW_ELF PF_FW_MICROBIT_ELF PF_QEMU PF_ARM_GCC PF_FW_DIR PEERFLASH PF_SRC
 passed=0
 failed=0
 pids=()
@@ -35,12 +35,13 @@ need_qemu() {
     [[ -f $PF_FW_ELF ]] || { echo "FAIL: $PF_FW_ELF was not built"; exit 1; }
 }
 
-# qemu_updater JOB [extra qemu args...]: runs the updater firmware with the
-# job as -append; output in $out, exit status in $rc. 100 s cap.
+# qemu_updater JOB [extra qemu args...]: runs the updater firmware ($PF_FW_ELF
+# on the QEMU machine $PF_FW_MACHINE, default mps2-an385) with the job as
+# -append; output in $out, exit status in $rc. 100 s cap.
 qemu_updater() {
     local job=$1
     shift
-    out=$(timeout 100 "$PF_QEMU" -M mps2-an385 -nodefaults -nographic -net none \
+    out=$(timeout 100 "$PF_QEMU" -M "${PF_FW_MACHINE:-mps2-an385}" -nodefaults -nographic -net none \
         -semihosting-config enable=on,target=native -kernel "$PF_FW_ELF" -append "$job" "$@" 2>&1)
     rc=$?
 }
