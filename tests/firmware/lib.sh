@@ -75,3 +75,35 @@ wait_for() {
         sleep 0.05
     done
 }
+
+# start_wire_tcp B_PATH [wire options...]: a `peerflash wire` from a free
+# loopback TCP port (side A, for QEMU's -chardev socket) to B_PATH, the
+# simulator's pty. Returns once the wire prints 'wire: ready' (read from a
+# FIFO with a 20 s deadline, no polling); sets $port and $wire_pid, log in
+# $tmp/wire.log.
+start_wire_tcp() {
+    local b=$1 line ready=""
+    shift
+    rm -f "$tmp/wire.err"
+    mkfifo "$tmp/wire.err" || return 1
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$PEERFLASH" wire --a "tcp-listen://$port" --b "$b" "$@" 2>"$tmp/wire.err" &
+    wire_pid=$!
+    pids+=($wire_pid)
+    exec 3<"$tmp/wire.err"
+    while IFS= read -r -t 20 -u 3 line; do
+        echo "$line" >>"$tmp/wire.log"
+        if [[ $line == *"wire: ready"* ]]; then
+            ready=1
+            break
+        fi
+    done
+    if [[ -z $ready ]]; then
+        echo "FAIL: the wire did not get ready:"
+        cat "$tmp/wire.log"
+        return 1
+    fi
+    cat <&3 >>"$tmp/wire.log" &
+    pids+=($!)
+    exec 3<&-
+}

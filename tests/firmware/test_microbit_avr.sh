@@ -52,25 +52,7 @@ sim_pid=$!
 pids+=($sim_pid)
 wait_for "$tmp/avr" 20 || { echo "FAIL: sim avr made no pty"; cat "$tmp/sim.log"; exit 1; }
 
-# The wire listens on a free loopback port; it says 'wire: ready' once both
-# ends exist (read from a FIFO with a deadline, no polling).
-mkfifo wire.err
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$PEERFLASH" wire --a "tcp-listen://$port" --b "$tmp/avr" --baud 115200 --stats "$tmp/wire.json" 2>wire.err &
-wire_pid=$!
-pids+=($wire_pid)
-exec 3<wire.err
-ready=""
-while IFS= read -r -t 20 -u 3 line; do
-    echo "$line" >>wire.log
-    if [[ $line == *"wire: ready"* ]]; then
-        ready=1
-        break
-    fi
-done
-[[ -n $ready ]] || { echo "FAIL: the wire did not get ready"; cat wire.log; exit 1; }
-cat <&3 >>wire.log &
-pids+=($!)
+start_wire_tcp "$tmp/avr" --baud 115200 --stats "$tmp/wire.json" || exit 1
 
 t0=$(date +%s.%N)
 qemu_updater "flash --target avr --image $tmp/app.hex" -chardev "socket,id=link,host=127.0.0.1,port=$port" -serial chardev:link
