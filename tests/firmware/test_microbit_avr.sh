@@ -47,12 +47,12 @@ qemu_updater "flash --target avr --image $tmp/big.hex"
 check "an image larger than the microbit's arena is refused with the size named" 3 \
     "image larger than the updater's memory \([0-9]+ bytes"
 
-"$PEERFLASH" sim avr --port "$tmp/avr" --uart-log "$tmp/uart.log" --flash-dump "$tmp/flash.bin" 2>"$tmp/sim.log" &
+"$PEERFLASH" sim avr --port "$tmp/avr" --uart-log "$tmp/uart.log" --flash-dump "$tmp/flash.bin" -v 2>"$tmp/sim.log" &
 sim_pid=$!
 pids+=($sim_pid)
 wait_for "$tmp/avr" 20 || { echo "FAIL: sim avr made no pty"; cat "$tmp/sim.log"; exit 1; }
 
-start_wire_tcp "$tmp/avr" --baud 115200 --stats "$tmp/wire.json" || exit 1
+start_wire_tcp "$tmp/avr" --baud 115200 --verbose --stats "$tmp/wire.json" || exit 1
 
 t0=$(date +%s.%N)
 qemu_updater "flash --target avr --image $tmp/app.hex" -chardev "socket,id=link,host=127.0.0.1,port=$port" -serial chardev:link

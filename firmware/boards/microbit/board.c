@@ -67,6 +67,7 @@
 /* ---- clock: TIMER0 at 1 MHz ------------------------------------------------------- */
 static uint32_t last_us;  /* last TIMER0 reading */
 static uint64_t total_us; /* extended past the 32-bit wrap */
+static uint32_t backward_steps; /* readings behind the last one, reported at exit */
 
 static void clock_init(void)
 {
@@ -93,11 +94,21 @@ void pf_microbit_timer0_isr(void)
     T_COMPARE1 = 0; /* only the wake-up matters */
 }
 
+/* Milliseconds since start. A reading a little BEHIND the previous one is
+ * ignored: taken as a forward step it would wrap to a 71-minute jump (seen
+ * under host load: a sync deadline expired before its first try). Forward
+ * steps are always far below 2^31 us here, since every wait reads the clock
+ * at least once a millisecond. */
 static uint32_t clock_ms(void)
 {
     uint32_t t = timer_us();
-    total_us += (uint32_t)(t - last_us);
-    last_us = t;
+    uint32_t step = t - last_us;
+    if (step < 0x80000000u) {
+        total_us += step;
+        last_us = t;
+    } else {
+        backward_steps++;
+    }
     return (uint32_t)(total_us / 1000u);
 }
 
@@ -343,8 +354,9 @@ uint32_t pf_microbit_stack_size(void);
 void pf_board_exit(int status)
 {
     char line[80];
-    pf_format(line, sizeof line, "stack: %lu of %lu bytes used (high-water mark)\n",
-              (unsigned long)pf_microbit_stack_used(), (unsigned long)pf_microbit_stack_size());
+    pf_format(line, sizeof line, "stack: %lu of %lu bytes used (high-water mark); clock: %lu backward readings\n",
+              (unsigned long)pf_microbit_stack_used(), (unsigned long)pf_microbit_stack_size(),
+              (unsigned long)backward_steps);
     pf_sh_write0(line);
     pf_sh_exit(status);
 }
