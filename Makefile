@@ -3,7 +3,7 @@
 #   make test     install missing packages, build with ASan+UBSan (clang), run all tests (CTest)
 #   make demo     flash sample images into simulated targets through the link emulator
 #   make bench    print the benchmark table
-#   make firmware cross-compile the core for Cortex-M and build/firmware/updater-mps2.elf
+#   make firmware cross-compile the core for Cortex-M and build/firmware/updater-{mps2,microbit}.elf
 #   make deps     only install the Debian packages (scripts/install-deps.sh)
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

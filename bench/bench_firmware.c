@@ -38,6 +38,8 @@ static const char *cpu_name(const char *name)
 {
     if (strstr(name, "cortex-m0plus"))
         return "Cortex-M0+";
+    if (strstr(name, "microbit"))
+        return "Cortex-M0";
     if (strstr(name, "cortex-m3") || strstr(name, "mps2"))
         return "Cortex-M3";
     return "?";
@@ -59,6 +61,8 @@ static void part_label(const char *name, char *out, size_t n)
         snprintf(out, n, "linked: core+drivers+crypto+deflate");
     else if (!strcmp(name, "updater-mps2"))
         snprintf(out, n, "updater firmware mps2-an385");
+    else if (!strcmp(name, "updater-microbit"))
+        snprintf(out, n, "updater firmware microbit (nRF51822)");
     else
         snprintf(out, n, "%.40s", name);
 }
@@ -100,8 +104,10 @@ void pf_bench_firmware(pf_bench *b)
             continue; /* its RAM is the link check's own buffers, not the core's */
         snprintf(what, sizeof what, "%s, %s: static RAM", label, cpu_name(name));
         snprintf(note, sizeof note, "data+bss%s",
-                 !strcmp(name, "updater-mps2") ? ": image arena 256 KiB, driver state 240 KiB, work 32 KiB, stack not counted"
-                                               : "");
+                 !strcmp(name, "updater-mps2")       ? ": image arena 256 KiB, driver state 240 KiB, work 32 KiB, stack not counted"
+                 : !strcmp(name, "updater-microbit") ? ": image arena 7 KiB, driver state 1152 B, work 512 B; plus a 3 KiB "
+                                                       "stack, of 16 KiB"
+                                                     : "");
         unsigned long ram = data + bss;
         if (ram < 10240)
             pf_bench_row(b, "firmware", what, (double)ram, "bytes", NAN, note);

@@ -2,8 +2,8 @@
  * bare-metal program when started with -semihosting-config enable=on,target=native.
  * Here it stands in for an SD card (files), a console and a power switch
  * (exit status), and hands over the job (QEMU's -append) as the command line. */
-#ifndef PF_MPS2_SEMIHOST_H
-#define PF_MPS2_SEMIHOST_H
+#ifndef PF_FW_SEMIHOST_H
+#define PF_FW_SEMIHOST_H
 
 #include <stddef.h>
 #include <stdint.h>

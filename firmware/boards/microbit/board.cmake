@@ -1,0 +1,14 @@
+# QEMU's microbit (nRF51822: Cortex-M0, 256 KiB flash, 16 KiB RAM). Built with
+# the Cortex-M0+ libraries: M0 and M0+ run the same ARMv6-M Thumb code.
+set(PF_BOARD_CPU cortex-m0plus)
+set(PF_BOARD_LD ${CMAKE_CURRENT_LIST_DIR}/nrf51822.ld)
+set(PF_BOARD_ELF updater-microbit)
+set(PF_BOARD_SOURCES ${PF_FW_SEMIHOST})
+# 16 KiB of RAM: stack (nrf51822.ld) + these buffers + the updater's fixed ones
+# must fit; the link fails if they do not. Figures in docs/MCU.md.
+set(PF_BOARD_DEFINITIONS
+  PF_UPDATER_ARENA=7168      # image data bytes: an application up to 7 KiB
+  PF_UPDATER_SEGMENTS=8
+  PF_UPDATER_CTX=1152        # driver state: avr and stm32 (1148) fit; esp (183848) and agent (157072) do not
+  PF_UPDATER_WORK=512        # 2 x write_max of AVR (128-byte pages) and STM32 (256-byte blocks)
+  PF_MICROBIT_RING=256)      # UART receive ring
