@@ -25,6 +25,10 @@ int pf_sh_cmdline(char *buf, size_t size);
  * SYS_TICKFREQ; SYS_CLOCK would be the host process's CPU time, which
  * stands still while the guest sleeps). 0 if the host does not offer it. */
 uint32_t pf_sh_elapsed_ms(void);
+/* Fills a board's storage (host files as the SD card), console, job
+ * (QEMU's -append) and reference clock from the host (semihost_board.c). */
+struct pf_board;
+void pf_sh_board_services(struct pf_board *b);
 /* Ends the emulation with this exit status (any value, not just 0/1). */
 __attribute__((noreturn)) void pf_sh_exit(int status);
 
