@@ -750,9 +750,9 @@ int serve_main(const serve_config *cfg)
     char extra[300];
     snprintf(extra, sizeof extra,
              "\"listen\":\"%s:%u\",\"targets\":%d,\"auth\":%s,\"max_body\":%zu,\"max_connections\":%u,"
-             "\"idle_timeout_s\":%u,\"upload_timeout_s\":%u",
+             "\"idle_timeout_s\":%u,\"upload_timeout_s\":%u,\"tls\":%s",
              cfg->listen_addr, (unsigned)d->http_port, d->ntargets, cfg->token[0] ? "true" : "false", cfg->max_body,
-             cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s);
+             cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s, cfg->tls_cert ? "true" : "false");
     for (int i = 0; i < d->ntargets; i++) {
         const serve_target_cfg *tc = &d->targets[i].cfg;
         char ota[80] = "", bridge[80] = "", rfc2217[80] = "";
@@ -767,9 +767,10 @@ int serve_main(const serve_config *cfg)
                      cfg->listen_addr, (unsigned)tc->rfc2217_port);
         serve_log(d, "target", &d->targets[i], NULL, "%s on %s%s%s%s", tc->driver, tc->port, ota, bridge, rfc2217);
     }
-    serve_log(d, "ready", NULL, extra, "listening on http://%s:%u/ (%d target%s, %s)", cfg->listen_addr,
-              (unsigned)d->http_port, d->ntargets, d->ntargets == 1 ? "" : "s",
-              cfg->token[0] ? "token required" : "no token: loopback use only");
+    serve_log(d, "ready", NULL, extra, "listening on %s://%s:%u/ (%d target%s, %s%s)", cfg->tls_cert ? "https" : "http",
+              cfg->listen_addr, (unsigned)d->http_port, d->ntargets, d->ntargets == 1 ? "" : "s",
+              cfg->token[0] ? "token required" : "no token: loopback use only",
+              cfg->tls_cert ? ", TLS" : "");
     int sig;
     for (;;) {
         sig = sigwaitinfo(&sigs, NULL);
@@ -813,6 +814,8 @@ int serve_main(const serve_config *cfg)
     }
     rmdir(d->tmpdir);
     serve_log(d, "stopped", NULL, NULL, "stopped by %s", pf_cli_signal_name(sig));
+    if (d->cfg.tls_key)
+        memset(d->cfg.tls_key, 0, strlen(d->cfg.tls_key));
     for (int i = 0; i < d->ntargets; i++) {
         serve_target *t = &d->targets[i];
         free(t->last_result);

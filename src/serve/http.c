@@ -359,10 +359,11 @@ static enum MHD_Result run_upload(request *q, struct MHD_Connection *c)
 
 /* ---- routing ------------------------------------------------------------------------ */
 
-static void peer_of(struct MHD_Connection *c, char *out, size_t n)
+static void peer_of(serve_daemon *d, struct MHD_Connection *c, char *out, size_t n)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(out, n, "http ?");
+    const char *scheme = d->cfg.tls_cert ? "https" : "http";
+    snprintf(out, n, "%s ?", scheme);
     if (!ci || !ci->client_addr)
         return;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -370,7 +371,7 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t n)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
     else if (ci->client_addr->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip, sizeof ip);
-    snprintf(out, n, "http %s", ip);
+    snprintf(out, n, "%s %s", scheme, ip);
 }
 
 static int authorized(serve_daemon *d, struct MHD_Connection *c)
@@ -419,7 +420,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     *con_cls = q;
     q->d = d;
     q->started_us = pf_posix_now_us();
-    peer_of(c, q->peer, sizeof q->peer);
+    peer_of(d, c, q->peer, sizeof q->peer);
     int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
     int post = !strcmp(method, MHD_HTTP_METHOD_POST);
     if (get && !strcmp(url, "/"))
@@ -585,9 +586,20 @@ int serve_http_start(serve_daemon *d, char *why, size_t n)
         return -1;
     }
     (void)sl;
+    /* TLS: the library's own GnuTLS backend with the PEM text serve_tls_load
+     * checked; without TLS the option array is empty */
+    int tls = d->cfg.tls_cert != NULL;
+    struct MHD_OptionItem tls_opts[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, d->cfg.tls_cert},
+                                        {MHD_OPTION_HTTPS_MEM_KEY, 0, d->cfg.tls_key},
+                                        {MHD_OPTION_END, 0, NULL}};
+    if (tls)
+        flags |= MHD_USE_TLS;
+    else
+        tls_opts[0].option = MHD_OPTION_END;
     d->http = MHD_start_daemon(flags, d->cfg.listen_port, NULL, NULL, handle, d,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, d, /* first, so every message comes here */
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                               MHD_OPTION_ARRAY, tls_opts,
                                /* past the cap the library stops accepting: a new
                                 * connection waits in the listen queue until one closes */
                                MHD_OPTION_CONNECTION_LIMIT, d->cfg.max_connections,
@@ -596,8 +608,8 @@ int serve_http_start(serve_daemon *d, char *why, size_t n)
                                MHD_OPTION_NOTIFY_COMPLETED, completed, d,
                                MHD_OPTION_END);
     if (!d->http) {
-        snprintf(why, n, "cannot listen on %s:%u: %s", d->cfg.listen_addr, (unsigned)d->cfg.listen_port,
-                 errno ? strerror(errno) : "libmicrohttpd refused to start");
+        snprintf(why, n, "cannot listen on %s:%u%s: %s", d->cfg.listen_addr, (unsigned)d->cfg.listen_port,
+                 tls ? " (HTTPS)" : "", errno ? strerror(errno) : "libmicrohttpd refused to start");
         return -1;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d->http, MHD_DAEMON_INFO_BIND_PORT);

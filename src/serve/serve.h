@@ -54,6 +54,8 @@ typedef struct serve_config {
     int verbose;
     int mdns;                  /* advertise the espota ports over mDNS (avahi) */
     char ota_password_md5[33]; /* MD5 hex of --ota-password-file's password; "" = none */
+    const char *tls_cert_path, *tls_key_path; /* --tls-cert, --tls-key; NULL = plain HTTP */
+    char *tls_cert, *tls_key;  /* their PEM text once serve_tls_load checked them; NULL = plain HTTP */
 } serve_config;
 
 typedef enum serve_job_kind {
@@ -138,6 +140,14 @@ typedef struct serve_result {
     int exit_code;
     char *json; /* owned by the caller: free() */
 } serve_result;
+
+/* tls.c: reads --tls-cert and --tls-key into cfg->tls_cert/tls_key after
+ * checking that this libmicrohttpd has TLS, that both are PEM, that the key
+ * is the certificate's and that the certificate is in its validity period.
+ * Returns PF_EXIT_OK (also when neither is given), else the exit status
+ * (PF_EXIT_USAGE: a bad or missing file; PF_EXIT_FAIL: no TLS in the
+ * library) with why saying which file and what is wrong. */
+int serve_tls_load(serve_config *cfg, char *why, size_t n);
 
 /* Entry point from the CLI: runs until SIGINT/SIGTERM; returns the exit status. */
 int serve_main(const serve_config *cfg);
