@@ -190,10 +190,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (t->prog_seq != s->prog_seen) {
             s->prog_seen = t->prog_seq;
-            if (t->busy && t->prog_started && !edge_sent) {
+            serve_progress pr;
+            serve_progress_read(&t->prog, &pr);
+            if (t->busy && pr.started && !edge_sent) {
                 char p[128];
-                snprintf(p, sizeof p, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(t->phase),
-                         (unsigned long)t->done, (unsigned long)t->total);
+                snprintf(p, sizeof p, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(pr.phase),
+                         (unsigned long)pr.done, (unsigned long)pr.total);
                 stream_add(s, "progress", p);
             }
         }

@@ -74,6 +74,24 @@ typedef struct serve_event {
     char *data;    /* JSON object (owned) */
 } serve_event;
 
+/* A consistent copy of a job's progress. */
+typedef struct serve_progress {
+    int started; /* 0 until the job reported its first step */
+    pf_phase phase;
+    uint32_t done, total;
+} serve_progress;
+
+/* Its shared cell: gen is odd while the one writer changes the fields. */
+typedef struct serve_progress_cell {
+    atomic_uint gen;
+    atomic_int started, phase;
+    atomic_uint done, total;
+} serve_progress_cell;
+
+/* The writer's side (one thread at a time) and the readers' (any thread, no lock). */
+void serve_progress_write(serve_progress_cell *c, const serve_progress *p);
+void serve_progress_read(serve_progress_cell *c, serve_progress *out);
+
 /* A TCP serial bridge listener of one target (bridge.c). */
 typedef struct serve_bridge {
     int fd;           /* listening socket, -1 if none */
@@ -92,16 +110,19 @@ typedef struct serve_target {
     int busy;
     serve_job_kind job;
     char job_source[80];  /* "http 127.0.0.1" */
-    int prog_started;
-    pf_phase phase;
-    uint32_t done, total;
     uint64_t prog_seq;    /* bumped at each published progress step */
-    uint64_t last_pub_us;
     uint64_t ev_seq;      /* sequence number of the newest event */
     serve_event events[SERVE_EVENTS];
     char chip[32];        /* "" until a job connected */
     char *last_result;    /* JSON object of the last job, or NULL */
     unsigned long jobs_ok, jobs_failed;
+    /* The progress of the running job: written by the job's thread (and
+     * reset by serve_claim before it runs), read by any thread through
+     * serve_progress_read without t->lock (a sequence lock), so that status
+     * requests never hold up the job and the job takes t->lock only at
+     * phase edges and at the 100 ms publication steps. */
+    serve_progress_cell prog;
+    uint64_t last_pub_us; /* the job's thread only */
     /* set from other threads: the running job must stop now */
     atomic_int cancel;
     struct serve_daemon *daemon;
