@@ -33,6 +33,7 @@ typedef struct request {
     serve_daemon *d;
     serve_target *t;
     serve_job_kind kind;
+    int has_kind;         /* a job request (flash, verify, run, info): refusals name it */
     int is_upload;        /* flash/verify: a body is expected */
     int too_big;
     uint64_t started_us;
@@ -112,7 +113,7 @@ static enum MHD_Result refuse(request *q, struct MHD_Connection *c, unsigned cod
     snprintf(extra, sizeof extra, "\"status\":%u,\"peer\":\"%s\"", code, q ? q->peer : "?");
     if (q)
         serve_log(q->d, "refused", q->t, extra, "HTTP %u to %s: %s", code, q->peer, msg);
-    return reply_json(c, code, serve_error_json(q ? q->t : NULL, q ? serve_job_name(q->kind) : NULL, exit_code, msg));
+    return reply_json(c, code, serve_error_json(q ? q->t : NULL, q && q->has_kind ? serve_job_name(q->kind) : NULL, exit_code, msg));
 }
 
 static unsigned status_of_exit(int exit_code)
@@ -493,6 +494,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return refuse(q, c, MHD_HTTP_NOT_FOUND, PF_EXIT_USAGE,
                       "no action '%.40s' (flash, verify, run, reset, info, events)", action);
     q->kind = actions[i].kind;
+    q->has_kind = 1;
     if (!post)
         return refuse(q, c, MHD_HTTP_METHOD_NOT_ALLOWED, PF_EXIT_USAGE, "%s takes POST", actions[i].word);
     if (atomic_load(&d->stopping))

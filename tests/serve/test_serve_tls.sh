@@ -68,7 +68,7 @@ TLS=(--cacert ca.crt --max-time 60)
 
 # the token is still required over TLS
 code=$(curl -s "${TLS[@]}" -o r401.json -w '%{http_code}' "$URL/api/targets")
-[ "$code" = 401 ] && jq_check r401.json 'j["ok"] is False' 'j["exit_code"] == 2' 'j["target"] is None' &&
+[ "$code" = 401 ] && jq_check r401.json 'j["ok"] is False' 'j["exit_code"] == 2' 'j["target"] is None' 'j["command"] is None' &&
     ok "over TLS without the token: 401" || fail "no token over TLS: HTTP $code $(cat r401.json)"
 code=$(curl -s "${TLS[@]}" -H "Authorization: Bearer wrong-token-here" -o /dev/null -w '%{http_code}' \
     --data-binary @/dev/null "$URL/api/targets/bluepill/flash")
