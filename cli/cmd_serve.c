@@ -24,8 +24,10 @@ static void usage(FILE *f)
             "gets HTTP 409 busy); different targets work in parallel.\n\n"
             "SECURITY: by default the daemon listens on 127.0.0.1 only. Listening on another address\n"
             "exposes a flasher to the network: that must be deliberate, and needs --token-file\n"
-            "(every /api/ request then needs \"Authorization: Bearer TOKEN\"). There is no TLS here:\n"
-            "put it behind a TLS proxy, or an SSH tunnel, to cross an untrusted network.\n\n"
+            "(every /api/ request then needs \"Authorization: Bearer TOKEN\"). Without --tls-cert the\n"
+            "API, the token and the images travel in clear: to cross an untrusted network give\n"
+            "--tls-cert/--tls-key (HTTPS), or use an SSH tunnel. TLS covers the HTTP API and the page\n"
+            "only: espota and the serial bridges stay unencrypted.\n\n"
             "target options (after each --target, for that target):\n"
             "  --target T         protocol:");
     for (size_t i = 0; pf_target_drivers[i]; i++)
@@ -57,6 +59,12 @@ static void usage(FILE *f)
             "  --listen ADDR:PORT HTTP address (default 127.0.0.1:8080; port 0 = any free port, shown\n"
             "                     in the \"ready\" log line)\n"
             "  --token-file F     the API token (first line of F); required to listen beyond loopback\n"
+            "  --tls-cert FILE, --tls-key FILE  serve HTTPS (libmicrohttpd's GnuTLS backend) with this PEM\n"
+            "                     certificate (chain) and its unencrypted PEM private key; both or\n"
+            "                     neither. Checked at start-up: a missing, unreadable or non-PEM file, a\n"
+            "                     key that is not the certificate's, or a certificate outside its\n"
+            "                     validity period exits 2 before anything listens; a libmicrohttpd\n"
+            "                     without TLS exits 1\n"
             "  --ota-password-file F  espota password (first line of F): the IDE must answer the MD5\n"
             "                     nonce challenge; without it any host that reaches the port can flash\n"
             "  --no-mdns          do not advertise the --ota-port targets as _arduino._tcp (by default\n"
@@ -282,6 +290,9 @@ int pf_cmd_serve(int argc, char **argv)
             NEED_VALUE();
             if (read_token(v, cfg.token, sizeof cfg.token, "--token-file", 8) < 0)
                 return PF_EXIT_USAGE;
+        } else if (!strcmp(a, "--tls-cert") || !strcmp(a, "--tls-key")) {
+            NEED_VALUE();
+            *(a[6] == 'c' ? &cfg.tls_cert_path : &cfg.tls_key_path) = v;
         } else if (!strcmp(a, "--max-body")) {
             NEED_VALUE();
             if (parse_num(v, 1ull << 30, &num) || !num) {
@@ -432,6 +443,12 @@ int pf_cmd_serve(int argc, char **argv)
         pf_cli_error("--listen %s reaches beyond this machine: give --token-file so that only holders of the token "
                      "can flash (see peerflash serve --help)", cfg.listen_addr);
         return PF_EXIT_USAGE;
+    }
+    char why[600];
+    int tr = serve_tls_load(&cfg, why, sizeof why);
+    if (tr != PF_EXIT_OK) {
+        pf_cli_error("%s", why);
+        return tr;
     }
     return serve_main(&cfg);
 }

@@ -71,8 +71,12 @@ int pf_port_write_all(const pf_port *port, const uint8_t *buf, size_t n);
 /* Reads and discards input until the line has been quiet for quiet_ms or the
  * deadline passes; returns the number of bytes discarded. */
 int pf_port_drain_input(const pf_port *port, uint32_t quiet_ms, uint32_t deadline);
-/* Wrappers that treat a missing function or PF_ERR_UNSUPPORTED as success. */
+/* Sets rate and frame; a port without a line rate (raw TCP: the far end's
+ * rate applies) counts as success, as the drivers expect. */
 int pf_port_set_line(const pf_port *port, uint32_t baud, pf_frame frame);
+/* Drives DTR/RTS: PF_OK, or PF_ERR_UNSUPPORTED when the port has no such
+ * lines (missing function or its own PF_ERR_UNSUPPORTED), or the port's error.
+ * Callers that reset through the lines go on without them (logged). */
 int pf_port_set_lines(const pf_port *port, int dtr, int rts);
 void pf_port_delay(const pf_port *port, uint32_t ms);
 void pf_port_logf(const pf_port *port, int level, const char *fmt, ...)

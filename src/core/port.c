@@ -87,10 +87,14 @@ int pf_port_set_line(const pf_port *port, uint32_t baud, pf_frame frame)
 
 int pf_port_set_lines(const pf_port *port, int dtr, int rts)
 {
-    if (!port->set_lines)
-        return PF_OK;
-    int r = port->set_lines(port->ctx, dtr, rts);
-    return r == PF_ERR_UNSUPPORTED ? PF_OK : r;
+    /* honest: a port without DTR/RTS (a pty, raw TCP, an RFC 2217 server
+     * that leaves SET-CONTROL unanswered) says so; the caller decides
+     * whether a missing reset line matters (every caller today goes on) */
+    if (!port->set_lines) {
+        pf_port_logf(port, 2, "the port has no DTR/RTS lines: not driven");
+        return PF_ERR_UNSUPPORTED;
+    }
+    return port->set_lines(port->ctx, dtr, rts);
 }
 
 void pf_port_delay(const pf_port *port, uint32_t ms)

@@ -24,13 +24,14 @@
 
 /* DTR/RTS pulse as an Uno's auto-reset circuit sees it; ptys and sockets
  * lack the lines (the simulated Uno resets when its pty is opened). */
-static void reset_target(pf_port *p)
+static int reset_target(pf_port *p)
 {
-    /* the port's own answer: pf_port_set_lines reports "no lines" as success */
-    if (!p->set_lines || p->set_lines(p->ctx, PF_LINE_ASSERT, PF_LINE_ASSERT) == PF_ERR_UNSUPPORTED)
-        return;
+    /* PF_ERR_UNSUPPORTED: no lines (pty, raw TCP): nothing pulsed, the caller logs it */
+    int r = pf_port_set_lines(p, PF_LINE_ASSERT, PF_LINE_ASSERT);
+    if (r < 0)
+        return r;
     pf_port_delay(p, 50);
-    pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_RELEASE);
+    return pf_port_set_lines(p, PF_LINE_RELEASE, PF_LINE_RELEASE);
 }
 
 /* The RFC 2217 session's answers go to the client's socket, its events to the log. */
@@ -96,8 +97,9 @@ static void serve_client(serve_daemon *d, serve_bridge *b, int client, const cha
     const serve_rfc2217_io io = {&sink, sink_send, sink_note};
     if (b->rfc2217)
         serve_rfc2217_begin(&session, &io, &port, baud, PF_FRAME_8N1);
-    else
-        reset_target(&port);
+    else if (reset_target(&port) < 0)
+        serve_log(d, "bridge", t, NULL, "raw client %s: the port has no DTR/RTS lines: the target was not reset "
+                  "through them (a simulated board resets when its pty is opened)", peer);
     const char *tag = b->rfc2217 ? "rfc2217 " : "";
     serve_log(d, "bridge", t, NULL, "%sclient %s connected to %s at %lu baud%s", tag, peer, t->cfg.port,
               (unsigned long)baud, b->rfc2217 ? "" : " (target reset)");

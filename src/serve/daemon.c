@@ -2,6 +2,7 @@
  * thread of whoever asked: an HTTP connection's thread), progress and events
  * for stream readers, the event log, and the stop on SIGINT/SIGTERM. */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,32 +126,80 @@ static void json_u32(FILE *f, const char *key, int have, uint32_t v)
         fprintf(f, ",\"%s\":null", key);
 }
 
+/* ---- progress: a sequence lock (one writer, readers that never block it) ---- */
+
+void serve_progress_write(serve_progress_cell *c, const serve_progress *p)
+{
+    unsigned g = atomic_load_explicit(&c->gen, memory_order_relaxed);
+    atomic_store_explicit(&c->gen, g + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* the odd gen is seen before any new field */
+    atomic_store_explicit(&c->started, p->started, memory_order_relaxed);
+    atomic_store_explicit(&c->phase, (int)p->phase, memory_order_relaxed);
+    atomic_store_explicit(&c->done, p->done, memory_order_relaxed);
+    atomic_store_explicit(&c->total, p->total, memory_order_relaxed);
+    atomic_store_explicit(&c->gen, g + 2, memory_order_release);
+}
+
+void serve_progress_read(serve_progress_cell *c, serve_progress *out)
+{
+    for (;;) {
+        unsigned g0 = atomic_load_explicit(&c->gen, memory_order_acquire);
+        out->started = atomic_load_explicit(&c->started, memory_order_relaxed);
+        out->phase = (pf_phase)atomic_load_explicit(&c->phase, memory_order_relaxed);
+        out->done = atomic_load_explicit(&c->done, memory_order_relaxed);
+        out->total = atomic_load_explicit(&c->total, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire); /* the fields are read before gen again */
+        if (!(g0 & 1) && atomic_load_explicit(&c->gen, memory_order_relaxed) == g0)
+            return;
+        sched_yield(); /* the writer is between its two stores: a few instructions */
+    }
+}
+
+/* The state of a target for GET /api/targets: what changes at job edges is
+ * copied under t->lock (a short hold: no formatting inside), the progress
+ * read from its sequence lock; the JSON is built with no lock held. */
 char *serve_target_json(serve_target *t)
 {
+    int busy;
+    serve_job_kind job;
+    char chip[sizeof t->chip];
+    unsigned long ok, failed;
+    pthread_mutex_lock(&t->lock);
+    busy = t->busy;
+    job = t->job;
+    memcpy(chip, t->chip, sizeof chip);
+    ok = t->jobs_ok;
+    failed = t->jobs_failed;
+    char *last = t->last_result ? strdup(t->last_result) : NULL;
+    int last_lost = t->last_result && !last;
+    pthread_mutex_unlock(&t->lock);
+    serve_progress p;
+    serve_progress_read(&t->prog, &p);
     char *buf = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
+    FILE *f = last_lost ? NULL : open_memstream(&buf, &len);
+    if (!f) {
+        free(last);
         return NULL;
-    pthread_mutex_lock(&t->lock);
+    }
     fputs("{\"name\":", f);
     pf_json_string(f, t->cfg.name);
     json_str(f, "target", t->cfg.driver);
     json_str(f, "port", t->cfg.port);
-    json_str(f, "state", t->busy ? "busy" : "idle");
-    json_str(f, "job", t->busy ? serve_job_name(t->job) : NULL);
-    json_str(f, "chip", t->chip[0] ? t->chip : NULL);
+    json_str(f, "state", busy ? "busy" : "idle");
+    json_str(f, "job", busy ? serve_job_name(job) : NULL);
+    json_str(f, "chip", chip[0] ? chip : NULL);
     fputs(",\"progress\":", f);
-    if (t->busy && t->prog_started)
-        fprintf(f, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(t->phase), (unsigned long)t->done,
-                (unsigned long)t->total);
+    if (busy && p.started)
+        fprintf(f, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(p.phase), (unsigned long)p.done,
+                (unsigned long)p.total);
     else
         fputs("null", f);
-    fprintf(f, ",\"jobs_ok\":%lu,\"jobs_failed\":%lu", t->jobs_ok, t->jobs_failed);
+    fprintf(f, ",\"jobs_ok\":%lu,\"jobs_failed\":%lu", ok, failed);
     fprintf(f, ",\"app_address\":%lu", (unsigned long)serve_app_address(t->cfg.driver));
-    fprintf(f, ",\"last_result\":%s}", t->last_result ? t->last_result : "null");
-    pthread_mutex_unlock(&t->lock);
+    fprintf(f, ",\"last_result\":%s}", last ? last : "null");
     fclose(f);
+    free(last);
     return buf;
 }
 
@@ -251,8 +300,7 @@ int serve_claim(serve_daemon *d, serve_target *t, serve_job_kind kind, const cha
     t->busy = 1;
     t->job = kind;
     snprintf(t->job_source, sizeof t->job_source, "%s", source ? source : "?");
-    t->prog_started = 0;
-    t->done = t->total = 0;
+    serve_progress_write(&t->prog, &(serve_progress){0, PF_PHASE_CHECK, 0, 0});
     atomic_store(&t->cancel, 0);
     char ev[200];
     snprintf(ev, sizeof ev, "{\"state\":\"busy\",\"job\":\"%s\"}", serve_job_name(kind));
@@ -352,12 +400,10 @@ static void on_progress(void *user, pf_phase phase, uint32_t done, uint32_t tota
     job_ctx *c = user;
     serve_target *t = c->t;
     uint64_t now = pf_posix_now_us();
-    pthread_mutex_lock(&t->lock);
-    int edge = !t->prog_started || phase != t->phase || done == total || done == 0;
-    t->prog_started = 1;
-    t->phase = phase;
-    t->done = done;
-    t->total = total;
+    serve_progress was;
+    serve_progress_read(&t->prog, &was); /* this thread is the writer: no retry */
+    int edge = !was.started || phase != was.phase || done == total || done == 0;
+    serve_progress_write(&t->prog, &(serve_progress){1, phase, done, total});
     if (edge) {
         /* phase edges go into the event ring, so that no reader misses the
          * end of a phase; the steps between are a snapshot a reader samples */
@@ -365,13 +411,17 @@ static void on_progress(void *user, pf_phase phase, uint32_t done, uint32_t tota
         snprintf(ev, sizeof ev, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(phase),
                  (unsigned long)done, (unsigned long)total);
         t->last_pub_us = now;
+        pthread_mutex_lock(&t->lock);
         event_push_locked(t, "progress", ev);
+        pthread_mutex_unlock(&t->lock);
     } else if (now - t->last_pub_us >= 100000) {
+        /* the lock only to wake stream readers, at most ten times a second */
         t->last_pub_us = now;
+        pthread_mutex_lock(&t->lock);
         t->prog_seq++;
         pthread_cond_broadcast(&t->changed);
+        pthread_mutex_unlock(&t->lock);
     }
-    pthread_mutex_unlock(&t->lock);
 }
 
 static void on_driver_progress(void *user, int phase, uint32_t done, uint32_t total)
@@ -517,12 +567,12 @@ void serve_run_job(serve_daemon *d, serve_target *t, const serve_job *job, serve
 done:
     j.seconds = (double)(pf_posix_now_us() - t0) / 1e6;
     j.info = connected ? &sess.target.info : NULL;
-    pthread_mutex_lock(&t->lock);
-    j.prog_started = t->prog_started;
-    j.phase = t->phase;
-    j.done = t->done;
-    j.total = t->total;
-    pthread_mutex_unlock(&t->lock);
+    serve_progress pr;
+    serve_progress_read(&t->prog, &pr);
+    j.prog_started = pr.started;
+    j.phase = pr.phase;
+    j.done = pr.done;
+    j.total = pr.total;
     char errtext[PF_DIAG_MAX + 200] = "";
     int cancelled = atomic_load(&t->cancel);
     if (r < 0 && cancelled) {
@@ -750,9 +800,9 @@ int serve_main(const serve_config *cfg)
     char extra[300];
     snprintf(extra, sizeof extra,
              "\"listen\":\"%s:%u\",\"targets\":%d,\"auth\":%s,\"max_body\":%zu,\"max_connections\":%u,"
-             "\"idle_timeout_s\":%u,\"upload_timeout_s\":%u",
+             "\"idle_timeout_s\":%u,\"upload_timeout_s\":%u,\"tls\":%s",
              cfg->listen_addr, (unsigned)d->http_port, d->ntargets, cfg->token[0] ? "true" : "false", cfg->max_body,
-             cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s);
+             cfg->max_connections, cfg->idle_timeout_s, cfg->upload_timeout_s, cfg->tls_cert ? "true" : "false");
     for (int i = 0; i < d->ntargets; i++) {
         const serve_target_cfg *tc = &d->targets[i].cfg;
         char ota[80] = "", bridge[80] = "", rfc2217[80] = "";
@@ -767,9 +817,10 @@ int serve_main(const serve_config *cfg)
                      cfg->listen_addr, (unsigned)tc->rfc2217_port);
         serve_log(d, "target", &d->targets[i], NULL, "%s on %s%s%s%s", tc->driver, tc->port, ota, bridge, rfc2217);
     }
-    serve_log(d, "ready", NULL, extra, "listening on http://%s:%u/ (%d target%s, %s)", cfg->listen_addr,
-              (unsigned)d->http_port, d->ntargets, d->ntargets == 1 ? "" : "s",
-              cfg->token[0] ? "token required" : "no token: loopback use only");
+    serve_log(d, "ready", NULL, extra, "listening on %s://%s:%u/ (%d target%s, %s%s)", cfg->tls_cert ? "https" : "http",
+              cfg->listen_addr, (unsigned)d->http_port, d->ntargets, d->ntargets == 1 ? "" : "s",
+              cfg->token[0] ? "token required" : "no token: loopback use only",
+              cfg->tls_cert ? ", TLS" : "");
     int sig;
     for (;;) {
         sig = sigwaitinfo(&sigs, NULL);
@@ -813,6 +864,8 @@ int serve_main(const serve_config *cfg)
     }
     rmdir(d->tmpdir);
     serve_log(d, "stopped", NULL, NULL, "stopped by %s", pf_cli_signal_name(sig));
+    if (d->cfg.tls_key)
+        memset(d->cfg.tls_key, 0, strlen(d->cfg.tls_key));
     for (int i = 0; i < d->ntargets; i++) {
         serve_target *t = &d->targets[i];
         free(t->last_result);

@@ -33,6 +33,7 @@ typedef struct request {
     serve_daemon *d;
     serve_target *t;
     serve_job_kind kind;
+    int has_kind;         /* a job request (flash, verify, run, info): refusals name it */
     int is_upload;        /* flash/verify: a body is expected */
     int too_big;
     uint64_t started_us;
@@ -112,7 +113,7 @@ static enum MHD_Result refuse(request *q, struct MHD_Connection *c, unsigned cod
     snprintf(extra, sizeof extra, "\"status\":%u,\"peer\":\"%s\"", code, q ? q->peer : "?");
     if (q)
         serve_log(q->d, "refused", q->t, extra, "HTTP %u to %s: %s", code, q->peer, msg);
-    return reply_json(c, code, serve_error_json(q ? q->t : NULL, q ? serve_job_name(q->kind) : NULL, exit_code, msg));
+    return reply_json(c, code, serve_error_json(q ? q->t : NULL, q && q->has_kind ? serve_job_name(q->kind) : NULL, exit_code, msg));
 }
 
 static unsigned status_of_exit(int exit_code)
@@ -190,10 +191,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (t->prog_seq != s->prog_seen) {
             s->prog_seen = t->prog_seq;
-            if (t->busy && t->prog_started && !edge_sent) {
+            serve_progress pr;
+            serve_progress_read(&t->prog, &pr);
+            if (t->busy && pr.started && !edge_sent) {
                 char p[128];
-                snprintf(p, sizeof p, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(t->phase),
-                         (unsigned long)t->done, (unsigned long)t->total);
+                snprintf(p, sizeof p, "{\"phase\":\"%s\",\"done\":%lu,\"total\":%lu}", pf_phase_name(pr.phase),
+                         (unsigned long)pr.done, (unsigned long)pr.total);
                 stream_add(s, "progress", p);
             }
         }
@@ -359,10 +362,11 @@ static enum MHD_Result run_upload(request *q, struct MHD_Connection *c)
 
 /* ---- routing ------------------------------------------------------------------------ */
 
-static void peer_of(struct MHD_Connection *c, char *out, size_t n)
+static void peer_of(serve_daemon *d, struct MHD_Connection *c, char *out, size_t n)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(out, n, "http ?");
+    const char *scheme = d->cfg.tls_cert ? "https" : "http";
+    snprintf(out, n, "%s ?", scheme);
     if (!ci || !ci->client_addr)
         return;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -370,7 +374,7 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t n)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
     else if (ci->client_addr->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip, sizeof ip);
-    snprintf(out, n, "http %s", ip);
+    snprintf(out, n, "%s %s", scheme, ip);
 }
 
 static int authorized(serve_daemon *d, struct MHD_Connection *c)
@@ -419,7 +423,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     *con_cls = q;
     q->d = d;
     q->started_us = pf_posix_now_us();
-    peer_of(c, q->peer, sizeof q->peer);
+    peer_of(d, c, q->peer, sizeof q->peer);
     int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
     int post = !strcmp(method, MHD_HTTP_METHOD_POST);
     if (get && !strcmp(url, "/"))
@@ -490,6 +494,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return refuse(q, c, MHD_HTTP_NOT_FOUND, PF_EXIT_USAGE,
                       "no action '%.40s' (flash, verify, run, reset, info, events)", action);
     q->kind = actions[i].kind;
+    q->has_kind = 1;
     if (!post)
         return refuse(q, c, MHD_HTTP_METHOD_NOT_ALLOWED, PF_EXIT_USAGE, "%s takes POST", actions[i].word);
     if (atomic_load(&d->stopping))
@@ -585,9 +590,20 @@ int serve_http_start(serve_daemon *d, char *why, size_t n)
         return -1;
     }
     (void)sl;
+    /* TLS: the library's own GnuTLS backend with the PEM text serve_tls_load
+     * checked; without TLS the option array is empty */
+    int tls = d->cfg.tls_cert != NULL;
+    struct MHD_OptionItem tls_opts[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, d->cfg.tls_cert},
+                                        {MHD_OPTION_HTTPS_MEM_KEY, 0, d->cfg.tls_key},
+                                        {MHD_OPTION_END, 0, NULL}};
+    if (tls)
+        flags |= MHD_USE_TLS;
+    else
+        tls_opts[0].option = MHD_OPTION_END;
     d->http = MHD_start_daemon(flags, d->cfg.listen_port, NULL, NULL, handle, d,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, d, /* first, so every message comes here */
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                               MHD_OPTION_ARRAY, tls_opts,
                                /* past the cap the library stops accepting: a new
                                 * connection waits in the listen queue until one closes */
                                MHD_OPTION_CONNECTION_LIMIT, d->cfg.max_connections,
@@ -596,8 +612,8 @@ int serve_http_start(serve_daemon *d, char *why, size_t n)
                                MHD_OPTION_NOTIFY_COMPLETED, completed, d,
                                MHD_OPTION_END);
     if (!d->http) {
-        snprintf(why, n, "cannot listen on %s:%u: %s", d->cfg.listen_addr, (unsigned)d->cfg.listen_port,
-                 errno ? strerror(errno) : "libmicrohttpd refused to start");
+        snprintf(why, n, "cannot listen on %s:%u%s: %s", d->cfg.listen_addr, (unsigned)d->cfg.listen_port,
+                 tls ? " (HTTPS)" : "", errno ? strerror(errno) : "libmicrohttpd refused to start");
         return -1;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d->http, MHD_DAEMON_INFO_BIND_PORT);

@@ -54,6 +54,8 @@ typedef struct serve_config {
     int verbose;
     int mdns;                  /* advertise the espota ports over mDNS (avahi) */
     char ota_password_md5[33]; /* MD5 hex of --ota-password-file's password; "" = none */
+    const char *tls_cert_path, *tls_key_path; /* --tls-cert, --tls-key; NULL = plain HTTP */
+    char *tls_cert, *tls_key;  /* their PEM text once serve_tls_load checked them; NULL = plain HTTP */
 } serve_config;
 
 typedef enum serve_job_kind {
@@ -71,6 +73,24 @@ typedef struct serve_event {
     char type[12]; /* "state", "log", "result" */
     char *data;    /* JSON object (owned) */
 } serve_event;
+
+/* A consistent copy of a job's progress. */
+typedef struct serve_progress {
+    int started; /* 0 until the job reported its first step */
+    pf_phase phase;
+    uint32_t done, total;
+} serve_progress;
+
+/* Its shared cell: gen is odd while the one writer changes the fields. */
+typedef struct serve_progress_cell {
+    atomic_uint gen;
+    atomic_int started, phase;
+    atomic_uint done, total;
+} serve_progress_cell;
+
+/* The writer's side (one thread at a time) and the readers' (any thread, no lock). */
+void serve_progress_write(serve_progress_cell *c, const serve_progress *p);
+void serve_progress_read(serve_progress_cell *c, serve_progress *out);
 
 /* A TCP serial bridge listener of one target (bridge.c). */
 typedef struct serve_bridge {
@@ -90,16 +110,19 @@ typedef struct serve_target {
     int busy;
     serve_job_kind job;
     char job_source[80];  /* "http 127.0.0.1" */
-    int prog_started;
-    pf_phase phase;
-    uint32_t done, total;
     uint64_t prog_seq;    /* bumped at each published progress step */
-    uint64_t last_pub_us;
     uint64_t ev_seq;      /* sequence number of the newest event */
     serve_event events[SERVE_EVENTS];
     char chip[32];        /* "" until a job connected */
     char *last_result;    /* JSON object of the last job, or NULL */
     unsigned long jobs_ok, jobs_failed;
+    /* The progress of the running job: written by the job's thread (and
+     * reset by serve_claim before it runs), read by any thread through
+     * serve_progress_read without t->lock (a sequence lock), so that status
+     * requests never hold up the job and the job takes t->lock only at
+     * phase edges and at the 100 ms publication steps. */
+    serve_progress_cell prog;
+    uint64_t last_pub_us; /* the job's thread only */
     /* set from other threads: the running job must stop now */
     atomic_int cancel;
     struct serve_daemon *daemon;
@@ -138,6 +161,14 @@ typedef struct serve_result {
     int exit_code;
     char *json; /* owned by the caller: free() */
 } serve_result;
+
+/* tls.c: reads --tls-cert and --tls-key into cfg->tls_cert/tls_key after
+ * checking that this libmicrohttpd has TLS, that both are PEM, that the key
+ * is the certificate's and that the certificate is in its validity period.
+ * Returns PF_EXIT_OK (also when neither is given), else the exit status
+ * (PF_EXIT_USAGE: a bad or missing file; PF_EXIT_FAIL: no TLS in the
+ * library) with why saying which file and what is wrong. */
+int serve_tls_load(serve_config *cfg, char *why, size_t n);
 
 /* Entry point from the CLI: runs until SIGINT/SIGTERM; returns the exit status. */
 int serve_main(const serve_config *cfg);

@@ -14,7 +14,7 @@ start_serve() {
     PIDS+=($SERVE_PID)
     for i in $(seq 400); do
         if grep -q "ready" "$log" 2>/dev/null; then
-            URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1)
+            URL=$(grep -o 'https\?://127.0.0.1:[0-9]*' "$log" | head -n1)
             [ -n "$URL" ] && return 0
         fi
         kill -0 $SERVE_PID 2>/dev/null || break

@@ -22,7 +22,7 @@ static void test_pty_roundtrip(void)
     pf_posix_port(&sim, &sp);
     pf_posix_port(&host, &hp);
     CHECK_EQ(pf_port_set_line(&hp, 115200, PF_FRAME_8E1), PF_OK);
-    CHECK_EQ(pf_port_set_lines(&hp, PF_LINE_ASSERT, PF_LINE_RELEASE), PF_OK); /* no modem lines: not fatal */
+    CHECK_EQ(pf_port_set_lines(&hp, PF_LINE_ASSERT, PF_LINE_RELEASE), PF_ERR_UNSUPPORTED); /* a pty has no lines */
 
     const uint8_t msg[] = {0x7f, 0x00, 0xc0, 0xdb, '\n', '\r', 0x11, 0x13};
     CHECK_EQ(pf_port_write_all(&hp, msg, sizeof msg), (int)sizeof msg);
@@ -103,9 +103,33 @@ static void test_tcp_pair(void)
     pf_posix_close(&srv);
 }
 
+/* pf_port_set_lines says when the lines were not driven (it once said PF_OK) */
+static int fake_lines_rc, fake_lines_calls;
+static int fake_set_lines(void *ctx, int dtr, int rts)
+{
+    (void)ctx, (void)dtr, (void)rts;
+    fake_lines_calls++;
+    return fake_lines_rc;
+}
+static void test_set_lines_honest(void)
+{
+    pf_port p = {0};
+    CHECK_EQ(pf_port_set_lines(&p, PF_LINE_ASSERT, PF_LINE_ASSERT), PF_ERR_UNSUPPORTED); /* no function */
+    p.set_lines = fake_set_lines;
+    fake_lines_rc = PF_OK;
+    CHECK_EQ(pf_port_set_lines(&p, PF_LINE_ASSERT, PF_LINE_RELEASE), PF_OK);
+    fake_lines_rc = PF_ERR_UNSUPPORTED;
+    CHECK_EQ(pf_port_set_lines(&p, PF_LINE_ASSERT, PF_LINE_RELEASE), PF_ERR_UNSUPPORTED);
+    fake_lines_rc = PF_ERR_IO;
+    CHECK_EQ(pf_port_set_lines(&p, PF_LINE_KEEP, PF_LINE_RELEASE), PF_ERR_IO);
+    CHECK_EQ(fake_lines_calls, 3);
+    /* a raw TCP port has no line rate: set_line still succeeds (the far end's rate) */
+}
+
 int main(void)
 {
     snprintf(path, sizeof path, "/tmp/pf-test-link-%d", (int)getpid());
+    RUN(test_set_lines_honest);
     RUN(test_pty_roundtrip);
     RUN(test_host_sees_hangup);
     RUN(test_errors_explain);
