@@ -329,7 +329,7 @@ static void bench_image(pf_bench *b, const char *name, const char *imgpath, cons
     double ours = run_ours(b, imgpath, img, len, 115200, NULL, NULL, 0);
     snprintf(what, sizeof what, "%s @115200: time", name);
     snprintf(how, sizeof how,
-             "peerflash ROM (no stub), deflate, 1 KiB blocks, --baud 115200, connect to verified; peer esptool-js "
+             "peerflash ROM (no stub), deflate, 1 KiB blocks, 64 B sent ahead, --baud 115200, connect to verified; peer esptool-js "
              "0.7.0 stub, compressed (pako), 115200, connect+stub+write+MD5");
     goal_note(note, sizeof note, ours, js, 0.95, how);
     pf_bench_row(b, "esp", what, ours, "s", js, note);
