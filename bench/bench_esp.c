@@ -1,213 +1,379 @@
-/* ESP ROM loader benchmark: a 1 MiB image (half code-like, half
- * compressible) written by `--target esp` into the ROM simulator through
- * the link emulator (sim/wire.h, follow mode: each side's termios rate, 8N1),
- * plain and compressed, at 115200 and after a switch to 921600. The simulated flash erases 4 KiB in 10 ms and programs 1 KiB in
- * 2 ms. Effective rate = image bits / (write + verify time), connect excluded.
- * The peer column holds esptool's published figures (QUOTED anchors, not
- * measured here) and, where npm's esptool-js is installed in the build tree
- * (by the esptool-js tests), esptool-js measured in the same run on the same
- * link emulator and simulator over TCP at 115200 (stub uploaded, compressed). */
+/* ESP ROM loader benchmark, end to end as a user runs it: `peerflash sim
+ * esp32` (erase 10 ms per 4 KiB, program 2 ms per KiB) behind `peerflash
+ * wire --baud follow` (each side at the rate its program set, 8N1), and a
+ * client on the wire's other side:
+ *  - peerflash: `peerflash flash --target esp` on the wire's pty (ROM loader,
+ *    no stub; FLASH_DEFL, compressed); wall time of the process, connect to
+ *    verified;
+ *  - esptool-js 0.7.0 (npm, installed in the build tree as the esptool-js
+ *    tests do) through a Web-Serial-like port over TCP (the wire's TCP side
+ *    takes the simulator's rate): connect, stub upload, compressed write,
+ *    MD5 verify; its own connect + write time (node's start-up and the
+ *    read-back the script does afterwards are not counted).
+ * Each run starts a fresh simulator and wire; each run's flash file is
+ * compared with the image (a row of a run that did not land says so).
+ * Images: (a) the updater firmware for the MPS2 board that `make firmware`
+ * builds (build/firmware/updater-mps2.elf, its load image by objcopy), (b)
+ * half random bytes, half generated English-like text.
+ * Rows: at 115200 on both sides (goal: peerflash <= 0.95x esptool-js's
+ * time) and at both tools' defaults (peerflash: its rate ladder;
+ * esptool-js: the rate its README's loader example sets, 115200; goal:
+ * <= 0.35x). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include "../tests/esp/esp_harness.h"
 #include "bench.h"
-#include "wire.h"
 
-#define ERASE_MS_4K 10
-#define WRITE_US_KB 2000
+#define SIM_ERASE_MS_4K "10"
+#define SIM_WRITE_US_KB "2000"
+#define ADDR 0x10000u
 
-static esp_simthread *sim_start(const char *tag, uint32_t size)
+static char tmpdir[256];
+
+static int wait_path(const char *path, int ms)
 {
-    static esp_simthread st;
-    memset(&st, 0, sizeof st);
-    snprintf(st.path, sizeof st.path, "/tmp/pf-bench-esp-%s-%d", tag, (int)getpid());
-    char spec[160];
-    snprintf(spec, sizeof spec, "pty:%s", st.path);
-    pf_sim_esp32_config cfg = PF_SIM_ESP32_CONFIG_DEFAULT();
-    cfg.port = spec;
-    cfg.flash_size = size;
-    cfg.erase_ms_per_4k = ERASE_MS_4K;
-    cfg.write_us_per_kb = WRITE_US_KB;
-    cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
-    pf_diag d = {0};
-    pf_sim_esp32_open(&st.sim, &cfg, &d);
-    if (!st.sim) {
-        fprintf(stderr, "bench esp: %s\n", d.text);
-        return NULL;
-    }
-    pthread_create(&st.th, NULL, esp_sim_thread_fn, &st);
-    return &st;
-}
-
-/* One write of the image; returns effective kbit/s or NAN. */
-static double run_ours(const uint8_t *img, uint32_t len, uint32_t fast_baud, int compress, double *ratio_sent)
-{
-    esp_simthread *st = sim_start("ours", 4u << 20);
-    if (!st)
-        return NAN;
-    char host[128], aspec[160];
-    snprintf(host, sizeof host, "/tmp/pf-bench-esp-host-%d", (int)getpid());
-    snprintf(aspec, sizeof aspec, "pty:%s", host);
-    pf_wire_config wc = PF_WIRE_CONFIG_DEFAULT();
-    wc.a = aspec;
-    wc.b = st->path;
-    wc.follow = 1;
-    pf_wire *w = NULL;
-    pf_diag wd = {0};
-    double kbps = NAN;
-    if (pf_wire_open(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
-        esp_host h;
-        int r = esp_host_open(&h, host, fast_baud, NULL, compress);
-        if (r == 0) {
-            static pf_segment segs[4];
-            pf_memmap map;
-            pf_memmap_init(&map, segs, 4, (uint8_t *)malloc(len), len);
-            pf_memmap_add(&map, 0x10000, img, len, NULL);
-            pf_memmap_finish(&map, NULL);
-            static uint8_t work[8192];
-            pf_job_config jc = PF_JOB_CONFIG_DEFAULT();
-            jc.skip_unchanged = 0;
-            jc.buf = work;
-            jc.buf_size = sizeof work;
-            jc.diag = &h.diag;
-            jc.clock = &h.port;
-            pf_job_result res;
-            r = pf_job_flash(&h.t, &map, &jc, &res);
-            if (r == 0 && res.verified) {
-                double secs = (res.ms_write + res.ms_verify) / 1000.0;
-                kbps = len * 8.0 / secs / 1000.0;
-                pf_esp_stats es;
-                pf_esp_get_stats(h.self, &es);
-                *ratio_sent = (double)es.sent_bytes / es.raw_bytes;
-            } else {
-                fprintf(stderr, "bench esp: job failed: %s\n", h.diag.text);
-            }
-            free(map._arena);
-        } else {
-            fprintf(stderr, "bench esp: connect failed: %s\n", h.diag.text);
-        }
-        esp_host_close(&h);
-    } else {
-        fprintf(stderr, "bench esp: wire: %s\n", wd.text);
-    }
-    if (w)
-        pf_wire_close(w);
-    esp_sim_stop(st);
-    return kbps;
-}
-
-/* esptool-js (npm) on the same simulator through the same link emulator, TCP host
- * side at 115200; returns effective kbit/s (write + MD5 verify) or NAN. */
-static double run_esptool_js(const pf_bench *b, const uint8_t *img, uint32_t len)
-{
-    char npm[600], cmd[1600], imgpath[128], out[128];
-    snprintf(npm, sizeof npm, "%s/tests/esp/npm", b->exe_dir);
-    char probe[700];
-    snprintf(probe, sizeof probe, "%s/node_modules/esptool-js/package.json", npm);
     struct stat sb;
-    if (stat(probe, &sb) != 0) {
-        fprintf(stderr, "bench esp: esptool-js not installed in %s (run the esptool-js tests first)\n", npm);
-        return NAN;
+    for (int i = 0; i < ms / 10; i++) {
+        if (stat(path, &sb) == 0)
+            return 0;
+        usleep(10000);
     }
-    snprintf(imgpath, sizeof imgpath, "/tmp/pf-bench-esp-img-%d.bin", (int)getpid());
-    snprintf(out, sizeof out, "/tmp/pf-bench-esp-js-%d.log", (int)getpid());
-    FILE *f = fopen(imgpath, "wb");
-    if (!f || fwrite(img, 1, len, f) != len) {
-        if (f)
-            fclose(f);
-        return NAN;
+    return -1;
+}
+
+static int wait_listen(int port, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {0};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static int write_file(const char *path, const uint8_t *d, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(d, 1, n, f) == n;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static uint8_t *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *d = len > 0 ? malloc((size_t)len) : NULL;
+    if (d && fread(d, 1, (size_t)len, f) != (size_t)len) {
+        free(d);
+        d = NULL;
     }
     fclose(f);
-    esp_simthread *st = sim_start("js", 4u << 20);
-    if (!st)
+    *n = d ? (size_t)len : 0;
+    return d;
+}
+
+/* A simulator and a wire whose A side is aspec; returns 0 when both are up. */
+typedef struct rig {
+    pid_t sim, wire;
+    char dev[300], flash[300];
+} rig;
+
+static int rig_start(const pf_bench *b, rig *g, const char *tag, const char *aspec, const char *await_path,
+                     int await_port)
+{
+    memset(g, 0, sizeof *g);
+    snprintf(g->dev, sizeof g->dev, "%s/%s.dev", tmpdir, tag);
+    snprintf(g->flash, sizeof g->flash, "%s/%s.flash", tmpdir, tag);
+    unlink(g->flash);
+    char *cli = (char *)pf_bench_cli(b);
+    char log[320];
+    snprintf(log, sizeof log, "%s/%s.sim.log", tmpdir, tag);
+    char *sargv[] = {cli, "sim", "esp32", "--port", g->dev, "--flash", g->flash, "--erase-ms-per-4k", SIM_ERASE_MS_4K,
+                     "--write-us-per-kb", SIM_WRITE_US_KB, NULL};
+    g->sim = pf_bench_spawn(sargv, log);
+    if (wait_path(g->dev, 5000) < 0)
+        return -1;
+    snprintf(log, sizeof log, "%s/%s.wire.log", tmpdir, tag);
+    char *wargv[] = {cli, "wire", "--a", (char *)aspec, "--b", g->dev, "--baud", "follow", NULL};
+    g->wire = pf_bench_spawn(wargv, log);
+    if (await_path)
+        return wait_path(await_path, 5000);
+    return wait_listen(await_port, 5000);
+}
+
+static void rig_stop(rig *g)
+{
+    pf_bench_stop(g->wire);
+    pf_bench_stop(g->sim);
+}
+
+/* 1 when the rig's flash holds the image at ADDR. */
+static int landed(const rig *g, const uint8_t *img, size_t len)
+{
+    size_t n = 0;
+    uint8_t *f = read_file(g->flash, &n);
+    int ok = f && n >= ADDR + len && !memcmp(f + ADDR, img, len);
+    free(f);
+    return ok;
+}
+
+/* peerflash's CLI through the wire; baud 0 = its default. Seconds or NAN. */
+static double run_ours(const pf_bench *b, const char *imgpath, const uint8_t *img, size_t len, uint32_t baud,
+                       const char *compress, char *rate_out, size_t rate_cap)
+{
+    static int n;
+    char tag[32], host[300], aspec[320], out[320], baud_s[16], imgarg[320];
+    snprintf(tag, sizeof tag, "ours%d", n++);
+    snprintf(host, sizeof host, "%s/%s.host", tmpdir, tag);
+    snprintf(aspec, sizeof aspec, "pty:%s", host);
+    snprintf(out, sizeof out, "%s/%s.out", tmpdir, tag);
+    snprintf(baud_s, sizeof baud_s, "%lu", (unsigned long)baud);
+    snprintf(imgarg, sizeof imgarg, "%s@0x%x", imgpath, ADDR);
+    rig g;
+    double secs = NAN;
+    if (rig_start(b, &g, tag, aspec, host, 0) == 0) {
+        char *argv[16];
+        int k = 0;
+        argv[k++] = (char *)pf_bench_cli(b);
+        argv[k++] = "flash";
+        argv[k++] = "--target";
+        argv[k++] = "esp";
+        argv[k++] = "--port";
+        argv[k++] = host;
+        argv[k++] = "--no-run";
+        if (baud) {
+            argv[k++] = "--baud";
+            argv[k++] = baud_s;
+        }
+        if (compress) {
+            argv[k++] = "--compress";
+            argv[k++] = (char *)compress;
+        }
+        argv[k++] = imgarg;
+        argv[k] = NULL;
+        double t0 = pf_bench_now_s();
+        pid_t pid = pf_bench_spawn(argv, out);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        double t = pf_bench_now_s() - t0;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && landed(&g, img, len))
+            secs = t;
+        else
+            fprintf(stderr, "bench esp: peerflash run failed (status %d), see %s\n", st, out);
+        size_t on = 0;
+        char *o = (char *)read_file(out, &on);
+        const char *lr = o ? strstr(o, "line rate: ") : NULL;
+        if (lr && rate_out) {
+            size_t m = strcspn(lr + 11, " \n");
+            snprintf(rate_out, rate_cap, "%.*s", (int)m, lr + 11);
+        }
+        free(o);
+    }
+    rig_stop(&g);
+    return secs;
+}
+
+/* The folder esptool-js is installed in; installs it there (as the
+ * esptool-js tests do) when it is not. NULL when that fails. */
+static const char *esptool_js_dir(const pf_bench *b)
+{
+    static char npm[600];
+    char probe[700];
+    snprintf(npm, sizeof npm, "%s/tests/esp/npm", b->exe_dir);
+    snprintf(probe, sizeof probe, "%s/node_modules/esptool-js/package.json", npm);
+    struct stat sb;
+    if (stat(probe, &sb) == 0)
+        return npm;
+    /* the source folder, from the build tree's cache */
+    char cache[700], line[1024], src[600] = "";
+    snprintf(cache, sizeof cache, "%s/CMakeCache.txt", b->exe_dir);
+    FILE *f = fopen(cache, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "CMAKE_HOME_DIRECTORY:INTERNAL=", 30)) {
+            snprintf(src, sizeof src, "%.*s", (int)strcspn(line + 30, "\n"), line + 30);
+            break;
+        }
+    if (f)
+        fclose(f);
+    if (!src[0])
+        return NULL;
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "src='%s/tests/esp' npm_dir='%s' bash -c '. \"$src/npm_setup.sh\"' >&2", src, npm);
+    if (system(cmd) != 0 || stat(probe, &sb) != 0)
+        return NULL;
+    return npm;
+}
+
+/* esptool-js through the wire at baud (its stub, compressed). Seconds or NAN. */
+static double run_esptool_js(const pf_bench *b, const char *imgpath, const uint8_t *img, size_t len, uint32_t baud)
+{
+    const char *npm = esptool_js_dir(b);
+    if (!npm) {
+        fprintf(stderr, "bench esp: esptool-js is not installed and npm could not install it\n");
         return NAN;
-    int port = 20000 + (int)(getpid() % 20000);
-    char spec[64];
-    snprintf(spec, sizeof spec, "tcp-listen://%d", port);
-    pf_wire_config wc = PF_WIRE_CONFIG_DEFAULT();
-    wc.a = spec;
-    wc.b = st->path;
-    wc.follow = 1;
-    wc.baud = 115200; /* the TCP side's rate: esptool-js stays at 115200 */
-    pf_wire *w = NULL;
-    pf_diag wd = {0};
-    double kbps = NAN;
-    if (pf_wire_open(&w, &wc, &wd) == 0 && pf_wire_start(w) == 0) {
-        snprintf(cmd, sizeof cmd, "cd %s && timeout 600 node esptool_js_flash.mjs %d %s 0x10000 115200 > %s 2>&1", npm,
-                 port, imgpath, out);
+    }
+    static int n;
+    char tag[32], aspec[64], out[320], cmd[2000];
+    snprintf(tag, sizeof tag, "js%d", n++);
+    int port = 20000 + (int)((getpid() * 7 + n) % 20000);
+    snprintf(aspec, sizeof aspec, "tcp-listen://%d", port);
+    snprintf(out, sizeof out, "%s/%s.out", tmpdir, tag);
+    rig g;
+    double secs = NAN;
+    if (rig_start(b, &g, tag, aspec, NULL, port) == 0) {
+        snprintf(cmd, sizeof cmd, "cd '%s' && timeout 900 node esptool_js_flash.mjs %d '%s' 0x%x %lu > '%s' 2>&1", npm,
+                 port, imgpath, ADDR, (unsigned long)baud, out);
         int rc = system(cmd);
         FILE *o = fopen(out, "r");
-        char line[1024];
+        char line[2048];
+        double ms = NAN;
         while (o && fgets(line, sizeof line, o)) {
-            const char *wm = strstr(line, "\"write_ms\":");
-            if (!strncmp(line, "RESULT ", 7) && wm && strstr(line, "\"verified\":true"))
-                kbps = len * 8.0 / (atof(wm + 11) / 1000.0) / 1000.0;
+            const char *cm = strstr(line, "\"connect_ms\":"), *wm = strstr(line, "\"write_ms\":");
+            if (!strncmp(line, "RESULT ", 7) && cm && wm && strstr(line, "\"stub\":true") &&
+                strstr(line, "\"verified\":true"))
+                ms = atof(cm + 13) + atof(wm + 11);
         }
         if (o)
             fclose(o);
-        if (rc != 0 || isnan(kbps))
-            fprintf(stderr, "bench esp: esptool-js run failed (see %s)\n", out);
+        if (rc == 0 && !isnan(ms) && landed(&g, img, len))
+            secs = ms / 1000.0;
         else
-            unlink(out);
-    } else {
-        fprintf(stderr, "bench esp: wire: %s\n", wd.text);
+            fprintf(stderr, "bench esp: esptool-js run failed (see %s)\n", out);
     }
-    if (w)
-        pf_wire_close(w);
-    esp_sim_stop(st);
-    unlink(imgpath);
-    return kbps;
+    rig_stop(&g);
+    return secs;
+}
+
+/* (b): half random, half text of generated words. */
+static void fill_mixed(uint8_t *d, size_t len)
+{
+    static const char *const words[] = {
+        "the",   "flash", "of",     "a",     "chip",   "is",    "written", "in",    "sectors", "and",   "each",
+        "block", "must",  "answer", "before", "next",  "one",   "loader",  "serial", "line",   "rate",  "image",
+        "boot",  "with",  "to",     "from",  "data",   "when",  "error",   "bytes", "after",   "reset", "mode",
+        "this",  "that",  "it",     "for",   "not",    "on",    "at",      "by",    "are",     "be",    "time"};
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    size_t half = len / 2, i = 0;
+    for (; i < half; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        d[i] = (uint8_t)(x >> 24);
+    }
+    size_t col = 0;
+    while (i < len) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const char *w = words[(x >> 20) % (sizeof words / sizeof words[0])];
+        for (const char *c = w; *c && i < len; c++)
+            d[i++] = (uint8_t)*c;
+        col += strlen(w) + 1;
+        if (i < len)
+            d[i++] = (uint8_t)(col > 70 ? '\n' : ((x >> 40) % 11 == 0 ? ',' : ' '));
+        if (col > 70)
+            col = 0;
+    }
+}
+
+/* (a): the MPS2 updater's load image; NULL with a reason when it is not built. */
+static uint8_t *firmware_image(const pf_bench *b, const char *binpath, size_t *len, const char **why)
+{
+    char elf[600], cmd[1400];
+    snprintf(elf, sizeof elf, "%s/firmware/updater-mps2.elf", b->exe_dir);
+    struct stat sb;
+    if (stat(elf, &sb) != 0) {
+        *why = "build/firmware/updater-mps2.elf is not built (make firmware)";
+        return NULL;
+    }
+    snprintf(cmd, sizeof cmd, "arm-none-eabi-objcopy -O binary '%s' '%s'", elf, binpath);
+    if (system(cmd) != 0) {
+        *why = "arm-none-eabi-objcopy failed (Debian binutils-arm-none-eabi)";
+        return NULL;
+    }
+    return read_file(binpath, len);
+}
+
+static void goal_note(char *note, size_t cap, double ours, double peer, double goal, const char *how)
+{
+    const char *verdict = isnan(ours) || isnan(peer) ? "goal not measured" : ours / peer <= goal ? "goal met" : "goal MISSED";
+    snprintf(note, cap, "%s (<= %.2fx); %s", verdict, goal, how);
+}
+
+static void bench_image(pf_bench *b, const char *name, const char *imgpath, const uint8_t *img, size_t len)
+{
+    char what[96], note[512], how[400], rate[32] = "?";
+    double js = run_esptool_js(b, imgpath, img, len, 115200);
+    double ours = run_ours(b, imgpath, img, len, 115200, NULL, NULL, 0);
+    snprintf(what, sizeof what, "%s @115200: time", name);
+    snprintf(how, sizeof how,
+             "peerflash ROM (no stub), deflate, 1 KiB blocks, 64 B sent ahead, --baud 115200, connect to verified; peer esptool-js "
+             "0.7.0 stub, compressed (pako), 115200, connect+stub+write+MD5");
+    goal_note(note, sizeof note, ours, js, 0.95, how);
+    pf_bench_row(b, "esp", what, ours, "s", js, note);
+
+    double dflt = run_ours(b, imgpath, img, len, 0, NULL, rate, sizeof rate);
+    snprintf(what, sizeof what, "%s defaults: time", name);
+    snprintf(how, sizeof how,
+             "peerflash defaults: ROM, deflate, rate ladder chose %s baud; peer esptool-js 0.7.0 at 115200 (its "
+             "README's ESPLoader baudrate; the library has no default), stub, compressed; same run as above",
+             rate);
+    goal_note(note, sizeof note, dflt, js, 0.35, how);
+    pf_bench_row(b, "esp", what, dflt, "s", js, note);
 }
 
 void pf_bench_esp(pf_bench *b)
 {
     signal(SIGPIPE, SIG_IGN);
-    uint32_t len = b->quick ? 128u * 1024u : 1024u * 1024u;
-    uint8_t *img = malloc(len);
-    esp_fill(img, len, 42);
-    const char *size = b->quick ? "128 KiB" : "1 MiB";
-    char what[96], note[256];
-    static const struct {
-        uint32_t baud;
-        double anchor; /* esptool's published plain figure at this rate, kbit/s */
-    } rates[] = {{115200, 84.0}, {921600, 451.0}};
-    /* PF_BENCH_ESP_ONLY=plain|compressed runs only those rows, without esptool-js */
-    const char *only = getenv("PF_BENCH_ESP_ONLY");
-    double js = only ? NAN : run_esptool_js(b, img, len);
-    for (size_t i = 0; i < 2; i++) {
-        uint32_t baud = rates[i].baud;
-        for (int compress = 0; compress < 2; compress++) {
-            if (only && strcmp(only, compress ? "compressed" : "plain") != 0)
-                continue;
-            double sent = 0;
-            double kbps = run_ours(img, len, baud, compress, &sent); /* pinned: no --baud would climb to 921600 */
-            snprintf(what, sizeof what, "%s %s @%lu: effective", size, compress ? "compressed" : "plain",
-                     (unsigned long)baud);
-            if (!compress) {
-                snprintf(note, sizeof note,
-                         "through wire --baud follow + ROM sim; peer = esptool's QUOTED %.0f kbit/s plain (not measured "
-                         "here); %.2f of line rate",
-                         rates[i].anchor, kbps * 1000.0 / baud);
-                pf_bench_row(b, "esp", what, kbps, "kbit/s", rates[i].anchor, note);
-            } else if (baud == 115200) {
-                snprintf(note, sizeof note,
-                         "deflate on the fly, sent %.0f%% of the bytes; %.2f of line rate; peer = esptool-js 0.7.0 "
-                         "(stub, compressed) measured now, same wire and sim",
-                         sent * 100.0, kbps * 1000.0 / baud);
-                pf_bench_row(b, "esp", what, kbps, "kbit/s", js, note);
-            } else {
-                snprintf(note, sizeof note,
-                         "deflate on the fly, sent %.0f%% of the bytes; %.2f of line rate; peer = esptool's QUOTED "
-                         "513 kbit/s (stub+compression at 460800), not measured here",
-                         sent * 100.0, kbps * 1000.0 / baud);
-                pf_bench_row(b, "esp", what, kbps, "kbit/s", 513.0, note);
-            }
-        }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf-bench-esp-%d", (int)getpid());
+    mkdir(tmpdir, 0755);
+    char path[320], name[96];
+
+    snprintf(path, sizeof path, "%s/updater-mps2.bin", tmpdir);
+    size_t flen = 0;
+    const char *why = NULL;
+    uint8_t *fw = firmware_image(b, path, &flen, &why);
+    if (fw) {
+        snprintf(name, sizeof name, "(a) updater-mps2.bin %zu B", flen);
+        bench_image(b, name, path, fw, flen);
+    } else {
+        pf_bench_row(b, "esp", "(a) firmware image: not measured", NAN, "s", NAN, why);
     }
-    free(img);
+    free(fw);
+
+    size_t mlen = b->quick ? 64u * 1024u : 512u * 1024u;
+    uint8_t *mixed = malloc(mlen);
+    fill_mixed(mixed, mlen);
+    snprintf(path, sizeof path, "%s/mixed.bin", tmpdir);
+    if (write_file(path, mixed, mlen) == 0) {
+        snprintf(name, sizeof name, "(b) %zu KiB half random, half text", mlen / 1024);
+        bench_image(b, name, path, mixed, mlen);
+    }
+    free(mixed);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (!getenv("PF_BENCH_KEEP") && system(cmd) != 0)
+        fprintf(stderr, "bench esp: could not remove %s\n", tmpdir);
 }

@@ -327,6 +327,7 @@ static int data_check(pf_sim_esp32 *s, uint8_t op, const pf_esp_packet *p, const
      * NEXT sequence number and refuses the same one again with 01 05 (real
      * ESP32 ROM, note fact 2; the stub likewise). */
     if (pf_esp_checksum(*data, *len, PF_ESP_CHECKSUM_SEED) != (uint8_t)p->word) {
+        logv(s, "block %u (expected %u): bad checksum", seq, s->op_seq);
         if (op != PF_ESP_MEM_DATA)
             s->op_seq++;
         s->st.bad_checksums++;
@@ -353,6 +354,7 @@ static int flash_data(pf_sim_esp32 *s, const pf_esp_packet *p)
     uint32_t at = s->op_offset + s->op_written;
     if (!in_flash(s, at, len))
         return fail(s, p->op, PF_ESP_ERR_FLASH_WRITE);
+    logv(s, "FLASH_DATA %u written at 0x%x", s->op_seq, at);
     program(s, at, d, len);
     s->op_written += len;
     s->op_seq++;

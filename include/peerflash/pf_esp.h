@@ -42,6 +42,10 @@ typedef struct pf_esp_chip {
     uint32_t bootloader_addr;  /* flash offset of the 2nd-stage bootloader */
     /* SPI0 registers for a user command (flash id): base and offsets */
     uint32_t spi_base, spi_usr, spi_usr1, spi_usr2, spi_w0, spi_mosi_dlen, spi_miso_dlen;
+    /* What the ROM's data path takes (sources in esp_chips.c): */
+    uint16_t rom_block;        /* FLASH_DATA / FLASH_DEFL_DATA block size the ROM takes */
+    uint16_t rx_fifo;          /* UART RX FIFO bytes; the ROM polls it and does not read it while a
+                                * command runs; 0 = unknown: nothing is sent ahead of an answer */
 } pf_esp_chip;
 
 #define PF_ESP_MAGIC_REG 0x40001000u
@@ -65,10 +69,13 @@ typedef struct pf_esp_options {
     int level;             /* zlib level 1..9 (default 9) */
     uint32_t flash_size;   /* bytes; 0 = detect from the flash id (default) */
     unsigned sync_attempts;/* reset+sync rounds before giving up (default 4) */
+    int ahead;             /* bytes of the next data frame sent before the previous block's answer:
+                            * -1 (default) = half the chip's UART RX FIFO, 0 = none;
+                            * a larger value is a too-eager host (tests) */
 } pf_esp_options;
 
 #define PF_ESP_OPTIONS_DEFAULT() \
-    { .compress = 1, .level = 9, .flash_size = 0, .sync_attempts = 4 }
+    { .compress = 1, .level = 9, .flash_size = 0, .sync_attempts = 4, .ahead = -1 }
 
 int pf_esp_set_options(void *self, const pf_esp_options *opt);
 
@@ -80,6 +87,8 @@ typedef struct pf_esp_stats {
     uint32_t baud;          /* current line rate */
     uint32_t retries;       /* fresh starts of a 32 KiB segment after a block was damaged on the line */
     uint32_t rate_fallbacks;/* rungs of the rate ladder tried and left because the link did not carry them */
+    uint32_t spoiled;       /* blocks sent ahead of an answer that said the previous one was damaged: their
+                             * rest went with a wrong checksum so the ROM refused them */
 } pf_esp_stats;
 void pf_esp_get_stats(const void *self, pf_esp_stats *st);
 

@@ -64,6 +64,14 @@ typedef struct esp_state {
     int failed_code;
     uLong z_in_sent;           /* raw bytes consumed by the blocks sent so far */
     size_t fill;
+    uint32_t bs;                 /* data block size: the chip's ROM block (<= PF_ESP_ROM_BLOCK) */
+    /* the answer to the last data block is read when the next block has
+     * been partly sent (send-ahead) or when the segment ends */
+    int pending;
+    uint8_t pending_op;
+    uint32_t pending_seq, pending_deadline, pending_len;
+    size_t ahead;                /* frame bytes sent before the previous block's answer */
+    size_t ahead_now;            /* the same for this run: 0 after the line damaged a block */
     uint8_t block[PF_ESP_ROM_BLOCK];
     uint8_t seg[SEGMENT];        /* raw bytes of the current segment, for a fresh start */
     pf_esp_stats stats;
@@ -619,6 +627,14 @@ static int esp_connect(void *self, pf_target_info *info)
         }
     }
     s->flash_size = size;
+    /* data blocks and how far ahead of an answer the next may start (see
+     * esp_chips.c for the sources) */
+    s->bs = c->rom_block && c->rom_block <= PF_ESP_ROM_BLOCK ? c->rom_block : PF_ESP_ROM_BLOCK;
+    if (s->opt.ahead >= 0)
+        s->ahead = (size_t)s->opt.ahead;
+    else
+        s->ahead = c->rx_fifo / 2u; /* half: see docs/ESP.md "Less waiting" */
+    s->pending = 0;
     uint8_t mac[6];
     int have_mac = read_mac(s, mac);
     if (have_mac < 0 && have_mac != PF_ERR_UNSUPPORTED)
@@ -698,9 +714,9 @@ static uint32_t damaged_range(const esp_state *s, uint32_t *first, uint32_t *las
         *last = *first + SEGMENT - 1;
         return s->seg_off;
     }
-    uint32_t off = s->stream_off + s->failed_seq * PF_ESP_ROM_BLOCK;
+    uint32_t off = s->stream_off + s->failed_seq * s->bs;
     *first = s->run_addr + off;
-    *last = *first + PF_ESP_ROM_BLOCK - 1;
+    *last = *first + s->bs - 1;
     uint32_t from = off / SECTOR * SECTOR;
     return from < s->seg_off ? s->seg_off : from;
 }
@@ -714,7 +730,56 @@ static int line_damage(const esp_state *s, int r)
     return r == PF_ERR_UNSUPPORTED && s->err == PF_ESP_ERR_INVALID_MSG;
 }
 
-static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_bytes)
+/* Reads the answer to the data block still unanswered, if any. */
+static int finish_pending(esp_state *s)
+{
+    if (!s->pending)
+        return PF_OK;
+    s->pending = 0;
+    s->status = s->err = 0;
+    int r = read_response(s, s->pending_op, s->pending_deadline, 0);
+    if (s->cfg.verbose >= 3)
+        pf_port_logf(port(s), 3, "esp: %s %lu (%lu bytes) -> %s", pf_esp_op_name(s->pending_op),
+                     (unsigned long)s->pending_seq, (unsigned long)s->pending_len, r == PF_OK ? "ok" : pf_strerror(r));
+    if (r < 0) {
+        s->failed_seq = s->pending_seq;
+        s->failed_status = s->status;
+        s->failed_err = s->err;
+        s->failed_code = r;
+        return line_damage(s, r) ? ESP_RESTART : r;
+    }
+    s->stats.blocks++;
+    s->stats.sent_bytes += s->pending_len;
+    return PF_OK;
+}
+
+/* The previous block failed while k bytes of this one were already out: the
+ * rest goes with its last data byte changed, so the ROM (whose UART FIFO
+ * holds the start) refuses the block for its checksum instead of taking it
+ * after the failed one; its answer is read and dropped. The bytes before k
+ * do not change: k stops short of the last data byte's encoding. */
+static void spoil_rest(esp_state *s, uint8_t op, const uint8_t *h, uint8_t *data, size_t n, uint32_t chk, size_t k)
+{
+    data[n - 1] ^= 0xFF; /* all 8 checksum bits change: one flip on the line cannot undo it */
+    size_t fl = pf_esp_request_frame(op, chk, h, PF_ESP_DATA_HDR, data, n, s->tx, sizeof s->tx);
+    data[n - 1] ^= 0xFF;
+    s->stats.spoiled++;
+    if (fl > k && pf_port_write_all(port(s), s->tx + k, fl - k) >= 0) {
+        uint8_t status = s->status, err = s->err;
+        /* its answer must not be left for the next block to read */
+        read_response(s, op, pf_deadline(port(s), DEFAULT_TIMEOUT_MS), 1);
+        s->status = status;
+        s->err = err;
+    }
+    pf_port_drain_input(port(s), 10, pf_deadline(port(s), 100));
+    pf_slip_decoder_reset(&s->dec);
+}
+
+/* Sends one data block. Its answer is read later (finish_pending): when
+ * the next block's first `ahead` frame bytes are out, so they wait in the
+ * chip's UART FIFO while the ROM inflates and writes this one, or at the
+ * segment's end. */
+static int send_block(esp_state *s, uint8_t *data, size_t n, uint32_t raw_bytes)
 {
     uint8_t h[PF_ESP_DATA_HDR];
     pf_put_le32(h, (uint32_t)n);
@@ -723,18 +788,33 @@ static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_
     pf_put_le32(h + 12, 0);
     uint8_t op = s->deflating ? PF_ESP_FLASH_DEFL_DATA : PF_ESP_FLASH_DATA;
     uint32_t chk = pf_esp_checksum(data, n, PF_ESP_CHECKSUM_SEED);
-    s->status = s->err = 0;
-    int r = command2(s, op, h, sizeof h, data, n, chk, per_mb(WRITE_MS_PER_MB, raw_bytes));
-    if (r < 0) {
-        s->failed_seq = s->seq;
-        s->failed_status = s->status;
-        s->failed_err = s->err;
-        s->failed_code = r;
-        return line_damage(s, r) ? ESP_RESTART : r;
+    size_t fl = pf_esp_request_frame(op, chk, h, sizeof h, data, n, s->tx, sizeof s->tx);
+    if (!fl || !n)
+        return pf_diag_set(diag(s), PF_ERR_ARG, "ESP data block of %zu bytes does not fit", n);
+    size_t k = 0;
+    if (s->pending && s->ahead_now) {
+        /* never up to the last data byte's encoding (at most 2 bytes before
+         * the end mark): see spoil_rest */
+        k = fl > 4 ? (s->ahead_now < fl - 4 ? s->ahead_now : fl - 4) : 0;
+        int wr = pf_port_write_all(port(s), s->tx, k);
+        if (wr < 0)
+            return pf_diag_set(diag(s), wr, "sending %s to the ESP failed: %s", pf_esp_op_name(op), pf_strerror(wr));
     }
+    int r = finish_pending(s);
+    if (r < 0) {
+        if (k)
+            spoil_rest(s, op, h, data, n, chk, k);
+        return r;
+    }
+    int wr = pf_port_write_all(port(s), s->tx + k, fl - k);
+    if (wr < 0)
+        return pf_diag_set(diag(s), wr, "sending %s to the ESP failed: %s", pf_esp_op_name(op), pf_strerror(wr));
+    s->pending = 1;
+    s->pending_op = op;
+    s->pending_seq = s->seq;
+    s->pending_len = (uint32_t)n;
+    s->pending_deadline = pf_deadline(port(s), per_mb(WRITE_MS_PER_MB, raw_bytes));
     s->seq++;
-    s->stats.blocks++;
-    s->stats.sent_bytes += (uint32_t)n;
     return PF_OK;
 }
 
@@ -744,8 +824,9 @@ static int send_block(esp_state *s, const uint8_t *data, size_t n, uint32_t raw_
  * have written: the rest of the run was erased by the run's first BEGIN. */
 static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
 {
-    uint32_t bs = PF_ESP_ROM_BLOCK;
+    uint32_t bs = s->bs;
     uint32_t left = s->run_len - off;
+    s->pending = 0; /* the caller read every answer before a new BEGIN */
     uint32_t erase = (erase_end - off + bs - 1) / bs * bs; /* the ROM wants whole blocks */
     uint8_t p[20];
     uint8_t op;
@@ -801,13 +882,13 @@ static int pump(esp_state *s, const uint8_t *data, uint32_t len, int flush)
     s->z.avail_in = len;
     for (;;) {
         s->z.next_out = s->block + s->fill;
-        s->z.avail_out = (uInt)(sizeof s->block - s->fill);
+        s->z.avail_out = (uInt)(s->bs - s->fill);
         int zr = deflate(&s->z, flush);
         if (zr == Z_STREAM_ERROR)
             return pf_diag_set(diag(s), PF_ERR_ARG, "zlib deflate failed");
-        s->fill = sizeof s->block - s->z.avail_out;
+        s->fill = s->bs - s->z.avail_out;
         int done = flush == Z_FINISH ? zr == Z_STREAM_END : s->z.avail_in == 0 && s->z.avail_out != 0;
-        if (s->fill == sizeof s->block || (done && flush != Z_NO_FLUSH && s->fill)) {
+        if (s->fill == s->bs || (done && flush != Z_NO_FLUSH && s->fill)) {
             int r = send_block(s, s->block, s->fill, (uint32_t)(s->z.total_in - s->z_in_sent));
             s->z_in_sent = s->z.total_in;
             if (r < 0)
@@ -825,16 +906,16 @@ static int pump(esp_state *s, const uint8_t *data, uint32_t len, int flush)
 static int plain_feed(esp_state *s, const uint8_t *data, uint32_t len, int last)
 {
     while (len || (last && s->fill)) {
-        size_t n = sizeof s->block - s->fill;
+        size_t n = s->bs - s->fill;
         if (n > len)
             n = len;
         memcpy(s->block + s->fill, data, n);
         s->fill += n;
         data += n;
         len -= (uint32_t)n;
-        if (s->fill == sizeof s->block || (last && !len)) {
-            memset(s->block + s->fill, 0xFF, sizeof s->block - s->fill);
-            int r = send_block(s, s->block, sizeof s->block, PF_ESP_ROM_BLOCK);
+        if (s->fill == s->bs || (last && !len)) {
+            memset(s->block + s->fill, 0xFF, s->bs - s->fill);
+            int r = send_block(s, s->block, s->bs, s->bs);
             if (r < 0)
                 return r;
             s->fill = 0;
@@ -861,6 +942,9 @@ static int restart_segment(esp_state *s)
     if (from > s->restart_off)
         s->restarts = 0; /* progress since the last fresh start */
     s->restart_off = from;
+    /* a damaged block costs the one sent ahead of its answer too: on a line
+     * that damages data, one block at a time for the rest of the run */
+    s->ahead_now = 0;
     const char *what = s->deflating ? "compressed block" : "block";
     unsigned long seq = s->failed_seq;
     for (;;) {
@@ -922,6 +1006,9 @@ static int segment_step(esp_state *s, uint32_t from, int close)
 {
     for (;;) {
         int r = feed(s, s->seg + from, s->seg_fill - from, close);
+        /* a closed segment's raw bytes are about to go: its last answer first */
+        if (r == PF_OK && close)
+            r = finish_pending(s);
         if (r != ESP_RESTART)
             return r;
         if ((r = restart_segment(s)) < 0)
@@ -955,6 +1042,7 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
     s->restarts = 0;
     s->restart_off = 0;
     s->seg_plain = 0;
+    s->ahead_now = s->ahead;
     int r = begin_stream(s, 0, len);
     if (r < 0)
         return r;
@@ -1013,7 +1101,10 @@ static int finish_compressed(esp_state *s)
         return segment_step(s, from, 2);
     }
     s->deflating = 0;
-    int r = begin_stream(s, s->seg_off, s->run_len);
+    int r = finish_pending(s); /* this segment starts again plain anyway */
+    if (r < 0 && r != ESP_RESTART)
+        return r;
+    r = begin_stream(s, s->seg_off, s->run_len);
     return r < 0 ? r : segment_step(s, 0, 2);
 }
 

@@ -34,6 +34,10 @@ static void *esp_sim_thread_fn(void *arg)
  * (the default, as `peerflash sim esp32`); a test that reopens the port to
  * meet the state it left (a running stub) turns it off. */
 static int esp_harness_reset_on_open = 1;
+/* The next simulator's program time per KiB (0: instant) and the next
+ * host's send-ahead (-1: the driver's default for the chip). */
+static uint32_t esp_harness_write_us_per_kb = 0;
+static int esp_harness_ahead = -1;
 
 /* Starts a simulator on pty:<path>; returns 0 on success. */
 static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *chip, uint32_t flash_size)
@@ -47,7 +51,7 @@ static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *c
     cfg.chip = chip;
     cfg.flash_size = flash_size;
     cfg.erase_ms_per_4k = 0; /* timing is the benchmark's business */
-    cfg.write_us_per_kb = 0;
+    cfg.write_us_per_kb = esp_harness_write_us_per_kb;
     cfg.verbose = getenv("PF_ESP_SIM_VERBOSE") != NULL;
     cfg.reset_on_open = esp_harness_reset_on_open;
     pf_diag d = {0};
@@ -86,6 +90,8 @@ static inline int esp_host_open(esp_host *h, const char *path, uint32_t fast_bau
     if (r < 0)
         return r;
     h->opened = 1;
+    if (getenv("PF_ESP_DRIVER_VERBOSE"))
+        h->link.log_level = 3; /* the driver's trace on stderr */
     pf_posix_port(&h->link, &h->port);
     h->self = calloc(1, pf_target_esp.ctx_size);
     pf_target_config cfg = PF_TARGET_CONFIG_DEFAULT();
@@ -95,11 +101,13 @@ static inline int esp_host_open(esp_host *h, const char *path, uint32_t fast_bau
     cfg.fast_baud = fast_baud;
     cfg.chip = chip;
     cfg.reset = "auto";
+    cfg.verbose = getenv("PF_ESP_DRIVER_VERBOSE") ? 3 : 0;
     r = pf_target_esp.open(h->self, &cfg);
     if (r < 0)
         return r;
     pf_esp_options o = PF_ESP_OPTIONS_DEFAULT();
     o.compress = compress;
+    o.ahead = esp_harness_ahead;
     pf_esp_set_options(h->self, &o);
     h->t.ops = &pf_target_esp;
     h->t.self = h->self;
