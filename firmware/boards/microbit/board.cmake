@@ -7,7 +7,7 @@ set(PF_BOARD_SOURCES ${PF_FW_SEMIHOST})
 # 16 KiB of RAM: stack (nrf51822.ld) + these buffers + the updater's fixed ones
 # must fit; the link fails if they do not. Figures in docs/MCU.md.
 set(PF_BOARD_DEFINITIONS
-  PF_UPDATER_ARENA=7168      # image data bytes: an application up to 7 KiB
+  PF_UPDATER_ARENA=0         # no image arena: the image is read again from the card as the job needs it
   PF_UPDATER_SEGMENTS=8
   PF_UPDATER_CTX=1152        # driver state: avr and stm32 (1148) fit; esp (183848) and agent (157072) do not
   PF_UPDATER_WORK=512        # 2 x write_max of AVR (128-byte pages) and STM32 (256-byte blocks)
