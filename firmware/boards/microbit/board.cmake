@@ -9,6 +9,6 @@ set(PF_BOARD_SOURCES ${PF_FW_SEMIHOST})
 set(PF_BOARD_DEFINITIONS
   PF_UPDATER_ARENA=0         # no image arena: the image is read again from the card as the job needs it
   PF_UPDATER_SEGMENTS=8
-  PF_UPDATER_CTX=1152        # driver state: avr and stm32 (1148) fit; esp (183848) and agent (157072) do not
+  PF_UPDATER_CTX=1536        # driver state: avr 1152, stm32 1148, agent 1500 (stream build); esp (183848) does not fit
   PF_UPDATER_WORK=512        # 2 x write_max of AVR (128-byte pages) and STM32 (256-byte blocks)
   PF_MICROBIT_RING=256)      # UART receive ring
