@@ -52,7 +52,18 @@
 #define PF_UPDATER_WORK (32u * 1024u) /* job work buffer: 2 x write_max for read-back verify */
 #endif
 #define PF_UPDATER_MAX_IMAGES 4
+#ifndef PF_UPDATER_MAX_OPTIONS
 #define PF_UPDATER_MAX_OPTIONS 8 /* driver options in one job */
+#endif
+#ifndef PF_UPDATER_OPTION_WORD
+#define PF_UPDATER_OPTION_WORD 64 /* bytes of one "name=value" driver option */
+#endif
+#ifndef PF_UPDATER_PATH
+#define PF_UPDATER_PATH 256 /* bytes of an image path, with its NUL */
+#endif
+#ifndef PF_UPDATER_LINE
+#define PF_UPDATER_LINE (PF_DIAG_MAX + 80) /* console line while a job runs (longer ones are cut) */
+#endif
 #define PF_UPDATER_CHUNK 512u /* one SD sector per storage read */
 
 typedef struct job_opts {
@@ -66,7 +77,7 @@ typedef struct job_opts {
     int n_options;
 } job_opts;
 
-static char option_words[PF_UPDATER_MAX_OPTIONS][64];
+static char option_words[PF_UPDATER_MAX_OPTIONS][PF_UPDATER_OPTION_WORD];
 
 #if !PF_UPDATER_STREAM
 static uint8_t arena[PF_UPDATER_ARENA];
@@ -75,7 +86,8 @@ static pf_segment segments[PF_UPDATER_SEGMENTS];
 static uint64_t driver_ctx[PF_UPDATER_CTX / sizeof(uint64_t)];
 static uint8_t work[PF_UPDATER_WORK];
 static uint8_t chunk[PF_UPDATER_CHUNK];
-static char jobline[512];
+#define PF_UPDATER_JOBLINE 512
+static char jobline[PF_UPDATER_JOBLINE];
 static union {
     pf_ihex ihex;
     pf_srec srec;
@@ -85,10 +97,25 @@ static union {
 /* ---- output ------------------------------------------------------------------------ */
 static const pf_board *board;
 
+/* A console line. say() runs deep in the job (progress, from inside a
+ * driver's transfer): its buffer is PF_UPDATER_LINE bytes of stack, smaller
+ * on small boards; say_long() is for the lines around the job (the job line
+ * and the final error with the whole diag text), when the stack is shallow. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
-    char line[PF_DIAG_MAX + 80];
+    char line[PF_UPDATER_LINE];
+    va_list ap;
+    va_start(ap, fmt);
+    pf_vformat(line, sizeof line, fmt, ap);
+    va_end(ap);
+    board->console(line);
+}
+
+static void say_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say_long(const char *fmt, ...)
+{
+    char line[PF_UPDATER_JOBLINE + PF_DIAG_MAX + 80];
     va_list ap;
     va_start(ap, fmt);
     pf_vformat(line, sizeof line, fmt, ap);
@@ -239,6 +266,10 @@ static int parse_job(char *line, job_opts *o, pf_diag *d)
                 if (o->n_options == PF_UPDATER_MAX_OPTIONS)
                     return pf_diag_set(d, PF_ERR_ARG, "at most %d driver options", PF_UPDATER_MAX_OPTIONS);
                 char *w = option_words[o->n_options];
+                size_t need = strlen(opt->name) + (opt->arg ? 1 + strlen(v) : 0);
+                if (need >= sizeof option_words[0])
+                    return pf_diag_set(d, PF_ERR_ARG, "%s %s: longer than the updater's %u-byte option buffer "
+                                       "(PF_UPDATER_OPTION_WORD)", a, opt->arg ? v : "", (unsigned)PF_UPDATER_OPTION_WORD);
                 pf_format(w, sizeof option_words[0], "%s%s%s", opt->name, opt->arg ? "=" : "", opt->arg ? v : "");
                 o->options[o->n_options++] = w;
                 takes = opt->arg ? 1 : 0;
@@ -255,7 +286,7 @@ static int parse_job(char *line, job_opts *o, pf_diag *d)
 }
 
 /* ---- the image: storage -> reader -> memory map --------------------------------------- */
-static char path[256];
+static char path[PF_UPDATER_PATH];
 
 /* PATH[@ADDR] into path (static) and the address: the last '@' followed by a
  * digit starts the address. */
@@ -263,7 +294,8 @@ static int split_spec(const char *spec, uint32_t *addr, int *has_addr, pf_diag *
 {
     size_t n = strlen(spec);
     if (n >= sizeof path)
-        return pf_diag_set(d, PF_ERR_ARG, "image path longer than %u characters", (unsigned)sizeof path - 1);
+        return pf_diag_set(d, PF_ERR_ARG, "image path longer than %u characters (PF_UPDATER_PATH)",
+                           (unsigned)sizeof path - 1);
     memcpy(path, spec, n + 1);
     *addr = 0;
     *has_addr = 0;
@@ -759,13 +791,13 @@ int pf_updater_run(const pf_board *b)
     static pf_diag diag;
     pf_diag_clear(&diag);
     int n = b->job(jobline, sizeof jobline);
-    say("peerflash updater on %s: %s", b->name, n > 0 ? jobline : "(no job)");
+    say_long("peerflash updater on %s: %s", b->name, n > 0 ? jobline : "(no job)");
     job_opts o;
     int status = PF_EXIT_USAGE;
     if (n > 0 && strstr(jobline, "link-test")) {
         int r = link_test(jobline, &diag);
         if (r < 0)
-            say("updater: error: %s", diag.text);
+            say_long("updater: error: %s", diag.text);
         return r < 0 ? pf_exit_status(r) : PF_EXIT_OK;
     }
     int r = n < 0 ? pf_diag_set(&diag, PF_ERR_ARG, "no job (QEMU: -append \"flash --target ... --image ...\")")
@@ -773,7 +805,7 @@ int pf_updater_run(const pf_board *b)
     if (r == PF_OK)
         r = run_job(&o, &diag, &status);
     if (r < 0)
-        say("updater: error: %s (exit %d)", diag.text[0] ? diag.text : pf_strerror(r), status);
+        say_long("updater: error: %s (exit %d)", diag.text[0] ? diag.text : pf_strerror(r), status);
     else
         say("updater: ok (exit 0)");
     return status;

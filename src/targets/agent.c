@@ -89,6 +89,8 @@ typedef struct agent_host {
     uint8_t tx[PF_AP_WIRE_MAX(PF_AGENT_HOST_PAYLOAD)];
     uint8_t payload[PF_AGENT_HOST_PAYLOAD];
     const pf_memmap *map; /* the job's image (check_image), read in stream mode */
+    uint32_t src_len;     /* stream mode: its length and SHA-256, found by check_image */
+    uint8_t src_hash[PF_AGENT_HOST_STREAM ? 32 : 1];
     /* from HELLO */
     uint16_t max_payload;
     uint8_t window, caps, state, flags;
@@ -681,9 +683,17 @@ static int check_image(agent_host *h, const uint8_t *data, uint32_t len)
     return r;
 }
 
-/* The whole transfer of the image: data in memory (host), or NULL in stream
- * mode (read from the job's image source). */
-static int send_image(agent_host *h, const uint8_t *data, uint32_t len)
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* The checks before a byte is sent (layout, SHA-256 TLV, signature) and the
+ * file's SHA-256 (the resume key): data in memory, or NULL to read the job's
+ * image source. Its own frame (not inlined): in stream mode it runs from
+ * check_image, so that its stack and the transfer's do not add up. */
+static NOINLINE int prepare_image(agent_host *h, const uint8_t *data, uint32_t len, uint8_t *sha256)
 {
     uint8_t head[4] = {0, 0, 0, 0};
     int r;
@@ -701,7 +711,6 @@ static int send_image(agent_host *h, const uint8_t *data, uint32_t len)
     r = check_image(h, data, len);
     if (r < 0)
         return r;
-    uint8_t begin[PF_AP_BEGIN_DELTA_LEN];
     pf_digest dg;
     pf_digest_begin(&dg, PF_DIGEST_SHA256);
     if (data) {
@@ -716,7 +725,26 @@ static int send_image(agent_host *h, const uint8_t *data, uint32_t len)
             off += n;
         }
     }
-    pf_digest_finish(&dg, begin + 5);
+    pf_digest_finish(&dg, sha256);
+    return PF_OK;
+}
+
+/* The whole transfer of the image: data in memory (host), or NULL in stream
+ * mode (checked and hashed by check_image already, sent from the source). */
+static int send_image(agent_host *h, const uint8_t *data, uint32_t len)
+{
+    int r;
+    uint8_t begin[PF_AP_BEGIN_DELTA_LEN];
+    if (data) {
+        r = prepare_image(h, data, len, begin + 5);
+        if (r < 0)
+            return r;
+    } else {
+        if (!h->src_len || h->src_len != len)
+            return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent (stream build): the job writes %lu bytes, the image "
+                               "checked before has %lu", (unsigned long)len, (unsigned long)h->src_len);
+        memcpy(begin + 5, h->src_hash, 32);
+    }
     pf_put_le32(begin, len);
     begin[4] = 0;
     /* BEGIN, and the first window right behind it (the link keeps order, so
@@ -870,6 +898,19 @@ static int a_check_image(void *self, const pf_memmap *map)
 {
     agent_host *h = self;
     h->map = map;
+    if (!PF_AGENT_HOST_STREAM)
+        return PF_OK; /* the job's write() brings the image, checked there */
+    /* stream mode: the image is checked and hashed here, before the job */
+    uint32_t lo, hi;
+    pf_memmap_bounds(map, &lo, &hi);
+    if (map->count != 1 || lo != 0)
+        return pf_diag_set(h->cfg.diag, PF_ERR_RANGE, "the agent takes one whole signed image at address 0, not "
+                           "%u range(s) from 0x%08lx", (unsigned)map->count, (unsigned long)lo);
+    h->src_len = 0;
+    int r = prepare_image(h, NULL, hi, h->src_hash);
+    if (r < 0)
+        return r;
+    h->src_len = hi;
     return PF_OK;
 }
 
