@@ -11,11 +11,16 @@
  * A leading program name (QEMU puts the kernel file name first) is skipped.
  * The connection is set up by pf_session (pf_session.h), as in the CLI.
  *
- * Memory is static and bounded (no heap): the image is streamed from storage
- * 512 bytes at a time through the HEX / S-record / raw-binary reader into a
- * memory map whose arena holds the image's data; the driver's state and the
- * job's work buffer are static too. The limits (PF_UPDATER_*) are printed by
- * the firmware when an image or driver does not fit.
+ * Memory is static and bounded (no heap): the image is read from storage
+ * 512 bytes at a time through the HEX / S-record / raw-binary reader. With
+ * an image arena (PF_UPDATER_ARENA > 0, the default) the memory map holds the
+ * image's data; with PF_UPDATER_ARENA=0 (small boards) the first read only
+ * records the address ranges, and the job's reads parse the file again on
+ * demand ("streaming": forward from where the last read stopped, from the
+ * start when the job goes back), so the image may be larger than the RAM.
+ * The driver's state and the job's work buffer are static too. The limits
+ * (PF_UPDATER_*) are printed by the firmware when an image or driver does
+ * not fit.
  *
  * Exit status, the CLI's map (pf_exit_status, pf_err.h): 0 written AND
  * verified, 1 other failure, 2 usage, 3 image, 4 link / no answer, 5 target
@@ -34,8 +39,9 @@
 #include "pf_board.h"
 
 #ifndef PF_UPDATER_ARENA
-#define PF_UPDATER_ARENA (256u * 1024u) /* image data bytes (all files together) */
+#define PF_UPDATER_ARENA (256u * 1024u) /* image data bytes (all files together); 0: streamed from storage */
 #endif
+#define PF_UPDATER_STREAM (PF_UPDATER_ARENA == 0)
 #ifndef PF_UPDATER_SEGMENTS
 #define PF_UPDATER_SEGMENTS 32u /* separate address ranges in the image */
 #endif
@@ -46,7 +52,18 @@
 #define PF_UPDATER_WORK (32u * 1024u) /* job work buffer: 2 x write_max for read-back verify */
 #endif
 #define PF_UPDATER_MAX_IMAGES 4
+#ifndef PF_UPDATER_MAX_OPTIONS
 #define PF_UPDATER_MAX_OPTIONS 8 /* driver options in one job */
+#endif
+#ifndef PF_UPDATER_OPTION_WORD
+#define PF_UPDATER_OPTION_WORD 64 /* bytes of one "name=value" driver option */
+#endif
+#ifndef PF_UPDATER_PATH
+#define PF_UPDATER_PATH 256 /* bytes of an image path, with its NUL */
+#endif
+#ifndef PF_UPDATER_LINE
+#define PF_UPDATER_LINE (PF_DIAG_MAX + 80) /* console line while a job runs (longer ones are cut) */
+#endif
 #define PF_UPDATER_CHUNK 512u /* one SD sector per storage read */
 
 typedef struct job_opts {
@@ -60,14 +77,17 @@ typedef struct job_opts {
     int n_options;
 } job_opts;
 
-static char option_words[PF_UPDATER_MAX_OPTIONS][64];
+static char option_words[PF_UPDATER_MAX_OPTIONS][PF_UPDATER_OPTION_WORD];
 
+#if !PF_UPDATER_STREAM
 static uint8_t arena[PF_UPDATER_ARENA];
+#endif
 static pf_segment segments[PF_UPDATER_SEGMENTS];
 static uint64_t driver_ctx[PF_UPDATER_CTX / sizeof(uint64_t)];
 static uint8_t work[PF_UPDATER_WORK];
 static uint8_t chunk[PF_UPDATER_CHUNK];
-static char jobline[512];
+#define PF_UPDATER_JOBLINE 512
+static char jobline[PF_UPDATER_JOBLINE];
 static union {
     pf_ihex ihex;
     pf_srec srec;
@@ -77,10 +97,25 @@ static union {
 /* ---- output ------------------------------------------------------------------------ */
 static const pf_board *board;
 
+/* A console line. say() runs deep in the job (progress, from inside a
+ * driver's transfer): its buffer is PF_UPDATER_LINE bytes of stack, smaller
+ * on small boards; say_long() is for the lines around the job (the job line
+ * and the final error with the whole diag text), when the stack is shallow. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
-    char line[PF_DIAG_MAX + 80];
+    char line[PF_UPDATER_LINE];
+    va_list ap;
+    va_start(ap, fmt);
+    pf_vformat(line, sizeof line, fmt, ap);
+    va_end(ap);
+    board->console(line);
+}
+
+static void say_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say_long(const char *fmt, ...)
+{
+    char line[PF_UPDATER_JOBLINE + PF_DIAG_MAX + 80];
     va_list ap;
     va_start(ap, fmt);
     pf_vformat(line, sizeof line, fmt, ap);
@@ -231,6 +266,10 @@ static int parse_job(char *line, job_opts *o, pf_diag *d)
                 if (o->n_options == PF_UPDATER_MAX_OPTIONS)
                     return pf_diag_set(d, PF_ERR_ARG, "at most %d driver options", PF_UPDATER_MAX_OPTIONS);
                 char *w = option_words[o->n_options];
+                size_t need = strlen(opt->name) + (opt->arg ? 1 + strlen(v) : 0);
+                if (need >= sizeof option_words[0])
+                    return pf_diag_set(d, PF_ERR_ARG, "%s %s: longer than the updater's %u-byte option buffer "
+                                       "(PF_UPDATER_OPTION_WORD)", a, opt->arg ? v : "", (unsigned)PF_UPDATER_OPTION_WORD);
                 pf_format(w, sizeof option_words[0], "%s%s%s", opt->name, opt->arg ? "=" : "", opt->arg ? v : "");
                 o->options[o->n_options++] = w;
                 takes = opt->arg ? 1 : 0;
@@ -247,25 +286,249 @@ static int parse_job(char *line, job_opts *o, pf_diag *d)
 }
 
 /* ---- the image: storage -> reader -> memory map --------------------------------------- */
-static int load_image(const char *spec, pf_memmap *map, pf_diag *d)
+static char path[PF_UPDATER_PATH];
+
+/* PATH[@ADDR] into path (static) and the address: the last '@' followed by a
+ * digit starts the address. */
+static int split_spec(const char *spec, uint32_t *addr, int *has_addr, pf_diag *d)
 {
-    /* PATH[@ADDR]: the last '@' followed by a digit starts the address. */
-    static char path[256];
     size_t n = strlen(spec);
     if (n >= sizeof path)
-        return pf_diag_set(d, PF_ERR_ARG, "image path longer than %u characters", (unsigned)sizeof path - 1);
+        return pf_diag_set(d, PF_ERR_ARG, "image path longer than %u characters (PF_UPDATER_PATH)",
+                           (unsigned)sizeof path - 1);
     memcpy(path, spec, n + 1);
-    uint32_t addr = 0;
-    int has_addr = 0;
+    *addr = 0;
+    *has_addr = 0;
     char *at = strrchr(path, '@');
     if (at && at[1] >= '0' && at[1] <= '9') {
-        if (parse_u32(at + 1, &addr))
+        if (parse_u32(at + 1, addr))
             return pf_diag_set(d, PF_ERR_ARG, "%s: bad load address '%s'", spec, at + 1);
         *at = '\0';
-        has_addr = 1;
+        *has_addr = 1;
     }
+    return PF_OK;
+}
+
+#if PF_UPDATER_STREAM
+/* ---- streaming: the image read again from storage when the job asks ---------------------- */
+#define STREAM_PIECE 256u /* bytes fed to the reader at a time: one record at most per piece */
+
+typedef struct stream_range {
+    uint32_t addr, len;
+    uint8_t file; /* index in the job's --image list */
+} stream_range;
+
+static struct {
+    const job_opts *job;
+    pf_diag *diag;
+    pf_image_format fmt[PF_UPDATER_MAX_IMAGES];
+    stream_range ranges[PF_UPDATER_SEGMENTS]; /* which file holds which addresses */
+    unsigned n_ranges;
+    pf_memmap_dest *index_dest; /* first pass: into the map as well */
+    int file;                   /* open file, -1 when none */
+    size_t pos, len;            /* unread bytes: chunk[pos, len) */
+    int eof;
+    /* the read being served */
+    uint32_t req_addr;
+    uint8_t *req_out;
+    size_t req_len, filled;
+    /* the last record's bytes past the read (the next read usually starts there) */
+    uint32_t carry_addr;
+    size_t carry_len;
+    uint8_t carry[STREAM_PIECE];
+    uint8_t indexing_file;
+} stream;
+
+/* First pass: the file's address ranges, then the map's segments. */
+static int stream_index_sink(void *user, uint32_t addr, const uint8_t *data, size_t len)
+{
+    (void)user;
+    if (stream.n_ranges) {
+        stream_range *last = &stream.ranges[stream.n_ranges - 1];
+        if (last->file == stream.indexing_file && (uint64_t)last->addr + last->len == addr) {
+            last->len += (uint32_t)len;
+            return pf_memmap_dest_sink(stream.index_dest, addr, data, len);
+        }
+    }
+    if (stream.n_ranges == PF_UPDATER_SEGMENTS)
+        return pf_diag_set(stream.diag, PF_ERR_NOMEM, "image has more than %u separate address ranges "
+                           "(PF_UPDATER_SEGMENTS)", (unsigned)PF_UPDATER_SEGMENTS);
+    stream.ranges[stream.n_ranges++] = (stream_range){ addr, (uint32_t)len, stream.indexing_file };
+    return pf_memmap_dest_sink(stream.index_dest, addr, data, len);
+}
+
+/* Bytes of [addr, addr+len) inside [lo, lo+n). */
+static size_t overlap(uint32_t addr, size_t len, uint32_t lo, size_t n, uint32_t *from)
+{
+    uint64_t a = addr > lo ? addr : lo;
+    uint64_t e1 = (uint64_t)addr + len, e2 = (uint64_t)lo + n;
+    uint64_t e = e1 < e2 ? e1 : e2;
+    *from = (uint32_t)a;
+    return e > a ? (size_t)(e - a) : 0;
+}
+
+static void stream_take(uint32_t addr, const uint8_t *data, size_t len)
+{
+    uint32_t at;
+    size_t n = overlap(stream.req_addr, stream.req_len, addr, len, &at);
+    if (n) {
+        memcpy(stream.req_out + (at - stream.req_addr), data + (at - addr), n);
+        stream.filled += n;
+    }
+}
+
+/* Second pass: the records the job's read wants go to it; what a record
+ * holds past the read is kept for the next one. */
+static int stream_sink(void *user, uint32_t addr, const uint8_t *data, size_t len)
+{
+    (void)user;
+    stream_take(addr, data, len);
+    uint64_t req_end = (uint64_t)stream.req_addr + stream.req_len, end = (uint64_t)addr + len;
+    if (end > req_end) {
+        uint32_t from = addr > req_end ? addr : (uint32_t)req_end;
+        size_t n = (size_t)(end - from);
+        stream.carry_addr = from;
+        stream.carry_len = n < sizeof stream.carry ? n : sizeof stream.carry;
+        memcpy(stream.carry, data + (from - addr), stream.carry_len);
+    }
+    return PF_OK;
+}
+
+static void stream_close(void)
+{
+    if (stream.file >= 0)
+        board->storage->close(board->storage->ctx);
+    stream.file = -1;
+}
+
+static int stream_open(int file)
+{
+    stream_close();
+    uint32_t addr;
+    int has_addr;
+    int r = split_spec(stream.job->images[file], &addr, &has_addr, stream.diag);
+    if (r < 0)
+        return r;
     const pf_storage *st = board->storage;
-    int r = st->open(st->ctx, path, d);
+    r = st->open(st->ctx, path, stream.diag);
+    if (r < 0)
+        return r;
+    stream.file = file;
+    stream.pos = stream.len = 0;
+    stream.eof = 0;
+    stream.carry_len = 0;
+    switch (stream.fmt[file]) {
+    case PF_IMAGE_IHEX: pf_ihex_init(&parser.ihex, stream_sink, NULL, stream.diag); break;
+    case PF_IMAGE_SREC: pf_srec_init(&parser.srec, stream_sink, NULL, stream.diag); break;
+    default: pf_bin_init(&parser.bin, addr, stream_sink, NULL, stream.diag); break;
+    }
+    return PF_OK;
+}
+
+/* Feeds the reader until `expect` bytes of the read were found or the file
+ * ends (returns 1 then). */
+static int stream_feed(size_t expect)
+{
+    const pf_storage *st = board->storage;
+    pf_image_format fmt = stream.fmt[stream.file];
+    while (stream.filled < expect) {
+        int r;
+        if (stream.pos == stream.len) {
+            if (stream.eof)
+                return 1;
+            int got = st->read(st->ctx, chunk, sizeof chunk);
+            if (got < 0)
+                return pf_diag_set(stream.diag, PF_ERR_IO, "%s: read error", stream.job->images[stream.file]);
+            if (got == 0) {
+                stream.eof = 1;
+                r = fmt == PF_IMAGE_IHEX   ? pf_ihex_finish(&parser.ihex)
+                    : fmt == PF_IMAGE_SREC ? pf_srec_finish(&parser.srec)
+                                           : pf_bin_finish(&parser.bin);
+                if (r < 0)
+                    return r;
+                continue;
+            }
+            stream.pos = 0;
+            stream.len = (size_t)got;
+        }
+        /* one line (text) or STREAM_PIECE bytes at most, so that a piece
+         * ends at most one record past the read */
+        size_t n = stream.len - stream.pos;
+        if (n > STREAM_PIECE)
+            n = STREAM_PIECE;
+        if (fmt == PF_IMAGE_IHEX || fmt == PF_IMAGE_SREC) {
+            const uint8_t *nl = memchr(chunk + stream.pos, '\n', n);
+            if (nl)
+                n = (size_t)(nl - (chunk + stream.pos)) + 1;
+        }
+        const uint8_t *p = chunk + stream.pos;
+        stream.pos += n;
+        r = fmt == PF_IMAGE_IHEX   ? pf_ihex_feed(&parser.ihex, p, n)
+            : fmt == PF_IMAGE_SREC ? pf_srec_feed(&parser.srec, p, n)
+                                   : pf_bin_feed(&parser.bin, p, n);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* pf_memmap_source.read: the bytes of [addr, addr+len) from each file that
+ * holds some of them. */
+static int stream_read(void *user, uint32_t addr, uint8_t *out, size_t len, size_t expect_all)
+{
+    (void)user;
+    (void)expect_all;
+    for (int f = 0; f < stream.job->n_images; f++) {
+        size_t expect = 0;
+        uint32_t at;
+        for (unsigned i = 0; i < stream.n_ranges; i++)
+            if (stream.ranges[i].file == f)
+                expect += overlap(addr, len, stream.ranges[i].addr, stream.ranges[i].len, &at);
+        if (!expect)
+            continue;
+        stream.req_addr = addr;
+        stream.req_out = out;
+        stream.req_len = len;
+        stream.filled = 0;
+        int r = PF_OK;
+        if (stream.file != f)
+            r = stream_open(f);
+        else if (stream.carry_len)
+            stream_take(stream.carry_addr, stream.carry, stream.carry_len);
+        for (int pass = 0; r == PF_OK; pass++) {
+            r = stream_feed(expect);
+            if (r <= 0)
+                break;
+            /* the file ended first: the job went back; read it from the start */
+            if (pass == 1) {
+                r = pf_diag_set(stream.diag, PF_ERR_IO, "%s: changed on the card (data at 0x%08lx missing)",
+                                stream.job->images[f], (unsigned long)addr);
+                break;
+            }
+            stream.filled = 0;
+            r = stream_open(f);
+        }
+        if (r < 0) {
+            pf_diag_op(stream.diag, "image");
+            stream_close();
+            return r;
+        }
+    }
+    return PF_OK;
+}
+
+static pf_memmap_source stream_source = { stream_read, NULL, 0 };
+#endif
+
+static int load_image(int index, const char *spec, pf_memmap *map, pf_diag *d)
+{
+    uint32_t addr;
+    int has_addr;
+    int r = split_spec(spec, &addr, &has_addr, d);
+    if (r < 0)
+        return r;
+    const pf_storage *st = board->storage;
+    r = st->open(st->ctx, path, d);
     if (r < 0)
         return r;
     long size = st->size(st->ctx);
@@ -282,9 +545,19 @@ static int load_image(const char *spec, pf_memmap *map, pf_diag *d)
     size_t before = map->count;
     uint32_t bytes_before = pf_memmap_bytes(map);
     pf_memmap_dest dest = { map, d };
+    pf_image_sink sink = pf_memmap_dest_sink;
+    void *sink_user = &dest;
+#if PF_UPDATER_STREAM
+    stream.fmt[index] = fmt;
+    stream.indexing_file = (uint8_t)index;
+    stream.index_dest = &dest;
+    sink = stream_index_sink;
+#else
+    (void)index;
+#endif
     switch (fmt) {
-    case PF_IMAGE_IHEX: pf_ihex_init(&parser.ihex, pf_memmap_dest_sink, &dest, d); break;
-    case PF_IMAGE_SREC: pf_srec_init(&parser.srec, pf_memmap_dest_sink, &dest, d); break;
+    case PF_IMAGE_IHEX: pf_ihex_init(&parser.ihex, sink, sink_user, d); break;
+    case PF_IMAGE_SREC: pf_srec_init(&parser.srec, sink, sink_user, d); break;
     case PF_IMAGE_ELF:
         st->close(st->ctx);
         return pf_diag_set(d, PF_ERR_FORMAT,
@@ -295,7 +568,7 @@ static int load_image(const char *spec, pf_memmap *map, pf_diag *d)
             return pf_diag_set(d, PF_ERR_ARG, "%s: %s image needs a load address: %s@0x...", path,
                                pf_image_format_name(fmt), path);
         }
-        pf_bin_init(&parser.bin, addr, pf_memmap_dest_sink, &dest, d);
+        pf_bin_init(&parser.bin, addr, sink, sink_user, d);
         break;
     }
     if ((fmt == PF_IMAGE_IHEX || fmt == PF_IMAGE_SREC) && has_addr) {
@@ -326,9 +599,11 @@ static int load_image(const char *spec, pf_memmap *map, pf_diag *d)
     }
     st->close(st->ctx);
     if (r < 0) {
+#if !PF_UPDATER_STREAM
         if (r == PF_ERR_NOMEM)
             pf_format(d->text, sizeof d->text, "image larger than the updater's memory (%lu bytes in %u segments)",
                       (unsigned long)PF_UPDATER_ARENA, (unsigned)PF_UPDATER_SEGMENTS);
+#endif
         pf_diag_prefix(d, path);
         return r;
     }
@@ -341,10 +616,18 @@ static int load_image(const char *spec, pf_memmap *map, pf_diag *d)
 static int run_job(const job_opts *o, pf_diag *d, int *status)
 {
     pf_memmap map;
+#if PF_UPDATER_STREAM
+    memset(&stream, 0, sizeof stream);
+    stream.job = o;
+    stream.diag = d;
+    stream.file = -1;
+    pf_memmap_init_source(&map, segments, PF_UPDATER_SEGMENTS, &stream_source);
+#else
     pf_memmap_init(&map, segments, PF_UPDATER_SEGMENTS, arena, sizeof arena);
+#endif
     int r = PF_OK;
     for (int i = 0; i < o->n_images && r == PF_OK; i++)
-        r = load_image(o->images[i], &map, d);
+        r = load_image(i, o->images[i], &map, d);
     if (r == PF_OK)
         r = pf_memmap_finish(&map, d);
     if (r < 0) {
@@ -417,6 +700,9 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
     pf_job_result res;
     memset(&res, 0, sizeof res);
     r = pf_job_flash(t, &map, &jc, &res);
+#if PF_UPDATER_STREAM
+    stream_close();
+#endif
     uint32_t ms = now() - t0;
     pf_target_stats ts;
     pf_session_stats(ses, &ts);
@@ -505,13 +791,13 @@ int pf_updater_run(const pf_board *b)
     static pf_diag diag;
     pf_diag_clear(&diag);
     int n = b->job(jobline, sizeof jobline);
-    say("peerflash updater on %s: %s", b->name, n > 0 ? jobline : "(no job)");
+    say_long("peerflash updater on %s: %s", b->name, n > 0 ? jobline : "(no job)");
     job_opts o;
     int status = PF_EXIT_USAGE;
     if (n > 0 && strstr(jobline, "link-test")) {
         int r = link_test(jobline, &diag);
         if (r < 0)
-            say("updater: error: %s", diag.text);
+            say_long("updater: error: %s", diag.text);
         return r < 0 ? pf_exit_status(r) : PF_EXIT_OK;
     }
     int r = n < 0 ? pf_diag_set(&diag, PF_ERR_ARG, "no job (QEMU: -append \"flash --target ... --image ...\")")
@@ -519,7 +805,7 @@ int pf_updater_run(const pf_board *b)
     if (r == PF_OK)
         r = run_job(&o, &diag, &status);
     if (r < 0)
-        say("updater: error: %s (exit %d)", diag.text[0] ? diag.text : pf_strerror(r), status);
+        say_long("updater: error: %s (exit %d)", diag.text[0] ? diag.text : pf_strerror(r), status);
     else
         say("updater: ok (exit 0)");
     return status;

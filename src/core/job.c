@@ -168,6 +168,8 @@ static int local_digest(const job_state *s, uint32_t addr, uint32_t len, uint8_t
     while (len) {
         uint32_t n = len < s->cfg->buf_size ? len : (uint32_t)s->cfg->buf_size;
         pf_memmap_read(s->map, addr, s->cfg->buf, n, fill);
+        if (pf_memmap_error(s->map) < 0)
+            return pf_memmap_error(s->map); /* the image source failed: its diag says why */
         pf_digest_update(&d, s->cfg->buf, n);
         addr += n;
         len -= n;
@@ -205,6 +207,8 @@ static int read_compare(const job_state *s, uint32_t addr, uint32_t len, uint32_
     while (len) {
         uint32_t n = len < chunk ? len : chunk;
         pf_memmap_read(s->map, addr, want, n, fill);
+        if (pf_memmap_error(s->map) < 0)
+            return pf_memmap_error(s->map);
         int r = s->t->ops->read(s->t->self, addr, got, n);
         if (r < 0)
             return target_failed(s, r, "read", addr);
@@ -394,6 +398,8 @@ static int write_group(job_state *s, uint32_t addr, uint32_t len, void *arg)
     while (left) {
         uint32_t n = left < s->chunk ? left : s->chunk;
         pf_memmap_read(s->map, at, s->cfg->buf, n, fill);
+        if (pf_memmap_error(s->map) < 0)
+            return pf_memmap_error(s->map);
         r = ops->write(s->t->self, at, s->cfg->buf, n);
         if (r < 0)
             return target_failed(s, r, "write", at);

@@ -13,6 +13,29 @@ void pf_memmap_init(pf_memmap *map, pf_segment *segs, size_t max_segs, uint8_t *
     map->_used = 0;
     map->_cap = arena_size;
     map->_sorted = 0;
+    map->_src = NULL;
+}
+
+void pf_memmap_init_source(pf_memmap *map, pf_segment *segs, size_t max_segs, pf_memmap_source *src)
+{
+    pf_memmap_init(map, segs, max_segs, NULL, 0);
+    map->_src = src;
+    if (src)
+        src->err = PF_OK;
+}
+
+int pf_memmap_error(const pf_memmap *map)
+{
+    return map && map->_src ? map->_src->err : PF_OK;
+}
+
+/* Whether segment b continues segment a in the address space and in the
+ * arena (a map with a source keeps no bytes: the addresses decide). */
+static int continues(const pf_memmap *map, const pf_segment *a, uint32_t addr, const uint8_t *data)
+{
+    if ((uint64_t)a->addr + a->len != addr)
+        return 0;
+    return map->_src ? 1 : a->data + a->len == data;
 }
 
 int pf_memmap_add(pf_memmap *map, uint32_t addr, const uint8_t *data, size_t len, pf_diag *diag)
@@ -24,17 +47,20 @@ int pf_memmap_add(pf_memmap *map, uint32_t addr, const uint8_t *data, size_t len
     if ((uint64_t)addr + len > 0x100000000ull)
         return pf_diag_set(diag, PF_ERR_RANGE, "%zu bytes at 0x%08lx run past the 4 GiB address space", len,
                            (unsigned long)addr);
-    if (map->_cap - map->_used < len)
-        return pf_diag_set(diag, PF_ERR_NOMEM, "image larger than the %zu-byte buffer", map->_cap);
-    uint8_t *dst = map->_arena + map->_used;
-    memcpy(dst, data, len);
-    map->_used += len;
+    uint8_t *dst = NULL;
+    if (!map->_src) {
+        if (map->_cap - map->_used < len)
+            return pf_diag_set(diag, PF_ERR_NOMEM, "image larger than the %zu-byte buffer", map->_cap);
+        dst = map->_arena + map->_used;
+        memcpy(dst, data, len);
+        map->_used += len;
+    }
     map->_sorted = 0;
     if (map->count) {
         pf_segment *last = &map->segs[map->count - 1];
         /* The common case: this record continues the previous one, in the
          * address space and in the arena, so the segment just grows. */
-        if ((uint64_t)last->addr + last->len == addr && last->data + last->len == dst) {
+        if (continues(map, last, addr, dst)) {
             last->len += (uint32_t)len;
             return PF_OK;
         }
@@ -72,7 +98,7 @@ int pf_memmap_finish(pf_memmap *map, pf_diag *diag)
                                    "data at 0x%08lx-0x%08lx overlaps data at 0x%08lx-0x%08lx",
                                    (unsigned long)s->addr, (unsigned long)(s->addr + s->len - 1),
                                    (unsigned long)prev->addr, (unsigned long)(prev_end - 1));
-            if (s->addr == prev_end && prev->data + prev->len == s->data) {
+            if (continues(map, prev, s->addr, s->data)) {
                 prev->len += s->len;
                 continue;
             }
@@ -133,8 +159,19 @@ size_t pf_memmap_read(const pf_memmap *map, uint32_t addr, uint8_t *out, size_t 
             continue;
         uint32_t lo = s->addr > addr ? s->addr : addr;
         uint64_t hi = s_end < end ? s_end : end;
-        memcpy(out + (lo - addr), s->data + (lo - s->addr), (size_t)(hi - lo));
+        if (!map->_src)
+            memcpy(out + (lo - addr), s->data + (lo - s->addr), (size_t)(hi - lo));
         from_image += (size_t)(hi - lo);
+    }
+    if (map->_src && from_image) {
+        pf_memmap_source *src = map->_src;
+        int r = src->err ? src->err : src->read(src->user, addr, out, len, from_image);
+        if (r < 0) {
+            if (!src->err)
+                src->err = r;
+            memset(out, fill, len);
+            return 0;
+        }
     }
     return from_image;
 }

@@ -11,7 +11,14 @@
  * is pending (secondary), so an image that already runs is skipped; right
  * after END it reports the hash END verified on the device (the device
  * re-read the whole stored file), without another round trip; run()
- * resets the device, waits for it to come back on trial and confirms it. */
+ * resets the device, waits for it to come back on trial and confirms it.
+ *
+ * Built with PF_AGENT_HOST_STREAM=1 (the small-MCU updater, firmware/), the
+ * driver holds no image and no window: the job's image source (the memory
+ * map given to check_image, whose bytes an updater may read again from its
+ * SD card) is read for the hash, for the MCUboot checks and for every DATA
+ * frame, sent or sent again after a loss; write_max is then one frame, so
+ * the job's buffer stays small, and the transfer runs at write_end. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,26 +35,62 @@
 #include "peerflash/pf_target.h"
 #include "peerflash/pf_zarena.h"
 
-#define HOST_RXBUF 512u
+/* Build-time sizes (the state is sizeof(agent_host), pf_session_state_size):
+ *   PF_AGENT_HOST_STREAM   0: the job hands the whole image to one write
+ *                          (host); 1: frames are re-read from the job's image
+ *                          source (small MCUs)
+ *   PF_AGENT_HOST_PAYLOAD  largest DATA frame payload sent (4096; the agent's
+ *                          HELLO may lower it): the frame buffers are ~3x it
+ *   PF_AGENT_HOST_DEFLATE  1: compress when the agent inflates (the window
+ *                          arena and 48 KiB of compressed stream kept for
+ *                          retransmission, ~150 KiB); 0: never compress
+ *   PF_AGENT_HOST_RXBUF    largest frame received (HELLO's answer is 108) */
+#ifndef PF_AGENT_HOST_STREAM
+#define PF_AGENT_HOST_STREAM 0
+#endif
+#ifndef PF_AGENT_HOST_PAYLOAD
+#define PF_AGENT_HOST_PAYLOAD PF_AP_MAX_PAYLOAD
+#endif
+#ifndef PF_AGENT_HOST_DEFLATE
+#define PF_AGENT_HOST_DEFLATE (!PF_AGENT_HOST_STREAM)
+#endif
+#ifndef PF_AGENT_HOST_RXBUF
+#define PF_AGENT_HOST_RXBUF 512u
+#endif
+#if PF_AGENT_HOST_PAYLOAD < 128 || PF_AGENT_HOST_PAYLOAD > PF_AP_MAX_PAYLOAD
+#error "PF_AGENT_HOST_PAYLOAD must be 128..PF_AP_MAX_PAYLOAD"
+#endif
+#if PF_AGENT_HOST_STREAM && PF_AGENT_HOST_DEFLATE
+#error "PF_AGENT_HOST_STREAM re-reads plain frames: build it with PF_AGENT_HOST_DEFLATE=0"
+#endif
+#define HOST_RXBUF PF_AGENT_HOST_RXBUF
 #define TEXT_MAX 160u
 /* deflate: the largest window the host uses (the agent's may be smaller),
  * hash chains of memLevel 7; the arena holds what deflateInit2 allocates:
  * 2^(bits+2) + 2^(memLevel+9) + its state */
 #define ZBITS_MAX 12 /* keeps the state (~150 KiB) within the MCU updater's 240 KiB */
 #define ZMEM_LEVEL 7
+#if PF_AGENT_HOST_DEFLATE
 #define ZARENA_SIZE ((1u << (ZBITS_MAX + 2)) + (1u << (ZMEM_LEVEL + 9)) + 12288u)
 /* compressed bytes kept for retransmission: bounds the bytes in flight */
 #define ZBUF_SIZE (48u * 1024u)
+#else
+#define ZARENA_SIZE 1u /* never used: zbits stays 0 */
+#define ZBUF_SIZE 1u
+#endif
 
 typedef struct agent_host {
     pf_target_config cfg;
     uint8_t seq;
     pf_ap_decoder dec;
     uint8_t rxbuf[HOST_RXBUF];
-    uint8_t in[512];
+    uint8_t in[PF_AGENT_HOST_STREAM ? 64 : 512];
     size_t in_len, in_pos;
-    uint8_t tx[PF_AP_WIRE_MAX(PF_AP_MAX_PAYLOAD)];
-    uint8_t payload[PF_AP_MAX_PAYLOAD];
+    uint8_t tx[PF_AP_WIRE_MAX(PF_AGENT_HOST_PAYLOAD)];
+    uint8_t payload[PF_AGENT_HOST_PAYLOAD];
+    const pf_memmap *map; /* the job's image (check_image), read in stream mode */
+    uint32_t src_len;     /* stream mode: its length and SHA-256, found by check_image */
+    uint8_t src_hash[PF_AGENT_HOST_STREAM ? 32 : 1];
     /* from HELLO */
     uint16_t max_payload;
     uint8_t window, caps, state, flags;
@@ -77,6 +120,7 @@ typedef struct agent_host {
 } agent_host;
 
 static const pf_port *P(agent_host *h) { return h->cfg.port; }
+static int image_read(agent_host *h, uint32_t off, uint8_t *dst, uint32_t len);
 
 /* ---- zlib on the arena in the driver state ---------------------------------------- */
 
@@ -227,7 +271,8 @@ static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info
     memcpy(h->run_hash, p + 31, 32);
     /* deflate when both sides have it: the agent's window, capped at ours */
     h->zbits = 0;
-    if ((h->caps & PF_AP_CAP_DEFLATE) && f->len >= 1 + PF_AP_HELLO_LEN && p[99] >= 9 && h->opt.deflate)
+    if (PF_AGENT_HOST_DEFLATE && (h->caps & PF_AP_CAP_DEFLATE) && f->len >= 1 + PF_AP_HELLO_LEN && p[99] >= 9 &&
+        h->opt.deflate)
         h->zbits = p[99] < ZBITS_MAX ? p[99] : ZBITS_MAX;
     if (h->max_payload < 8 || h->max_payload > PF_AP_MAX_PAYLOAD)
         return pf_diag_set(h->cfg.diag, PF_ERR_PROTOCOL, "agent max payload %u unusable", (unsigned)h->max_payload);
@@ -243,7 +288,9 @@ static int parse_hello(agent_host *h, const pf_ap_frame *f, pf_target_info *info
         info->geom.flash_start = 0;
         info->geom.flash_size = h->slot_size;
         info->geom.write_align = 1;
-        info->geom.write_max = h->slot_size;
+        /* stream mode: the job's writes are one frame each, the transfer
+         * reads the image source itself (write_end) */
+        info->geom.write_max = PF_AGENT_HOST_STREAM ? PF_AGENT_HOST_PAYLOAD : h->slot_size;
         info->geom.erased_value = 0xFF;
         info->geom.erase_style = PF_ERASE_BY_WRITE;
         /* what the device runs, for `info` and for `update` (which skips the
@@ -387,7 +434,8 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
     }
     const pf_port *pt = P(h);
     char where[64];
-    const uint32_t max_chunk = h->max_payload - 4u;
+    const uint32_t max_chunk = h->max_payload - 4u < PF_AGENT_HOST_PAYLOAD - 4u ? h->max_payload - 4u
+                                                                                 : PF_AGENT_HOST_PAYLOAD - 4u;
     uint32_t chunk = max_chunk;
     uint32_t win = h->window;
     /* In flight: cwnd frames of chunk bytes. After a loss the window halves
@@ -412,6 +460,7 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
     int timing = 0;
     uint32_t give_up = 8u * rto_max > 5000u ? 8u * rto_max : 5000u; /* ms without progress */
     uint32_t last_progress = pt->now_ms(pt->ctx), last_goback = 0, t_start = last_progress;
+    int r0;
     while (acked < size) {
         while (next < size && next - acked < cwnd * chunk) {
             uint32_t n;
@@ -431,10 +480,13 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
                 src = h->zbuf + (next - h->zbase);
             } else {
                 n = size - next < chunk ? size - next : chunk;
-                src = data + next;
+                src = data ? data + next : NULL;
             }
             pf_put_le32(h->payload, next);
-            memcpy(h->payload + 4, src, n);
+            if (src)
+                memcpy(h->payload + 4, src, n);
+            else if ((r0 = image_read(h, next, h->payload + 4, n)) < 0)
+                return r0; /* stream mode: the frame read again from the image source */
             h->stats.data_sent += n;
             int r = send_frame(h, PF_AP_DATA, ++h->seq, h->payload, n + 4u);
             if (r < 0)
@@ -590,6 +642,21 @@ static int read_mem(void *ctx, uint32_t off, uint8_t *dst, uint32_t len)
     return PF_OK;
 }
 
+/* Stream mode: bytes [off, off+len) of the image from the job's source. */
+static int image_read(agent_host *h, uint32_t off, uint8_t *dst, uint32_t len)
+{
+    if (!h->map)
+        return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent (stream build): no image source (check_image not called)");
+    pf_memmap_read(h->map, off, dst, len, 0xFF);
+    int r = pf_memmap_error(h->map);
+    return r < 0 ? r : PF_OK;
+}
+
+static int read_source(void *ctx, uint32_t off, uint8_t *dst, uint32_t len)
+{
+    return image_read(ctx, off, dst, len);
+}
+
 /* The checks the device makes at END (the SHA-256 TLV, and the signature
  * when the caller gave the key), made on the host first: a corrupt or
  * wrongly signed file fails before a byte of it is sent, not after a full
@@ -597,8 +664,8 @@ static int read_mem(void *ctx, uint32_t off, uint8_t *dst, uint32_t len)
 static int check_image(agent_host *h, const uint8_t *data, uint32_t len)
 {
     pf_mcuboot_check_config c = PF_MCUBOOT_CHECK_CONFIG_DEFAULT();
-    c.read = read_mem;
-    c.ctx = (void *)(uintptr_t)data;
+    c.read = data ? read_mem : read_source;
+    c.ctx = data ? (void *)(uintptr_t)data : (void *)h;
     c.limit = len;
     c.pubkey = h->opt.pubkey;
     c.pubkey_len = h->opt.pubkey_len;
@@ -616,25 +683,68 @@ static int check_image(agent_host *h, const uint8_t *data, uint32_t len)
     return r;
 }
 
-static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* The checks before a byte is sent (layout, SHA-256 TLV, signature) and the
+ * file's SHA-256 (the resume key): data in memory, or NULL to read the job's
+ * image source. Its own frame (not inlined): in stream mode it runs from
+ * check_image, so that its stack and the transfer's do not add up. */
+static NOINLINE int prepare_image(agent_host *h, const uint8_t *data, uint32_t len, uint8_t *sha256)
 {
-    agent_host *h = self;
-    if (addr != 0 || len != h->run_len)
-        return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent write of %lu bytes at 0x%lx: expected the whole image",
-                           (unsigned long)len, (unsigned long)addr);
-    if (len < PF_MCUBOOT_HEADER_SIZE || pf_get_le32(data) != PF_MCUBOOT_MAGIC)
+    uint8_t head[4] = {0, 0, 0, 0};
+    int r;
+    if (len >= 4) {
+        if (data)
+            memcpy(head, data, 4);
+        else if ((r = image_read(h, 0, head, 4)) < 0)
+            return r;
+    }
+    if (len < PF_MCUBOOT_HEADER_SIZE || pf_get_le32(head) != PF_MCUBOOT_MAGIC)
         return pf_diag_set(h->cfg.diag, PF_ERR_FORMAT,
                            "the agent installs MCUboot-layout images (magic 0x96f3b83d); this one starts with "
                            "0x%08lx: make one with `peerflash sign`",
-                           (unsigned long)(len >= 4 ? pf_get_le32(data) : 0));
-    int r = check_image(h, data, len);
+                           (unsigned long)pf_get_le32(head));
+    r = check_image(h, data, len);
     if (r < 0)
         return r;
-    uint8_t begin[PF_AP_BEGIN_DELTA_LEN];
     pf_digest dg;
     pf_digest_begin(&dg, PF_DIGEST_SHA256);
-    pf_digest_update(&dg, data, len);
-    pf_digest_finish(&dg, begin + 5);
+    if (data) {
+        pf_digest_update(&dg, data, len);
+    } else {
+        /* the payload buffer is free until BEGIN */
+        for (uint32_t off = 0; off < len;) {
+            uint32_t n = len - off < sizeof h->payload ? len - off : (uint32_t)sizeof h->payload;
+            if ((r = image_read(h, off, h->payload, n)) < 0)
+                return r;
+            pf_digest_update(&dg, h->payload, n);
+            off += n;
+        }
+    }
+    pf_digest_finish(&dg, sha256);
+    return PF_OK;
+}
+
+/* The whole transfer of the image: data in memory (host), or NULL in stream
+ * mode (checked and hashed by check_image already, sent from the source). */
+static int send_image(agent_host *h, const uint8_t *data, uint32_t len)
+{
+    int r;
+    uint8_t begin[PF_AP_BEGIN_DELTA_LEN];
+    if (data) {
+        r = prepare_image(h, data, len, begin + 5);
+        if (r < 0)
+            return r;
+    } else {
+        if (!h->src_len || h->src_len != len)
+            return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent (stream build): the job writes %lu bytes, the image "
+                               "checked before has %lu", (unsigned long)len, (unsigned long)h->src_len);
+        memcpy(begin + 5, h->src_hash, 32);
+    }
     pf_put_le32(begin, len);
     begin[4] = 0;
     /* BEGIN, and the first window right behind it (the link keeps order, so
@@ -660,7 +770,7 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     pf_agent_delta_patch dp;
     int delta = 0;
     memset(&dp, 0, sizeof dp);
-    if (h->delta_fn && (h->caps & PF_AP_CAP_DELTA) && h->max_payload >= PF_AP_BEGIN_DELTA_LEN) {
+    if (data && h->delta_fn && (h->caps & PF_AP_CAP_DELTA) && h->max_payload >= PF_AP_BEGIN_DELTA_LEN) {
         r = h->delta_fn(h->delta_user, h->run_hash, data, len, &dp);
         if (r < 0)
             return r;
@@ -761,9 +871,46 @@ static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
     return PF_OK;
 }
 
+static int a_write(void *self, uint32_t addr, const uint8_t *data, uint32_t len)
+{
+    agent_host *h = self;
+    if (PF_AGENT_HOST_STREAM) {
+        /* one frame's worth of the job's run: the transfer reads the image
+         * source itself at write_end */
+        if ((uint64_t)addr + len > h->run_len)
+            return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent write of %lu bytes at 0x%lx: past the %lu-byte image",
+                               (unsigned long)len, (unsigned long)addr, (unsigned long)h->run_len);
+        return PF_OK;
+    }
+    if (addr != 0 || len != h->run_len)
+        return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "agent write of %lu bytes at 0x%lx: expected the whole image",
+                           (unsigned long)len, (unsigned long)addr);
+    return send_image(h, data, len);
+}
+
 static int a_write_end(void *self)
 {
-    (void)self;
+    agent_host *h = self;
+    return PF_AGENT_HOST_STREAM ? send_image(h, NULL, h->run_len) : PF_OK;
+}
+
+static int a_check_image(void *self, const pf_memmap *map)
+{
+    agent_host *h = self;
+    h->map = map;
+    if (!PF_AGENT_HOST_STREAM)
+        return PF_OK; /* the job's write() brings the image, checked there */
+    /* stream mode: the image is checked and hashed here, before the job */
+    uint32_t lo, hi;
+    pf_memmap_bounds(map, &lo, &hi);
+    if (map->count != 1 || lo != 0)
+        return pf_diag_set(h->cfg.diag, PF_ERR_RANGE, "the agent takes one whole signed image at address 0, not "
+                           "%u range(s) from 0x%08lx", (unsigned)map->count, (unsigned long)lo);
+    h->src_len = 0;
+    int r = prepare_image(h, NULL, hi, h->src_hash);
+    if (r < 0)
+        return r;
+    h->src_len = hi;
     return PF_OK;
 }
 
@@ -957,6 +1104,7 @@ const pf_target_ops pf_target_agent = {
     .options = agent_options,
     .set_option = a_set_option,
     .stats = a_stats,
+    .check_image = a_check_image,
     .set_delta = pf_agent_host_set_delta,
     .probe_rank = 3,
     .app_address = 0, /* the slot: the device places the image */

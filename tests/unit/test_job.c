@@ -327,6 +327,75 @@ static void test_random_images_property(void)
     }
 }
 
+/* A map without an arena (pf_memmap_init_source): the job's reads come from
+ * the source each time (an updater re-reading its SD card), the image is
+ * written and verified; a source that fails stops the job with its error. */
+typedef struct src_state {
+    uint32_t base, len;
+    int reads, fail_after; /* fail_after > 0: that read and all later fail */
+    size_t expected;
+} src_state;
+
+static uint8_t src_byte(uint32_t addr) { return (uint8_t)(addr * 13u + 5u); }
+
+static int src_read(void *user, uint32_t addr, uint8_t *out, size_t len, size_t expect)
+{
+    src_state *st = user;
+    st->reads++;
+    if (st->fail_after && st->reads >= st->fail_after)
+        return pf_diag_set(&diag, PF_ERR_IO, "card removed");
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (addr + i >= st->base && addr + i < st->base + st->len) {
+            out[i] = src_byte((uint32_t)(addr + i));
+            n++;
+        }
+    st->expected += expect;
+    CHECK_EQ(n, expect); /* expect is the count the segments cover */
+    return PF_OK;
+}
+
+static void test_streamed_source(void)
+{
+    setup(PF_ERASE_EXPLICIT, 1024, 0, 1); /* read-back verify: the source is read twice */
+    src_state st = { 1000, 9000, 0, 0, 0 };
+    pf_memmap_source src = { src_read, &st, 0 };
+    pf_memmap_init_source(&map, segs, 64, &src);
+    uint8_t rec[100];
+    for (uint32_t a = st.base; a < st.base + st.len; a += sizeof rec) /* records, as a reader adds them */
+        REQUIRE(pf_memmap_add(&map, a, rec, sizeof rec, NULL) == PF_OK);
+    CHECK_EQ(map.count, 1);
+    CHECK(map.segs[0].data == NULL);
+    REQUIRE(pf_memmap_finish(&map, NULL) == PF_OK);
+    pf_job_config c = config();
+    c.buf_size = 512;
+    pf_job_result res;
+    CHECK_EQ(pf_job_flash(&tgt, &map, &c, &res), PF_OK);
+    for (uint32_t a = st.base; a < st.base + st.len; a++)
+        if (ft.flash[a] != src_byte(a)) {
+            CHECK_EQ(ft.flash[a], src_byte(a));
+            break;
+        }
+    CHECK(res.verified);
+    CHECK(st.reads > 2 * (int)(st.len / 512));
+    CHECK_EQ(pf_memmap_error(&map), PF_OK);
+
+    /* the card fails half way through the writes */
+    setup(PF_ERASE_EXPLICIT, 1024, 0, 1);
+    src_state bad = { 1000, 9000, 0, 5, 0 };
+    pf_memmap_source src2 = { src_read, &bad, 0 };
+    pf_memmap_init_source(&map, segs, 64, &src2);
+    for (uint32_t a = bad.base; a < bad.base + bad.len; a += sizeof rec)
+        REQUIRE(pf_memmap_add(&map, a, rec, sizeof rec, NULL) == PF_OK);
+    REQUIRE(pf_memmap_finish(&map, NULL) == PF_OK);
+    int writes_before = ft.write_calls;
+    CHECK_EQ(pf_job_flash(&tgt, &map, &c, &res), PF_ERR_IO);
+    CHECK_EQ(pf_memmap_error(&map), PF_ERR_IO);
+    CHECK_STR_CONTAINS(diag.text, "card removed");
+    CHECK_EQ(ft.write_calls - writes_before, 4); /* the four reads that worked were written, no more */
+    CHECK(!res.verified);
+}
+
 int main(void)
 {
     RUN(test_explicit_erase_touches_only_needed_units);
@@ -343,5 +412,6 @@ int main(void)
     RUN(test_empty_image);
     RUN(test_progress_is_monotonic_and_complete);
     RUN(test_random_images_property);
+    RUN(test_streamed_source);
     return pf_test_summary();
 }

@@ -7,8 +7,12 @@ set(PF_BOARD_SOURCES ${PF_FW_SEMIHOST})
 # 16 KiB of RAM: stack (nrf51822.ld) + these buffers + the updater's fixed ones
 # must fit; the link fails if they do not. Figures in docs/MCU.md.
 set(PF_BOARD_DEFINITIONS
-  PF_UPDATER_ARENA=7168      # image data bytes: an application up to 7 KiB
+  PF_UPDATER_ARENA=0         # no image arena: the image is read again from the card as the job needs it
   PF_UPDATER_SEGMENTS=8
-  PF_UPDATER_CTX=1152        # driver state: avr and stm32 (1148) fit; esp (183848) and agent (157072) do not
+  PF_UPDATER_CTX=1536        # driver state: avr 1152, stm32 1148, agent 1500 (stream build); esp (183848) does not fit
   PF_UPDATER_WORK=512        # 2 x write_max of AVR (128-byte pages) and STM32 (256-byte blocks)
+  PF_UPDATER_MAX_OPTIONS=4   # driver options in one job ...
+  PF_UPDATER_OPTION_WORD=48  # ... of up to 47 characters each ("name=value")
+  PF_UPDATER_PATH=128        # image path, with its NUL
+  PF_UPDATER_LINE=200        # console line while the job runs (progress from inside a driver: stack)
   PF_MICROBIT_RING=256)      # UART receive ring
