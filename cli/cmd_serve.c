@@ -65,8 +65,9 @@ static void usage(FILE *f)
             "                     key that is not the certificate's, or a certificate outside its\n"
             "                     validity period exits 2 before anything listens; a libmicrohttpd\n"
             "                     without TLS exits 1\n"
-            "  --ota-password-file F  espota password (first line of F): the IDE must answer the MD5\n"
-            "                     nonce challenge; without it any host that reaches the port can flash\n"
+            "  --ota-password-file F  espota password (first line of F): the IDE must answer the nonce\n"
+            "                     challenge (PBKDF2-HMAC-SHA256 from espota 3.3.1+, MD5 from older\n"
+            "                     clients); without it any host that reaches the port can flash\n"
             "  --no-mdns          do not advertise the --ota-port targets as _arduino._tcp (by default\n"
             "                     they are, through avahi-daemon, when it runs)\n"
             "  --max-body N       largest upload in bytes (K, M suffixes; default 16M)\n"
@@ -268,7 +269,9 @@ int pf_cmd_serve(int argc, char **argv)
             char pw[256];
             if (read_token(v, pw, sizeof pw, "--ota-password-file", 1) < 0)
                 return PF_EXIT_USAGE;
-            pf_ota_md5_hex(pw, strlen(pw), cfg.ota_password_md5); /* the protocol works on MD5(password) */
+            /* the protocol works on hashes of the password, never the password */
+            pf_ota_md5_hex(pw, strlen(pw), cfg.ota_password_md5);
+            pf_ota_sha256_hex(pw, strlen(pw), cfg.ota_password_sha256);
             memset(pw, 0, sizeof pw);
         } else if (!strcmp(a, "--listen")) {
             NEED_VALUE();

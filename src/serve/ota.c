@@ -1,5 +1,5 @@
 /* The ArduinoOTA / espota front end of `peerflash serve` (--ota-port N per
- * target): a UDP invitation (with the optional MD5 nonce challenge), then
+ * target): a UDP invitation (with the optional nonce challenge), then
  * the daemon connects back over TCP, takes the whole image, checks its MD5,
  * parses it like an upload, and runs the same job as the HTTP API. One
  * thread per port; the protocol's messages are parsed in ota_proto.c. */
@@ -158,7 +158,7 @@ static void *ota_thread(void *arg)
     int waiting = 0;
     pf_ota_invitation inv, pending;
     struct sockaddr_in pending_from = {0};
-    char nonce[33] = "";
+    char nonce[65] = "";
     uint64_t since = 0;
     while (!atomic_load(&d->stopping)) {
         struct pollfd p = {fd, POLLIN, 0};
@@ -172,22 +172,28 @@ static void *ota_thread(void *arg)
             continue;
         char ip[INET_ADDRSTRLEN], why[120];
         inet_ntop(AF_INET, &from.sin_addr, ip, sizeof ip);
-        int same_host = waiting && from.sin_addr.s_addr == pending_from.sin_addr.s_addr &&
-                        from.sin_port == pending_from.sin_port;
-        if (same_host && pf_posix_now_us() - since < AUTH_WAIT_US) {
+        /* The answer to the challenge comes from the invited host, not always
+         * from the invitation's port: espota.py 3.3.1+ sends it from a new
+         * socket. Anything else from that host is taken as a new invitation. */
+        int same_host = waiting && from.sin_addr.s_addr == pending_from.sin_addr.s_addr;
+        int is_answer = n >= 4 && !memcmp(buf, "200 ", 4);
+        if (same_host && is_answer && pf_posix_now_us() - since < AUTH_WAIT_US) {
             waiting = 0;
-            char cnonce[33], response[33], expect[33];
+            char cnonce[PF_OTA_HEX_MAX], response[PF_OTA_HEX_MAX];
             if (pf_ota_parse_auth(buf, (size_t)n, cnonce, response, why, sizeof why) < 0) {
                 serve_log(d, "refused", t, NULL, "espota from %s: %s", ip, why);
                 udp_reply(fd, &from, "Authentication Failed");
                 continue;
             }
-            pf_ota_expected_response(d->cfg.ota_password_md5, nonce, cnonce, expect);
-            if (!pf_ota_equal(expect, response)) {
-                serve_log(d, "refused", t, NULL, "espota from %s: wrong password", ip);
+            pf_ota_auth scheme = pf_ota_check_answer(d->cfg.ota_password_md5, d->cfg.ota_password_sha256, nonce,
+                                                     cnonce, response);
+            if (scheme == PF_OTA_AUTH_REFUSED) {
+                serve_log(d, "refused", t, NULL, "espota from %s: wrong password (%s scheme)", ip,
+                          strlen(response) == 64 ? "PBKDF2-HMAC-SHA256" : "MD5");
                 udp_reply(fd, &from, "Authentication Failed");
                 continue;
             }
+            serve_log(d, "auth", t, NULL, "espota from %s: password checked (%s)", ip, pf_ota_auth_name(scheme));
             transfer(d, t, fd, &from, &pending);
             continue;
         }
@@ -218,11 +224,12 @@ static void *ota_thread(void *arg)
             continue;
         }
         if (d->cfg.ota_password_md5[0]) {
-            uint8_t rnd[16];
+            /* 64 digits: espota.py 3.3.1+ then answers with PBKDF2-HMAC-SHA256 */
+            uint8_t rnd[32];
             if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
                 continue;
-            pf_ota_md5_hex(rnd, sizeof rnd, nonce);
-            char m[40];
+            pf_ota_sha256_hex(rnd, sizeof rnd, nonce);
+            char m[72];
             snprintf(m, sizeof m, "AUTH %s", nonce);
             udp_reply(fd, &from, m);
             waiting = 1;

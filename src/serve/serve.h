@@ -54,6 +54,7 @@ typedef struct serve_config {
     int verbose;
     int mdns;                  /* advertise the espota ports over mDNS (avahi) */
     char ota_password_md5[33]; /* MD5 hex of --ota-password-file's password; "" = none */
+    char ota_password_sha256[65]; /* its SHA-256 hex (espota 3.3.1+) */
     const char *tls_cert_path, *tls_key_path; /* --tls-cert, --tls-key; NULL = plain HTTP */
     char *tls_cert, *tls_key;  /* their PEM text once serve_tls_load checked them; NULL = plain HTTP */
 } serve_config;

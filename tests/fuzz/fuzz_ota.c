@@ -12,9 +12,10 @@
 
 static void check_hex(const char *h)
 {
-    if (strlen(h) != 32)
+    size_t n = strlen(h);
+    if (n != 32 && n != 64)
         abort();
-    for (int i = 0; i < 32; i++)
+    for (size_t i = 0; i < n; i++)
         if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
             abort();
 }
@@ -38,14 +39,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!why[0]) {
         abort(); /* a refusal always says why */
     }
-    char cnonce[33], response[33];
+    char cnonce[PF_OTA_HEX_MAX], response[PF_OTA_HEX_MAX];
     if (pf_ota_parse_auth(msg, size, cnonce, response, why, sizeof why) == 0) {
         check_hex(cnonce);
         check_hex(response);
+        if (strlen(cnonce) != strlen(response))
+            abort();
         char expect[33];
-        pf_ota_expected_response("0123456789abcdef0123456789abcdef", cnonce, cnonce, expect);
+        pf_ota_md5_response("0123456789abcdef0123456789abcdef", cnonce, cnonce, expect);
         check_hex(expect);
         if (!pf_ota_equal(expect, expect) || (pf_ota_equal(expect, cnonce) && strcmp(expect, cnonce)))
+            abort();
+        /* a random answer never passes (the nonce is the fuzzer's cnonce) */
+        if (pf_ota_check_answer("0123456789abcdef0123456789abcdef",
+                                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", cnonce, cnonce,
+                                response) != PF_OTA_AUTH_REFUSED &&
+            strlen(response) == 32 && strcmp(response, expect))
             abort();
     }
     return 0;

@@ -90,15 +90,34 @@ echo "s3cret-$RANDOM" >pw
 start_serve serve2.log --no-mdns --ota-password-file pw --target stm32 --port "$DIR/stm" --baud 115200 --ota-port "$P_STM"
 sha=$(sha256sum stm.flash | cut -d' ' -f1)
 client "$P_STM" stm.bin
-[ $crc -eq 1 ] && grep -q "invitation: AUTH [0-9a-f]\{32\}" client.out && ok "password set: the invitation gets a nonce challenge" ||
+[ $crc -eq 1 ] && grep -q "invitation: AUTH [0-9a-f]\{64\}$" client.out &&
+    ok "password set: the invitation gets a 64-digit nonce (espota 3.3.1+ answers with PBKDF2-HMAC-SHA256)" ||
     fail "no challenge: $(cat client.out)"
-client "$P_STM" stm.bin --password wrong
-[ $crc -eq 1 ] && grep -q "authentication: Authentication Failed" client.out && ok "wrong password: Authentication Failed" ||
-    fail "wrong password: $(cat client.out)"
-[ "$(sha256sum stm.flash | cut -d' ' -f1)" = "$sha" ] && ok "the wrong password did not touch the target" || fail "flash changed"
-client "$P_STM" stm.bin --password "$(cat pw)"
-[ $crc -eq 0 ] && cmp -s -n 20000 stm.bin stm.flash && ok "right password: flashed" || fail "right password: $(cat client.out)"
-grep -q "espota from 127.0.0.1: wrong password" serve2.log && ok "the wrong password is logged" || fail "log"
+for scheme in auto md5; do
+    client "$P_STM" stm.bin --password wrong --scheme $scheme
+    [ $crc -eq 1 ] && grep -q "authentication: Authentication Failed" client.out &&
+        ok "wrong password ($scheme scheme): Authentication Failed" || fail "wrong password $scheme: $(cat client.out)"
+done
+[ "$(sha256sum stm.flash | cut -d' ' -f1)" = "$sha" ] && ok "the wrong passwords did not touch the target" || fail "flash changed"
+grep -q "espota from 127.0.0.1: wrong password (PBKDF2-HMAC-SHA256 scheme)" serve2.log &&
+    grep -q "espota from 127.0.0.1: wrong password (MD5 scheme)" serve2.log &&
+    ok "the wrong passwords are logged with their scheme" || fail "log: $(grep refused serve2.log)"
+# each client generation in use, each with its own image so every flash is seen
+seed=40
+for scheme in auto sha256-md5pw md5 md5-37; do
+    seed=$((seed + 1))
+    $PY -c "import random,sys; r=random.Random($seed); open('stm-$scheme.bin','wb').write(bytes(r.getrandbits(8) for _ in range(20000)))"
+    client "$P_STM" "stm-$scheme.bin" --password "$(cat pw)" --scheme $scheme
+    [ $crc -eq 0 ] && cmp -s -n 20000 "stm-$scheme.bin" stm.flash && ok "right password, $scheme scheme: flashed" ||
+        fail "right password $scheme: $(cat client.out)"
+done
+missing=0
+for what in "PBKDF2-HMAC-SHA256" "PBKDF2-HMAC-SHA256 over the MD5 password hash" "MD5 (pre-3.3.1 espota)" \
+            "MD5 over the nonce's first 32 digits (espota before 3.3.1)"; do
+    grep -qF "password checked ($what)" serve2.log || { missing=1; echo "not logged: $what"; }
+done
+[ $missing = 0 ] && grep -c "password checked" serve2.log | grep -qx 4 && ok "each accepted answer is logged with its scheme" ||
+    fail "auth log: $(grep auth serve2.log)"
 if [ $have_avr = 1 ]; then
     stop $AVR_SIM
     cmp -s -n "$(stat -c %s "$AVR_DIR/app_small.bin")" "$AVR_DIR/app_small.bin" avr.dump &&
