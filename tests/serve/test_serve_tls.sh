@@ -2,7 +2,7 @@
 # peerflash serve over TLS (--tls-cert/--tls-key, libmicrohttpd's GnuTLS
 # backend): a test CA and a server certificate for 127.0.0.1 made here with
 # Debian's openssl; bad, missing and mismatched files exit 2 naming the file
-# before anything listens; curl --cacert uploads to a simulated STM32 over
+# before anything listens (expired and not-yet-valid certificates too); curl --cacert uploads to a simulated STM32 over
 # https and the flash holds the image; the token is still required; a client
 # that does not trust the CA is refused by curl; plain HTTP, and garbage, sent
 # to the TLS port fail at once while the daemon keeps serving and flashing.
@@ -52,6 +52,17 @@ expect 2 "--tls-key other.key is not the private key of the certificate in --tls
 expect 2 "--tls-key ca.key is not the private key" -- --tls-cert server.crt --tls-key ca.key
 : >empty.pem
 expect 2 "--tls-cert empty.pem: the file is empty" -- --tls-cert empty.pem --tls-key server.key
+# certificates outside their validity period, signed for the server key by `openssl ca` (the
+# one openssl 3.0 command that takes explicit dates)
+mkdir -p cadb && : >cadb/index.txt && echo 01 >cadb/serial &&
+    printf '[ca]\ndefault_ca=c\n[c]\ndatabase=cadb/index.txt\nnew_certs_dir=cadb\nserial=cadb/serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\ncommonName=supplied\n' >ca.cnf &&
+    openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in server.csr -out expired.crt \
+        -startdate 20200101000000Z -enddate 20200201000000Z >>gen.log 2>&1 &&
+    openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in server.csr -out future.crt \
+        -startdate 20990101000000Z -enddate 20990201000000Z >>gen.log 2>&1 ||
+    { cat gen.log; die "openssl ca could not make the dated certificates"; }
+expect 2 "--tls-cert expired.crt expired [0-9]+ days ago: clients would refuse it" -- --tls-cert expired.crt --tls-key server.key
+expect 2 "--tls-cert future.crt is not valid yet \(check the clock\)" -- --tls-cert future.crt --tls-key server.key
 timeout 20 "$PF" serve --help >out 2>&1
 grep -q -- "--tls-cert FILE, --tls-key FILE" out && grep -q "travel in clear" out &&
     ok "--help describes --tls-cert/--tls-key and says plain HTTP travels in clear" || fail "--help: no TLS text"
