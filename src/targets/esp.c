@@ -880,7 +880,7 @@ static int plain_fits(const esp_state *s)
 
 static int plain_too_small(esp_state *s, const char *why)
 {
-    return pf_diag_set(diag(s), PF_ERR_NOMEM,
+    return pf_diag_set(diag(s), PF_ERR_UNSUPPORTED,
                        "%s uncompressed, in the %s ROM's %lu-byte blocks, but this build's block buffer "
                        "(PF_ESP_BLOCK) has %lu bytes: it must be %lu",
                        why, s->chip->name, (unsigned long)s->bs, (unsigned long)sizeof s->block, (unsigned long)s->bs);
@@ -1258,7 +1258,8 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
                            (unsigned long)addr);
     s->deflating = s->opt.compress && s->chip->rom_deflate;
     if (!s->deflating && !plain_fits(s))
-        return plain_too_small(s, s->chip->rom_deflate ? "--no-compress sends the image" : "this ROM has no deflate: it gets the image");
+        return plain_too_small(s, s->chip->rom_deflate ? "--no-compress sends the image"
+                                                       : "this ROM has no deflate: it gets the image");
 #if PF_ESP_STREAM
     if (!s->map)
         return pf_diag_set(diag(s), PF_ERR_STATE,
@@ -1551,6 +1552,10 @@ static int esp_check_image(void *self, const pf_memmap *map)
 #if PF_ESP_STREAM
     s->map = map;
 #endif
+    /* a build that cannot write this chip plain says so before anything is written */
+    if (!(s->opt.compress && s->chip->rom_deflate) && !plain_fits(s))
+        return plain_too_small(s, s->chip->rom_deflate ? "--no-compress sends the image"
+                                                       : "this ROM has no deflate: it gets the image");
     for (size_t i = 0; i < map->count; i++) {
         const pf_segment *seg = &map->segs[i];
         pf_esp_image_info info;
