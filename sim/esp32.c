@@ -109,10 +109,13 @@ static void fifo_overrun(pf_sim_esp32 *s)
     if (s->fifo_checked || s->st.stub) /* the stub receives by interrupt into its own buffers */
         return;
     s->fifo_checked = 1;
+    int full = 0;
     for (;;) {
         size_t tail = s->rxq_head + s->rxq_len;
-        if (tail >= sizeof s->rxq)
+        if (tail >= sizeof s->rxq) {
+            full = 1;
             break;
+        }
         int n = s->port.read(s->port.ctx, s->rxq + tail, sizeof s->rxq - tail, 0);
         if (n <= 0)
             break;
@@ -124,10 +127,13 @@ static void fifo_overrun(pf_sim_esp32 *s)
              s->rxq_len - UART_RX_FIFO);
         s->rxq_len = UART_RX_FIFO;
     }
-    /* anything still pending in the OS buffer came in during the command too */
+    /* what rxq had no room for came in during the command too; but once the
+     * OS buffer was found empty, a byte arriving now is not dropped: it came
+     * as the answer went out (a host writing ahead at that moment lost its
+     * bytes here, at random, though they fit the FIFO) */
     uint8_t drop[256];
     int n;
-    while ((n = s->port.read(s->port.ctx, drop, sizeof drop, 0)) > 0)
+    while (full && (n = s->port.read(s->port.ctx, drop, sizeof drop, 0)) > 0)
         s->st.rx_lost += (uint32_t)n;
 }
 

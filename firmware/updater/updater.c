@@ -64,7 +64,12 @@
 #ifndef PF_UPDATER_LINE
 #define PF_UPDATER_LINE (PF_DIAG_MAX + 80) /* console line while a job runs (longer ones are cut) */
 #endif
-#define PF_UPDATER_CHUNK 512u /* one SD sector per storage read */
+#ifndef PF_UPDATER_CHUNK
+#define PF_UPDATER_CHUNK 512u /* bytes per storage read (one SD sector) */
+#endif
+#ifndef PF_UPDATER_JOBLINE
+#define PF_UPDATER_JOBLINE 512 /* the job's command line, with its NUL */
+#endif
 
 typedef struct job_opts {
     const char *target;
@@ -86,7 +91,6 @@ static pf_segment segments[PF_UPDATER_SEGMENTS];
 static uint64_t driver_ctx[PF_UPDATER_CTX / sizeof(uint64_t)];
 static uint8_t work[PF_UPDATER_WORK];
 static uint8_t chunk[PF_UPDATER_CHUNK];
-#define PF_UPDATER_JOBLINE 512
 static char jobline[PF_UPDATER_JOBLINE];
 static union {
     pf_ihex ihex;
@@ -650,7 +654,7 @@ static int run_job(const job_opts *o, pf_diag *d, int *status)
     size_t need = pf_session_state_size(o->target);
     if (need > sizeof driver_ctx) {
         *status = PF_EXIT_FAIL;
-        return pf_diag_set(d, PF_ERR_NOMEM, "driver %s needs %lu bytes of state, the updater has %lu", o->target,
+        return pf_diag_set(d, PF_ERR_NOMEM, "driver %s needs %lu bytes of state, the updater has %lu (PF_UPDATER_CTX)", o->target,
                            (unsigned long)need, (unsigned long)sizeof driver_ctx);
     }
     pf_session_config c = PF_SESSION_CONFIG_DEFAULT();

@@ -49,6 +49,13 @@ typedef struct pf_esp_image_info {
 int pf_esp_image_parse(const uint8_t *file, size_t size, const pf_esp_chip *chip, pf_esp_image_info *info,
                        pf_diag *diag);
 
+/* The same check of an image that is not in memory: read(ctx, off, dst, n)
+ * fills dst with the image's bytes [off, off+n) (n <= 64) and returns PF_OK
+ * or a negative pf_err (then returned as it is, the reader's diag saying
+ * why). An MCU checks a file on its SD card this way, 64 bytes at a time. */
+typedef int (*pf_esp_image_read_fn)(void *ctx, uint32_t off, uint8_t *dst, uint32_t n);
+int pf_esp_image_parse_read(pf_esp_image_read_fn read, void *ctx, size_t size, const pf_esp_chip *chip,
+                            pf_esp_image_info *info, pf_diag *diag);
 /* Refuses (PF_ERR_CHIP) an image built for another chip than the one the
  * ROM identified, naming both. */
 int pf_esp_image_check_chip(const pf_esp_image_info *info, const pf_esp_chip *chip, pf_diag *diag);

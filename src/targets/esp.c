@@ -24,12 +24,74 @@
 #define ERASE_MS_PER_MB 30000u /* FLASH_BEGIN erases up front */
 #define WRITE_MS_PER_MB 40000u /* a deflate block may expand to much more */
 #define MD5_MS_PER_MB 8000u
-#define WRITE_MAX 0x1000u
-#define ZWINDOW_BITS 14
-#define ZMEM_LEVEL 7 /* 8 would not leave room for the 32 KiB segment in a 240 KiB MCU context */
+/* Build-time sizes (the state is sizeof(esp_state): pf_session_state_size).
+ * The defaults are the host's; the small-MCU updater (firmware/CMakeLists.txt,
+ * Cortex-M0+) sets smaller ones, measured in docs/MCU.md:
+ *   PF_ESP_ZWINDOW_BITS  deflate window, 9..15 (14). The ROM inflates any
+ *                        window up to 32 KiB; a smaller one costs compression.
+ *   PF_ESP_ZMEM_LEVEL    deflate hash chains and symbol buffer, 1..9 (7)
+ *   PF_ESP_ZSTATE        arena bytes for deflate's own state beyond its window
+ *                        and chains (16384; 5,828 B is deflate_state on a
+ *                        32-bit MCU, plus 16-byte alignment of 5 blocks).
+ *                        zlib allocates only from this arena, in the state.
+ *   PF_ESP_BLOCK         data block buffer, 64..1024 (PF_ESP_ROM_BLOCK):
+ *                        compressed blocks are cut at this size; plain
+ *                        blocks (--no-compress, chips without deflate) are
+ *                        the chip's ROM block and need it that large (a
+ *                        write says so when it is not)
+ *   PF_ESP_TX_BUF        frame buffer: 0 (default) holds a whole SLIP frame
+ *                        (2x a block, the worst case of escaping); n > 0:
+ *                        frames are encoded and sent through n bytes
+ *   PF_ESP_RX_MAX        largest answer frame kept (READ_FLASH_SLOW's 64
+ *                        bytes + header and status; default with room)
+ *   PF_ESP_STREAM        0: the current 32 KiB segment's raw bytes are kept
+ *                        for a fresh start after line damage; 1: they are
+ *                        read again from the job's image source (the map
+ *                        given to check_image, which an updater may read
+ *                        again from its SD card), through PF_ESP_REREAD bytes */
+#ifndef PF_ESP_ZWINDOW_BITS
+#define PF_ESP_ZWINDOW_BITS 14
+#endif
+#ifndef PF_ESP_ZMEM_LEVEL
+#define PF_ESP_ZMEM_LEVEL 7 /* 8 would not leave room for the 32 KiB segment in a 240 KiB MCU context */
+#endif
+#ifndef PF_ESP_ZSTATE
+#define PF_ESP_ZSTATE 16384u
+#endif
+#ifndef PF_ESP_BLOCK
+#define PF_ESP_BLOCK PF_ESP_ROM_BLOCK
+#endif
+#ifndef PF_ESP_TX_BUF
+#define PF_ESP_TX_BUF 0
+#endif
+#ifndef PF_ESP_RX_MAX
+#define PF_ESP_RX_MAX (PF_ESP_HDR + 2 * PF_ESP_SLOW_READ_MAX + 64)
+#endif
+#ifndef PF_ESP_STREAM
+#define PF_ESP_STREAM 0
+#endif
+#define PF_ESP_REREAD 64
+#if PF_ESP_ZWINDOW_BITS < 9 || PF_ESP_ZWINDOW_BITS > 15 || PF_ESP_ZMEM_LEVEL < 1 || PF_ESP_ZMEM_LEVEL > 9
+#error "PF_ESP_ZWINDOW_BITS must be 9..15 and PF_ESP_ZMEM_LEVEL 1..9"
+#endif
+#if PF_ESP_BLOCK < 64 || PF_ESP_BLOCK > PF_ESP_ROM_BLOCK
+#error "PF_ESP_BLOCK must be 64..PF_ESP_ROM_BLOCK"
+#endif
+#if PF_ESP_TX_BUF != 0 && PF_ESP_TX_BUF < 32
+#error "PF_ESP_TX_BUF must be 0 (whole frames) or at least 32"
+#endif
+#if PF_ESP_RX_MAX < PF_ESP_HDR + PF_ESP_SLOW_READ_MAX + 4
+#error "PF_ESP_RX_MAX must hold a READ_FLASH_SLOW answer"
+#endif
+/* the job's writes: 4 KiB on the host; a block on a streamed build, whose
+ * job buffer is small */
+#define WRITE_MAX (PF_ESP_STREAM ? (uint32_t)PF_ESP_BLOCK : 0x1000u)
+#define ZWINDOW_BITS PF_ESP_ZWINDOW_BITS
+#define ZMEM_LEVEL PF_ESP_ZMEM_LEVEL
 /* deflate needs (1 << (wbits + 2)) + (1 << (memLevel + 9)) plus its state */
-#define ZARENA_SIZE ((1u << (ZWINDOW_BITS + 2)) + (1u << (ZMEM_LEVEL + 9)) + 16384u)
-#define RX_MAX (PF_ESP_HDR + 2 * PF_ESP_SLOW_READ_MAX + 64)
+#define ZARENA_SIZE ((1u << (ZWINDOW_BITS + 2)) + (1u << (ZMEM_LEVEL + 9)) + PF_ESP_ZSTATE)
+#define RX_MAX PF_ESP_RX_MAX
+#define TX_MAX (PF_ESP_TX_BUF ? PF_ESP_TX_BUF : PF_ESP_FRAME_MAX(PF_ESP_DATA_HDR + PF_ESP_BLOCK + 4))
 #define SECTOR 4096u            /* the ROM's erase unit; BEGIN offsets are multiples */
 #define SEGMENT 0x8000u         /* the ROM's inflate buffer: written when full */
 #define MAX_RESTARTS 8u         /* fresh starts in a row without progress (the emulated ROM
@@ -72,8 +134,14 @@ typedef struct esp_state {
     uint32_t pending_seq, pending_deadline, pending_len;
     size_t ahead;                /* frame bytes sent before the previous block's answer */
     size_t ahead_now;            /* the same for this run: 0 after the line damaged a block */
-    uint8_t block[PF_ESP_ROM_BLOCK];
+    uint32_t zbs;                /* compressed block size: bs, at most the block buffer */
+    uint8_t block[PF_ESP_BLOCK];
+#if PF_ESP_STREAM
+    const pf_memmap *map;        /* the job's image (check_image): a fresh start reads it again */
+    uint8_t reread[PF_ESP_REREAD];
+#else
     uint8_t seg[SEGMENT];        /* raw bytes of the current segment, for a fresh start */
+#endif
     pf_esp_stats stats;
     /* zlib and its arena */
     z_stream z;
@@ -83,7 +151,13 @@ typedef struct esp_state {
     /* frames */
     pf_slip_decoder dec;
     uint8_t rx[RX_MAX];
-    uint8_t tx[PF_ESP_FRAME_MAX(PF_ESP_DATA_HDR + PF_ESP_ROM_BLOCK + 4)];
+    uint8_t tx[TX_MAX];
+    struct {                     /* the request frame being sent (frame_build) */
+        uint8_t op;
+        uint32_t chk;
+        const uint8_t *a, *b;
+        size_t an, bn, len;
+    } fr;
 } esp_state;
 
 static pf_diag *diag(esp_state *s)
@@ -104,14 +178,107 @@ static uint32_t per_mb(uint32_t ms_per_mb, uint32_t bytes)
     return t < DEFAULT_TIMEOUT_MS ? DEFAULT_TIMEOUT_MS : (uint32_t)t;
 }
 
+/* The request frame of op with a then b as its data: its length (0 when it
+ * does not fit). With whole-frame buffering (PF_ESP_TX_BUF 0, the host) it
+ * is built in tx here; a small tx (PF_ESP_TX_BUF n) encodes it again in
+ * frame_write, so a and b must stay as they are until then. */
+static size_t frame_build(esp_state *s, uint8_t op, uint32_t chk, const uint8_t *a, size_t an, const uint8_t *b,
+                          size_t bn)
+{
+    s->fr.op = op;
+    s->fr.chk = chk;
+    s->fr.a = a;
+    s->fr.an = an;
+    s->fr.b = b;
+    s->fr.bn = bn;
+#if PF_ESP_TX_BUF
+    size_t n = 0;
+    if (an + bn <= 0xFFFF) {
+        uint8_t h[PF_ESP_HDR] = {0x00, op};
+        pf_put_le16(h + 2, (uint16_t)(an + bn));
+        pf_put_le32(h + 4, chk);
+        n = 2 + pf_slip_escaped_len(h, sizeof h) + (an ? pf_slip_escaped_len(a, an) : 0) +
+            (bn ? pf_slip_escaped_len(b, bn) : 0);
+    }
+#else
+    size_t n = pf_esp_request_frame(op, chk, a, an, b, bn, s->tx, sizeof s->tx);
+#endif
+    s->fr.len = n;
+    return n;
+}
+
+#if PF_ESP_TX_BUF
+/* One encoded byte at frame position *pos: kept when in [from, to), tx sent
+ * when full. */
+static int tx_put(esp_state *s, uint8_t c, size_t *pos, size_t *o, size_t from, size_t to)
+{
+    if (*pos >= from && *pos < to) {
+        s->tx[(*o)++] = c;
+        if (*o == sizeof s->tx) {
+            int r = pf_port_write_all(port(s), s->tx, *o);
+            *o = 0;
+            if (r < 0)
+                return r;
+        }
+    }
+    (*pos)++;
+    return PF_OK;
+}
+
+static int tx_escaped(esp_state *s, const uint8_t *p, size_t n, size_t *pos, size_t *o, size_t from, size_t to)
+{
+    int r = PF_OK;
+    for (size_t i = 0; i < n && r == PF_OK && *pos < to; i++) {
+        if (p[i] == PF_SLIP_END || p[i] == PF_SLIP_ESC) {
+            r = tx_put(s, PF_SLIP_ESC, pos, o, from, to);
+            if (r == PF_OK)
+                r = tx_put(s, p[i] == PF_SLIP_END ? PF_SLIP_ESC_END : PF_SLIP_ESC_ESC, pos, o, from, to);
+        } else {
+            r = tx_put(s, p[i], pos, o, from, to);
+        }
+    }
+    return r;
+}
+#endif
+
+/* Writes bytes [from, to) of the frame frame_build made. */
+static int frame_write(esp_state *s, size_t from, size_t to)
+{
+    if (to > s->fr.len)
+        to = s->fr.len;
+    if (from >= to)
+        return PF_OK;
+#if PF_ESP_TX_BUF
+    uint8_t h[PF_ESP_HDR] = {0x00, s->fr.op};
+    pf_put_le16(h + 2, (uint16_t)(s->fr.an + s->fr.bn));
+    pf_put_le32(h + 4, s->fr.chk);
+    size_t pos = 0, o = 0;
+    int r = tx_put(s, PF_SLIP_END, &pos, &o, from, to);
+    if (r == PF_OK)
+        r = tx_escaped(s, h, sizeof h, &pos, &o, from, to);
+    if (r == PF_OK)
+        r = tx_escaped(s, s->fr.a, s->fr.an, &pos, &o, from, to);
+    if (r == PF_OK)
+        r = tx_escaped(s, s->fr.b, s->fr.bn, &pos, &o, from, to);
+    if (r == PF_OK)
+        r = tx_put(s, PF_SLIP_END, &pos, &o, from, to);
+    if (r == PF_OK && o)
+        r = pf_port_write_all(port(s), s->tx, o);
+    return r < 0 ? r : PF_OK;
+#else
+    int r = pf_port_write_all(port(s), s->tx + from, to - from);
+    return r < 0 ? r : PF_OK;
+#endif
+}
+
 static int send_request(esp_state *s, uint8_t op, uint32_t chk, const uint8_t *a, size_t an, const uint8_t *b,
                         size_t bn)
 {
-    size_t n = pf_esp_request_frame(op, chk, a, an, b, bn, s->tx, sizeof s->tx);
+    size_t n = frame_build(s, op, chk, a, an, b, bn);
     if (!n)
         return pf_diag_set(diag(s), PF_ERR_ARG, "ESP %s request of %zu bytes does not fit", pf_esp_op_name(op),
                            an + bn);
-    int r = pf_port_write_all(port(s), s->tx, n);
+    int r = frame_write(s, 0, n);
     if (r < 0)
         return pf_diag_set(diag(s), r, "sending %s to the ESP failed: %s", pf_esp_op_name(op), pf_strerror(r));
     return PF_OK;
@@ -630,6 +797,7 @@ static int esp_connect(void *self, pf_target_info *info)
     /* data blocks and how far ahead of an answer the next may start (see
      * esp_chips.c for the sources) */
     s->bs = c->rom_block && c->rom_block <= PF_ESP_ROM_BLOCK ? c->rom_block : PF_ESP_ROM_BLOCK;
+    s->zbs = s->bs < sizeof s->block ? s->bs : (uint32_t)sizeof s->block; /* compressed blocks: any length */
     if (s->opt.ahead >= 0)
         s->ahead = (size_t)s->opt.ahead;
     else
@@ -703,6 +871,21 @@ static int esp_connect(void *self, pf_target_info *info)
  * BEGIN at its segment (compressed) or its sector (plain), from the raw
  * bytes of the segment the driver keeps. */
 
+/* Plain blocks are the chip's ROM block (the ROM takes no other length):
+ * whether the block buffer holds one, and the error when it does not. */
+static int plain_fits(const esp_state *s)
+{
+    return s->bs <= sizeof s->block;
+}
+
+static int plain_too_small(esp_state *s, const char *why)
+{
+    return pf_diag_set(diag(s), PF_ERR_UNSUPPORTED,
+                       "%s uncompressed, in the %s ROM's %lu-byte blocks, but this build's block buffer "
+                       "(PF_ESP_BLOCK) has %lu bytes: it must be %lu",
+                       why, s->chip->name, (unsigned long)s->bs, (unsigned long)sizeof s->block, (unsigned long)s->bs);
+}
+
 /* Where the damaged block's data belongs, and the run offset to start again
  * from: a compressed block's data is somewhere in its segment, which starts
  * again (the ROM's buffer fills from the BEGIN offset); a plain block is one
@@ -761,10 +944,11 @@ static int finish_pending(esp_state *s)
 static void spoil_rest(esp_state *s, uint8_t op, const uint8_t *h, uint8_t *data, size_t n, uint32_t chk, size_t k)
 {
     data[n - 1] ^= 0xFF; /* all 8 checksum bits change: one flip on the line cannot undo it */
-    size_t fl = pf_esp_request_frame(op, chk, h, PF_ESP_DATA_HDR, data, n, s->tx, sizeof s->tx);
+    size_t fl = frame_build(s, op, chk, h, PF_ESP_DATA_HDR, data, n);
+    int wr = fl > k ? frame_write(s, k, fl) : PF_ERR_ARG;
     data[n - 1] ^= 0xFF;
     s->stats.spoiled++;
-    if (fl > k && pf_port_write_all(port(s), s->tx + k, fl - k) >= 0) {
+    if (wr >= 0) {
         uint8_t status = s->status, err = s->err;
         /* its answer must not be left for the next block to read */
         read_response(s, op, pf_deadline(port(s), DEFAULT_TIMEOUT_MS), 1);
@@ -788,7 +972,7 @@ static int send_block(esp_state *s, uint8_t *data, size_t n, uint32_t raw_bytes)
     pf_put_le32(h + 12, 0);
     uint8_t op = s->deflating ? PF_ESP_FLASH_DEFL_DATA : PF_ESP_FLASH_DATA;
     uint32_t chk = pf_esp_checksum(data, n, PF_ESP_CHECKSUM_SEED);
-    size_t fl = pf_esp_request_frame(op, chk, h, sizeof h, data, n, s->tx, sizeof s->tx);
+    size_t fl = frame_build(s, op, chk, h, sizeof h, data, n);
     if (!fl || !n)
         return pf_diag_set(diag(s), PF_ERR_ARG, "ESP data block of %zu bytes does not fit", n);
     size_t k = 0;
@@ -796,7 +980,7 @@ static int send_block(esp_state *s, uint8_t *data, size_t n, uint32_t raw_bytes)
         /* never up to the last data byte's encoding (at most 2 bytes before
          * the end mark): see spoil_rest */
         k = fl > 4 ? (s->ahead_now < fl - 4 ? s->ahead_now : fl - 4) : 0;
-        int wr = pf_port_write_all(port(s), s->tx, k);
+        int wr = frame_write(s, 0, k);
         if (wr < 0)
             return pf_diag_set(diag(s), wr, "sending %s to the ESP failed: %s", pf_esp_op_name(op), pf_strerror(wr));
     }
@@ -806,7 +990,8 @@ static int send_block(esp_state *s, uint8_t *data, size_t n, uint32_t raw_bytes)
             spoil_rest(s, op, h, data, n, chk, k);
         return r;
     }
-    int wr = pf_port_write_all(port(s), s->tx + k, fl - k);
+    /* finish_pending sent nothing: the frame is still the one built above */
+    int wr = frame_write(s, k, fl);
     if (wr < 0)
         return pf_diag_set(diag(s), wr, "sending %s to the ESP failed: %s", pf_esp_op_name(op), pf_strerror(wr));
     s->pending = 1;
@@ -852,7 +1037,7 @@ static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
         uint32_t padded = (left + SEGMENT - 1) / SEGMENT * SEGMENT;
         uint32_t segs = padded / SEGMENT;
         uLong bound = deflateBound(&s->z, padded) + 16u * segs + 64u;
-        s->num_blocks = (uint32_t)((bound + bs - 1) / bs) + segs + 2u;
+        s->num_blocks = (uint32_t)((bound + s->zbs - 1) / s->zbs) + segs + 2u;
         op = PF_ESP_FLASH_DEFL_BEGIN;
     } else {
         s->num_blocks = (left + bs - 1) / bs;
@@ -882,13 +1067,13 @@ static int pump(esp_state *s, const uint8_t *data, uint32_t len, int flush)
     s->z.avail_in = len;
     for (;;) {
         s->z.next_out = s->block + s->fill;
-        s->z.avail_out = (uInt)(s->bs - s->fill);
+        s->z.avail_out = (uInt)(s->zbs - s->fill);
         int zr = deflate(&s->z, flush);
         if (zr == Z_STREAM_ERROR)
             return pf_diag_set(diag(s), PF_ERR_ARG, "zlib deflate failed");
-        s->fill = s->bs - s->z.avail_out;
+        s->fill = s->zbs - s->z.avail_out;
         int done = flush == Z_FINISH ? zr == Z_STREAM_END : s->z.avail_in == 0 && s->z.avail_out != 0;
-        if (s->fill == s->bs || (done && flush != Z_NO_FLUSH && s->fill)) {
+        if (s->fill == s->zbs || (done && flush != Z_NO_FLUSH && s->fill)) {
             int r = send_block(s, s->block, s->fill, (uint32_t)(s->z.total_in - s->z_in_sent));
             s->z_in_sent = s->z.total_in;
             if (r < 0)
@@ -977,7 +1162,7 @@ static int restart_segment(esp_state *s)
         /* A compressed segment that failed twice at the same point goes
          * plain (a damaged plain block costs only its sector), back to
          * compressed at the next segment. */
-        if (s->deflating && s->restarts > 2) {
+        if (s->deflating && s->restarts > 2 && plain_fits(s)) {
             s->deflating = 0;
             s->seg_plain = 1;
             if (s->seg_off + s->seg_fill > s->run_len) /* the last segment's 0xFF pad is not sent plain */
@@ -1000,12 +1185,49 @@ static int restart_segment(esp_state *s)
     }
 }
 
-/* Feeds seg[from, seg_fill), closing the segment when close is 1 (segment
- * full) or 2 (end of the run), and recovers from line damage. */
-static int segment_step(esp_state *s, uint32_t from, int close)
+/* Feeds bytes [from, seg_fill) of the current segment: data when given
+ * (the job's buffer, streamed builds), else from the segment's copy, or, on
+ * a streamed build, read again from the job's image source (the 0xFF pad
+ * past the run's end is made here). */
+static int feed_segment(esp_state *s, const uint8_t *data, uint32_t from, int close)
+{
+#if PF_ESP_STREAM
+    if (data)
+        return feed(s, data, s->seg_fill - from, close);
+    if (!s->map)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP (streamed build): no image source to read the segment again "
+                                                  "from (check_image was not called)");
+    for (;;) {
+        uint32_t n = s->seg_fill - from, off = s->seg_off + from;
+        if (n > sizeof s->reread)
+            n = sizeof s->reread;
+        uint32_t m = off >= s->run_len ? 0 : s->run_len - off < n ? s->run_len - off : n;
+        if (m) {
+            pf_memmap_read(s->map, s->run_addr + off, s->reread, m, 0xFF);
+            int r = pf_memmap_error(s->map);
+            if (r < 0)
+                return r; /* the image source failed: its diag says why */
+        }
+        memset(s->reread + m, 0xFF, n - m);
+        from += n;
+        int last = from == s->seg_fill;
+        int r = feed(s, s->reread, n, last ? close : 0);
+        if (r != PF_OK || last)
+            return r;
+    }
+#else
+    (void)data;
+    return feed(s, s->seg + from, s->seg_fill - from, close);
+#endif
+}
+
+/* Feeds segment bytes [from, seg_fill) (see feed_segment), closing the
+ * segment when close is 1 (segment full) or 2 (end of the run), and
+ * recovers from line damage. */
+static int segment_step(esp_state *s, const uint8_t *data, uint32_t from, int close)
 {
     for (;;) {
-        int r = feed(s, s->seg + from, s->seg_fill - from, close);
+        int r = feed_segment(s, data, from, close);
         /* a closed segment's raw bytes are about to go: its last answer first */
         if (r == PF_OK && close)
             r = finish_pending(s);
@@ -1014,6 +1236,7 @@ static int segment_step(esp_state *s, uint32_t from, int close)
         if ((r = restart_segment(s)) < 0)
             return r;
         from = (uint32_t)r;
+        data = NULL;
     }
 }
 
@@ -1034,6 +1257,14 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
                            "the ESP ROM erases whole 4 KiB sectors: a write must start on one, 0x%08lx does not",
                            (unsigned long)addr);
     s->deflating = s->opt.compress && s->chip->rom_deflate;
+    if (!s->deflating && !plain_fits(s))
+        return plain_too_small(s, s->chip->rom_deflate ? "--no-compress sends the image"
+                                                       : "this ROM has no deflate: it gets the image");
+#if PF_ESP_STREAM
+    if (!s->map)
+        return pf_diag_set(diag(s), PF_ERR_STATE,
+                           "ESP (streamed build): write before check_image gave the job's image source");
+#endif
     s->run_addr = addr;
     s->run_len = len;
     s->run_fed = 0;
@@ -1065,13 +1296,16 @@ static int esp_write(void *self, uint32_t addr, const uint8_t *data, uint32_t le
         if (n > len)
             n = len;
         uint32_t from = s->seg_fill;
+#if !PF_ESP_STREAM
         memcpy(s->seg + from, data, n);
+#endif
+        const uint8_t *part = data;
         s->seg_fill += n;
         data += n;
         len -= n;
         /* a full segment is closed unless it is the run's last: write_end does that */
         int full = s->seg_fill == SEGMENT && s->run_fed < s->run_len;
-        int r = segment_step(s, from, full);
+        int r = segment_step(s, part, from, full);
         if (r < 0)
             return r;
         if (full) {
@@ -1096,16 +1330,20 @@ static int finish_compressed(esp_state *s)
     uint32_t at = s->run_addr + s->seg_off;
     uint32_t from = s->seg_fill;
     if ((uint64_t)at + SEGMENT <= s->flash_size) {
+#if !PF_ESP_STREAM
         memset(s->seg + from, 0xFF, SEGMENT - from);
+#endif
         s->seg_fill = SEGMENT;
-        return segment_step(s, from, 2);
+        return segment_step(s, NULL, from, 2);
     }
+    if (!plain_fits(s))
+        return plain_too_small(s, "the last segment is too close to the end of flash for its 0xFF pad and goes");
     s->deflating = 0;
     int r = finish_pending(s); /* this segment starts again plain anyway */
     if (r < 0 && r != ESP_RESTART)
         return r;
     r = begin_stream(s, s->seg_off, s->run_len);
-    return r < 0 ? r : segment_step(s, 0, 2);
+    return r < 0 ? r : segment_step(s, NULL, 0, 2);
 }
 
 static int esp_write_end(void *self)
@@ -1117,7 +1355,7 @@ static int esp_write_end(void *self)
     if (s->run_fed != s->run_len)
         return pf_diag_set(diag(s), PF_ERR_ARG, "ESP run at 0x%08lx got %lu of %lu bytes", (unsigned long)s->run_addr,
                            (unsigned long)s->run_fed, (unsigned long)s->run_len);
-    int r = s->deflating ? finish_compressed(s) : segment_step(s, s->seg_fill, 2);
+    int r = s->deflating ? finish_compressed(s) : segment_step(s, NULL, s->seg_fill, 2);
     if (s->z_ready) {
         deflateEnd(&s->z);
         s->z_ready = 0;
@@ -1289,6 +1527,19 @@ static int esp_set_option(void *self, const char *name, const char *value)
     return pf_diag_set(diag(s), PF_ERR_ARG, "option '%s' is not an option of the esp driver", name);
 }
 
+/* Bytes of one segment of a map read through its source. */
+typedef struct map_reader {
+    const pf_memmap *map;
+    uint32_t base;
+} map_reader;
+
+static int map_read(void *ctx, uint32_t off, uint8_t *dst, uint32_t n)
+{
+    const map_reader *mr = ctx;
+    pf_memmap_read(mr->map, mr->base + off, dst, n, 0xFF);
+    return pf_memmap_error(mr->map);
+}
+
 /* ESP app images in the map (a segment that starts with one: the bootloader,
  * an application) are checked for the chip the ROM identified (issue 4):
  * header, checksum, appended SHA-256 and the chip id, before anything is
@@ -1298,12 +1549,34 @@ static int esp_check_image(void *self, const pf_memmap *map)
     esp_state *s = self;
     if (!s->connected || !s->chip)
         return pf_diag_set(diag(s), PF_ERR_STATE, "the ESP target is not connected");
+#if PF_ESP_STREAM
+    s->map = map;
+#endif
+    /* a build that cannot write this chip plain says so before anything is written */
+    if (!(s->opt.compress && s->chip->rom_deflate) && !plain_fits(s))
+        return plain_too_small(s, s->chip->rom_deflate ? "--no-compress sends the image"
+                                                       : "this ROM has no deflate: it gets the image");
     for (size_t i = 0; i < map->count; i++) {
         const pf_segment *seg = &map->segs[i];
-        if (pf_image_detect(seg->data, seg->len, ".bin") != PF_IMAGE_ESP)
-            continue;
         pf_esp_image_info info;
-        int r = pf_esp_image_parse(seg->data, seg->len, s->chip, &info, diag(s));
+        int r;
+        if (seg->data) {
+            if (pf_image_detect(seg->data, seg->len, ".bin") != PF_IMAGE_ESP)
+                continue;
+            r = pf_esp_image_parse(seg->data, seg->len, s->chip, &info, diag(s));
+        } else {
+            /* a map whose bytes stay in the image source (an updater's SD
+             * card): the head, then the whole check, read through it */
+            uint8_t head[8];
+            size_t hn = seg->len < sizeof head ? seg->len : sizeof head;
+            pf_memmap_read(map, seg->addr, head, hn, 0xFF);
+            if ((r = pf_memmap_error(map)) < 0)
+                return r;
+            if (pf_image_detect(head, hn, ".bin") != PF_IMAGE_ESP)
+                continue;
+            map_reader mr = {map, seg->addr};
+            r = pf_esp_image_parse_read(map_read, &mr, seg->len, s->chip, &info, diag(s));
+        }
         if (r == PF_OK)
             r = pf_esp_image_check_chip(&info, s->chip, diag(s));
         if (r < 0) {

@@ -1,6 +1,7 @@
 /* ESP app image reader: images built here by our own writer, then damaged
  * one way at a time; every damage is an error that names the offset. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "esp_image_build.h"
 #include "peerflash/pf_esp_image.h"
@@ -65,13 +66,59 @@ static void test_wrong_chip(void)
     CHECK_STR_CONTAINS(d.text, "target is an ESP32");
 }
 
+/* The reader form (pf_esp_image_parse_read): the image read 64 bytes at
+ * most at a time, as an MCU reads its SD card; fail_at makes the read that
+ * touches that offset fail. */
+typedef struct reader {
+    size_t size, fail_at;
+    uint32_t reads, largest;
+} reader;
+
+static int read_img(void *ctx, uint32_t off, uint8_t *dst, uint32_t n)
+{
+    reader *r = ctx;
+    r->reads++;
+    if (n > r->largest)
+        r->largest = n;
+    if (off + n > r->size)
+        return PF_ERR_RANGE;
+    if (r->fail_at >= off && r->fail_at < off + n)
+        return PF_ERR_IO;
+    memcpy(dst, img + off, n);
+    return PF_OK;
+}
+
 static void expect_bad(size_t n, int err, const char *what)
 {
-    pf_diag d = {0};
+    pf_diag d = {0}, d2 = {0};
     pf_esp_image_info info;
     int r = pf_esp_image_parse(img, n, NULL, &info, &d);
     CHECK_EQ(r, err);
     CHECK_STR_CONTAINS(d.text, what);
+    /* the reader form says the same */
+    reader rd = {n, (size_t)-1, 0, 0};
+    CHECK_EQ(pf_esp_image_parse_read(read_img, &rd, n, NULL, &info, &d2), err);
+    CHECK(strcmp(d2.text, d.text) == 0);
+}
+
+static void test_reader(void)
+{
+    pf_diag d = {0};
+    pf_esp_image_info a, b;
+    size_t n = build(0, 1);
+    REQUIRE(pf_esp_image_parse(img, n, NULL, &a, &d) == 0);
+    reader rd = {n, (size_t)-1, 0, 0};
+    CHECK_EQ(pf_esp_image_parse_read(read_img, &rd, n, pf_esp_chip_by_name("esp32"), &b, &d), 0);
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+    CHECK(rd.largest <= 64);
+    CHECK(rd.reads > n / 64); /* the checksum and the hash each read it all */
+    /* a read that fails (the card): its code, nothing else tried */
+    for (size_t at = 0; at < n; at += 997) {
+        reader bad = {n, at, 0, 0};
+        pf_diag d2 = {0};
+        CHECK_EQ(pf_esp_image_parse_read(read_img, &bad, n, NULL, &b, &d2), PF_ERR_IO);
+    }
+    CHECK_EQ(pf_esp_image_parse_read(NULL, &rd, n, NULL, &b, &d), PF_ERR_ARG);
 }
 
 static void test_damage(void)
@@ -169,6 +216,7 @@ int main(int argc, char **argv)
     RUN(test_valid);
     RUN(test_wrong_chip);
     RUN(test_damage);
+    RUN(test_reader);
     RUN(test_random_flips);
     return pf_test_summary();
 }

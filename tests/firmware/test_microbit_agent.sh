@@ -35,7 +35,7 @@ wait_for "$tmp/agent" 20 || { echo "FAIL: sim agent made no pty"; cat "$tmp/sim.
 start_wire_tcp "$tmp/agent" --baud 115200 --no-open-propagation || exit 1
 
 qemu_updater "flash --target agent --image $tmp/app.img@0 -v" \
-    -chardev "socket,id=link,host=127.0.0.1,port=$port" -serial chardev:link
+    -chardev "socket,id=link,host=127.0.0.1,port=$port,nodelay=on" -serial chardev:link
 echo "$out" | grep -vE '^(write|verify): '
 check "microbit updater installed the image through the agent" 0 "updater: ok"
 check "verified by the device's SHA-256" 0 "verified \(digest SHA-256\)"

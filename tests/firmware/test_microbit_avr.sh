@@ -53,7 +53,7 @@ wait_for "$tmp/avr" 20 || { echo "FAIL: sim avr made no pty"; cat "$tmp/sim.log"
 start_wire_tcp "$tmp/avr" --baud 115200 --verbose --stats "$tmp/wire.json" || exit 1
 
 t0=$(date +%s.%N)
-qemu_updater "flash --target avr --image $tmp/app.hex" -chardev "socket,id=link,host=127.0.0.1,port=$port" -serial chardev:link
+qemu_updater "flash --target avr --image $tmp/app.hex" -chardev "socket,id=link,host=127.0.0.1,port=$port,nodelay=on" -serial chardev:link
 t1=$(date +%s.%N)
 echo "$out" | grep -vE '^(write|verify): '
 check "microbit updater wrote and verified through Optiboot" 0 "updater: ok"

@@ -28,7 +28,7 @@ wait_for "$tmp/stm" 20 || { echo "FAIL: sim stm32 made no pty"; cat "$tmp/sim.lo
 start_wire_tcp "$tmp/stm" --baud 115200 --frame 8E1 --no-open-propagation || exit 1
 
 qemu_updater "flash --target stm32 --image $tmp/app.bin@0x08000000 --no-run" \
-    -chardev "socket,id=link,host=127.0.0.1,port=$port" -serial chardev:link
+    -chardev "socket,id=link,host=127.0.0.1,port=$port,nodelay=on" -serial chardev:link
 echo "$out" | grep -vE '^(erase|write|verify): '
 check "microbit updater wrote and verified the STM32" 0 "updater: ok"
 check "verified" 0 "verified \((read-back|digest)"
