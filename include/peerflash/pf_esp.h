@@ -99,6 +99,7 @@ typedef struct pf_esp_stats {
     uint32_t zsegs_fast;    /* host builds: 32 KiB segments compressed by zlib / by zopfli on the */
     uint32_t zsegs_best;    /* compressor thread */
     uint32_t zwait_ms;      /* time the line waited for that thread */
+    uint32_t erase_skipped; /* bytes the job found erased, so no BEGIN erased them */
 } pf_esp_stats;
 void pf_esp_get_stats(const void *self, pf_esp_stats *st);
 

@@ -335,6 +335,8 @@ static int check_span(job_state *s, unsigned i, pf_run p, unsigned *span_end, ui
             return el;
         if (el != gl || memcmp(erased, got, (size_t)el) != 0)
             return 0; /* neither: piece by piece */
+        if (s->t->ops->known_erased) /* the driver's write need not erase it again */
+            s->t->ops->known_erased(s->t->self, p.addr, len);
     }
     at = p.addr;
     for (unsigned k = i; k < j; k++) {

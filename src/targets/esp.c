@@ -41,6 +41,7 @@
 #define MAX_RESTARTS 8u         /* fresh starts in a row without progress (the emulated ROM
                                 * under load needed 4 in one 32 KiB segment) */
 #define ESP_RESTART (-1000)     /* internal: the block was damaged, start the segment again */
+#define KNOWN_ERASED 4u         /* ranges the job found erased (known_erased) */
 
 typedef struct esp_state {
     pf_target_config cfg;
@@ -92,6 +93,9 @@ typedef struct esp_state {
     uLong adler;                 /* of the stream's raw bytes up to the segment being sent */
 #endif
     pf_esp_stats stats;
+    /* ranges the job found erased and the driver has not written into yet:
+     * a run inside one erases only its first sector at BEGIN */
+    uint32_t known_lo[KNOWN_ERASED], known_hi[KNOWN_ERASED];
     /* zlib and its arena */
     z_stream z;
     int z_ready;
@@ -1237,6 +1241,52 @@ static void zpipe_stats(esp_state *s)
 }
 #endif
 
+/* The job found [addr, addr+len) erased (skip-unchanged check). */
+static void esp_known_erased(void *self, uint32_t addr, uint32_t len)
+{
+    esp_state *s = self;
+    for (unsigned i = 0; i < KNOWN_ERASED; i++)
+        if (s->known_hi[i] == s->known_lo[i]) {
+            s->known_lo[i] = addr;
+            s->known_hi[i] = addr + len;
+            return;
+        }
+}
+
+/* 1 when the run [addr, addr+len) lies in a range found erased; the run is
+ * cut out of every range (it is about to be written). A run the ROM must
+ * not erase needs only the BEGIN's first sector erased: the ROM writes past
+ * a BEGIN's erase size (seen on the real ROM, docs/ESP.md), and that sector
+ * is erased already, so erasing it again changes nothing. */
+static int take_known_erased(esp_state *s, uint32_t addr, uint32_t len)
+{
+    uint32_t end = addr + len;
+    int inside = 0;
+    for (unsigned i = 0; i < KNOWN_ERASED; i++) {
+        uint32_t lo = s->known_lo[i], hi = s->known_hi[i];
+        if (lo == hi || end <= lo || addr >= hi)
+            continue;
+        inside |= addr >= lo && end <= hi;
+        /* keep what lies on either side of the run (the right part in a free slot, if any) */
+        s->known_lo[i] = s->known_hi[i] = 0;
+        if (lo < addr) {
+            s->known_lo[i] = lo;
+            s->known_hi[i] = addr;
+        }
+        if (end < hi) {
+            if (s->known_lo[i] == s->known_hi[i]) {
+                s->known_lo[i] = end;
+                s->known_hi[i] = hi;
+            } else {
+                esp_known_erased(s, end, hi - end);
+            }
+        }
+    }
+    if (inside)
+        s->stats.erase_skipped += len > SECTOR ? len - SECTOR : 0;
+    return inside;
+}
+
 static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
 {
     esp_state *s = self;
@@ -1263,12 +1313,13 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
     s->restart_off = 0;
     s->seg_plain = 0;
     s->ahead_now = s->ahead;
+    uint32_t erase_end = take_known_erased(s, addr, len) ? (len < SECTOR ? len : SECTOR) : len;
 #if PF_ESP_ZPIPE
     s->zrun = 0;
     if (s->deflating)
         zpipe_start(s);
 #endif
-    int r = begin_stream(s, 0, len);
+    int r = begin_stream(s, 0, erase_end);
     if (r < 0)
         return r;
     s->in_run = 1;
@@ -1618,6 +1669,7 @@ const pf_target_ops pf_target_esp = {
     .close = esp_close,
     .options = esp_options,
     .set_option = esp_set_option,
+    .known_erased = esp_known_erased,
     .check_image = esp_check_image,
     .chip = esp_chip,
     .chip_flags = PF_CHIPS_SUFFIX_ANY, /* ESP8266EX, ESP32D0WDQ6 */

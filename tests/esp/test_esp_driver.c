@@ -534,6 +534,59 @@ static void test_compress_best(void)
 #endif
 }
 
+/* The job's check finds the target range erased: the run's BEGIN erases only
+ * its first sector (the rest is erased already; the ROM writes past a
+ * BEGIN's erase size); where the range holds old data, the BEGIN erases all
+ * of it and the image lands over it. */
+static void test_known_erased_skips_erase(void)
+{
+    for (int old = 0; old <= 1; old++) {
+        esp_simthread st;
+        REQUIRE(esp_sim_start(&st, "kerase", "esp32", FLASH_4M) == 0);
+        uint8_t *fl = pf_sim_esp32_flash(st.sim);
+        uint32_t at = 0x20000, len = 200 * 1024 + 5;
+        if (old)
+            memset(fl + at, 0x00, len); /* old data: every bit must be erased back */
+        esp_host h;
+        REQUIRE(esp_host_open(&h, st.path, 0, NULL, 1) == 0);
+        job_buf j;
+        map_init(&j, len + 4096);
+        uint8_t *img = malloc(len);
+        esp_fill(img, len, 5);
+        REQUIRE(pf_memmap_add(&j.map, at, img, len, NULL) == 0);
+        REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+        pf_job_result res;
+        int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+        CHECK_EQ(r, 0);
+        CHECK(memcmp(fl + at, img, len) == 0);
+        pf_sim_esp32_stats ss;
+        pf_sim_esp32_get_stats(st.sim, &ss);
+        pf_esp_stats es;
+        pf_esp_get_stats(h.self, &es);
+        fprintf(stderr, "  %s: %u sectors erased, %u bytes not erased again\n", old ? "old data" : "erased",
+                ss.sectors_erased, es.erase_skipped);
+        if (old) {
+            CHECK(ss.sectors_erased >= len / 4096); /* the whole range (the sim counts per BEGIN) */
+            CHECK_EQ(es.erase_skipped, 0);
+        } else {
+            CHECK_EQ(ss.sectors_erased, 1);
+            CHECK(es.erase_skipped > 0);
+        }
+        /* a changed image over the same range: the range is no longer known
+         * erased, so the changed sectors are erased before they are written */
+        uint8_t *md = (uint8_t *)j.map.segs[0].data;
+        for (uint32_t k = 0; k < len; k += 1000)
+            md[k] ^= 0x5A;
+        r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+        CHECK_EQ(r, 0);
+        CHECK(memcmp(fl + at, md, len) == 0);
+        esp_host_close(&h);
+        esp_sim_stop(&st);
+        free(j.arena);
+        free(img);
+    }
+}
+
 /* A scripted ROM on a pty: answers SYNC 8 times, then answers the next
  * command with the given status bytes (a reply damaged on the line). */
 typedef struct fake_rom {
@@ -847,6 +900,7 @@ int main(void)
     RUN(test_checksum_error_recovered);
     RUN(test_compress_option);
     RUN(test_compress_best);
+    RUN(test_known_erased_skips_erase);
     RUN(test_damaged_answer_is_link_fault);
     RUN(test_gives_up_on_a_bad_line);
     RUN(test_send_ahead_fifo);

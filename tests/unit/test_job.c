@@ -112,6 +112,9 @@ static void test_skip_check_one_digest_per_span(void)
     CHECK_EQ(ft.digest_calls - d0, 1);
     CHECK_EQ(res.skipped_bytes, 1024);
     CHECK_EQ(res.written_bytes, 7 * 1024);
+    CHECK_EQ(ft.known_erased_calls, 1); /* the driver is told: its write need not erase */
+    CHECK_EQ(ft.known_erased_addr, 0);
+    CHECK_EQ(ft.known_erased_len, 8192);
     CHECK(flash_holds_image());
     /* unchanged: one digest, nothing written */
     d0 = ft.digest_calls;
@@ -125,6 +128,7 @@ static void test_skip_check_one_digest_per_span(void)
     d0 = ft.digest_calls;
     CHECK_EQ(pf_job_flash(&tgt, &map, &c, &res), PF_OK);
     CHECK_EQ(ft.digest_calls - d0, 1 + 8);
+    CHECK_EQ(ft.known_erased_calls, 1); /* neither unchanged nor erased: no hint */
     CHECK_EQ(res.written_bytes, 1024);
     CHECK_EQ(res.skipped_bytes, 7 * 1024);
     CHECK(flash_holds_image());
