@@ -79,7 +79,7 @@ typedef struct pf_esp_options {
 
 #define PF_ESP_Z_FAST 0
 #define PF_ESP_Z_BEST 1
-#define PF_ESP_Z_AUTO 2 /* zopfli for a 32 KiB segment only when the line is busy for longer than it takes */
+#define PF_ESP_Z_AUTO 2 /* zopfli for a 32 KiB segment only when the data waiting for the line lasts twice its expected time */
 
 #define PF_ESP_OPTIONS_DEFAULT() \
     { .compress = 1, .level = 9, .flash_size = 0, .sync_attempts = 4, .ahead = -1, .method = PF_ESP_Z_AUTO }

@@ -9,7 +9,7 @@
  * libzopfli, when built with it); auto = best for a segment only when the
  * compressed data already waiting for the line takes longer to send than
  * zopfli is expected to take on it (measured on the segments before), else
- * fast. */
+ * fast (twice its expected time, as it varies with data and load). */
 #ifndef PF_HOST_ZPIPE_H
 #define PF_HOST_ZPIPE_H
 

@@ -1572,7 +1572,7 @@ static const pf_target_option esp_options[] = {
     {.name = "compress",
      .arg = "fast|best|auto",
      .help = "deflate by zlib (fast), by zopfli (best: 2-4% fewer bytes, much more CPU) or, the default, "
-             "zopfli only while the line is busy for longer than it takes (auto); on a second thread",
+             "zopfli only for segments the line will not wait for (auto); on a second thread",
      .commands = PF_CMD_FLASH,
      .flags = 0},
 #endif
