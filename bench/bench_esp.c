@@ -140,6 +140,8 @@ static int landed(const rig *g, const uint8_t *img, size_t len)
 }
 
 /* peerflash's CLI through the wire; baud 0 = its default. Seconds or NAN. */
+static const char *ours_client; /* the peerflash that flashes (NULL: this build's) */
+
 static double run_ours(const pf_bench *b, const char *imgpath, const uint8_t *img, size_t len, uint32_t baud,
                        const char *compress, char *rate_out, size_t rate_cap)
 {
@@ -156,7 +158,7 @@ static double run_ours(const pf_bench *b, const char *imgpath, const uint8_t *im
     if (rig_start(b, &g, tag, aspec, host, 0) == 0) {
         char *argv[16];
         int k = 0;
-        argv[k++] = (char *)pf_bench_cli(b);
+        argv[k++] = (char *)(ours_client ? ours_client : pf_bench_cli(b));
         argv[k++] = "flash";
         argv[k++] = "--target";
         argv[k++] = "esp";
@@ -342,6 +344,85 @@ static void bench_image(pf_bench *b, const char *name, const char *imgpath, cons
              rate);
     goal_note(note, sizeof note, dflt, js, 0.35, how);
     pf_bench_row(b, "esp", what, dflt, "s", js, note);
+}
+
+/* (c) 4 MB (4,000,000 bytes) of mixed content: 2 MB of machine code (the
+ * 1 MiB into Debian's libcrypto.so.3: its code, not its ELF header, which
+ * would make the file an ELF image), 1 MB of generated text, 1 MB of
+ * xorshift bytes. NULL when the library is not there. */
+static uint8_t *mixed_4mb(size_t *len)
+{
+    size_t n = 0;
+    uint8_t *code = read_file("/usr/lib/x86_64-linux-gnu/libcrypto.so.3", &n);
+    if (!code || n < 0x100000u + 2000000u) {
+        free(code);
+        return NULL;
+    }
+    uint8_t *d = malloc(4000000u);
+    uint8_t *tr = malloc(2000000u);
+    memcpy(d, code + 0x100000u, 2000000u);
+    fill_mixed(tr, 2000000u); /* first half random, second text */
+    memcpy(d + 2000000u, tr + 1000000u, 1000000u);
+    memcpy(d + 3000000u, tr, 1000000u);
+    free(tr);
+    free(code);
+    *len = 4000000u;
+    return d;
+}
+
+/* `--compress` on a 4 MB image: best and auto against fast, at 115200 and
+ * at the rate ladder's choice, through the same wire; with
+ * PF_BENCH_ESP_BASELINE=/path/to/an/older/peerflash also that binary's
+ * default against this one's (auto). Not part of `esp`: about 15 minutes. */
+void pf_bench_esp4m(pf_bench *b)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf-bench-esp4m-%d", (int)getpid());
+    mkdir(tmpdir, 0755);
+    size_t len = 0;
+    uint8_t *img = mixed_4mb(&len);
+    if (!img) {
+        pf_bench_row(b, "esp", "(c) 4 MB mixed: not measured", NAN, "s", NAN,
+                     "/usr/lib/x86_64-linux-gnu/libcrypto.so.3 (Debian libssl3) missing");
+        return;
+    }
+    char path[320], what[128], note[400], rate[32] = "?";
+    snprintf(path, sizeof path, "%s/mixed4m.bin", tmpdir);
+    if (write_file(path, img, len) != 0) {
+        free(img);
+        return;
+    }
+    static const uint32_t bauds[] = {115200, 0};
+    for (size_t i = 0; i < 2; i++) {
+        uint32_t baud = bauds[i];
+        const char *at = baud ? "@115200" : "defaults";
+        double t[3];
+        static const char *m[3] = {"fast", "best", "auto"};
+        for (int k = 0; k < 3; k++)
+            t[k] = run_ours(b, path, img, len, baud, m[k], rate, sizeof rate);
+        for (int k = 1; k < 3; k++) {
+            snprintf(what, sizeof what, "(c) 4 MB mixed %s: --compress %s", at, m[k]);
+            snprintf(note, sizeof note,
+                     "peer: the same peerflash with --compress fast (zlib -9 on the thread); line %s baud; connect to "
+                     "verified; 2 MB code (libcrypto.so.3), 1 MB text, 1 MB random at 0x10000",
+                     baud ? "115200" : rate);
+            pf_bench_row(b, "esp", what, t[k], "s", t[0], note);
+        }
+        const char *base = getenv("PF_BENCH_ESP_BASELINE");
+        if (base) {
+            ours_client = base;
+            double old = run_ours(b, path, img, len, baud, NULL, NULL, 0);
+            ours_client = NULL;
+            snprintf(what, sizeof what, "(c) 4 MB mixed %s: default vs baseline", at);
+            snprintf(note, sizeof note, "peer: %s with no --compress (its default); ours: --compress auto", base);
+            pf_bench_row(b, "esp", what, t[2], "s", old, note);
+        }
+    }
+    free(img);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (!getenv("PF_BENCH_KEEP") && system(cmd) != 0)
+        fprintf(stderr, "bench esp: could not remove %s\n", tmpdir);
 }
 
 void pf_bench_esp(pf_bench *b)

@@ -72,10 +72,17 @@ typedef struct pf_esp_options {
     int ahead;             /* bytes of the next data frame sent before the previous block's answer:
                             * -1 (default) = half the chip's UART RX FIFO, 0 = none;
                             * a larger value is a too-eager host (tests) */
+    int method;            /* host builds, compressed writes (`--compress`): PF_ESP_Z_AUTO (default),
+                            * PF_ESP_Z_FAST (zlib -9, window 2^15) or PF_ESP_Z_BEST (zopfli); the
+                            * compression runs on a thread ahead of the line. MCU builds: zlib in line */
 } pf_esp_options;
 
+#define PF_ESP_Z_FAST 0
+#define PF_ESP_Z_BEST 1
+#define PF_ESP_Z_AUTO 2 /* zopfli for a 32 KiB segment only when the data waiting for the line lasts twice its expected time */
+
 #define PF_ESP_OPTIONS_DEFAULT() \
-    { .compress = 1, .level = 9, .flash_size = 0, .sync_attempts = 4, .ahead = -1 }
+    { .compress = 1, .level = 9, .flash_size = 0, .sync_attempts = 4, .ahead = -1, .method = PF_ESP_Z_AUTO }
 
 int pf_esp_set_options(void *self, const pf_esp_options *opt);
 
@@ -89,6 +96,10 @@ typedef struct pf_esp_stats {
     uint32_t rate_fallbacks;/* rungs of the rate ladder tried and left because the link did not carry them */
     uint32_t spoiled;       /* blocks sent ahead of an answer that said the previous one was damaged: their
                              * rest went with a wrong checksum so the ROM refused them */
+    uint32_t zsegs_fast;    /* host builds: 32 KiB segments compressed by zlib / by zopfli on the */
+    uint32_t zsegs_best;    /* compressor thread */
+    uint32_t zwait_ms;      /* time the line waited for that thread */
+    uint32_t erase_skipped; /* bytes the job found erased, so no BEGIN erased them */
 } pf_esp_stats;
 void pf_esp_get_stats(const void *self, pf_esp_stats *st);
 

@@ -225,6 +225,11 @@ typedef struct pf_target_ops {
     int (*details)(void *self, char *out, size_t n);
     /* Sets a patch provider (the agent's delta updates); fn NULL = none. */
     int (*set_delta)(void *self, pf_delta_provider_fn fn, void *user);
+    /* The job's skip-unchanged check found [addr, addr+len) erased just now
+     * (its digest is erased flash's) and writes into it follow: a driver
+     * whose writes erase first (PF_ERASE_BY_WRITE) may leave that out of its
+     * erase. It must forget the range once it wrote into it. */
+    void (*known_erased)(void *self, uint32_t addr, uint32_t len);
 
     /* -- for checking the user's settings before anything is opened (no state) -- */
     /* The i-th name --chip takes (0, 1, ...): returns 0 past the last; out->name

@@ -262,6 +262,102 @@ static int can_verify(const pf_target *t)
     return ((t->info.caps & PF_CAP_DIGEST) && t->ops->digest) || ((t->info.caps & PF_CAP_READ) && t->ops->read);
 }
 
+/* 1 when [addr, addr+len) of the image (with fill) is all erased_value. */
+static int image_erased(const job_state *s, uint32_t addr, uint32_t len, int *erased)
+{
+    uint8_t fill = s->t->info.geom.erased_value;
+    *erased = 1;
+    while (len) {
+        uint32_t n = len < s->cfg->buf_size ? len : (uint32_t)s->cfg->buf_size;
+        pf_memmap_read(s->map, addr, s->cfg->buf, n, fill);
+        if (pf_memmap_error(s->map) < 0)
+            return pf_memmap_error(s->map);
+        for (uint32_t k = 0; k < n; k++)
+            if (s->cfg->buf[k] != fill) {
+                *erased = 0;
+                return PF_OK;
+            }
+        addr += n;
+        len -= n;
+    }
+    return PF_OK;
+}
+
+/* The skip-unchanged check of the span of touching pieces that starts with
+ * piece i (p): one target digest over the whole span first. When it matches
+ * the image, every piece is unchanged; when it matches erased flash (all
+ * erased_value), a piece is unchanged exactly when the image has only
+ * erased_value there, which the host sees without asking the target. Only
+ * otherwise (some of the span differs, the rest is not erased) each piece
+ * is asked for on its own. *span_end: the piece after the span. Returns 1
+ * when the span is decided, 0 when its pieces are to be asked one by one
+ * (always for a span of one piece), or an error. Each per-piece digest is a round trip on a slow
+ * link (an ESP ROM at 115200: 128 of them for 512 KiB, 0.9 s), the span's
+ * is one. */
+static int check_span(job_state *s, unsigned i, pf_run p, unsigned *span_end, uint32_t *checked, uint32_t total)
+{
+    unsigned j = i + 1;
+    uint32_t len = p.len, at = p.addr + p.len;
+    pf_run q;
+    while (j < s->n && piece_at(s, at, &q) && q.addr == at) {
+        len += q.len;
+        at = q.addr + q.len;
+        j++;
+        if (at == 0)
+            break;
+    }
+    *span_end = j;
+    if (j == i + 1)
+        return 0;
+    uint8_t want[PF_DIGEST_MAX], got[PF_DIGEST_MAX], erased[PF_DIGEST_MAX];
+    int wl = local_digest(s, p.addr, len, want);
+    if (wl < 0)
+        return wl;
+    int gl = s->t->ops->digest(s->t->self, p.addr, len, got);
+    if (gl < 0)
+        return target_failed(s, gl, "digest", p.addr);
+    int same = gl == wl && memcmp(want, got, (size_t)wl) == 0;
+    if (!same) {
+        /* the digest of erased flash over the span */
+        pf_digest d;
+        int r = pf_digest_begin(&d, s->t->info.digest);
+        if (r < 0)
+            return r;
+        size_t bn = s->cfg->buf_size;
+        memset(s->cfg->buf, s->t->info.geom.erased_value, bn);
+        for (uint32_t left = len; left;) {
+            uint32_t n = left < bn ? left : (uint32_t)bn;
+            pf_digest_update(&d, s->cfg->buf, n);
+            left -= n;
+        }
+        int el = pf_digest_finish(&d, erased);
+        if (el < 0)
+            return el;
+        if (el != gl || memcmp(erased, got, (size_t)el) != 0)
+            return 0; /* neither: piece by piece */
+        if (s->t->ops->known_erased) /* the driver's write need not erase it again */
+            s->t->ops->known_erased(s->t->self, p.addr, len);
+    }
+    at = p.addr;
+    for (unsigned k = i; k < j; k++) {
+        piece_at(s, at, &q);
+        at = q.addr + q.len;
+        int clean = 1;
+        if (!same) {
+            int r = image_erased(s, q.addr, q.len, &clean);
+            if (r < 0)
+                return r;
+        }
+        if (clean)
+            s->res->skipped_bytes += q.len;
+        else
+            set_dirty(s, k);
+        *checked += q.len;
+    }
+    progress(s, PF_PHASE_CHECK, *checked, total);
+    return 1;
+}
+
 /* Collects the window of pieces starting at *from; all dirty unless checked. */
 static int plan_window(job_state *s, uint32_t from, int check, uint32_t *next_from)
 {
@@ -284,6 +380,8 @@ static int plan_window(job_state *s, uint32_t from, int check, uint32_t *next_fr
     if (check && total) /* nothing to compare: no "check: 0/0" */
         progress(s, PF_PHASE_CHECK, 0, total);
     at = from;
+    unsigned span_end = 0; /* the piece after the current span of touching pieces */
+    int decided = 0;       /* the current span was decided by its one digest */
     for (unsigned i = 0; i < s->n; i++) {
         piece_at(s, at, &p);
         at = p.addr + p.len;
@@ -291,6 +389,13 @@ static int plan_window(job_state *s, uint32_t from, int check, uint32_t *next_fr
             set_dirty(s, i);
             continue;
         }
+        if (i >= span_end) {
+            decided = check_span(s, i, p, &span_end, &checked, total);
+            if (decided < 0)
+                return decided;
+        }
+        if (decided)
+            continue;
         uint8_t want[PF_DIGEST_MAX], got[PF_DIGEST_MAX];
         int wl = local_digest(s, p.addr, p.len, want);
         if (wl < 0)

@@ -18,6 +18,12 @@
 #include "peerflash/pf_esp_image.h"
 #include "peerflash/pf_image.h"
 #include "peerflash/pf_zarena.h"
+#if PF_ESP_ZPIPE
+#include <stdlib.h>
+
+#include "host/zpipe.h"
+#define ZPIPE_DEPTH 8u /* 32 KiB segments held ahead of the line: 256 KiB raw + their compressed bytes */
+#endif
 
 #define DEFAULT_TIMEOUT_MS 3000u
 #define SYNC_TIMEOUT_MS 100u
@@ -97,6 +103,7 @@
 #define MAX_RESTARTS 8u         /* fresh starts in a row without progress (the emulated ROM
                                 * under load needed 4 in one 32 KiB segment) */
 #define ESP_RESTART (-1000)     /* internal: the block was damaged, start the segment again */
+#define KNOWN_ERASED 4u         /* ranges the job found erased (known_erased) */
 
 typedef struct esp_state {
     pf_target_config cfg;
@@ -141,8 +148,22 @@ typedef struct esp_state {
     uint8_t reread[PF_ESP_REREAD];
 #else
     uint8_t seg[SEGMENT];        /* raw bytes of the current segment, for a fresh start */
+#if PF_ESP_ZPIPE
+    /* host: compressed writes go through a compressor thread (host/zpipe.h);
+     * s->seg is then the segment being filled and cur the one being sent */
+    pf_zpipe *zp;
+    int zrun;                    /* this run's compressed segments go through zp */
+    int zp_method;               /* the method zp was made for */
+    const uint8_t *cur;          /* raw bytes of the segment being sent (in zp) */
+    pf_zp_seg zseg;              /* its compressed form */
+    uint32_t fill_off, fill_len; /* the segment being filled: run offset, bytes */
+    uLong adler;                 /* of the stream's raw bytes up to the segment being sent */
+#endif
 #endif
     pf_esp_stats stats;
+    /* ranges the job found erased and the driver has not written into yet:
+     * a run inside one erases only its first sector at BEGIN */
+    uint32_t known_lo[KNOWN_ERASED], known_hi[KNOWN_ERASED];
     /* zlib and its arena */
     z_stream z;
     int z_ready;
@@ -711,7 +732,8 @@ static int esp_open(void *self, const pf_target_config *cfg)
 int pf_esp_set_options(void *self, const pf_esp_options *opt)
 {
     esp_state *s = self;
-    if (!s || !opt || (opt->level && (opt->level < 1 || opt->level > 9)))
+    if (!s || !opt || (opt->level && (opt->level < 1 || opt->level > 9)) || opt->method < PF_ESP_Z_FAST ||
+        opt->method > PF_ESP_Z_AUTO)
         return PF_ERR_ARG;
     s->opt = *opt;
     if (!s->opt.level)
@@ -1018,6 +1040,16 @@ static int begin_stream(esp_state *s, uint32_t off, uint32_t erase_end)
     s->seq = 0;
     s->fill = 0;
     s->stream_off = off;
+#if PF_ESP_ZPIPE
+    if (s->deflating && s->zrun) {
+        /* the compressor thread's segments: an upper bound as below */
+        uint32_t padded = (left + SEGMENT - 1) / SEGMENT * SEGMENT;
+        uint32_t segs = padded / SEGMENT;
+        uLong bound = compressBound(padded) + 16u * segs + 64u;
+        s->num_blocks = (uint32_t)((bound + bs - 1) / bs) + segs + 2u;
+        op = PF_ESP_FLASH_DEFL_BEGIN;
+    } else
+#endif
     if (s->deflating) {
         if (s->z_ready) {
             deflateEnd(&s->z);
@@ -1109,10 +1141,63 @@ static int plain_feed(esp_state *s, const uint8_t *data, uint32_t len, int last)
     return PF_OK;
 }
 
+
+#if PF_ESP_ZPIPE
+/* The segment being sent, compressed on the thread, as FLASH_DEFL_DATA
+ * blocks: the zlib header first when the stream starts here, the Adler-32
+ * after the final segment. The thread compressed it with the previous
+ * segment as its window, the run's first without one: when the stream
+ * starts at another segment (a fresh start) it is compressed again here,
+ * without a window. The short last block closes the segment (see pump). */
+static int zfeed(esp_state *s, int close)
+{
+    const pf_zp_seg *g = &s->zseg;
+    int fresh = s->stream_off == s->seg_off, final = close == 2;
+    const uint8_t *out = g->out;
+    size_t out_len = g->out_len;
+    uint8_t *own = NULL;
+    if (g->dict == fresh || g->final != final || !out) {
+        if (pf_zp_compress(0, NULL, 0, s->cur, s->seg_fill, final, &own, &out_len) < 0)
+            return pf_diag_set(diag(s), PF_ERR_NOMEM, "no memory to compress the segment at 0x%08lx",
+                               (unsigned long)(s->run_addr + s->seg_off));
+        out = own;
+    }
+    s->adler = adler32(fresh ? adler32(0L, Z_NULL, 0) : s->adler, s->cur, s->seg_fill);
+    uint8_t head[2] = {0x78, 0xDA}, tail[4]; /* CMF: deflate, 2^15 window; FLG: level 9, check bits */
+    pf_put_be32(tail, (uint32_t)s->adler);
+    const uint8_t *part[3] = {head, out, tail};
+    size_t plen[3] = {fresh ? 2u : 0u, out_len, final ? 4u : 0u};
+    size_t total = plen[0] + plen[1] + plen[2], pos = 0;
+    int r = PF_OK;
+    while (pos < total && r >= 0) {
+        size_t n = total - pos < s->bs ? total - pos : s->bs, k = 0, at = pos;
+        for (int i = 0; i < 3 && k < n; i++) {
+            if (at >= plen[i]) {
+                at -= plen[i];
+                continue;
+            }
+            size_t c = plen[i] - at < n - k ? plen[i] - at : n - k;
+            memcpy(s->block + k, part[i] + at, c);
+            k += c;
+            at = 0;
+        }
+        r = send_block(s, s->block, n, s->seg_fill);
+        pos += n;
+        pf_zpipe_progress(s->zp, pos);
+    }
+    free(own);
+    return r;
+}
+#endif
+
 static int feed(esp_state *s, const uint8_t *data, uint32_t len, int close)
 {
     if (!s->deflating)
         return plain_feed(s, data, len, close == 2);
+#if PF_ESP_ZPIPE
+    if (s->zrun)
+        return zfeed(s, close);
+#endif
     return pump(s, data, len, close == 2 ? Z_FINISH : close ? Z_SYNC_FLUSH : Z_NO_FLUSH);
 }
 
@@ -1185,6 +1270,19 @@ static int restart_segment(esp_state *s)
     }
 }
 
+#if !PF_ESP_STREAM
+/* The raw bytes of the segment being sent. */
+static const uint8_t *seg_raw(const esp_state *s)
+{
+#if PF_ESP_ZPIPE
+    if (s->zrun)
+        return s->cur;
+#endif
+    return s->seg;
+}
+
+#endif
+
 /* Feeds bytes [from, seg_fill) of the current segment: data when given
  * (the job's buffer, streamed builds), else from the segment's copy, or, on
  * a streamed build, read again from the job's image source (the 0xFF pad
@@ -1217,7 +1315,7 @@ static int feed_segment(esp_state *s, const uint8_t *data, uint32_t from, int cl
     }
 #else
     (void)data;
-    return feed(s, s->seg + from, s->seg_fill - from, close);
+    return feed(s, seg_raw(s) + from, s->seg_fill - from, close);
 #endif
 }
 
@@ -1238,6 +1336,181 @@ static int segment_step(esp_state *s, const uint8_t *data, uint32_t from, int cl
         from = (uint32_t)r;
         data = NULL;
     }
+}
+
+#if PF_ESP_ZPIPE
+/* A compressed run on the host: the thread for the chosen method (made once,
+ * kept for the session; none when it cannot be made: zlib in line then). */
+static void zpipe_start(esp_state *s)
+{
+    if (s->zp && s->zp_method != s->opt.method) {
+        pf_zpipe_free(s->zp);
+        s->zp = NULL;
+    }
+    if (!s->zp) {
+        s->zp = pf_zpipe_new(s->opt.method, ZPIPE_DEPTH);
+        s->zp_method = s->opt.method;
+        if (!s->zp)
+            pf_port_logf(port(s), 1, "esp: no compressor thread (out of memory?): compressing in line");
+    }
+    if (s->zp) {
+        pf_zpipe_clear(s->zp);
+        /* compressed bytes per second the line takes: 10 bits a byte, ~3% SLIP and frame */
+        pf_zpipe_set_rate(s->zp, s->baud / 10u * 97u / 100u);
+    }
+    s->fill_off = 0;
+    s->fill_len = 0;
+    s->zrun = s->zp != NULL;
+}
+
+/* Sends the oldest segment the thread holds. */
+static int zpipe_send_oldest(esp_state *s)
+{
+    if (pf_zpipe_oldest(s->zp, &s->zseg) < 0)
+        s->zseg.out = NULL; /* the thread ran out of memory: compressed in line (zfeed), if memory allows */
+    s->cur = s->zseg.raw;
+    s->seg_off = s->zseg.tag;
+    s->seg_fill = (uint32_t)s->zseg.raw_len;
+    int final = s->zseg.final;
+    int r = segment_step(s, NULL, 0, final ? 2 : 1);
+    if (r >= 0 && !final && s->seg_plain) { /* back to compressed after a plain segment (its sector is erased) */
+        s->seg_plain = 0;
+        s->deflating = 1;
+        r = begin_stream(s, s->seg_off + SEGMENT, s->seg_off + SEGMENT + SECTOR);
+    }
+    pf_zpipe_release(s->zp);
+    return r;
+}
+
+/* Hands the segment being filled to the thread, sending the oldest first
+ * when the thread holds as many as it may. */
+static int zpipe_put(esp_state *s, int final)
+{
+    while (pf_zpipe_held(s->zp) >= pf_zpipe_depth(s->zp)) {
+        int r = zpipe_send_oldest(s);
+        if (r < 0)
+            return r;
+    }
+    if (pf_zpipe_put(s->zp, s->seg, s->fill_len, s->fill_off, s->fill_off != 0, final) < 0)
+        return pf_diag_set(diag(s), PF_ERR_STATE, "ESP compressor thread refused a segment");
+    s->fill_off += s->fill_len;
+    s->fill_len = 0;
+    return PF_OK;
+}
+
+static int zpipe_drain(esp_state *s)
+{
+    while (pf_zpipe_held(s->zp)) {
+        int r = zpipe_send_oldest(s);
+        if (r < 0)
+            return r;
+    }
+    return PF_OK;
+}
+
+/* write() of a compressed run with the thread: fill segments, hand over
+ * each full one but the run's last (write_end closes that). */
+static int zpipe_write(esp_state *s, const uint8_t *data, uint32_t len)
+{
+    while (len) {
+        uint32_t n = SEGMENT - s->fill_len;
+        if (n > len)
+            n = len;
+        memcpy(s->seg + s->fill_len, data, n);
+        s->fill_len += n;
+        data += n;
+        len -= n;
+        if (s->fill_len == SEGMENT && s->fill_off + SEGMENT < s->run_len) {
+            int r = zpipe_put(s, 0);
+            if (r < 0)
+                return r;
+        }
+    }
+    return PF_OK;
+}
+
+/* write_end of a compressed run with the thread: the last segment padded
+ * with 0xFF to fill the ROM's buffer, or, near the end of flash, everything
+ * before it and then the last segment uncompressed (as finish_compressed). */
+static int zpipe_finish(esp_state *s)
+{
+    int r;
+    if ((uint64_t)s->run_addr + s->fill_off + SEGMENT <= s->flash_size) {
+        memset(s->seg + s->fill_len, 0xFF, SEGMENT - s->fill_len);
+        s->fill_len = SEGMENT;
+        if ((r = zpipe_put(s, 1)) < 0)
+            return r;
+        return zpipe_drain(s);
+    }
+    if ((r = zpipe_drain(s)) < 0)
+        return r;
+    s->deflating = 0;
+    s->cur = s->seg;
+    s->seg_off = s->fill_off;
+    s->seg_fill = s->fill_len;
+    r = begin_stream(s, s->seg_off, s->run_len);
+    return r < 0 ? r : segment_step(s, NULL, 0, 2);
+}
+
+static void zpipe_stats(esp_state *s)
+{
+    pf_zp_stats z;
+    pf_zpipe_stats(s->zp, &z);
+    s->stats.zsegs_fast = z.segs_fast;
+    s->stats.zsegs_best = z.segs_best;
+    s->stats.zwait_ms = z.wait_ms;
+    pf_port_logf(port(s), 2, "esp: compressor thread (%s): %lu segments by zlib, %lu by zopfli, %lu -> %lu bytes, "
+                 "%lu ms of compression, the line waited %lu ms",
+                 pf_zp_method_name(s->zp_method), (unsigned long)z.segs_fast, (unsigned long)z.segs_best,
+                 (unsigned long)z.raw_bytes, (unsigned long)z.out_bytes, (unsigned long)z.cpu_ms,
+                 (unsigned long)z.wait_ms);
+}
+#endif
+
+/* The job found [addr, addr+len) erased (skip-unchanged check). */
+static void esp_known_erased(void *self, uint32_t addr, uint32_t len)
+{
+    esp_state *s = self;
+    for (unsigned i = 0; i < KNOWN_ERASED; i++)
+        if (s->known_hi[i] == s->known_lo[i]) {
+            s->known_lo[i] = addr;
+            s->known_hi[i] = addr + len;
+            return;
+        }
+}
+
+/* 1 when the run [addr, addr+len) lies in a range found erased; the run is
+ * cut out of every range (it is about to be written). A run the ROM must
+ * not erase needs only the BEGIN's first sector erased: the ROM writes past
+ * a BEGIN's erase size (seen on the real ROM, docs/ESP.md), and that sector
+ * is erased already, so erasing it again changes nothing. */
+static int take_known_erased(esp_state *s, uint32_t addr, uint32_t len)
+{
+    uint32_t end = addr + len;
+    int inside = 0;
+    for (unsigned i = 0; i < KNOWN_ERASED; i++) {
+        uint32_t lo = s->known_lo[i], hi = s->known_hi[i];
+        if (lo == hi || end <= lo || addr >= hi)
+            continue;
+        inside |= addr >= lo && end <= hi;
+        /* keep what lies on either side of the run (the right part in a free slot, if any) */
+        s->known_lo[i] = s->known_hi[i] = 0;
+        if (lo < addr) {
+            s->known_lo[i] = lo;
+            s->known_hi[i] = addr;
+        }
+        if (end < hi) {
+            if (s->known_lo[i] == s->known_hi[i]) {
+                s->known_lo[i] = end;
+                s->known_hi[i] = hi;
+            } else {
+                esp_known_erased(s, end, hi - end);
+            }
+        }
+    }
+    if (inside)
+        s->stats.erase_skipped += len > SECTOR ? len - SECTOR : 0;
+    return inside;
 }
 
 static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
@@ -1274,7 +1547,13 @@ static int esp_write_begin(void *self, uint32_t addr, uint32_t len)
     s->restart_off = 0;
     s->seg_plain = 0;
     s->ahead_now = s->ahead;
-    int r = begin_stream(s, 0, len);
+    uint32_t erase_end = take_known_erased(s, addr, len) ? (len < SECTOR ? len : SECTOR) : len;
+#if PF_ESP_ZPIPE
+    s->zrun = 0;
+    if (s->deflating)
+        zpipe_start(s);
+#endif
+    int r = begin_stream(s, 0, erase_end);
     if (r < 0)
         return r;
     s->in_run = 1;
@@ -1291,6 +1570,10 @@ static int esp_write(void *self, uint32_t addr, const uint8_t *data, uint32_t le
                            (unsigned long)addr, (unsigned long)s->run_addr);
     s->run_fed += len;
     s->stats.raw_bytes += len;
+#if PF_ESP_ZPIPE
+    if (s->zrun)
+        return zpipe_write(s, data, len);
+#endif
     while (len) {
         uint32_t n = SEGMENT - s->seg_fill;
         if (n > len)
@@ -1355,7 +1638,16 @@ static int esp_write_end(void *self)
     if (s->run_fed != s->run_len)
         return pf_diag_set(diag(s), PF_ERR_ARG, "ESP run at 0x%08lx got %lu of %lu bytes", (unsigned long)s->run_addr,
                            (unsigned long)s->run_fed, (unsigned long)s->run_len);
-    int r = s->deflating ? finish_compressed(s) : segment_step(s, NULL, s->seg_fill, 2);
+    int r;
+#if PF_ESP_ZPIPE
+    if (s->zrun) {
+        r = zpipe_finish(s);
+        zpipe_stats(s);
+        pf_zpipe_clear(s->zp);
+        s->zrun = 0;
+    } else
+#endif
+    r = s->deflating ? finish_compressed(s) : segment_step(s, NULL, s->seg_fill, 2);
     if (s->z_ready) {
         deflateEnd(&s->z);
         s->z_ready = 0;
@@ -1506,6 +1798,10 @@ static void esp_close(void *self)
         deflateEnd(&s->z);
         s->z_ready = 0;
     }
+#if PF_ESP_ZPIPE
+    pf_zpipe_free(s->zp);
+    s->zp = NULL;
+#endif
     s->connected = 0;
     s->in_run = 0;
 }
@@ -1513,6 +1809,14 @@ static void esp_close(void *self)
 /* ---- what the front ends ask of a driver (pf_target_ops, optional part) ---- */
 static const pf_target_option esp_options[] = {
     {.name = "no-compress", .arg = NULL, .help = "send the image uncompressed", .commands = PF_CMD_FLASH, .flags = 0},
+#if PF_ESP_ZPIPE
+    {.name = "compress",
+     .arg = "fast|best|auto",
+     .help = "deflate by zlib (fast), by zopfli (best: 2-4% fewer bytes, much more CPU) or, the default, "
+             "zopfli only for segments the line will not wait for (auto); on a second thread",
+     .commands = PF_CMD_FLASH,
+     .flags = 0},
+#endif
     {.name = NULL},
 };
 
@@ -1524,6 +1828,22 @@ static int esp_set_option(void *self, const char *name, const char *value)
         s->opt.compress = 0;
         return PF_OK;
     }
+#if PF_ESP_ZPIPE
+    if (!strcmp(name, "compress")) {
+        int m = pf_zp_method_parse(value);
+        if (m < 0)
+            return pf_diag_set(diag(s), PF_ERR_ARG, "--compress takes fast, best or auto, not '%s'",
+                               value ? value : "");
+        if (!pf_zp_available(m))
+            return pf_diag_set(diag(s), PF_ERR_UNSUPPORTED,
+                               "--compress %s needs zopfli, and this peerflash was built without it "
+                               "(libzopfli-dev; -DPF_ZOPFLI=ON): use fast or auto",
+                               value);
+        s->opt.method = m;
+        s->opt.compress = 1;
+        return PF_OK;
+    }
+#endif
     return pf_diag_set(diag(s), PF_ERR_ARG, "option '%s' is not an option of the esp driver", name);
 }
 
@@ -1625,6 +1945,7 @@ const pf_target_ops pf_target_esp = {
     .close = esp_close,
     .options = esp_options,
     .set_option = esp_set_option,
+    .known_erased = esp_known_erased,
     .check_image = esp_check_image,
     .chip = esp_chip,
     .chip_flags = PF_CHIPS_SUFFIX_ANY, /* ESP8266EX, ESP32D0WDQ6 */

@@ -38,6 +38,8 @@ static int esp_harness_reset_on_open = 1;
  * host's send-ahead (-1: the driver's default for the chip). */
 static uint32_t esp_harness_write_us_per_kb = 0;
 static int esp_harness_ahead = -1;
+/* The next host's --compress method (PF_ESP_Z_*). */
+static int esp_harness_method = PF_ESP_Z_AUTO;
 
 /* Starts a simulator on pty:<path>; returns 0 on success. */
 static inline int esp_sim_start(esp_simthread *t, const char *tag, const char *chip, uint32_t flash_size)
@@ -108,6 +110,7 @@ static inline int esp_host_open(esp_host *h, const char *path, uint32_t fast_bau
     pf_esp_options o = PF_ESP_OPTIONS_DEFAULT();
     o.compress = compress;
     o.ahead = esp_harness_ahead;
+    o.method = esp_harness_method;
     pf_esp_set_options(h->self, &o);
     h->t.ops = &pf_target_esp;
     h->t.self = h->self;

@@ -105,6 +105,21 @@ check "  the ROM saw FLASH_BEGIN, not FLASH_DEFL_BEGIN" "grep -q 'FLASH_BEGIN' d
 check "  flash holds part.bin" "python3 -c 'f=open(\"dev4.flash\",\"rb\").read(); p=open(\"part.bin\",\"rb\").read(); raise SystemExit(0 if f[0x8000:0x8000+len(p)] == p else 1)'"
 timeout 60 "$cli" flash --target esp --port "$PWD/dev4" --no-run --no-skip part.bin@0x8000 2>defl.err
 check "  without it the ROM saw FLASH_DEFL_BEGIN" "grep -q 'FLASH_DEFL_BEGIN' dev4.log"
+# --compress: the driver's option; a bad value is a usage error naming the choices; best
+# (when built with zopfli) lands the image
+timeout 60 "$cli" flash --target esp --port "$PWD/dev4" --no-run --compress smallest part.bin@0x8000 2>cbad.err
+rc=$?
+check "--compress smallest exits 2 (got $rc)" "[ $rc -eq 2 ]"
+check "  naming fast, best or auto" "grep -q 'takes fast, best or auto' cbad.err"
+check "--help lists --compress" "\"$cli\" flash --help | grep -q -- '--compress fast|best|auto'"
+timeout 60 "$cli" flash --target esp --port "$PWD/dev4" --no-run --no-skip --compress best boot.bin@0x10000 2>cbest.err
+rc=$?
+if grep -q 'built without it' cbest.err; then
+    check "--compress best without zopfli exits 2 (got $rc)" "[ $rc -eq 2 ]"
+else
+    check "--compress best flash exits 0 (got $rc)" "[ $rc -eq 0 ]"
+    check "  flash holds boot.bin" "python3 -c 'f=open(\"dev4.flash\",\"rb\").read(); p=open(\"boot.bin\",\"rb\").read(); raise SystemExit(0 if f[0x10000:0x10000+len(p)] == p else 1)'"
+fi
 
 start_sim dev2 esp32 1MB
 timeout 60 "$cli" flash --target esp --port "$PWD/dev2" --no-run boot.bin@0xFC000 2>range.err

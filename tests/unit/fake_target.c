@@ -92,6 +92,14 @@ static int f_run(void *self)
     return PF_OK;
 }
 
+static void f_known_erased(void *self, uint32_t addr, uint32_t len)
+{
+    fake_target *f = self;
+    f->known_erased_calls++;
+    f->known_erased_addr = addr;
+    f->known_erased_len = len;
+}
+
 const pf_target_ops fake_ops = {
     .name = "fake",
     .summary = "in-memory test target",
@@ -105,6 +113,7 @@ const pf_target_ops fake_ops = {
     .write_end = f_end,
     .read = f_read,
     .digest = f_digest,
+    .known_erased = f_known_erased,
     .run = f_run,
 };
 

@@ -10,6 +10,8 @@ typedef struct fake_target {
     uint8_t flash[65536];
     pf_target_info info;
     int erase_calls, write_calls, digest_calls, read_calls, begin_calls;
+    int known_erased_calls;              /* the job's hint, and its last range */
+    uint32_t known_erased_addr, known_erased_len;
     uint32_t erased_bytes;
     int fail_write_at;      /* nonzero: the Nth write fails with PF_ERR_TARGET */
     uint32_t corrupt_addr;  /* nonzero: writes to this address store a wrong byte */

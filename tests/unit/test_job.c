@@ -93,6 +93,47 @@ static void test_skip_unchanged(void)
     CHECK(flash_holds_image());
 }
 
+/* The skip-unchanged check asks the target for one digest over a span of
+ * touching pieces first: all unchanged, or erased flash (then only the
+ * image's non-erased pieces are written, with no digest per piece); only a
+ * span that is neither is asked piece by piece. */
+static void test_skip_check_one_digest_per_span(void)
+{
+    setup(PF_ERASE_EXPLICIT, 1024, 1, 1);
+    add(0, 8192, 3);
+    memset((uint8_t *)map.segs[0].data + 3072, 0xFF, 1024); /* an erased-looking piece */
+    REQUIRE(pf_memmap_finish(&map, NULL) == PF_OK);
+    pf_job_config c = config();
+    c.verify = 0;
+    pf_job_result res;
+    /* erased target: one digest, the 0xFF piece skipped, the other 7 written */
+    int d0 = ft.digest_calls;
+    CHECK_EQ(pf_job_flash(&tgt, &map, &c, &res), PF_OK);
+    CHECK_EQ(ft.digest_calls - d0, 1);
+    CHECK_EQ(res.skipped_bytes, 1024);
+    CHECK_EQ(res.written_bytes, 7 * 1024);
+    CHECK_EQ(ft.known_erased_calls, 1); /* the driver is told: its write need not erase */
+    CHECK_EQ(ft.known_erased_addr, 0);
+    CHECK_EQ(ft.known_erased_len, 8192);
+    CHECK(flash_holds_image());
+    /* unchanged: one digest, nothing written */
+    d0 = ft.digest_calls;
+    int writes = ft.write_calls;
+    CHECK_EQ(pf_job_flash(&tgt, &map, &c, &res), PF_OK);
+    CHECK_EQ(ft.digest_calls - d0, 1);
+    CHECK_EQ(res.skipped_bytes, 8192);
+    CHECK_EQ(ft.write_calls, writes);
+    /* one piece changed: the span's digest, then one per piece; only that piece is written */
+    ((uint8_t *)map.segs[0].data)[5000] ^= 0x55;
+    d0 = ft.digest_calls;
+    CHECK_EQ(pf_job_flash(&tgt, &map, &c, &res), PF_OK);
+    CHECK_EQ(ft.digest_calls - d0, 1 + 8);
+    CHECK_EQ(ft.known_erased_calls, 1); /* neither unchanged nor erased: no hint */
+    CHECK_EQ(res.written_bytes, 1024);
+    CHECK_EQ(res.skipped_bytes, 7 * 1024);
+    CHECK(flash_holds_image());
+}
+
 static void test_protected_range_refused_before_writing(void)
 {
     setup(PF_ERASE_BY_WRITE, 0, 0, 1);
@@ -402,6 +443,7 @@ int main(void)
     RUN(test_skip_unchanged);
     RUN(test_protected_range_refused_before_writing);
     RUN(test_outside_flash_refused);
+    RUN(test_skip_check_one_digest_per_span);
     RUN(test_digest_mismatch_narrowed_by_read_back);
     RUN(test_read_back_verify_without_digest);
     RUN(test_no_verify_possible_is_reported);
