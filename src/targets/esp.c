@@ -76,6 +76,12 @@
 #ifndef PF_ESP_STREAM
 #define PF_ESP_STREAM 0
 #endif
+#ifndef PF_ESP_KNOWN_ERASED
+#define PF_ESP_KNOWN_ERASED 4u /* erased ranges the job can tell the driver (8 bytes each) */
+#endif
+#if PF_ESP_KNOWN_ERASED < 1
+#error "PF_ESP_KNOWN_ERASED must be at least 1"
+#endif
 #define PF_ESP_REREAD 64
 #if PF_ESP_ZWINDOW_BITS < 9 || PF_ESP_ZWINDOW_BITS > 15 || PF_ESP_ZMEM_LEVEL < 1 || PF_ESP_ZMEM_LEVEL > 9
 #error "PF_ESP_ZWINDOW_BITS must be 9..15 and PF_ESP_ZMEM_LEVEL 1..9"
@@ -103,7 +109,7 @@
 #define MAX_RESTARTS 8u         /* fresh starts in a row without progress (the emulated ROM
                                 * under load needed 4 in one 32 KiB segment) */
 #define ESP_RESTART (-1000)     /* internal: the block was damaged, start the segment again */
-#define KNOWN_ERASED 4u         /* ranges the job found erased (known_erased) */
+#define KNOWN_ERASED PF_ESP_KNOWN_ERASED /* ranges the job found erased (known_erased) */
 
 typedef struct esp_state {
     pf_target_config cfg;

@@ -11,7 +11,7 @@ set(PF_BOARD_SOURCES ${PF_MICROBIT_C} ${PF_FW_SEMIHOST})
 set(PF_BOARD_DEFINITIONS
   PF_UPDATER_ARENA=0         # the image is read again from the card as the job needs it
   PF_UPDATER_SEGMENTS=8
-  PF_UPDATER_CTX=9848        # driver state: esp 9,844 B (the largest; its sizes: firmware/CMakeLists.txt)
+  PF_UPDATER_CTX=9872        # driver state: esp 9,872 B (the largest; its sizes: firmware/CMakeLists.txt)
   PF_UPDATER_WORK=512        # 2 x write_max: STM32 256-byte blocks; esp writes 256-byte blocks
   PF_UPDATER_MAX_OPTIONS=4
   PF_UPDATER_OPTION_WORD=48
