@@ -337,6 +337,50 @@ static void test_bit_flips(void)
     (void)successes;
 }
 
+/* Writes a seeded image of len bytes at 0x20000 into a fresh simulated
+ * ESP32 whose flash holds 0x00 around the image's sectors (64 KiB after them,
+ * and the sector before when guard_before), and checks that it lands whole,
+ * verified, and that nothing around it was written. The driver's stats go to
+ * *es when given. */
+static void land_image(const char *tag, uint32_t len, int compress, int guard_before, pf_esp_stats *es)
+{
+    uint32_t at = 0x20000;
+    uint32_t end = (at + len + 4095u) / 4096u * 4096u;
+    esp_simthread st;
+    REQUIRE(esp_sim_start(&st, tag, "esp32", FLASH_4M) == 0);
+    uint8_t *fl = pf_sim_esp32_flash(st.sim);
+    memset(fl + end, 0x00, 0x10000); /* what lies past the image: any write shows */
+    if (guard_before)
+        memset(fl + at - 0x1000, 0x00, 0x1000);
+    esp_host h;
+    REQUIRE(esp_host_open(&h, st.path, 0, NULL, compress) == 0);
+    job_buf j;
+    map_init(&j, len + 4096);
+    uint8_t *img = malloc(len);
+    esp_fill(img, len, len);
+    REQUIRE(pf_memmap_add(&j.map, at, img, len, NULL) == 0);
+    REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
+    pf_job_result res;
+    int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
+    if (r < 0)
+        fprintf(stderr, "  %s, %u bytes%s: %s\n", tag, len, compress ? " compressed" : "", h.diag.text);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(res.verified, 1);
+    CHECK(memcmp(fl + at, img, len) == 0);
+    int untouched = 1;
+    for (uint32_t k = 0; k < 0x10000; k++)
+        untouched &= fl[end + k] == 0x00;
+    for (uint32_t k = 0; guard_before && k < 0x1000; k++)
+        untouched &= fl[at - 0x1000 + k] == 0x00;
+    CHECK(untouched);
+    if (es)
+        pf_esp_get_stats(h.self, es);
+    esp_host_close(&h);
+    esp_sim_stop(&st);
+    free(j.arena);
+    free(img);
+}
+
 /* Image sizes that are not multiples of the ROM's 32 KiB inflate buffer land
  * whole, and the bytes past the image's sectors stay as they were (the
  * strict simulator writes the buffer only when full or at the last
@@ -345,39 +389,8 @@ static void test_odd_sizes(void)
 {
     static const uint32_t sizes[] = {40 * 1024, 60 * 1024, 100 * 1024, 100 * 1024 + 123, 64 * 1024, 4096};
     for (int compress = 1; compress >= 0; compress--)
-        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-            uint32_t len = sizes[i], at = 0x20000;
-            uint32_t end = (at + len + 4095u) / 4096u * 4096u;
-            esp_simthread st;
-            REQUIRE(esp_sim_start(&st, "odd", "esp32", FLASH_4M) == 0);
-            uint8_t *fl = pf_sim_esp32_flash(st.sim);
-            memset(fl + end, 0x00, 0x10000);   /* what lies past the image: any write shows */
-            memset(fl + at - 0x1000, 0x00, 0x1000);
-            esp_host h;
-            REQUIRE(esp_host_open(&h, st.path, 0, NULL, compress) == 0);
-            job_buf j;
-            map_init(&j, len + 4096);
-            uint8_t *img = malloc(len);
-            esp_fill(img, len, len);
-            REQUIRE(pf_memmap_add(&j.map, at, img, len, NULL) == 0);
-            REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
-            pf_job_result res;
-            int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
-            if (r < 0)
-                fprintf(stderr, "  %u bytes%s: %s\n", len, compress ? " compressed" : "", h.diag.text);
-            CHECK_EQ(r, 0);
-            CHECK(memcmp(fl + at, img, len) == 0);
-            int untouched = 1;
-            for (uint32_t k = 0; k < 0x10000; k++)
-                untouched &= fl[end + k] == 0x00;
-            for (uint32_t k = 0; k < 0x1000; k++)
-                untouched &= fl[at - 0x1000 + k] == 0x00;
-            CHECK(untouched);
-            esp_host_close(&h);
-            esp_sim_stop(&st);
-            free(j.arena);
-            free(img);
-        }
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            land_image("odd", sizes[i], compress, 1, NULL);
 }
 
 /* An image that starts inside a sector: the ROM refuses an unaligned BEGIN
@@ -479,42 +492,13 @@ static void test_compress_best(void)
     for (int m = 0; m < 2; m++)
         for (size_t i = 0; i < 2; i++) {
             esp_harness_method = m ? PF_ESP_Z_BEST : PF_ESP_Z_FAST;
-            uint32_t len = sizes[i], at = 0x20000;
-            uint32_t end = (at + len + 4095u) / 4096u * 4096u;
-            esp_simthread st;
-            REQUIRE(esp_sim_start(&st, "best", "esp32", FLASH_4M) == 0);
-            uint8_t *fl = pf_sim_esp32_flash(st.sim);
-            memset(fl + end, 0x00, 0x10000);
-            esp_host h;
-            REQUIRE(esp_host_open(&h, st.path, 0, NULL, 1) == 0);
-            job_buf j;
-            map_init(&j, len + 4096);
-            uint8_t *img = malloc(len);
-            esp_fill(img, len, len);
-            REQUIRE(pf_memmap_add(&j.map, at, img, len, NULL) == 0);
-            REQUIRE(pf_memmap_finish(&j.map, NULL) == 0);
-            pf_job_result res;
-            int r = run_job(&h, &j.map, 1, &res, j.work, sizeof j.work);
-            if (r < 0)
-                fprintf(stderr, "  %u bytes %s: %s\n", len, m ? "best" : "fast", h.diag.text);
-            CHECK_EQ(r, 0);
-            CHECK_EQ(res.verified, 1);
-            CHECK(memcmp(fl + at, img, len) == 0);
-            int untouched = 1;
-            for (uint32_t k = 0; k < 0x10000; k++)
-                untouched &= fl[end + k] == 0x00;
-            CHECK(untouched);
             pf_esp_stats es;
-            pf_esp_get_stats(h.self, &es);
+            land_image(m ? "best" : "fast", sizes[i], 1, 0, &es);
             sent[m][i] = es.sent_bytes;
-            fprintf(stderr, "  %u bytes %s: %u sent, %u segments by zlib, %u by zopfli\n", len, m ? "best" : "fast",
-                    es.sent_bytes, es.zsegs_fast, es.zsegs_best);
+            fprintf(stderr, "  %u bytes %s: %u sent, %u segments by zlib, %u by zopfli\n", sizes[i],
+                    m ? "best" : "fast", es.sent_bytes, es.zsegs_fast, es.zsegs_best);
             CHECK_EQ(m ? es.zsegs_fast : es.zsegs_best, 0);
             CHECK(m ? es.zsegs_best > 0 : es.zsegs_fast > 0);
-            esp_host_close(&h);
-            esp_sim_stop(&st);
-            free(j.arena);
-            free(img);
         }
     for (size_t i = 0; i < 2; i++)
         CHECK(sent[1][i] < sent[0][i]);
