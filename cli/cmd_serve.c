@@ -51,10 +51,18 @@ static void usage(FILE *f)
             "                     rate, frame (8N1/8E1) and DTR/RTS. NO AUTHENTICATION: off unless given,\n"
             "                     on the --listen address only; the target is busy while a client is\n"
             "                     connected\n"
+            "  --arduino-ota      serve the Arduino IDE's arduinoOTA tool (the network upload of Arduino's\n"
+            "                     AVR core): advertised over mDNS with the HTTP port and the endpoints\n"
+            "                     POST /api/targets/NAME/arduino/upload (the .hex), .../sync, .../reset.\n"
+            "                     The tool waits 10 s: a longer job is answered 202 and goes on. With\n"
+            "                     --token-file the tool must send the token as its -password (Basic\n"
+            "                     auth), which the AVR core's stock pattern does not: see docs/SERVE.md.\n"
+            "                     Not with --ota-port (that advertises espota for the ESP cores)\n"
             "  --board NAME       the \"board\" the mDNS record tells the Arduino IDE (default: the target)\n"
             "  --no-verify, --no-run, --no-skip, --erase touched|all   as for `peerflash flash`\n"
             "  and the driver's own options (e.g. --no-compress for esp and agent, --read-compare\n"
-            "                     for avr; see peerflash flash --help)\n\n"
+            "                     for avr; see peerflash flash --help)\n\n");
+    fprintf(f,
             "daemon options:\n"
             "  --listen ADDR:PORT HTTP address (default 127.0.0.1:8080; port 0 = any free port, shown\n"
             "                     in the \"ready\" log line)\n"
@@ -68,8 +76,8 @@ static void usage(FILE *f)
             "  --ota-password-file F  espota password (first line of F): the IDE must answer the nonce\n"
             "                     challenge (PBKDF2-HMAC-SHA256 from espota 3.3.1+, MD5 from older\n"
             "                     clients); without it any host that reaches the port can flash\n"
-            "  --no-mdns          do not advertise the --ota-port targets as _arduino._tcp (by default\n"
-            "                     they are, through avahi-daemon, when it runs)\n"
+            "  --no-mdns          do not advertise the --ota-port and --arduino-ota targets as\n"
+            "                     _arduino._tcp (by default they are, through avahi-daemon, when it runs)\n"
             "  --max-body N       largest upload in bytes (K, M suffixes; default 16M)\n"
             "  --max-connections N  simultaneous connections (default 32)\n"
             "  --idle-timeout S   close a connection silent for S seconds, headers included (default 30)\n"
@@ -258,6 +266,9 @@ int pf_cmd_serve(int argc, char **argv)
                 return PF_EXIT_USAGE;
             }
             cur->rfc2217_port = (uint16_t)num;
+        } else if (!strcmp(a, "--arduino-ota")) {
+            NEED_TARGET();
+            cur->arduino_ota = 1;
         } else if (!strcmp(a, "--board")) {
             NEED_VALUE();
             NEED_TARGET();
@@ -434,6 +445,23 @@ int pf_cmd_serve(int argc, char **argv)
                     }
         }
     }
+    for (int i = 0; i < cfg.ntargets; i++) {
+        const serve_target_cfg *t = &cfg.targets[i];
+        if (!t->arduino_ota)
+            continue;
+        if (t->ota_port) {
+            pf_cli_error("%s: --arduino-ota and --ota-port both advertise the target to the Arduino IDE: give "
+                         "--ota-port for boards of the ESP cores (espota), --arduino-ota for boards whose core uploads "
+                         "with arduinoOTA (Arduino's AVR core)", t->name);
+            return PF_EXIT_USAGE;
+        }
+        /* the name goes into URLs and mDNS TXT values the IDE splits on '=' and spaces */
+        if (strspn(t->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(t->name)) {
+            pf_cli_error("--arduino-ota: the name '%s' must be letters, digits, '.', '_' and '-' only (it becomes "
+                         "part of the upload URL the IDE reads from mDNS)", t->name);
+            return PF_EXIT_USAGE;
+        }
+    }
     int any_ota = 0;
     for (int i = 0; i < cfg.ntargets; i++)
         any_ota |= cfg.targets[i].ota_port != 0;
@@ -453,5 +481,11 @@ int pf_cmd_serve(int argc, char **argv)
         pf_cli_error("%s", why);
         return tr;
     }
+    for (int i = 0; i < cfg.ntargets; i++)
+        if (cfg.targets[i].arduino_ota && cfg.tls_cert) {
+            fprintf(stderr, "peerflash: warning: --arduino-ota with --tls-cert: the Arduino AVR core's arduinoOTA "
+                            "pattern speaks plain http (it would need -ssl 1 and to trust the certificate)\n");
+            break;
+        }
     return serve_main(&cfg);
 }

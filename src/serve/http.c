@@ -11,7 +11,11 @@
  *   POST /api/targets/NAME/verify       ?address=0x..&format=auto|bin|hex|srec|elf
  *   POST /api/targets/NAME/run          reset into the bootloader, start the application
  *   POST /api/targets/NAME/info         connect and identify the chip
- * Every /api/ request needs "Authorization: Bearer TOKEN" when a token is set. */
+ *   GET|POST .../arduino/sync, POST .../arduino/upload, .../arduino/reset
+ *                                       the arduinoOTA tool (--arduino-ota; arduino_ota.c)
+ * Every /api/ request needs "Authorization: Bearer TOKEN" when a token is set
+ * (arduino/upload also takes it as a Basic auth password; arduino/sync and
+ * arduino/reset, which change nothing, need none: the tool sends none). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -22,6 +26,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "arduino_hex.h"
 #include "cli.h"
 #include "serve.h"
 
@@ -46,7 +51,8 @@ typedef struct request {
     int form_error;
     char peer[64];
     int ran_job;
-    int got_file;         /* multipart: the "image" field was there */          /* counted in d->answering until the answer is sent */
+    int got_file;         /* multipart: the "image" field was there */
+    int arduino;          /* an arduinoOTA upload: its own deadline and HEX */
 } request;
 
 /* ---- responses ----------------------------------------------------------------- */
@@ -297,6 +303,59 @@ static int parse_address(const char *s, uint32_t *out)
     return 0;
 }
 
+/* ---- arduinoOTA (arduino_ota.c has the protocol facts) ------------------------- */
+
+/* The upload outlasted the client's 10 s: not 200 (the IDE would say
+ * "uploaded successfully"); the body, which the tool prints, says where the
+ * result will be. */
+static enum MHD_Result arduino_still_running(request *q, struct MHD_Connection *c)
+{
+    char *state = serve_target_json(q->t);
+    size_t n = (state ? strlen(state) : 4) + 400;
+    char *body = malloc(n);
+    if (!body) {
+        free(state);
+        return MHD_NO;
+    }
+    snprintf(body, n,
+             "{\"message\":\"peerflash: the %s of '%s' is still running after %u s (arduinoOTA waits 10 s): its "
+             "result will be in GET /api/targets/%s (last_result) and the daemon's log\",\"target\":%s}\n",
+             serve_job_name(q->kind), q->t->cfg.name, SERVE_ARDUINO_WAIT_US / 1000000u, q->t->cfg.name,
+             state ? state : "null");
+    free(state);
+    serve_log(q->d, "arduino", q->t, NULL, "%s from %s still running at the arduinoOTA deadline: answered 202",
+              serve_job_name(q->kind), q->peer);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_ACCEPTED, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* sync: "SYNC" when the target is free for an upload, else what it is busy
+ * with (the tool asks again, 10 times, 1 s apart). Always 200: the tool
+ * requires sync_return's code from the POST. Unauthenticated (the tool sends
+ * no credentials here): it tells the state only, not who is flashing. */
+static enum MHD_Result arduino_sync(request *q, struct MHD_Connection *c)
+{
+    char text[200];
+    pthread_mutex_lock(&q->t->lock);
+    if (q->t->busy)
+        snprintf(text, sizeof text, "BUSY: target '%s' is running a %s job\n", q->t->cfg.name,
+                 serve_job_name(q->t->job));
+    else
+        snprintf(text, sizeof text, "SYNC\n");
+    pthread_mutex_unlock(&q->t->lock);
+    if (atomic_load(&q->d->stopping))
+        snprintf(text, sizeof text, "STOPPING: the daemon is stopping\n");
+    return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", text, strlen(text), 1);
+}
+
 static enum MHD_Result run_upload(request *q, struct MHD_Connection *c)
 {
     if (q->too_big)
@@ -331,14 +390,29 @@ static enum MHD_Result run_upload(request *q, struct MHD_Connection *c)
     if (has_addr && parse_address(addr_s, &addr) < 0)
         return refuse(q, c, MHD_HTTP_BAD_REQUEST, PF_EXIT_USAGE,
                       "address '%.40s' is not a number below 4 GiB (hex with 0x, or decimal)", addr_s);
-    pf_image_set set;
-    pf_image_set_init(&set);
+    if (q->arduino) {
+        /* arduinoOTA sent the .hex without its line breaks */
+        size_t fixed_len = 0;
+        uint8_t *fixed = serve_arduino_hex_lines(q->body, q->len, &fixed_len);
+        if (fixed) {
+            free(q->body);
+            q->body = fixed;
+            q->len = fixed_len;
+        }
+        if (!name)
+            name = fixed ? "sketch.hex" : "sketch.bin";
+    }
+    pf_image_set *set = malloc(sizeof *set);
+    if (!set)
+        return MHD_NO;
+    pf_image_set_init(set);
     pf_diag diag = {0};
-    int r = serve_load_image(q->d, q->t, q->body, q->len, name, format, has_addr, addr, &set, &diag);
+    int r = serve_load_image(q->d, q->t, q->body, q->len, name, format, has_addr, addr, set, &diag);
     free(q->body);
     q->body = NULL;
     if (r < 0) {
-        pf_image_set_free(&set);
+        pf_image_set_free(set);
+        free(set);
         if (r == PF_ERR_ARG)
             return refuse(q, c, MHD_HTTP_BAD_REQUEST, PF_EXIT_USAGE, "%s", diag.text);
         return refuse(q, c, MHD_HTTP_UNPROCESSABLE_CONTENT, PF_EXIT_IMAGE, "%s; nothing was written", diag.text);
@@ -346,17 +420,28 @@ static enum MHD_Result run_upload(request *q, struct MHD_Connection *c)
     char busy_with[120];
     int cl = serve_claim(q->d, q->t, q->kind, q->peer, busy_with, sizeof busy_with);
     if (cl < 0) {
-        pf_image_set_free(&set);
+        pf_image_set_free(set);
+        free(set);
         return cl == -1 ? refuse(q, c, MHD_HTTP_CONFLICT, PF_EXIT_FAIL, "busy: target '%s' is running a %s",
                                  q->t->cfg.name, busy_with)
                         : refuse(q, c, MHD_HTTP_SERVICE_UNAVAILABLE, PF_EXIT_FAIL, "the daemon is stopping");
     }
     q->ran_job = 1;
     atomic_fetch_add(&q->d->answering, 1);
-    serve_job job = {q->kind, &set, q->peer, name};
     serve_result res;
+    if (q->arduino) {
+        int done = serve_run_job_until(q->d, q->t, q->kind, set, q->peer, name,
+                                       q->started_us + SERVE_ARDUINO_WAIT_US, &res);
+        if (done < 0)
+            return MHD_NO;
+        if (!done)
+            return arduino_still_running(q, c);
+        return reply_json(c, status_of_exit(res.exit_code), res.json);
+    }
+    serve_job job = {q->kind, set, q->peer, name};
     serve_run_job(q->d, q->t, &job, &res);
-    pf_image_set_free(&set);
+    pf_image_set_free(set);
+    free(set);
     return reply_json(c, status_of_exit(res.exit_code), res.json);
 }
 
@@ -377,14 +462,27 @@ static void peer_of(serve_daemon *d, struct MHD_Connection *c, char *out, size_t
     snprintf(out, n, "%s %s", scheme, ip);
 }
 
-static int authorized(serve_daemon *d, struct MHD_Connection *c)
+/* The token as "Bearer TOKEN"; on the arduinoOTA routes also as the
+ * password of Basic auth (any user name), which is all that tool sends. */
+static int authorized(serve_daemon *d, struct MHD_Connection *c, int basic_ok)
 {
     if (!d->cfg.token[0])
         return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7))
+    if (h && !strncasecmp(h, "Bearer ", 7))
+        return serve_token_ok(d, h + 7);
+    if (!h || !basic_ok || strncasecmp(h, "Basic ", 6))
         return 0;
-    return serve_token_ok(d, h + 7);
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(c, &password);
+    int ok = password && serve_token_ok(d, password);
+    if (password) {
+        memset(password, 0, strlen(password));
+        MHD_free(password);
+    }
+    if (user)
+        MHD_free(user);
+    return ok;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -434,9 +532,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return reply(c, MHD_HTTP_OK, "text/css; charset=utf-8", serve_page_css, serve_page_css_len, 0);
     if (strncmp(url, "/api/", 5))
         return refuse(q, c, MHD_HTTP_NOT_FOUND, PF_EXIT_USAGE, "no such page: %.80s", url);
-    if (!authorized(d, c))
-        return refuse(q, c, MHD_HTTP_UNAUTHORIZED, PF_EXIT_USAGE,
-                      "this daemon needs a token: send the header \"Authorization: Bearer TOKEN\" (--token-file)");
+    /* arduinoOTA authenticates its upload only (Basic); its sync and reset
+     * requests carry nothing, and those two routes change nothing */
+    const char *ard = !strncmp(url, "/api/targets/", 13) ? strstr(url + 13, "/arduino/") : NULL;
+    int ard_open = ard && (!strcmp(ard, "/arduino/sync") || !strcmp(ard, "/arduino/reset"));
+    if (!ard_open && !authorized(d, c, ard != NULL))
+        return refuse(q, c, MHD_HTTP_UNAUTHORIZED, PF_EXIT_USAGE, "%s",
+                      ard ? "this daemon needs a token: give it to arduinoOTA as -password (Basic auth; see "
+                            "docs/SERVE.md for the IDE), or send \"Authorization: Bearer TOKEN\""
+                          : "this daemon needs a token: send the header \"Authorization: Bearer TOKEN\" (--token-file)");
     if (!strcmp(url, "/api/targets")) {
         if (!get)
             return refuse(q, c, MHD_HTTP_METHOD_NOT_ALLOWED, PF_EXIT_USAGE, "/api/targets takes GET");
@@ -485,14 +589,37 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         int upload;
     } actions[] = {{"flash", SERVE_JOB_FLASH, 1}, {"verify", SERVE_JOB_VERIFY, 1},
                    {"run", SERVE_JOB_RUN, 0},     {"reset", SERVE_JOB_RUN, 0},
-                   {"info", SERVE_JOB_INFO, 0}};
+                   {"info", SERVE_JOB_INFO, 0},   {"arduino/upload", SERVE_JOB_FLASH, 1}};
+    if (!strncmp(action, "arduino/", 8)) {
+        if (!q->t->cfg.arduino_ota)
+            return refuse(q, c, MHD_HTTP_NOT_FOUND, PF_EXIT_USAGE,
+                          "target '%s' is not served to arduinoOTA (give it --arduino-ota)", name);
+        if (!strcmp(action, "arduino/sync")) {
+            if (!get && !post)
+                return refuse(q, c, MHD_HTTP_METHOD_NOT_ALLOWED, PF_EXIT_USAGE, "arduino/sync takes GET or POST");
+            return arduino_sync(q, c);
+        }
+        if (!strcmp(action, "arduino/reset")) {
+            if (!post)
+                return refuse(q, c, MHD_HTTP_METHOD_NOT_ALLOWED, PF_EXIT_USAGE, "arduino/reset takes POST");
+            /* the flash job starts the application itself (unless --no-run) */
+            char text[160];
+            snprintf(text, sizeof text,
+                     q->t->cfg.run ? "the flash job started the application\n"
+                                   : "--no-run: the application was not started (POST /api/targets/%s/run starts it)\n",
+                     name);
+            return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", text, strlen(text), 1);
+        }
+        q->arduino = 1;
+    }
     size_t i;
     for (i = 0; i < sizeof actions / sizeof actions[0]; i++)
         if (!strcmp(action, actions[i].word))
             break;
     if (i == sizeof actions / sizeof actions[0])
         return refuse(q, c, MHD_HTTP_NOT_FOUND, PF_EXIT_USAGE,
-                      "no action '%.40s' (flash, verify, run, reset, info, events)", action);
+                      "no action '%.40s' (flash, verify, run, reset, info, events%s)", action,
+                      q->t->cfg.arduino_ota ? "; arduino/sync, arduino/upload, arduino/reset" : "");
     q->kind = actions[i].kind;
     q->has_kind = 1;
     if (!post)

@@ -1,8 +1,13 @@
-/* mDNS for `peerflash serve`: each target with an --ota-port is advertised
- * as an Arduino network port (_arduino._tcp, TXT board, tcp_check,
- * ssh_upload, auth_upload: the keys the Arduino IDE reads), through Debian's
- * avahi (libavahi-client, which talks to avahi-daemon over D-Bus). Without a
- * running avahi-daemon the daemon says so once and works on, unadvertised. */
+/* mDNS for `peerflash serve`: each target with an --ota-port or
+ * --arduino-ota is advertised as an Arduino network port (_arduino._tcp, TXT
+ * board, tcp_check, ssh_upload, auth_upload: the keys the Arduino IDE reads),
+ * through Debian's avahi (libavahi-client, which talks to avahi-daemon over
+ * D-Bus). An --ota-port target's SRV port is its espota UDP port; an
+ * --arduino-ota target's is the HTTP port, with the arduinoOTA tool's
+ * endpoint_upload, endpoint_sync, endpoint_reset and sync_return (the IDE
+ * turns each TXT key into a port property the AVR core's pattern reads).
+ * Without a running avahi-daemon the daemon says so once and works on,
+ * unadvertised. */
 #include <avahi-client/client.h>
 #include <avahi-client/publish.h>
 #include <avahi-common/error.h>
@@ -50,13 +55,27 @@ static void publish(mdns *m, AvahiClient *c)
     int n = 0;
     for (int i = 0; i < d->ntargets; i++) {
         const serve_target *t = &d->targets[i];
-        if (!t->cfg.ota_port)
+        if (!t->cfg.ota_port && !t->cfg.arduino_ota)
             continue;
         char board[80];
         snprintf(board, sizeof board, "board=%s", t->cfg.board ? t->cfg.board : t->cfg.driver);
-        int r = avahi_entry_group_add_service(m->group, iface, AVAHI_PROTO_INET, 0, t->cfg.name, "_arduino._tcp", NULL,
+        int r;
+        if (t->cfg.ota_port) {
+            r = avahi_entry_group_add_service(m->group, iface, AVAHI_PROTO_INET, 0, t->cfg.name, "_arduino._tcp", NULL,
                                               NULL, t->cfg.ota_port, board, "tcp_check=no", "ssh_upload=no",
                                               d->cfg.ota_password_md5[0] ? "auth_upload=yes" : "auth_upload=no", NULL);
+        } else {
+            /* the names were checked to be plain words (no '=', no space): the
+             * IDE splits TXT entries on '=' and its pattern is not quoted */
+            char up[120], sync[120], reset[120];
+            snprintf(up, sizeof up, "endpoint_upload=/api/targets/%s/arduino/upload", t->cfg.name);
+            snprintf(sync, sizeof sync, "endpoint_sync=/api/targets/%s/arduino/sync", t->cfg.name);
+            snprintf(reset, sizeof reset, "endpoint_reset=/api/targets/%s/arduino/reset", t->cfg.name);
+            r = avahi_entry_group_add_service(m->group, iface, AVAHI_PROTO_INET, 0, t->cfg.name, "_arduino._tcp", NULL,
+                                              NULL, d->http_port, board, "tcp_check=no", "ssh_upload=no",
+                                              d->cfg.token[0] ? "auth_upload=yes" : "auth_upload=no", up, sync, reset,
+                                              "sync_return=200:SYNC", NULL);
+        }
         if (r < 0)
             serve_log(d, "mdns", t, NULL, "cannot advertise: %s", avahi_strerror(r));
         else
@@ -82,7 +101,7 @@ void serve_mdns_start(serve_daemon *d)
     m->d = d;
     int any = 0;
     for (int i = 0; i < d->ntargets; i++)
-        any |= d->targets[i].cfg.ota_port != 0;
+        any |= d->targets[i].cfg.ota_port != 0 || d->targets[i].cfg.arduino_ota;
     if (!any || !d->cfg.mdns)
         return;
     int err = 0;

@@ -37,6 +37,7 @@ typedef struct serve_target_cfg {
     uint16_t bridge_port; /* --bridge-port: raw TCP serial bridge; 0 = none */
     uint16_t rfc2217_port; /* --rfc2217-port: RFC 2217 serial bridge; 0 = none */
     const char *board;  /* --board: the mDNS TXT "board" (default: the driver name) */
+    int arduino_ota;    /* --arduino-ota: advertised for the IDE's arduinoOTA tool (HTTP) */
 } serve_target_cfg;
 
 typedef struct serve_config {
@@ -219,6 +220,16 @@ void serve_ota_stop(serve_target *t);
  * RFC 2217: cfg.rfc2217_port); b is one of t's two, fd/rfc2217/tcp_port set. */
 int serve_bridge_start(serve_daemon *d, serve_target *t, serve_bridge *b, char *why, size_t n);
 void serve_bridge_stop(serve_bridge *b);
+/* arduino_ota.c: the Arduino IDE's arduinoOTA tool (AVR boards' network
+ * upload). Its HTTP client gives up after 10 s, the upload's body included. */
+#define SERVE_ARDUINO_WAIT_US 9000000u /* answer an upload within this of its start */
+/* Runs a job on a claimed target in its own thread and waits for it until
+ * deadline_us (pf_posix_now_us). Takes set (malloc'd, may be NULL). 1: done,
+ * *out is its result; 0: still running (it finishes on its own, its result
+ * becomes the target's last_result); -1: no memory (the target released). */
+int serve_run_job_until(serve_daemon *d, serve_target *t, serve_job_kind kind, pf_image_set *set, const char *source,
+                        const char *name, uint64_t deadline_us, serve_result *out);
+
 /* mdns.c: advertises the espota ports as _arduino._tcp through avahi-daemon. */
 void serve_mdns_start(serve_daemon *d);
 void serve_mdns_stop(serve_daemon *d);

@@ -1,6 +1,7 @@
 #!/bin/bash
-# mDNS: `peerflash serve` advertises each --ota-port target as _arduino._tcp
-# with the TXT keys the Arduino IDE reads, through Debian's avahi-daemon
+# mDNS: `peerflash serve` advertises each --ota-port target (espota) and
+# --arduino-ota target (arduinoOTA over HTTP) as _arduino._tcp with the TXT
+# keys the Arduino IDE reads, through Debian's avahi-daemon
 # (started here, with a private D-Bus), and python3-zeroconf finds them.
 # Runs in its own network and mount namespace (unshare): only lo exists, so
 # nothing is sent on any real network, and the avahi run directory is private.
@@ -42,12 +43,16 @@ grep -q "Server startup complete" avahi.log || die "avahi-daemon did not start: 
 spawn "$PF" sim stm32 --port "$DIR/stm" --flash stm.flash --chip G07xxB 2>stm.log
 spawn "$PF" sim esp32 --port "$DIR/esp" --chip esp32 --flash esp.flash --flash-size 4MB 2>esp.log
 wait_file "$DIR/stm" 20 && wait_file "$DIR/esp" 20 || die "sims"
+spawn "$PF" sim stm32 --port "$DIR/stm2" --flash stm2.flash --chip G07xxB 2>stm2.log
+wait_file "$DIR/stm2" 20 || die "sim stm2"
 start_serve serve.log --target stm32 --port "$DIR/stm" --name bluepill --ota-port 8266 --board genericSTM32F103C \
-    --target esp --port "$DIR/esp" --ota-port 3232
+    --target esp --port "$DIR/esp" --ota-port 3232 \
+    --target stm32 --port "$DIR/stm2" --name uno --board uno --arduino-ota
+HTTP_PORT=${URL##*:}
 for _ in $(seq 600); do grep -q "mdns: advertised" serve.log && break; sleep 0.05; done
 grep -q "mdns: advertised as _arduino._tcp" serve.log && ok "avahi confirms the records" || fail "not advertised: $(cat serve.log)"
 
-$PY - <<'PY' && ok "python3-zeroconf finds both targets with their ports and the IDE's TXT keys" || fail "zeroconf"
+$PY - "$HTTP_PORT" <<'PY' && ok "python3-zeroconf finds the espota targets and the arduinoOTA one (HTTP port, endpoints)" || fail "zeroconf"
 import threading, time, sys
 from zeroconf import Zeroconf, ServiceBrowser, ServiceStateChange, IPVersion
 zc = Zeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
@@ -58,7 +63,7 @@ def changed(zeroconf, service_type, name, state_change):
         if info:
             found[name] = (info.port, {k.decode(): (v or b"").decode() for k, v in info.properties.items()},
                            info.parsed_addresses())
-            if len(found) >= 2:
+            if len(found) >= 3:
                 done.set()
 browser = ServiceBrowser(zc, "_arduino._tcp.local.", handlers=[changed])
 done.wait(40)
@@ -72,6 +77,11 @@ assert b[0] == 8266 and e[0] == 3232
 assert b[1] == {"board": "genericSTM32F103C", "tcp_check": "no", "ssh_upload": "no", "auth_upload": "no"}, b
 assert e[1]["board"] == "esp" and e[1]["auth_upload"] == "no"
 assert "127.0.0.1" in b[2]
+u = found.get("uno._arduino._tcp.local.")
+assert u and u[0] == int(sys.argv[1]), u  # arduinoOTA's -port is the SRV port: the HTTP API's
+assert u[1] == {"board": "uno", "tcp_check": "no", "ssh_upload": "no", "auth_upload": "no",
+                "endpoint_upload": "/api/targets/uno/arduino/upload", "endpoint_sync": "/api/targets/uno/arduino/sync",
+                "endpoint_reset": "/api/targets/uno/arduino/reset", "sync_return": "200:SYNC"}, u
 PY
 kill -TERM $SERVE_PID
 wait $SERVE_PID
