@@ -37,9 +37,10 @@
  *    received, and that waveform is what the receiving side samples. Facts
  *    that follow, checked by test_wire_faults: 0xFF at 921600 is low for an
  *    eighth of a 115200 bit, so a 115200 receiver's mid-start-bit sample is
- *    high (a glitch) and it reads nothing; a 921600 receiver takes all eight
- *    data samples of a 115200 character before the second line bit ends, so
- *    it can read only 0x80 (or a framing error): a chip stranded at 921600
+ *    high (a glitch) and it reads nothing; a 921600 receiver takes its start
+ *    and first seven data samples in a 115200 start bit (low), the eighth and
+ *    the stop sample in the next bit, so it can read only 0x80 (or a framing
+ *    error): a chip stranded at 921600
  *    behind a 115200 link cannot be spoken to at all, only reset. A real
  *    pinned USB-UART adapter ignores the host's rate (the host is not a
  *    UART there); a pty host set to another rate is garbled here on the way
