@@ -189,7 +189,8 @@ void pf_wire_close(pf_wire *w)
         wire_end_close(&w->end[s]);
     for (int i = 0; i < 2; i++) {
         free(w->dir[i].q);
-        free(w->dir[i].fr);
+        free(w->dir[i].rx[0].fr);
+        free(w->dir[i].rx[1].fr);
     }
     if (w->stop_pipe[0] >= 0)
         close(w->stop_pipe[0]);

@@ -20,6 +20,33 @@
  *    Caveat for simulators: tcdrain() on a pty returns at once, so a program
  *    that writes a reply and then changes its rate (ESP CHANGE_BAUDRATE) must
  *    wait the reply's line time first, as real firmware waits for its UART.
+ *  - Fixed mode (--baud N): the link has UARTs of its own pinned at N, as a
+ *    USB-UART bridge, ESP-Link or a radio link between two UARTs does. Each
+ *    side's rate is still the one its program set with termios; a side
+ *    without termios (TCP, rfc2217: its server's port is set to N) runs at N,
+ *    and so does one whose program never set a rate: the wire creates its
+ *    ptys at N and sets N on a path it opens (at every (re)open), so "never
+ *    set" reads N, and 38400 (a fresh pty's default) is never mistaken for a
+ *    choice. A side at another rate is out of step with the line: the line's
+ *    UART samples what it sends at N, and what the line's UART sends it at N
+ *    is sampled at its rate, both with the bit model above. When both sides
+ *    are out of step (a host and an ESP after CHANGE_BAUDRATE to 921600 over
+ *    a 115200 link) the two steps are chained: each character the line's
+ *    UART reads is sent on at N as a whole frame once read (no earlier than
+ *    the line's previous frame ends), as a bridge forwards what its UART
+ *    received, and that waveform is what the receiving side samples. Facts
+ *    that follow, checked by test_wire_faults: 0xFF at 921600 is low for an
+ *    eighth of a 115200 bit, so a 115200 receiver's mid-start-bit sample is
+ *    high (a glitch) and it reads nothing; a 921600 receiver takes its start
+ *    and first seven data samples in a 115200 start bit (low), the eighth and
+ *    the stop sample in the next bit, so it can read only 0x80 (or a framing
+ *    error): a chip stranded at 921600
+ *    behind a 115200 link cannot be spoken to at all, only reset. A real
+ *    pinned USB-UART adapter ignores the host's rate (the host is not a
+ *    UART there); a pty host set to another rate is garbled here on the way
+ *    in too, which changes which garbage arrives but not whether it does.
+ *    Frame (8N1 vs 8E1) mismatches are not modelled: a pty's termios cannot
+ *    carry parity (see wire_internal.h), so both sides use --frame.
  *  - Endpoints (spec strings):
  *      pty:PATH          a new pty whose slave is symlinked at PATH (replaced
  *                        if a stale link is there; removed at destroy)
@@ -71,8 +98,9 @@ typedef enum pf_wire_cut_mode {
 
 typedef struct pf_wire_config {
     const char *a, *b;        /* endpoint specs (see above); required */
-    uint32_t baud;            /* line rate in bit/s; in follow mode the rate of a side without termios (TCP) */
-    int follow;               /* 1: each side's rate is what its program set with termios */
+    uint32_t baud;            /* line rate in bit/s (the link's own UARTs); in follow mode the rate of a
+                                 side without termios (TCP) */
+    int follow;               /* 1: the sides' UARTs talk directly (no line rate of its own) */
     pf_frame frame;           /* 8N1 (10 bits per byte) or 8E1 (11) */
     uint32_t latency_us;      /* one-way latency added to every byte */
     double flip_rate;         /* probability that a data bit is inverted (per bit, 8 per byte) */
@@ -112,15 +140,18 @@ typedef struct pf_wire_dir_stats {
     uint64_t dropped;         /* lost by --drop */
     uint64_t flipped_bits;    /* data bits inverted by --flip */
     uint64_t garbled;         /* bytes replaced by --burst */
-    uint64_t rate_mismatch;   /* bytes sent while the two sides' rates differed (follow mode) */
-    uint64_t framing_errors;  /* frames the receiver sampled with a bad stop bit (follow mode) */
+    uint64_t rate_mismatch;   /* bytes sent out of step: while the two sides' rates differed (follow
+                                 mode), or while either side's differed from the line's (fixed mode) */
+    uint64_t framing_errors;  /* frames a receiver out of step sampled with a bad stop bit (the
+                                 receiving side's, or in fixed mode also the line's UART) */
     uint64_t discarded_closed;/* bytes for a side nobody had open */
     uint64_t held_reopening;  /* bytes that waited while an open was propagated (delivered after) */
     uint64_t cut;             /* bytes that arrived after the cable was cut */
     uint64_t idle_starts;     /* times the line went idle and a new busy period began */
     double max_late_ms;       /* worst delay of a delivery behind its due time (CPU load) */
     uint64_t stalls;          /* deliveries 10 ms or more behind their due time */
-    uint32_t last_baud;       /* sender's line rate used for the last byte */
+    uint32_t last_baud;       /* sender's rate used for the last byte (fixed mode: its own, which
+                                 is --baud unless it is out of step) */
     double first_in_s;        /* time of the first byte in, seconds since start (-1 none) */
     double last_out_s;        /* time of the last byte out (-1 none) */
     double achieved_Bps;      /* bytes_out / (last_out - first_in) */

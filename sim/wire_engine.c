@@ -59,14 +59,20 @@ void wire_read_side(pf_wire *w, int side, int64_t now)
         }
         if (e->ep.kind == PF_ENDPOINT_PTY && !e->open)
             wire_end_opened(w, side, now); /* data from the slave: someone has it open */
-        uint32_t tx = w->cfg.baud, rx = 0;
+        /* Rates (wire.h): a side without termios (0: TCP, rfc2217) takes
+         * the other side's rate in follow mode and the line's in fixed mode. */
+        wire_end *o = &w->end[1 - side];
+        uint32_t ts = wire_end_rate(e), rs = wire_end_rate(o), tx, mid, rx;
         if (w->cfg.follow) {
-            wire_end *o = &w->end[1 - side];
-            uint32_t ts = wire_end_rate(e), rs = wire_end_rate(o);
             tx = ts ? ts : (rs ? rs : w->cfg.baud);
             if ((w->cfg.autobaud & (1u << (1 - side))) && !o->ab_locked && o->fd >= 0 && o->open)
                 rs = wire_end_autobaud_lock(w, 1 - side, tx);
             rx = rs ? rs : tx;
+            mid = rx; /* the receiving side samples the sender directly */
+        } else {
+            mid = w->cfg.baud; /* the line's own UARTs */
+            tx = ts ? ts : mid;
+            rx = rs ? rs : mid;
         }
         if (d->st.first_in_s < 0)
             d->st.first_in_s = (double)now / 1e9;
@@ -76,7 +82,7 @@ void wire_read_side(pf_wire *w, int side, int64_t now)
                 continue;
             int dropped;
             uint8_t b = wire_faults_apply(&d->faults, &w->cfg, &d->st, buf[i], &dropped);
-            wire_line_put(w, d, b, dropped, t_avail, tx, rx);
+            wire_line_put(w, d, b, dropped, t_avail, tx, mid, rx);
         }
     }
 }
@@ -87,8 +93,8 @@ static int64_t deliver(pf_wire *w, int di, int64_t now)
     wire_dir *d = &w->dir[di];
     wire_end *e = &w->end[d->dst];
     int64_t wake = NEVER;
-    if (d->garbling)
-        wake = wire_uart_process(w, d, now, 0);
+    if (wire_uart_busy(d))
+        wake = wire_uart_process(w, d, now);
     if (d->n == 0)
         return wake;
     int64_t head_due = d->q[d->head].due;
@@ -166,7 +172,7 @@ static int all_delivered(pf_wire *w)
         wire_dir *d = &w->dir[i];
         if (!(w->cfg.cut_dirs & (1u << i)))
             continue;
-        if (d->n || d->fn)
+        if (d->n || wire_uart_busy(d))
             return 0;
     }
     return 1;
@@ -191,7 +197,7 @@ int pf_wire_run(pf_wire *w, volatile sig_atomic_t *stop)
         }
         if (w->cut_done && w->cfg.cut_mode == PF_WIRE_CUT_CLOSE) {
             for (int di = 0; di < 2; di++)
-                if (w->dir[di].garbling && (w->cfg.cut_dirs & (1u << di)))
+                if (wire_uart_busy(&w->dir[di]) && (w->cfg.cut_dirs & (1u << di)))
                     wire_uart_flush(w, &w->dir[di], now);
             /* Closing a pty master throws away what its program has not read
              * yet: let the programs read the bytes that passed before the cut. */

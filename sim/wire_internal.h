@@ -69,6 +69,17 @@ typedef struct gframe {
     uint8_t nbits;
 } gframe;
 
+/* A receiving UART at baud sampling a waveform sent at another rate: the
+ * frames on the wire in time order, and where its sampling has got to. */
+typedef struct uart_rx {
+    int on;
+    uint32_t baud;
+    gframe *fr;
+    size_t fcap, fhead, fn;
+    double scan, edge;
+    int have_edge, need_high;
+} uart_rx;
+
 /* ---- faults of one direction (wire_faults.c) ---- */
 typedef struct wire_faults {
     uint64_t idx;                        /* bytes given a place on the line */
@@ -91,13 +102,13 @@ typedef struct wire_dir {
     int src_waiting; /* we stopped reading the sender for lack of room, not because it was empty */
     size_t held_counted; /* queued bytes already counted in held_reopening */
     wire_faults faults;
-    /* follow mode: receiver model */
-    int garbling;
-    gframe *fr;
-    size_t fcap, fhead, fn;
-    double scan, edge;
-    int have_edge, need_high;
-    uint32_t rx_baud;
+    /* Receivers out of step with the waveform they sample (wire.h): rx[0]
+     * samples the sender's waveform (follow mode: the receiving side; fixed
+     * mode: the line's UART at --baud), rx[1] (fixed mode only) is the
+     * receiving side sampling what the line's UART sends on at --baud;
+     * relay_end is when that UART's last frame ends. */
+    uart_rx rx[2];
+    double relay_end;
     pf_wire_dir_stats st;
 } wire_dir;
 
@@ -139,12 +150,21 @@ int wire_ends_unread_input(pf_wire *w);
 
 /* wire_uart.c */
 void wire_q_push(wire_dir *d, int64_t due, uint8_t byte);
-/* Gives a byte read at t_read its place on the line at tx_baud; a receiver at
- * another rx_baud (follow mode) samples its waveform instead. dropped: the
- * byte takes line time but is not delivered. */
+/* Gives a byte read at t_read its place on the sender's serializer at
+ * tx_baud. The waveform is sampled at mid_baud (a receiver at another rate
+ * reads what wire_uart.c's bit model gives), and what that receiver reads is
+ * sent on at mid_baud and sampled at rx_baud. Follow mode: mid_baud =
+ * rx_baud, the receiving side's rate; fixed mode: mid_baud is --baud, the
+ * line's own UARTs, and tx_baud / rx_baud are the two sides' rates. dropped:
+ * the byte takes line time but is not delivered. */
 void wire_line_put(pf_wire *w, wire_dir *d, uint8_t byte, int dropped, int64_t t_read, uint32_t tx_baud,
-                   uint32_t rx_baud);
-int64_t wire_uart_process(pf_wire *w, wire_dir *d, int64_t now, int flush);
+                   uint32_t mid_baud, uint32_t rx_baud);
+/* Runs the receivers out of step (if any) up to now; returns the time at
+ * which they can make progress again (NEVER if they wait for more bytes). */
+int64_t wire_uart_process(pf_wire *w, wire_dir *d, int64_t now);
+/* 1 while a receiver out of step is on or still holds frames. */
+int wire_uart_busy(const wire_dir *d);
+/* Lets the receivers read what they can, assuming an idle line after; turns them off. */
 void wire_uart_flush(pf_wire *w, wire_dir *d, int64_t now);
 size_t wire_line_room(const pf_wire *w, const wire_dir *d, int64_t now);
 

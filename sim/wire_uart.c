@@ -1,8 +1,12 @@
 /* The link emulator's line (see wire.h): each direction is a serializer on an
  * absolute schedule (a byte cannot arrive before the previous one has
- * finished, plus the one-way latency), and, while the two sides' rates
- * differ, a bit-level model of the receiving UART (mid-bit sampling, framing
- * errors) turns the sender's waveform into what the receiver would read. */
+ * finished, plus the one-way latency), and, while a receiver is out of step
+ * with the waveform it samples (follow mode: the two sides' rates differ;
+ * fixed mode: a side's rate differs from the line's), a bit-level model of
+ * the receiving UART (mid-bit sampling, framing errors) turns the waveform
+ * into what that receiver would read. Fixed mode can need two in a row: the
+ * line's UART reading the sender, then the receiving side reading what the
+ * line's UART sends on. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +45,17 @@ void wire_q_push(wire_dir *d, int64_t due, uint8_t byte)
     d->n++;
 }
 
-static void f_push(wire_dir *d, gframe f)
+static void f_push(uart_rx *r, gframe f)
 {
-    if (d->fn == d->fcap)
-        ring_grow((void **)&d->fr, sizeof *d->fr, &d->fcap, &d->fhead, d->fn, 1024);
-    d->fr[(d->fhead + d->fn) % d->fcap] = f;
-    d->fn++;
+    if (r->fn == r->fcap)
+        ring_grow((void **)&r->fr, sizeof *r->fr, &r->fcap, &r->fhead, r->fn, 1024);
+    r->fr[(r->fhead + r->fn) % r->fcap] = f;
+    r->fn++;
 }
 
-static gframe *f_at(wire_dir *d, size_t i)
+static gframe *f_at(uart_rx *r, size_t i)
 {
-    return &d->fr[(d->fhead + i) % d->fcap];
+    return &r->fr[(r->fhead + i) % r->fcap];
 }
 
 static double f_end(const gframe *f)
@@ -80,11 +84,25 @@ static gframe make_frame(double start, double bit_ns, uint8_t byte, unsigned bit
     return f;
 }
 
-/* Line level at time t: 1 idle/high, 0 low, -1 not known yet. */
-static int level_at(wire_dir *d, double t, int64_t now, int flush)
+/* A frame for a receiver: in time order, never overlapping the one before
+ * (only a change of rates can bring a frame sent on by the line's UART and
+ * one straight from the sender together). */
+static void rx_push(uart_rx *r, gframe f)
 {
-    for (size_t i = 0; i < d->fn; i++) {
-        gframe *f = f_at(d, i);
+    if (r->fn) {
+        double e = f_end(f_at(r, r->fn - 1));
+        if (f.start < e)
+            f.start = e;
+    }
+    f_push(r, f);
+}
+
+/* Line level at time t: 1 idle/high, 0 low, -1 not known yet (no frame
+ * starting before `known` can still come: later times may be). */
+static int level_at(uart_rx *r, double t, int64_t known, int flush)
+{
+    for (size_t i = 0; i < r->fn; i++) {
+        gframe *f = f_at(r, i);
         if (t < f->start)
             return 1;
         double e = f_end(f);
@@ -95,46 +113,63 @@ static int level_at(wire_dir *d, double t, int64_t now, int flush)
             return (f->levels >> j) & 1;
         }
     }
-    return (flush || t < (double)now) ? 1 : -1;
+    return (flush || t < (double)known) ? 1 : -1;
 }
 
-/* Runs the receiving UART model over the frames queued so far. Emits what it
- * reads; returns the time at which it can make progress again (NEVER if it
- * waits for more frames). */
-int64_t wire_uart_process(pf_wire *w, wire_dir *d, int64_t now, int flush)
+/* What receiver `stage` read, complete at t_end: the line's UART (rx[0] in
+ * fixed mode, with rx[1] on) sends it on at its own rate as soon as it has
+ * it, as a bridge or a radio module does; otherwise it is delivered. */
+static void rx_emit(pf_wire *w, wire_dir *d, int stage, double t_end, uint8_t byte)
 {
+    if (stage == 0 && d->rx[1].on) {
+        unsigned nr = pf_frame_bits(w->cfg.frame);
+        double bit = 1e9 / d->rx[0].baud, start = t_end > d->relay_end ? t_end : d->relay_end;
+        rx_push(&d->rx[1], make_frame(start, bit, byte, nr));
+        d->relay_end = start + nr * bit;
+        return;
+    }
+    wire_q_push(d, (int64_t)t_end + (int64_t)w->cfg.latency_us * 1000, byte);
+}
+
+/* Runs the receiving UART model of one stage over the frames queued so far
+ * (no frame can still come that starts before `known`). Emits what it reads;
+ * returns the time at which it can make progress again (NEVER if it waits for
+ * more frames). */
+static int64_t rx_process(pf_wire *w, wire_dir *d, int stage, int64_t known, int flush)
+{
+    uart_rx *r = &d->rx[stage];
     unsigned nr = pf_frame_bits(w->cfg.frame);
     for (;;) {
-        if (!d->rx_baud)
+        if (!r->baud)
             return NEVER;
-        double tr = 1e9 / d->rx_baud;
+        double tr = 1e9 / r->baud;
         /* drop frames the receiver has passed */
-        while (d->fn && f_end(f_at(d, 0)) <= d->scan) {
-            d->fhead = (d->fhead + 1) % d->fcap;
-            d->fn--;
+        while (r->fn && f_end(f_at(r, 0)) <= r->scan) {
+            r->fhead = (r->fhead + 1) % r->fcap;
+            r->fn--;
         }
-        if (!d->have_edge) {
-            double t = d->scan;
+        if (!r->have_edge) {
+            double t = r->scan;
             int found = 0;
-            for (size_t i = 0; i < d->fn && !found; i++) {
-                gframe *f = f_at(d, i);
+            for (size_t i = 0; i < r->fn && !found; i++) {
+                gframe *f = f_at(r, i);
                 if (f_end(f) <= t)
                     continue;
                 if (t < f->start) { /* idle gap before this frame: high, then its start bit */
-                    d->need_high = 0;
-                    d->edge = f->start;
+                    r->need_high = 0;
+                    r->edge = f->start;
                     found = 1;
                     break;
                 }
                 int j = (int)((t - f->start) / f->bit_ns);
                 for (; j < f->nbits; j++) {
                     int lv = (f->levels >> j) & 1;
-                    if (d->need_high) {
+                    if (r->need_high) {
                         if (lv)
-                            d->need_high = 0;
+                            r->need_high = 0;
                     } else if (!lv) {
                         double bt = f->start + j * f->bit_ns;
-                        d->edge = bt > t ? bt : t;
+                        r->edge = bt > t ? bt : t;
                         found = 1;
                         break;
                     }
@@ -142,51 +177,98 @@ int64_t wire_uart_process(pf_wire *w, wire_dir *d, int64_t now, int flush)
                 t = f_end(f);
             }
             if (!found) {
-                double last = d->fn ? f_end(f_at(d, d->fn - 1)) : d->scan;
-                if (last > d->scan)
-                    d->scan = last;
-                if (d->need_high && (flush || last < (double)now))
-                    d->need_high = 0;
+                double last = r->fn ? f_end(f_at(r, r->fn - 1)) : r->scan;
+                if (last > r->scan)
+                    r->scan = last;
+                if (r->need_high && (flush || last < (double)known))
+                    r->need_high = 0;
                 return NEVER;
             }
-            d->have_edge = 1;
+            r->have_edge = 1;
         }
-        double s_last = d->edge + (nr - 0.5) * tr;
-        if (level_at(d, s_last, now, flush) < 0)
+        double s_last = r->edge + (nr - 0.5) * tr;
+        if (level_at(r, s_last, known, flush) < 0)
             return (int64_t)ceil(s_last) + 1;
-        if (level_at(d, d->edge + 0.5 * tr, now, flush) == 1) { /* glitch, not a start bit */
-            d->have_edge = 0;
-            d->scan = d->edge + 0.5 * tr;
+        if (level_at(r, r->edge + 0.5 * tr, known, flush) == 1) { /* glitch, not a start bit */
+            r->have_edge = 0;
+            r->scan = r->edge + 0.5 * tr;
             continue;
         }
         uint8_t byte = 0;
         for (int k = 1; k <= 8; k++)
-            if (level_at(d, d->edge + (k + 0.5) * tr, now, flush) == 1)
+            if (level_at(r, r->edge + (k + 0.5) * tr, known, flush) == 1)
                 byte |= (uint8_t)(1u << (k - 1));
-        int stop = level_at(d, s_last, now, flush);
+        int stop = level_at(r, s_last, known, flush);
         if (stop != 1) {
             d->st.framing_errors++;
-            d->need_high = 1;
+            r->need_high = 1;
         }
-        wire_q_push(d, (int64_t)(d->edge + nr * tr) + (int64_t)w->cfg.latency_us * 1000, byte);
-        d->have_edge = 0;
-        d->scan = s_last;
+        rx_emit(w, d, stage, r->edge + nr * tr, byte);
+        r->have_edge = 0;
+        r->scan = s_last;
     }
 }
 
-/* Leaves garbling: whatever the receiver can still read, assuming an idle line after. */
+static int64_t uart_run(pf_wire *w, wire_dir *d, int64_t now, int flush)
+{
+    int64_t wake = NEVER;
+    if (d->rx[0].on || d->rx[0].fn)
+        wake = rx_process(w, d, 0, now, flush);
+    if (!d->rx[1].on && !d->rx[1].fn)
+        return wake;
+    /* rx[1] reads what the line's UART sends on: fed by rx[0], nothing can
+     * still start on it before rx[0]'s next character is complete (its start
+     * edge is no earlier than where rx[0] has got to, or than now) */
+    int64_t known = now, lag = 0;
+    if (d->rx[0].on && !flush) {
+        uart_rx *r0 = &d->rx[0];
+        double edge = r0->have_edge ? r0->edge : (r0->scan > (double)now ? r0->scan : (double)now);
+        double lb = edge + pf_frame_bits(w->cfg.frame) * 1e9 / r0->baud;
+        if (d->relay_end > lb)
+            lb = d->relay_end;
+        known = (int64_t)floor(lb);
+        lag = known - now;
+    }
+    int64_t t = rx_process(w, d, 1, known, flush);
+    if (t != NEVER && !(d->rx[0].on && d->rx[0].have_edge)) {
+        /* rx[1] goes on once `known` has passed its sample: now + lag */
+        t -= lag;
+        if (t <= now)
+            t = now + 1;
+        if (t < wake)
+            wake = t;
+    }
+    return wake;
+}
+
+int64_t wire_uart_process(pf_wire *w, wire_dir *d, int64_t now)
+{
+    return uart_run(w, d, now, 0);
+}
+
+int wire_uart_busy(const wire_dir *d)
+{
+    return d->rx[0].on || d->rx[1].on || d->rx[0].fn || d->rx[1].fn;
+}
+
+static void rx_reset(uart_rx *r)
+{
+    r->on = 0;
+    r->fn = 0;
+    r->fhead = 0;
+    r->have_edge = 0;
+    r->need_high = 0;
+}
+
 void wire_uart_flush(pf_wire *w, wire_dir *d, int64_t now)
 {
-    wire_uart_process(w, d, now, 1);
-    d->fn = 0;
-    d->fhead = 0;
-    d->have_edge = 0;
-    d->need_high = 0;
-    d->garbling = 0;
+    uart_run(w, d, now, 1);
+    rx_reset(&d->rx[0]);
+    rx_reset(&d->rx[1]);
 }
 
 void wire_line_put(pf_wire *w, wire_dir *d, uint8_t byte, int dropped, int64_t t_read, uint32_t tx_baud,
-                   uint32_t rx_baud)
+                   uint32_t mid_baud, uint32_t rx_baud)
 {
     unsigned bits = pf_frame_bits(w->cfg.frame);
     /* the serializer: absolute schedule from the start of a busy period */
@@ -208,23 +290,32 @@ void wire_line_put(pf_wire *w, wire_dir *d, uint8_t byte, int dropped, int64_t t
     d->line_end = end;
     d->st.last_baud = tx_baud;
 
-    int mismatch = rx_baud && rx_baud != tx_baud;
-    if (mismatch) {
+    /* receivers out of step: the first one to sample at a rate other than
+     * the waveform's, and (fixed mode) the receiving side behind the line */
+    int on0 = mid_baud && mid_baud != tx_baud;
+    int on1 = rx_baud && mid_baud && rx_baud != mid_baud;
+    if (on0 || on1) {
         d->st.rate_mismatch++;
-        if (!d->garbling || d->rx_baud != rx_baud) {
-            if (d->garbling)
+        if (on0 != d->rx[0].on || on1 != d->rx[1].on || (on0 && d->rx[0].baud != mid_baud) ||
+            (on1 && d->rx[1].baud != rx_baud)) {
+            if (wire_uart_busy(d))
                 wire_uart_flush(w, d, t_read);
-            d->garbling = 1;
-            d->rx_baud = rx_baud;
-            d->scan = (double)start;
-            d->have_edge = 0;
-            d->need_high = 0;
+            d->rx[0].on = on0;
+            d->rx[0].baud = mid_baud;
+            d->rx[1].on = on1;
+            d->rx[1].baud = rx_baud;
+            for (int i = 0; i < 2; i++) {
+                d->rx[i].scan = (double)start;
+                d->rx[i].have_edge = 0;
+                d->rx[i].need_high = 0;
+            }
+            d->relay_end = (double)start;
         }
         if (!dropped)
-            f_push(d, make_frame((double)start, (double)(end - start) / bits, byte, bits));
+            rx_push(&d->rx[on0 ? 0 : 1], make_frame((double)start, (double)(end - start) / bits, byte, bits));
         return;
     }
-    if (d->garbling)
+    if (wire_uart_busy(d))
         wire_uart_flush(w, d, t_read);
     if (!dropped)
         wire_q_push(d, end + (int64_t)w->cfg.latency_us * 1000, byte);

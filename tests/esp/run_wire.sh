@@ -3,7 +3,9 @@
 # to `peerflash sim esp32`: sync at 115200, switch to 921600 with
 # `--baud follow` (the wire must see no byte sent while the two sides' rates
 # differ), three images written compressed and MD5-verified; the same with no
-# --baud (the rate ladder's top rung) and with --baud 460800 (pinned); then a cable cut
+# --baud (the rate ladder's top rung) and with --baud 460800 (pinned); through a fixed
+# --baud 115200 wire the ladder strands the ROM (exit 4, "pin --baud 115200"), pinned it
+# works; then a cable cut
 # mid-write and seeded bit flips: each an error or an exact image, never a
 # silent success. usage: run_wire.sh PEERFLASH WORK_DIR
 set -u
@@ -93,6 +95,49 @@ check "  the wire ran at 460800, never at 921600" "python3 -c '
 import json; s = json.load(open(\"pin.stats.json\"))
 a, b = s[\"a2b\"], s[\"b2a\"]
 raise SystemExit(0 if a[\"line_Bps\"] == 46080 and b[\"line_Bps\"] == 46080 and a[\"rate_mismatch\"] == 0 else 1)'"
+
+# A fixed-rate link: `wire --baud 115200` has UARTs of its own pinned at 115200 (ESP-Link, a
+# radio link; a pty carries no DTR/RTS reset). The ladder's CHANGE_BAUDRATE to 921600 is answered
+# at 115200, then the ROM listens at 921600 and hears only 0x80s and framing errors (a 921600
+# UART samples all 8 data bits of a 115200 character before its second bit ends): the way back
+# cannot reach it, so the run must end in exit 4 telling the user to pin --baud 115200, never a
+# silent success (before the wire modelled this, the pinned link carried 921600 intact).
+part_ok() { # NAME: the flash file holds part.bin at 0x8000
+    python3 - "$1" <<'PY'
+import sys
+f = open(sys.argv[1] + ".flash", "rb").read()
+d = open("part.bin", "rb").read()
+sys.exit(0 if f[0x8000:0x8000 + len(d)] == d else 1)
+PY
+}
+run_pair fixed --baud 115200
+timeout 90 "$cli" flash --target esp --port "$host" --no-run -v part.bin@0x8000 2>fixed.err
+rc=$?
+check "default flash (ladder) through a fixed 115200 wire: link error exit 4 (got $rc)" "[ $rc -eq 4 ]"
+check "  tried 921600, fell back, and says to pin --baud 115200" \
+    "grep -q 'no answer at 921600 baud: back to 115200' fixed.err && grep -q 'pin the rate with --baud 115200' fixed.err"
+check "  nothing written" "! part_ok fixed"
+# the advice works: a new run opens the port, which resets the simulator into its ROM at
+# 115200 (the reset a user does by hand on such a link); pinned, the ladder never runs
+timeout 90 "$cli" flash --target esp --port "$host" --baud 115200 --no-run --json part.bin@0x8000 >fixed2.json 2>fixed2.err
+rc=$?
+stop_wire
+check "  then --baud 115200 through the same wire exits 0 (got $rc), verified, image in flash" \
+    "[ $rc -eq 0 ] && grep -q '\"verified\":true' fixed2.json && part_ok fixed"
+check "  the wire counted the host's 921600 bytes as out of step and garbled" "python3 -c '
+import json; s = json.load(open(\"fixed.stats.json\"))
+a, b = s[\"a2b\"], s[\"b2a\"]
+print(\"   \", {k: (a[k], b[k]) for k in (\"bytes_in\", \"bytes_out\", \"rate_mismatch\", \"framing_errors\")})
+raise SystemExit(0 if a[\"rate_mismatch\"] > 0 and a[\"framing_errors\"] > 0 else 1)'"
+# pinned at the line's rate from the start: nothing out of step at all
+run_pair fixpin --baud 115200
+timeout 90 "$cli" flash --target esp --port "$host" --baud 115200 --no-run part.bin@0x8000 2>fixpin.err
+rc=$?
+stop_wire
+check "--baud 115200 through a fixed 115200 wire exits 0 (got $rc), image in flash" "[ $rc -eq 0 ] && part_ok fixpin"
+check "  no byte out of step" "python3 -c '
+import json; s = json.load(open(\"fixpin.stats.json\"))
+raise SystemExit(0 if s[\"a2b\"][\"rate_mismatch\"] == 0 and s[\"b2a\"][\"rate_mismatch\"] == 0 else 1)'"
 
 run_pair cut --baud follow --cut-after 60000
 timeout 90 "$cli" flash --target esp --port "$host" --baud 921600 --no-run boot.bin@0x1000 part.bin@0x8000 app.bin@0x10000 \

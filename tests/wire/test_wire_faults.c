@@ -1,6 +1,6 @@
 /* Faults: seeded and positional (same seed, same faults), rates roughly as
- * configured, drop, burst, cut, and follow mode's garbling while the two
- * sides' rates differ. */
+ * configured, drop, burst, cut, follow mode's garbling while the two sides'
+ * rates differ, and fixed mode's while a side is out of step with the line. */
 #include <math.h>
 
 #include "pf_test.h"
@@ -301,6 +301,94 @@ static void test_follow(void)
     stop_wire(w, fa, fb);
 }
 
+/* Fixed --baud: the line's own UARTs run at --baud (a bridge, a radio link).
+ * A side whose program set another rate is out of step: what it sends is
+ * sampled at the line's rate, what it is sent is sampled at its own. The old
+ * fixed mode carried every byte intact whatever the sides had set. */
+static void test_fixed_out_of_step(void)
+{
+    pf_wire_config cfg = PF_WIRE_CONFIG_DEFAULT();
+    cfg.baud = 115200;
+    int fa, fb;
+    pf_wire *w = start_wire(&cfg, &fa, &fb, 115200, 115200);
+    REQUIRE(w && fa >= 0 && fb >= 0);
+    uint8_t tx[200], rx[4096];
+    tw_pattern(tx, sizeof tx, 7);
+    pf_wire_stats st;
+
+    /* both sides at the line's rate: intact */
+    CHECK_EQ(tw_write_all(fa, tx, sizeof tx, tw_now() + 5), sizeof tx);
+    CHECK_EQ(tw_read_n(fb, rx, sizeof tx, tw_now() + 5, NULL), sizeof tx);
+    CHECK(memcmp(rx, tx, sizeof tx) == 0);
+    pf_wire_get_stats(w, &st);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch, 0);
+
+    /* A at 921600 over the 115200 line: the line's UART reads garbage */
+    CHECK_EQ(tw_set_rate(fa, 921600), 0);
+    CHECK_EQ(tw_write_all(fa, tx, sizeof tx, tw_now() + 5), sizeof tx);
+    size_t got = tw_read_quiet(fb, rx, sizeof rx, 0.3, tw_now() + 5);
+    pf_wire_get_stats(w, &st);
+    fprintf(stderr, "  921600 over a 115200 line to 115200: 200 bytes sent, %zu read, %llu framing errors\n", got,
+            (unsigned long long)st.dir[PF_WIRE_A2B].framing_errors);
+    CHECK(got < sizeof tx); /* a slower receiver reads fewer characters */
+    CHECK(got != sizeof tx || memcmp(rx, tx, sizeof tx) != 0);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch, 200);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].last_baud, 921600); /* the sender's UART paces its bytes */
+    /* bit by bit: 0xFF at 921600 is low for one eighth of a 115200 bit; the
+     * mid-start-bit sample sees high again, a glitch: nothing is read */
+    uint64_t out0 = st.dir[PF_WIRE_A2B].bytes_out;
+    uint8_t c = 0xFF;
+    CHECK_EQ(write(fa, &c, 1), 1);
+    CHECK_EQ(tw_read_quiet(fb, rx, sizeof rx, 0.2, tw_now() + 3), 0);
+    pf_wire_get_stats(w, &st);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch, 201);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].bytes_out, out0);
+
+    /* the other way: the line sends at 115200 to a 921600 receiver; its
+     * 8 samples fall in one line bit (the start bit): only 0x80 and framing
+     * errors can come of it */
+    CHECK_EQ(tw_write_all(fb, tx, 50, tw_now() + 5), 50);
+    got = tw_read_quiet(fa, rx, sizeof rx, 0.3, tw_now() + 5);
+    pf_wire_get_stats(w, &st);
+    CHECK(got > 0);
+    size_t odd = 0;
+    for (size_t i = 0; i < got; i++)
+        odd += rx[i] != 0x80 && rx[i] != 0x00;
+    fprintf(stderr, "  115200 line to 921600: 50 bytes sent, %zu read, %zu not 0x80/0x00, %llu framing errors\n", got,
+            odd, (unsigned long long)st.dir[PF_WIRE_B2A].framing_errors);
+    CHECK_EQ(odd, 0);
+    CHECK(st.dir[PF_WIRE_B2A].framing_errors > 0);
+    CHECK_EQ(st.dir[PF_WIRE_B2A].rate_mismatch, 50);
+
+    /* both sides at 921600 (a host and a chip after CHANGE_BAUDRATE) over
+     * the 115200 line: garbled on the way in and again on the way out; in
+     * follow mode (or the old fixed mode) this arrived intact */
+    CHECK_EQ(tw_set_rate(fb, 921600), 0);
+    CHECK_EQ(tw_write_all(fa, tx, sizeof tx, tw_now() + 5), sizeof tx);
+    got = tw_read_quiet(fb, rx, sizeof rx, 0.3, tw_now() + 5);
+    fprintf(stderr, "  921600 to 921600 over a 115200 line: 200 bytes sent, %zu read\n", got);
+    CHECK(got != sizeof tx || memcmp(rx, tx, sizeof tx) != 0);
+    /* the one byte that survives: 0x80 at 921600 is read by the line as 0xFF
+     * (sampled after its end: idle), which a 921600 receiver reads as 0x80 */
+    c = 0x80;
+    CHECK_EQ(write(fa, &c, 1), 1);
+    got = tw_read_quiet(fb, rx, sizeof rx, 0.2, tw_now() + 3);
+    CHECK_EQ(got, 1);
+    CHECK_EQ(rx[0], 0x80);
+    pf_wire_get_stats(w, &st);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch, 402);
+
+    /* back in step: intact again */
+    CHECK_EQ(tw_set_rate(fa, 115200), 0);
+    CHECK_EQ(tw_set_rate(fb, 115200), 0);
+    CHECK_EQ(tw_write_all(fa, tx, sizeof tx, tw_now() + 5), sizeof tx);
+    CHECK_EQ(tw_read_n(fb, rx, sizeof tx, tw_now() + 5, NULL), sizeof tx);
+    CHECK(memcmp(rx, tx, sizeof tx) == 0);
+    pf_wire_get_stats(w, &st);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch, 402);
+    stop_wire(w, fa, fb);
+}
+
 static int b_closed(const pf_wire_stats *st, long n)
 {
     (void)n;
@@ -369,6 +457,7 @@ int main(void)
     RUN(test_cut_silent);
     RUN(test_cut_close);
     RUN(test_follow);
+    RUN(test_fixed_out_of_step);
     RUN(test_autobaud);
     tw_rmdir(dir);
     return pf_test_summary();

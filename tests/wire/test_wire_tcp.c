@@ -125,6 +125,21 @@ static void test_connect(void)
     CHECK_EQ(write(peer, "hi", 2), 2);
     CHECK_EQ(tw_read_n(fa, rx, 2, tw_now() + 5, NULL), 2);
     CHECK(!memcmp(rx, "hi", 2));
+    /* a TCP side has no rate of its own: it runs at the line's (460800), so a
+     * pty side set to 921600 is out of step both ways (wire.h: fixed mode) */
+    pf_wire_stats st;
+    pf_wire_get_stats(w, &st);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch + st.dir[PF_WIRE_B2A].rate_mismatch, 0);
+    CHECK_EQ(tw_set_rate(fa, 921600), 0);
+    CHECK_EQ(tw_write_all(fa, tx, 100, tw_now() + 5), 100);
+    size_t got = tw_read_quiet(peer, rx, sizeof rx, 0.3, tw_now() + 5);
+    CHECK(got != 100 || memcmp(rx, tx, 100) != 0);
+    CHECK_EQ(write(peer, tx, 50), 50);
+    got = tw_read_quiet(fa, rx, sizeof rx, 0.3, tw_now() + 5);
+    CHECK(got != 50 || memcmp(rx, tx, 50) != 0);
+    pf_wire_get_stats(w, &st);
+    CHECK_EQ(st.dir[PF_WIRE_A2B].rate_mismatch, 100);
+    CHECK_EQ(st.dir[PF_WIRE_B2A].rate_mismatch, 50);
     close(peer);
     close(fa);
     close(ls);
