@@ -39,11 +39,12 @@ static double json_number(const char *text, const char *key)
     return p ? atof(p + strlen(key)) : NAN;
 }
 
+/* method: --compress fast|best|auto, or NULL for the default */
 static void throughput(pf_bench *b, const char *dir, const char *img, size_t img_len, unsigned baud, unsigned lat_ms,
-                       int fast_flash, int zbits)
+                       int fast_flash, int zbits, const char *method)
 {
-    char dev[300], host[300], flash[300], baud_s[16], lat_s[16], log[300], out[300], imgarg[320], what[96],
-        note[300], key[300];
+    char dev[300], host[300], flash[300], baud_s[16], lat_s[16], log[300], out[300], imgarg[320], what[128],
+        note[400], key[300];
     snprintf(dev, sizeof dev, "%s/dev", dir);
     snprintf(host, sizeof host, "%s/host", dir);
     snprintf(flash, sizeof flash, "%s/flash.bin", dir);
@@ -55,9 +56,12 @@ static void throughput(pf_bench *b, const char *dir, const char *img, size_t img
     snprintf(imgarg, sizeof imgarg, "%s@0", img);
     char zb[8];
     snprintf(zb, sizeof zb, "%d", zbits < 0 ? 0 : zbits);
-    snprintf(what, sizeof what, "%zu KiB at %u baud, %u ms latency%s%s", img_len / 1024, baud, lat_ms,
+    char mtext[40] = "";
+    if (method)
+        snprintf(mtext, sizeof mtext, " 2^%d, --compress %s", zbits, method);
+    snprintf(what, sizeof what, "%zu KiB at %u baud, %u ms latency%s%s%s", img_len / 1024, baud, lat_ms,
              fast_flash ? ", instant flash" : "",
-             zbits > 0 ? ", compressible, deflate" : zbits == 0 ? ", compressible, deflate off" : "");
+             zbits > 0 ? ", compressible, deflate" : zbits == 0 ? ", compressible, deflate off" : "", mtext);
     unlink(flash);
     char *cli = (char *)pf_bench_cli(b);
     char *sim_argv[] = {cli, "sim", "agent", "--port", dev, "--flash", flash, "--slot-kib", "264", "--key", key,
@@ -78,8 +82,13 @@ static void throughput(pf_bench *b, const char *dir, const char *img, size_t img
         pf_bench_stop(sim);
         return;
     }
-    char *flash_argv[] = {cli, "flash", "--target", "agent", "--port", host, "--baud", baud_s, "--no-run", "--json",
-                          "-q", imgarg, NULL};
+    char *flash_argv[] = {cli,      "flash",  "--target", "agent", "--port", host, "--baud", baud_s, "--no-run",
+                          "--json", "-q",     imgarg,     NULL,    NULL,     NULL};
+    if (method) {
+        flash_argv[11] = "--compress";
+        flash_argv[12] = (char *)method;
+        flash_argv[13] = imgarg;
+    }
     double t0 = pf_bench_now_s();
     pid_t fl = pf_bench_spawn(flash_argv, out);
     int st = -1;
@@ -107,11 +116,14 @@ static void throughput(pf_bench *b, const char *dir, const char *img, size_t img
         return;
     }
     double frac = (double)img_len / secs / (baud / 10.0);
-    char zlog[160] = "";
-    if (zbits > 0) { /* what the host said about the stream (sim log has the device side) */
+    char zlog[200] = "";
+    if (zbits > 0 && method) /* the bytes of the stream (the JSON's wire_bytes): what the method saves */
+        snprintf(zlog, sizeof zlog, "; deflate window %d bits, --compress %s: stream %.0f B (%.1f%% of the image)",
+                 zbits, method, json_number(text, "\"wire_bytes\":"),
+                 100.0 * json_number(text, "\"wire_bytes\":") / (double)img_len);
+    else if (zbits > 0) /* what the host said about the stream (sim log has the device side) */
         snprintf(zlog, sizeof zlog, "; deflate window %d bits (2^%d = %d B on the device), level 9", zbits, zbits,
                  1 << zbits);
-    }
     snprintf(note, sizeof note,
              "%.1f s for connect+transfer+END checks+verify; line = baud/10 B/s (8N1); %s%s%s",
              secs, fast_flash ? "flash time 0" : "sim flash 2.8 ms/KiB program, 45 ms/4 KiB erase (SPI NOR)", zlog,
@@ -431,17 +443,26 @@ void pf_bench_agent(pf_bench *b)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++)
             if (!b->quick || j == 0)
-                throughput(b, dir, img_path, (size_t)n, bauds[i], lats[j], 0, -1);
-    throughput(b, dir, img_path, (size_t)n, 921600, 0, 1, -1);
+                throughput(b, dir, img_path, (size_t)n, bauds[i], lats[j], 0, -1, NULL);
+    throughput(b, dir, img_path, (size_t)n, 921600, 0, 1, -1, NULL);
     if (!b->quick)
-        throughput(b, dir, img_path, (size_t)n, 921600, 20, 1, -1);
+        throughput(b, dir, img_path, (size_t)n, 921600, 20, 1, -1, NULL);
     /* a compressible image (firmware-like: a small vocabulary of instruction
      * words and some literals) at 115200, with and without deflate */
     if (make_compressible(dir, b->quick ? 64 * 1024 : 256 * 1024, pem, img_path, sizeof img_path, &n) == 0) {
-        throughput(b, dir, img_path, (size_t)n, 115200, 0, 0, 12);
-        throughput(b, dir, img_path, (size_t)n, 115200, 0, 0, 0);
+        throughput(b, dir, img_path, (size_t)n, 115200, 0, 0, 12, NULL);
+        throughput(b, dir, img_path, (size_t)n, 115200, 0, 0, 0, NULL);
         if (!b->quick)
-            throughput(b, dir, img_path, (size_t)n, 115200, 20, 0, 12);
+            throughput(b, dir, img_path, (size_t)n, 115200, 20, 0, 12, NULL);
+        /* --compress fast|best|auto against an agent that inflates with 2^15
+         * (zopfli's window): bytes on the wire and time, at a slow and a fast
+         * line (where zopfli may not keep up) */
+        static const char *const methods[] = {"fast", "best", "auto"};
+        static const unsigned mbauds[] = {115200, 921600};
+        for (int i = 0; i < 2; i++)
+            for (int k = 0; k < 3; k++)
+                if (!b->quick || i == 0)
+                    throughput(b, dir, img_path, (size_t)n, mbauds[i], 0, 0, 15, methods[k]);
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -3,8 +3,15 @@
  *
  * Deflate (docs/PROTOCOL.md, "Compression") is used by default when the
  * agent offers it: the image is sent as a zlib stream with the window the
- * agent announced (at most 2^12). To send it plain, call
- * pf_agent_host_set_options with deflate = 0 between open() and connect(). */
+ * agent announced (at most 2^15 in host builds, 2^12 in the MCU updater's).
+ * To send it plain, call pf_agent_host_set_options with deflate = 0 between
+ * open() and connect(). How the stream is made: the driver option
+ * "compress" (`--compress fast|best|auto`, ops->set_option; host builds):
+ * fast = zlib in line at the agent's window; best = zopfli on a second
+ * thread in 32 KiB segments; auto (the default) = those segments by zopfli
+ * only while the line has enough to send, else by zlib. zopfli's window is
+ * 2^15: for an agent that offers less, best and auto send zlib in line at
+ * its window and say so in the log. */
 #ifndef PEERFLASH_PF_AGENT_HOST_H
 #define PEERFLASH_PF_AGENT_HOST_H
 
@@ -45,8 +52,11 @@ typedef struct pf_agent_host_stats {
     uint32_t stream_bytes;  /* bytes of that transfer's DATA stream (compressed or plain) */
     uint32_t data_sent;     /* DATA payload bytes sent, retransmissions included */
     uint8_t deflate_bits;   /* window bits of the zlib stream; 0 = sent plain */
+    uint16_t zsegs_fast;    /* `--compress best|auto` (host builds): 32 KiB segments compressed by zlib */
     uint32_t retransmits;   /* go-backs */
     uint8_t delta;          /* 1: the transfer was a patch against the running image */
+    uint16_t zsegs_best;    /* and by zopfli, on the compressor thread; 0, 0: one zlib stream in line
+                             * (both in padding: the MCU updater's state does not grow) */
     uint32_t patch_bytes;   /* delta: bytes of the patch body sent (from the resume point) */
 } pf_agent_host_stats;
 

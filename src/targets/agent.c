@@ -34,6 +34,9 @@
 #include "peerflash/pf_patch.h"
 #include "peerflash/pf_target.h"
 #include "peerflash/pf_zarena.h"
+#if PF_AGENT_ZPIPE
+#include "host/zpipe.h"
+#endif
 
 /* Build-time sizes (the state is sizeof(agent_host), pf_session_state_size):
  *   PF_AGENT_HOST_STREAM   0: the job hands the whole image to one write
@@ -44,7 +47,14 @@
  *   PF_AGENT_HOST_DEFLATE  1: compress when the agent inflates (the window
  *                          arena and 48 KiB of compressed stream kept for
  *                          retransmission, ~150 KiB); 0: never compress
- *   PF_AGENT_HOST_RXBUF    largest frame received (HELLO's answer is 108) */
+ *   PF_AGENT_HOST_RXBUF    largest frame received (HELLO's answer is 108)
+ *   PF_AGENT_HOST_ZBITS    largest deflate window used, 9..15 bits (the
+ *                          agent's may be smaller): 12 keeps the state
+ *                          ~150 KiB for the MCU updater's 240 KiB; the host
+ *                          build sets 15 (its arena is then ~204 KiB)
+ *   PF_AGENT_ZPIPE         1 (host builds, set by CMakeLists.txt): `--compress
+ *                          best|auto` through the compressor thread of
+ *                          host/zpipe.h (zopfli); 0: zlib in line only */
 #ifndef PF_AGENT_HOST_STREAM
 #define PF_AGENT_HOST_STREAM 0
 #endif
@@ -57,6 +67,18 @@
 #ifndef PF_AGENT_HOST_RXBUF
 #define PF_AGENT_HOST_RXBUF 512u
 #endif
+#ifndef PF_AGENT_HOST_ZBITS
+#define PF_AGENT_HOST_ZBITS 12
+#endif
+#ifndef PF_AGENT_ZPIPE
+#define PF_AGENT_ZPIPE 0
+#endif
+#if PF_AGENT_HOST_ZBITS < 9 || PF_AGENT_HOST_ZBITS > 15
+#error "PF_AGENT_HOST_ZBITS must be 9..15"
+#endif
+#if PF_AGENT_ZPIPE && !PF_AGENT_HOST_DEFLATE
+#error "PF_AGENT_ZPIPE compresses: build it with PF_AGENT_HOST_DEFLATE=1"
+#endif
 #if PF_AGENT_HOST_PAYLOAD < 128 || PF_AGENT_HOST_PAYLOAD > PF_AP_MAX_PAYLOAD
 #error "PF_AGENT_HOST_PAYLOAD must be 128..PF_AP_MAX_PAYLOAD"
 #endif
@@ -68,12 +90,15 @@
 /* deflate: the largest window the host uses (the agent's may be smaller),
  * hash chains of memLevel 7; the arena holds what deflateInit2 allocates:
  * 2^(bits+2) + 2^(memLevel+9) + its state */
-#define ZBITS_MAX 12 /* keeps the state (~150 KiB) within the MCU updater's 240 KiB */
+#define ZBITS_MAX PF_AGENT_HOST_ZBITS
 #define ZMEM_LEVEL 7
 #if PF_AGENT_HOST_DEFLATE
 #define ZARENA_SIZE ((1u << (ZBITS_MAX + 2)) + (1u << (ZMEM_LEVEL + 9)) + 12288u)
 /* compressed bytes kept for retransmission: bounds the bytes in flight */
 #define ZBUF_SIZE (48u * 1024u)
+/* best/auto: 32 KiB segments the thread holds ahead of the line (256 KiB
+ * raw at most, and their compressed bytes) */
+#define ZP_DEPTH 8u
 #else
 #define ZARENA_SIZE 1u /* never used: zbits stays 0 */
 #define ZBUF_SIZE 1u
@@ -110,8 +135,22 @@ typedef struct agent_host {
     pf_agent_delta_fn delta_fn; /* patch provider (NULL: always whole images) */
     void *delta_user;
     /* the compressed stream of the current transfer: bytes [zbase, zbase +
-     * zlen) of it are in zbuf (from the oldest unacknowledged on) */
+     * zlen) of it are in zbuf (from the oldest unacknowledged on); made by
+     * zlib in line (z is set up) or by the compressor thread (zpon) */
     int zon, zdone;
+#if PF_AGENT_ZPIPE
+    int zmethod;          /* --compress: PF_ZP_FAST, _BEST or _AUTO (the default) */
+    pf_zpipe *zp;         /* made at the first best/auto transfer, kept for the session */
+    int zp_method;        /* the method zp was made for */
+    int zpon;             /* this transfer's stream comes from zp */
+    const uint8_t *zsrc;  /* the bytes compressed (image or patch body from the resume point) */
+    uint32_t zsrc_len;
+    uint32_t zput;        /* of them, handed to zp */
+    uint32_t zraw_done;   /* of them, whose compressed bytes are all in zbuf */
+    uint32_t zraw_part;   /* and the share of the next segment in zbuf (progress) */
+    size_t zseg_pos;      /* compressed bytes of zp's oldest segment copied to zbuf */
+    uint32_t zadler;      /* Adler-32 of zsrc, the stream's trailer */
+#endif
     uint32_t zbase, zlen;
     z_stream z;
     pf_zarena za;        /* zlib's allocator on zarena */
@@ -121,15 +160,108 @@ typedef struct agent_host {
 
 static const pf_port *P(agent_host *h) { return h->cfg.port; }
 static int image_read(agent_host *h, uint32_t off, uint8_t *dst, uint32_t len);
+static uint32_t line_rate(const agent_host *h);
 
 /* ---- zlib on the arena in the driver state ---------------------------------------- */
 
-/* A fresh zlib stream of image[from..len) with the agent's window. */
+#if PF_AGENT_ZPIPE
+/* best/auto: the stream from the compressor thread, 32 KiB segments of raw
+ * deflate (each with the one before as its window, sync-flushed, the last
+ * one final) between a zlib header and the Adler-32 of the data: one zlib
+ * stream as zlib would make it, so the agent needs no change. Only for an
+ * agent that inflates with a 2^15 window (zopfli's distances reach 32 KiB);
+ * 0 when it cannot be used (the caller compresses in line then). */
+static int zp_begin(agent_host *h, const uint8_t *data, uint32_t len, uint32_t from)
+{
+    if (h->zmethod == PF_ZP_FAST || h->zbits != 15 || !pf_zp_available(h->zmethod))
+        return 0;
+    if (h->zp && h->zp_method != h->zmethod) {
+        pf_zpipe_free(h->zp);
+        h->zp = NULL;
+    }
+    if (!h->zp) {
+        h->zp = pf_zpipe_new(h->zmethod, ZP_DEPTH);
+        h->zp_method = h->zmethod;
+        if (!h->zp) {
+            pf_port_logf(P(h), 1, "agent: no compressor thread (out of memory?): zlib in line");
+            return 0;
+        }
+    }
+    pf_zpipe_clear(h->zp);
+    /* compressed bytes per second the line takes: 10 bits a byte, ~3% frame overhead */
+    pf_zpipe_set_rate(h->zp, line_rate(h) / 10u * 97u / 100u);
+    h->zsrc = data + from;
+    h->zsrc_len = len - from;
+    h->zput = h->zraw_done = h->zraw_part = 0;
+    h->zseg_pos = 0;
+    h->zadler = (uint32_t)adler32(adler32(0L, Z_NULL, 0), h->zsrc, h->zsrc_len);
+    /* the zlib header (RFC 1950): CM 8, CINFO 7 (2^15), FLEVEL 3, FCHECK */
+    h->zbuf[0] = 0x78;
+    h->zbuf[1] = 0xDA;
+    h->zlen = 2;
+    h->zpon = 1;
+    return 1;
+}
+
+/* z_fill from the thread: segments handed over as far as the thread holds
+ * them, the oldest copied to zbuf (waiting for the thread if need be), then
+ * the trailer. */
+static int zp_fill(agent_host *h, uint32_t want)
+{
+    while (!h->zdone && h->zbase + h->zlen < want && h->zlen < ZBUF_SIZE) {
+        while (h->zput < h->zsrc_len && pf_zpipe_held(h->zp) < pf_zpipe_depth(h->zp)) {
+            uint32_t n = h->zsrc_len - h->zput < PF_ZP_SEG_MAX ? h->zsrc_len - h->zput : PF_ZP_SEG_MAX;
+            if (pf_zpipe_put(h->zp, h->zsrc + h->zput, n, h->zput, h->zput != 0, h->zput + n == h->zsrc_len) < 0)
+                return pf_diag_set(h->cfg.diag, PF_ERR_STATE, "agent: the compressor thread refused a segment");
+            h->zput += n;
+        }
+        if (!pf_zpipe_held(h->zp)) {
+            if (ZBUF_SIZE - h->zlen < 4)
+                break;
+            pf_put_be32(h->zbuf + h->zlen, h->zadler);
+            h->zlen += 4;
+            h->zdone = 1;
+            break;
+        }
+        pf_zp_seg seg;
+        if (pf_zpipe_oldest(h->zp, &seg) < 0)
+            return pf_diag_set(h->cfg.diag, PF_ERR_NOMEM, "agent: no memory to compress the segment at %lu",
+                               (unsigned long)seg.tag);
+        size_t n = seg.out_len - h->zseg_pos;
+        if (n > ZBUF_SIZE - h->zlen)
+            n = ZBUF_SIZE - h->zlen;
+        memcpy(h->zbuf + h->zlen, seg.out + h->zseg_pos, n);
+        h->zlen += (uint32_t)n;
+        h->zseg_pos += n;
+        if (h->zseg_pos == seg.out_len) {
+            h->zraw_done += (uint32_t)seg.raw_len;
+            h->zraw_part = 0;
+            h->zseg_pos = 0;
+            pf_zpipe_release(h->zp);
+        } else {
+            h->zraw_part = (uint32_t)((uint64_t)seg.raw_len * h->zseg_pos / seg.out_len);
+            pf_zpipe_progress(h->zp, h->zseg_pos);
+        }
+    }
+    return PF_OK;
+}
+#endif
+
+/* A fresh compressed stream of image[from..len): the compressor thread
+ * (best/auto, host builds, 2^15 agents) or zlib with the agent's window. */
+static void z_end(agent_host *h);
 static int z_begin(agent_host *h, const uint8_t *data, uint32_t len, uint32_t from)
 {
-    if (h->zon)
-        deflateEnd(&h->z);
-    h->zon = 0;
+    z_end(h);
+    h->zdone = 0;
+    h->zbase = h->zlen = 0;
+#if PF_AGENT_ZPIPE
+    h->zpon = 0;
+    if (zp_begin(h, data, len, from)) {
+        h->zon = 1;
+        return PF_OK;
+    }
+#endif
     pf_zarena_init(&h->za, h->zarena, sizeof h->zarena);
     memset(&h->z, 0, sizeof h->z);
     PF_ZARENA_ATTACH(&h->z, &h->za);
@@ -140,9 +272,31 @@ static int z_begin(agent_host *h, const uint8_t *data, uint32_t len, uint32_t fr
     h->z.next_in = (z_const Bytef *)(data + from);
     h->z.avail_in = len - from;
     h->zon = 1;
-    h->zdone = 0;
-    h->zbase = h->zlen = 0;
     return PF_OK;
+}
+
+/* Ends the stream (after the transfer, or at close). */
+static void z_end(agent_host *h)
+{
+#if PF_AGENT_ZPIPE
+    if (h->zpon) {
+        pf_zpipe_clear(h->zp);
+        h->zpon = h->zon = 0;
+    }
+#endif
+    if (h->zon)
+        deflateEnd(&h->z);
+    h->zon = 0;
+}
+
+/* Image (or patch) bytes behind the stream bytes made so far. */
+static uint32_t z_total_in(const agent_host *h)
+{
+#if PF_AGENT_ZPIPE
+    if (h->zpon)
+        return h->zraw_done + h->zraw_part;
+#endif
+    return (uint32_t)h->z.total_in;
 }
 
 /* Makes stream bytes up to `want` available (as far as the buffer allows:
@@ -155,6 +309,10 @@ static int z_fill(agent_host *h, uint32_t acked, uint32_t want)
         h->zbase += drop;
         h->zlen -= drop;
     }
+#if PF_AGENT_ZPIPE
+    if (h->zpon)
+        return zp_fill(h, want);
+#endif
     while (!h->zdone && h->zbase + h->zlen < want && h->zlen < ZBUF_SIZE) {
         h->z.next_out = h->zbuf + h->zlen;
         h->z.avail_out = ZBUF_SIZE - h->zlen;
@@ -317,6 +475,9 @@ static int a_open(void *self, const pf_target_config *cfg)
     memset(h, 0, offsetof(agent_host, zarena));
     h->cfg = *cfg;
     h->opt = (pf_agent_host_options)PF_AGENT_HOST_OPTIONS_DEFAULT();
+#if PF_AGENT_ZPIPE
+    h->zmethod = PF_ZP_AUTO;
+#endif
     pf_ap_decoder_init(&h->dec, h->rxbuf, sizeof h->rxbuf);
     /* start numbering where a previous session (whose answers may still be
      * on the way) probably did not */
@@ -396,7 +557,7 @@ static void report_sent(agent_host *h, uint32_t acked, uint32_t size)
     uint32_t image = h->stats.image_bytes, done = acked;
     if (h->zon) {
         uint32_t produced = h->zbase + h->zlen;
-        uint64_t in = h->z.total_in;
+        uint64_t in = z_total_in(h);
         done = h->resumed_from + (uint32_t)(produced ? in * (acked < produced ? acked : produced) / produced : 0);
     } else if (size != UINT32_MAX && size < image) {
         done = image - size + acked;
@@ -468,9 +629,18 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
             if (h->zon) {
                 /* the compressed stream: its length is known once deflate
                  * has finished; bytes from `acked` on stay for go-back */
+                uint32_t t_fill = pt->now_ms(pt->ctx);
                 int zr = z_fill(h, acked, next + chunk);
                 if (zr < 0)
                     return zr;
+                t_fill = pt->now_ms(pt->ctx) - t_fill;
+                if (t_fill > 20u) {
+                    /* the compressor thread kept us (best: seconds a segment
+                     * on a slow machine): not a stalled line, and no round
+                     * trip to measure */
+                    last_progress += t_fill;
+                    timing = 0;
+                }
                 uint32_t have = h->zbase + h->zlen;
                 if (h->zdone)
                     size = have;
@@ -626,7 +796,19 @@ static int transfer(agent_host *h, const uint8_t *data, uint32_t size, uint32_t 
     }
     if (h->zon)
         pf_port_logf(pt, 1, "agent: deflate (window %u bits): %lu image bytes as %lu", (unsigned)h->zbits,
-                     (unsigned long)h->z.total_in, (unsigned long)size);
+                     (unsigned long)z_total_in(h), (unsigned long)size);
+#if PF_AGENT_ZPIPE
+    if (h->zpon) {
+        pf_zp_stats z;
+        pf_zpipe_stats(h->zp, &z);
+        h->stats.zsegs_fast = (uint16_t)(z.segs_fast < 0xFFFFu ? z.segs_fast : 0xFFFFu);
+        h->stats.zsegs_best = (uint16_t)(z.segs_best < 0xFFFFu ? z.segs_best : 0xFFFFu);
+        pf_port_logf(pt, 1, "agent: compressor thread (%s): %lu segments by zlib, %lu by zopfli, %lu -> %lu bytes, "
+                     "%lu ms of compression, the line waited %lu ms", pf_zp_method_name(h->zp_method),
+                     (unsigned long)z.segs_fast, (unsigned long)z.segs_best, (unsigned long)z.raw_bytes,
+                     (unsigned long)z.out_bytes, (unsigned long)z.cpu_ms, (unsigned long)z.wait_ms);
+    }
+#endif
     pf_port_logf(pt, 1,
                  "agent: %lu bytes in %lu ms: %lu go-backs (%lu on timeout), rto %lu ms, srtt %lu ms, last frame %lu B",
                  (unsigned long)(size - from), (unsigned long)(pt->now_ms(pt->ctx) - t_start),
@@ -776,6 +958,14 @@ static int send_image(agent_host *h, const uint8_t *data, uint32_t len)
             return r;
         delta = r > 0 && dp.body;
     }
+#if PF_AGENT_ZPIPE
+    /* best asked for: said at -v; auto (the default): at -vv */
+    if (h->zbits && h->zbits < 15 && h->zmethod != PF_ZP_FAST)
+        pf_port_logf(P(h), h->zmethod == PF_ZP_BEST ? 1 : 2,
+                     "agent: --compress %s: the agent inflates with a %u-bit window (%u B) and zopfli needs 15 bits: "
+                     "zlib at %u bits instead",
+                     pf_zp_method_name(h->zmethod), (unsigned)h->zbits, 1u << h->zbits, (unsigned)h->zbits);
+#endif
     for (int attempt = 0;; attempt++) {
         if (h->zbits || delta) {
             /* compressed or a patch: the stream starts at the resume
@@ -831,9 +1021,7 @@ static int send_image(agent_host *h, const uint8_t *data, uint32_t len)
                     }
                 }
                 h->stats.stream_bytes = h->zon ? h->zbase + h->zlen : h->zbits ? 0 : plain_len;
-                if (h->zon)
-                    deflateEnd(&h->z);
-                h->zon = 0;
+                z_end(h);
             }
         } else {
             begin[4] = 0;
@@ -1017,9 +1205,11 @@ static int a_run(void *self)
 static void a_close(void *self)
 {
     agent_host *h = self;
-    if (h->zon)
-        deflateEnd(&h->z);
-    h->zon = 0;
+    z_end(h);
+#if PF_AGENT_ZPIPE
+    pf_zpipe_free(h->zp);
+    h->zp = NULL;
+#endif
 }
 
 int pf_agent_host_set_options(void *self, const pf_agent_host_options *opt)
@@ -1052,6 +1242,14 @@ void pf_agent_host_get_stats(const void *self, pf_agent_host_stats *st)
 /* ---- what the front ends ask of a driver (pf_target_ops, optional part) ---- */
 static const pf_target_option agent_options[] = {
     {.name = "no-compress", .arg = NULL, .help = "send the image uncompressed", .commands = PF_CMD_FLASH, .flags = 0},
+#if PF_AGENT_ZPIPE
+    {.name = "compress",
+     .arg = "fast|best|auto",
+     .help = "deflate by zlib (fast), by zopfli (best: 2-4% fewer bytes, much more CPU) or, the default, "
+             "zopfli only for segments the line will not wait for (auto); on a second thread",
+     .commands = PF_CMD_FLASH,
+     .flags = 0},
+#endif
     /* the patch itself is the host's (a diff, an image cache): set_delta */
     {.name = "delta-from",
      .arg = "OLD",
@@ -1075,6 +1273,22 @@ static int a_set_option(void *self, const char *name, const char *value)
         h->zbits = 0;
         return PF_OK;
     }
+#if PF_AGENT_ZPIPE
+    if (!strcmp(name, "compress")) {
+        int m = pf_zp_method_parse(value);
+        if (m < 0)
+            return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "--compress takes fast, best or auto, not '%s'",
+                               value ? value : "");
+        if (!pf_zp_available(m))
+            return pf_diag_set(h->cfg.diag, PF_ERR_UNSUPPORTED,
+                               "--compress %s needs zopfli, and this peerflash was built without it "
+                               "(libzopfli-dev; -DPF_ZOPFLI=ON): use fast or auto",
+                               value);
+        h->zmethod = m;
+        h->opt.deflate = 1;
+        return PF_OK;
+    }
+#endif
     return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "option '%s' is not an option of the agent driver", name);
 }
 
