@@ -1222,6 +1222,8 @@ int pf_cmd_flash(int argc, char **argv)
         default:
             if (c >= OPT_DRIVER && c < OPT_DRIVER + (int)n_driver_option_list) {
                 const pf_target_option *dopt = driver_option_list[c - OPT_DRIVER];
+                if (dopt->arg && !pf_target_option_value_ok(dopt->arg, optarg))
+                    return usage_fail(&o, "--%s takes %s, not '%s'", dopt->name, dopt->arg, optarg);
                 if (o.n_driver_opts == MAX_DRIVER_OPTS)
                     return usage_fail(&o, "more than %d driver options", MAX_DRIVER_OPTS);
                 char *w = driver_words[o.n_driver_opts];

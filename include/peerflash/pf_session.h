@@ -85,6 +85,9 @@ int pf_target_check_options(const pf_target_ops *ops, const char *const *options
                             pf_diag *diag);
 /* The option of ops called name (the part of a word before '='), NULL if none. */
 const pf_target_option *pf_target_option_find(const pf_target_ops *ops, const char *name, size_t name_len);
+/* 1 when value is one an option with this arg takes: any value for a
+ * metavar ("OLD"), one of the words of a choice list ("fast|best|auto"). */
+int pf_target_option_value_ok(const char *arg, const char *value);
 /* Short name of one PF_CMD_* bit ("flash", ...). */
 const char *pf_command_name(unsigned command);
 

@@ -121,7 +121,8 @@ typedef struct pf_target_config {
  * between open() and connect(). */
 typedef struct pf_target_option {
     const char *name;  /* "no-compress" */
-    const char *arg;   /* metavar of its value ("OLD"); NULL: a flag without a value */
+    const char *arg;   /* metavar of its value ("OLD"), or its choices ("fast|best|auto": the
+                        * value must be one of them); NULL: a flag without a value */
     const char *help;  /* one line for --help, without the driver's name */
     unsigned commands; /* PF_CMD_* it is valid for */
     unsigned flags;    /* PF_OPT_* */

@@ -78,7 +78,26 @@ static int check_one(const pf_target_ops *ops, const char *word, unsigned comman
                            (*opt)->arg);
     if (!(*opt)->arg && *value)
         return pf_diag_set(d, PF_ERR_ARG, "option '%s' of the %s driver takes no value", (*opt)->name, ops->name);
+    if ((*opt)->arg && !pf_target_option_value_ok((*opt)->arg, *value))
+        return pf_diag_set(d, PF_ERR_ARG, "option '%s' of the %s driver takes %s, not '%s'", (*opt)->name, ops->name,
+                           (*opt)->arg, *value);
     return PF_OK;
+}
+
+int pf_target_option_value_ok(const char *arg, const char *value)
+{
+    if (!arg || !strchr(arg, '|'))
+        return 1; /* a metavar ("OLD"): any value */
+    size_t vl = value ? strlen(value) : 0;
+    for (const char *p = arg;;) {
+        const char *bar = strchr(p, '|');
+        size_t wl = bar ? (size_t)(bar - p) : strlen(p);
+        if (wl == vl && vl && !strncmp(p, value, vl))
+            return 1;
+        if (!bar)
+            return 0;
+        p = bar + 1;
+    }
 }
 
 int pf_target_check_options(const pf_target_ops *ops, const char *const *options, unsigned command, pf_diag *diag)

@@ -231,6 +231,19 @@ static void test_bad_options_are_refused_naming_option_and_driver(void)
     CHECK_EQ(pf_target_check_options(pf_target_find("esp"), unknown, PF_CMD_FLASH, &diag), PF_OK);
     CHECK_EQ(pf_target_check_options(pf_target_find("esp"), unknown, PF_CMD_VERIFY, &diag), PF_ERR_ARG);
     CHECK_STR_CONTAINS(diag.text, "option 'no-compress' of the esp driver is not for verify");
+    /* a choice list ("fast|best|auto") is checked here too, before a port is opened */
+    const char *const bad_choice[] = {"compress=fastest", NULL};
+    const char *const good_choice[] = {"compress=best", NULL};
+    if (pf_target_option_find(pf_target_find("esp"), "compress", 8)) { /* host builds */
+        CHECK_EQ(pf_target_check_options(pf_target_find("esp"), bad_choice, PF_CMD_FLASH, &diag), PF_ERR_ARG);
+        CHECK_STR_CONTAINS(diag.text, "option 'compress' of the esp driver takes fast|best|auto, not 'fastest'");
+        CHECK_EQ(pf_target_check_options(pf_target_find("esp"), good_choice, PF_CMD_FLASH, &diag), PF_OK);
+    }
+    CHECK_EQ(pf_target_option_value_ok("fast|best|auto", "auto"), 1);
+    CHECK_EQ(pf_target_option_value_ok("fast|best|auto", "fas"), 0);
+    CHECK_EQ(pf_target_option_value_ok("fast|best|auto", "fast|best"), 0);
+    CHECK_EQ(pf_target_option_value_ok("fast|best|auto", ""), 0);
+    CHECK_EQ(pf_target_option_value_ok("OLD", "anything"), 1);
 }
 
 static void test_image_check_failure_is_data(void)
