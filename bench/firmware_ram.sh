@@ -47,7 +47,7 @@ job() {
     avr) img="avr.bin@0" ;;
     stm32) img="stm.bin@0x08000000 --no-run" ;;
     agent) img="agent.img@0" ;;
-    esp) img="esp.bin@0x10000 --no-run" ;;
+    esp) img="esp.bin@0x10000 --no-run --baud 115200" ;; # QEMU's socket carries no rate: the line stays at 115200
     esac
     qemu_updater "flash --target $d --image $tmp/$img" -chardev "socket,id=link,host=127.0.0.1,port=$port,nodelay=on" \
         -serial chardev:link
