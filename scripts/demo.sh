@@ -191,16 +191,21 @@ say "What the device did:"
 grep -E "BEGIN of|on trial" "$tmp/agent-sim.log" | tail -n 4 | sed 's/^/  /'
 
 # --- serve: the network front door ------------------------------------------------------
-scene "7. peerflash serve: one daemon, two boards; an upload over HTTP, one through the espota protocol"
-say "The daemon owns an STM32 and an ESP32 (simulated), listens on 127.0.0.1 only, and answers the"
-say "Arduino IDE's espota protocol for the ESP32. Each image arrives whole and parses before a byte is written."
+scene "7. peerflash serve: one daemon, three boards; uploads over HTTP, espota and the IDE's arduinoOTA"
+say "The daemon owns an STM32, an ESP32 and an Uno (simulated), listens on 127.0.0.1 only, and answers the"
+say "Arduino IDE's network uploads: espota for the ESP32, arduinoOTA (HTTP) for the Uno."
+say "Each image arrives whole and parses before a byte is written."
 start stm32-serve "$pf" sim stm32 --port "$tmp/serve-stm" --flash "$tmp/serve-stm.flash" --chip G07xxB
 start esp32-serve "$pf" sim esp32 --port "$tmp/serve-esp" --chip esp32 --flash "$tmp/serve-esp.flash" --flash-size 4MB
+start avr-serve "$pf" sim avr --port "$tmp/serve-avr" --page-write-ms 4.5 --flash-dump "$tmp/serve-avr.flash"
+avr_serve_pid=${pids[-1]}
 wait_path "$tmp/serve-stm"
 wait_path "$tmp/serve-esp"
+wait_path "$tmp/serve-avr"
 ota_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 serve_cmd=("$pf" serve --listen 127.0.0.1:0 --no-mdns --target stm32 --port "$tmp/serve-stm" --name bluepill --baud 115200
-           --target esp --port "$tmp/serve-esp" --name esp32 --baud 921600 --ota-port "$ota_port")
+           --target esp --port "$tmp/serve-esp" --name esp32 --baud 921600 --ota-port "$ota_port"
+           --target avr --port "$tmp/serve-avr" --name uno --arduino-ota)
 printf '%s$ %s &%s\n' "$bold" "${serve_cmd[*]}" "$off"
 "${serve_cmd[@]}" 2>"$tmp/serve.log" &
 pids+=($!)
@@ -214,11 +219,27 @@ curl -s --data-binary @"$tmp/serve-fw.bin" "$url/api/targets/bluepill/flash?file
 printf '\0' >"$tmp/serve-app.bin"; head -c 40000 /dev/urandom >>"$tmp/serve-app.bin"
 say "espota (what the Arduino IDE sends: invitation over UDP, the daemon connects back, the raw app binary):"
 show /usr/bin/python3 "$root/tests/serve/ota_client.py" 127.0.0.1 "$ota_port" "$tmp/serve-app.bin"
+say "arduinoOTA (what the IDE runs for an Uno on a network port; the endpoints come from the mDNS record):"
+http_port=${url##*:}
+ep=/api/targets/uno/arduino
+show /usr/bin/python3 "$root/tests/serve/arduinoota_client.py" -address 127.0.0.1 -port "$http_port" \
+    -sketch "$tmp/avr/app30k.hex" -upload $ep/upload -sync $ep/sync -reset $ep/reset -sync_exp 200:SYNC |
+    grep -vE '^\{|^$' || true
 say "The daemon's log, one line per event:"
 sed 's/^/  /' "$tmp/serve.log"
 cmp -s -n 20000 "$tmp/serve-fw.bin" "$tmp/serve-stm.flash" && say "The STM32's flash holds the HTTP upload."
 /usr/bin/python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); i=open(sys.argv[2],"rb").read(); sys.exit(d[0x10000:0x10000+len(i)]!=i)' \
     "$tmp/serve-esp.flash" "$tmp/serve-app.bin" && say "The ESP32's app partition (0x10000) holds the espota upload."
+kill -TERM "$avr_serve_pid" && wait "$avr_serve_pid" 2>/dev/null
+/usr/bin/python3 - "$tmp/avr/app30k.hex" "$tmp/serve-avr.flash" <<'PY' && say "The Uno's flash holds the arduinoOTA upload."
+import sys
+d = open(sys.argv[2], "rb").read()
+base = 0
+for line in open(sys.argv[1]):
+    b = bytes.fromhex(line.strip()[1:]) if line.startswith(":") else b""
+    if b and b[3] == 0 and d[base + (b[1] << 8 | b[2]):][:b[0]] != b[4:4 + b[0]]:
+        sys.exit(1)
+PY
 
 # --- A fleet pulls its update: signed manifest on a web server ----------------------
 scene "8. Two boards updated from a signed manifest on a web server (nginx); one is already up to date"

@@ -809,6 +809,8 @@ int serve_main(const serve_config *cfg)
         if (tc->ota_port)
             snprintf(ota, sizeof ota, ", espota on udp %s:%u%s", cfg->listen_addr, (unsigned)tc->ota_port,
                      cfg->ota_password_md5[0] ? " (password)" : "");
+        else if (tc->arduino_ota)
+            snprintf(ota, sizeof ota, ", arduinoOTA on the HTTP port%s", cfg->token[0] ? " (token as password)" : "");
         if (tc->bridge_port)
             snprintf(bridge, sizeof bridge, ", raw bridge on tcp %s:%u (no authentication)", cfg->listen_addr,
                      (unsigned)tc->bridge_port);
