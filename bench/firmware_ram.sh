@@ -31,10 +31,7 @@ job() {
     local d=$1 sim_pid
     rm -rf "$tmp/sim" && mkdir "$tmp/sim"
     case $d in
-    avr) # the updater resets the ATmega through the board's reset line (pf-reset-line in QEMU's cwd)
-        rm -f "$tmp/pf-reset-line"
-        "$PEERFLASH" sim avr --port "$tmp/sim/p" --page-write-ms 0 --reset-line "$tmp/pf-reset-line" & sim_pid=$!
-        set -- --baud 115200 --no-open-propagation ;;
+    avr) "$PEERFLASH" sim avr --port "$tmp/sim/p" --page-write-ms 0 & sim_pid=$!; set -- --baud 115200 ;;
     stm32) "$PEERFLASH" sim stm32 --port "$tmp/sim/p" --flash "$tmp/sim/f" --chip F103xB & sim_pid=$!
         set -- --baud 115200 --frame 8E1 --no-open-propagation ;;
     agent) "$PEERFLASH" sim agent --port "$tmp/sim/p" --flash "$tmp/sim/f" --rx-ring 600 --erase-ms 60 & sim_pid=$!
@@ -56,7 +53,6 @@ job() {
         -serial chardev:link
     kill "$wire_pid" "$sim_pid" 2>/dev/null
     wait "$wire_pid" "$sim_pid" 2>/dev/null
-    rm -f "$tmp/pf-reset-line" # the next job's board has no reset line wired
 }
 
 for spec in "$@"; do

@@ -8,7 +8,6 @@ enum {
     SYS_OPEN = 0x01,
     SYS_CLOSE = 0x02,
     SYS_WRITE0 = 0x04,
-    SYS_WRITE = 0x05,
     SYS_READ = 0x06,
     SYS_FLEN = 0x0C,
     SYS_ERRNO = 0x13,
@@ -32,19 +31,6 @@ int pf_sh_open_read(const char *path)
     /* mode 1 = "rb" in the semihosting mode table */
     uint32_t args[3] = { (uint32_t)(uintptr_t)path, 1u, (uint32_t)strlen(path) };
     return sh_call(SYS_OPEN, args);
-}
-
-int pf_sh_open_rw(const char *path)
-{
-    /* mode 2 = "r+" in the semihosting mode table: QEMU opens with O_RDWR, no O_CREAT */
-    uint32_t args[3] = { (uint32_t)(uintptr_t)path, 2u, (uint32_t)strlen(path) };
-    return sh_call(SYS_OPEN, args);
-}
-
-int pf_sh_write(int handle, const void *buf, size_t n)
-{
-    uint32_t args[3] = { (uint32_t)handle, (uint32_t)(uintptr_t)buf, (uint32_t)n };
-    return sh_call(SYS_WRITE, args) == 0 ? 0 : -1; /* the result is the count NOT written */
 }
 
 int pf_sh_read(int handle, void *buf, size_t n)

@@ -10,11 +10,6 @@
 
 /* Opens a host file for binary reading; returns a handle >= 0 or -1. */
 int pf_sh_open_read(const char *path);
-/* Opens an existing host file for reading and writing ("r+": never creates
- * one; a FIFO opens without waiting for its reader); a handle >= 0 or -1. */
-int pf_sh_open_rw(const char *path);
-/* Writes n bytes; returns 0 when all were written, else -1. */
-int pf_sh_write(int handle, const void *buf, size_t n);
 /* Reads up to n bytes; returns the count read (0 at end of file) or -1. */
 int pf_sh_read(int handle, void *buf, size_t n);
 /* Length of an open file in bytes, or -1. */

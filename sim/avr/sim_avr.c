@@ -10,9 +10,7 @@
  *  - A pty has no DTR: the Arduino auto-reset is modelled by watching the pty
  *    master. POLLHUP means nobody holds the slave; when that ends, someone
  *    opened the port and the chip is reset (--no-reset-on-open turns it off;
- *    SIGUSR1 resets at any time, like the reset button). --reset-line FIFO
- *    carries the RESET pin of a programmer that is not a host port (an MCU's
- *    GPIO, through the same capacitor): the '0' -> '1' edge resets.
+ *    SIGUSR1 resets at any time, like the reset button).
  *  - Pacing: real time while the UART is idle (Optiboot's 1 s watchdog and the
  *    host's own timers must see real time), unthrottled while bytes are in
  *    flight or moved in the last 4 ms of simulated time (--realtime: always
@@ -43,7 +41,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
-#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,8 +151,6 @@ typedef struct pf_sim_avr {
     pf_posix_link link;
     int held;          /* someone holds the pty slave open */
     int notify_fd;     /* inotify on the slave: every open, even a quick close+open */
-    int reset_fd;      /* --reset-line FIFO, -1 if none */
-    char reset_level;  /* its last level, '0' released */
     byte_queue to_avr;   /* host bytes on the wire, not yet arrived */
     byte_queue to_host;  /* AVR bytes not yet written to the pty */
     int feeding;       /* the line-rate feed timer is armed */
@@ -611,24 +606,6 @@ static void run_on_after_crash(avr_harness *h)
     h->avr->state = cpu_Running;
 }
 
-/* The --reset-line FIFO: every asserting edge resets the chip. */
-static void reset_line_io(avr_harness *h)
-{
-    char buf[64];
-    ssize_t n;
-    while (h->reset_fd >= 0 && (n = read(h->reset_fd, buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] != '0' && buf[i] != '1')
-                continue;
-            if (buf[i] == '1' && h->reset_level == '0') {
-                say(h, 1, "reset line asserted by the programmer");
-                chip_reset(h, MCUSR_EXTRF);
-            }
-            h->reset_level = buf[i];
-        }
-    }
-}
-
 static void run(avr_harness *h, volatile sig_atomic_t *stop)
 {
     int was_halted = 0;
@@ -638,7 +615,6 @@ static void run(avr_harness *h, volatile sig_atomic_t *stop)
             g_reset = 0;
             chip_reset(h, MCUSR_EXTRF);
         }
-        reset_line_io(h);
         host_io(h);
         if (h->reset_seen) {
             h->reset_seen = 0;
@@ -716,9 +692,6 @@ static void usage(FILE *f)
             "  --flash-dump FILE    write the whole flash (32 KiB) to FILE at exit\n"
             "  --uart-log FILE      append what the application prints on UART0 to FILE\n"
             "  --no-reset-on-open   do not reset when the port is opened (SIGUSR1 still resets)\n"
-            "  --reset-line FIFO    the RESET pin of a programmer that is no host port (an MCU's GPIO,\n"
-            "                       e.g. the microbit updater in QEMU): a FIFO (made if missing) of '1'\n"
-            "                       (asserted) and '0' (released); the asserting edge resets the chip\n"
             "  --page-write-ms MS   time of one page erase and of one page write (default 4.5; 0 = instant)\n"
             "  --baud N             the line rate the host must use (default 115200)\n"
             "  --startup-ms MS      start-up time after a reset, UART off (default 65: an Uno's fuses)\n"
@@ -751,14 +724,7 @@ int pf_sim_avr_open(pf_sim_avr **out, const pf_sim_avr_config *cfg, pf_diag *dia
     h->page_write_ms = cfg->page_write_ms;
     h->startup_ms = cfg->startup_ms;
     h->baud = cfg->baud ? cfg->baud : 115200;
-    h->link.fd = h->link.listen_fd = h->notify_fd = h->reset_fd = -1;
-    h->reset_level = '0';
-    if (cfg->reset_line) {
-        /* opened read-write: the FIFO never reports end of file when a writer leaves */
-        if ((mkfifo(cfg->reset_line, 0600) != 0 && errno != EEXIST) ||
-            (h->reset_fd = open(cfg->reset_line, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0)
-            return pf_diag_set(diag, PF_ERR_ARG, "--reset-line %s: %s", cfg->reset_line, strerror(errno));
-    }
+    h->link.fd = h->link.listen_fd = h->notify_fd = -1;
     if (setup_avr(h) != 0)
         return PF_ERR_UNSUPPORTED; /* setup_avr said why */
     g_h = h;
@@ -818,8 +784,6 @@ void pf_sim_avr_close(pf_sim_avr *h)
         pf_posix_close(&h->link);
     if (h->notify_fd >= 0)
         close(h->notify_fd);
-    if (h->reset_fd >= 0)
-        close(h->reset_fd);
     avr_terminate(h->avr);
     if (g_h == h)
         g_h = NULL;
@@ -869,9 +833,6 @@ int pf_sim_avr_main(int argc, char **argv)
                 fprintf(stderr, "peerflash: sim avr: unsupported --baud %s\n", v);
                 return 2;
             }
-            i++;
-        } else if (!strcmp(a, "--reset-line") && v) {
-            h.reset_line = v;
             i++;
         } else if (!strcmp(a, "--no-reset-on-open")) {
             h.reset_on_open = 0;

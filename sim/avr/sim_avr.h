@@ -19,12 +19,9 @@ typedef struct pf_sim_avr_config {
     double page_write_ms;   /* one page erase and one page write (default 4.5) */
     double startup_ms;      /* held in reset after a reset, UART off (default 65) */
     uint32_t baud;          /* the UART's line rate (default 115200) */
-    const char *reset_line; /* a FIFO (made if missing) carrying a programmer's RESET pin:
-                             * '1' asserted, '0' released; the asserting edge resets the
-                             * chip, as a GPIO wired through the auto-reset capacitor does */
 } pf_sim_avr_config;
 
-#define PF_SIM_AVR_CONFIG_DEFAULT() {NULL, NULL, NULL, NULL, 1, 0, 0, 4.5, 65.0, 115200u, NULL}
+#define PF_SIM_AVR_CONFIG_DEFAULT() {NULL, NULL, NULL, NULL, 1, 0, 0, 4.5, 65.0, 115200u}
 
 typedef struct pf_sim_avr pf_sim_avr; /* one per process (libsimavr's flash hook has no context) */
 

@@ -12,15 +12,9 @@
  *    read, since QEMU raises it again inside that read when its 6-byte FIFO
  *    holds more. ENABLE must be 4 exactly. BAUDRATE gets the nRF51 code
  *    (QEMU ignores it); 8E1 sets CONFIG.PARITY (the nRF51 UART has even
- *    parity, no odd).
- *  - Reset line: the micro:bit's UART has no modem lines. A board that
- *    programs another MCU wires a GPIO to the target's RESET through a
- *    capacitor, as an Arduino's DTR line is (the edge resets it). QEMU's
- *    GPIO has no host side, so the pin's level goes to the host file
- *    RESET_LINE_FILE in QEMU's working directory through semihosting: '1'
- *    asserted, '0' released (`peerflash sim avr --reset-line` makes it a
- *    FIFO and resets on the edge). Without that file set_lines reports
- *    PF_ERR_UNSUPPORTED and the target must reset on its own.
+ *    parity, no odd). No modem lines on the micro:bit's UART: set_lines
+ *    reports PF_ERR_UNSUPPORTED, so the target must reset on its own (a
+ *    board with a GPIO on RESET would drive it there).
  *  - Storage, console, job, exit: ARM semihosting (firmware/semihost/), as on
  *    mps2-an385. At exit the stack's high-water mark is printed. */
 #include <stdint.h>
@@ -247,18 +241,12 @@ static int link_set_line(void *ctx, uint32_t baud, pf_frame frame)
     return PF_OK;
 }
 
-#define RESET_LINE_FILE "pf-reset-line"
-static int reset_line = -2; /* semihosting handle; -2: not opened yet, -1: none */
-
 static int link_set_lines(void *ctx, int dtr, int rts)
 {
     (void)ctx;
-    if (reset_line == -2)
-        reset_line = pf_sh_open_rw(RESET_LINE_FILE);
-    if (reset_line < 0)
-        return PF_ERR_UNSUPPORTED; /* no modem lines on the UART, no reset line wired */
-    char level = dtr == PF_LINE_ASSERT || rts == PF_LINE_ASSERT ? '1' : '0';
-    return pf_sh_write(reset_line, &level, 1) == 0 ? PF_OK : PF_ERR_IO;
+    (void)dtr;
+    (void)rts;
+    return PF_ERR_UNSUPPORTED; /* no modem lines on the micro:bit's UART */
 }
 
 static void link_log(void *ctx, int level, const char *msg)
