@@ -31,6 +31,19 @@ int pf_zp_method_parse(const char *name)
     return -1;
 }
 
+int pf_zp_method_option(const char *value, pf_diag *diag)
+{
+    int m = pf_zp_method_parse(value);
+    if (m < 0)
+        return pf_diag_set(diag, PF_ERR_ARG, "--compress takes fast, best or auto, not '%s'", value ? value : "");
+    if (!pf_zp_available(m))
+        return pf_diag_set(diag, PF_ERR_UNSUPPORTED,
+                           "--compress %s needs zopfli, and this peerflash was built without it "
+                           "(libzopfli-dev; -DPF_ZOPFLI=ON): use fast or auto",
+                           value);
+    return m;
+}
+
 const char *pf_zp_method_name(int method)
 {
     return method == PF_ZP_BEST ? "best" : method == PF_ZP_AUTO ? "auto" : "fast";

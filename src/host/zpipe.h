@@ -16,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "peerflash/pf_err.h"
+#include "peerflash/pf_target.h"
+
 typedef enum { PF_ZP_FAST = 0, PF_ZP_BEST = 1, PF_ZP_AUTO = 2 } pf_zp_method;
 
 #define PF_ZP_SEG_MAX 0x8000u /* largest segment (and dictionary) */
@@ -25,6 +28,19 @@ int pf_zp_method_parse(const char *name);
 const char *pf_zp_method_name(int method);
 /* 1 when the method can be used in this build (best needs libzopfli). */
 int pf_zp_available(int method);
+
+/* The --compress option of the drivers that compress through this pipeline
+ * (esp, agent): its table entry, and its value read as set_option gets it:
+ * the method, or PF_ERR_ARG (not a method) / PF_ERR_UNSUPPORTED (best in a
+ * build without zopfli) with diag saying why. */
+#define PF_ZP_COMPRESS_OPTION                                                                                \
+    {.name = "compress",                                                                                     \
+     .arg = "fast|best|auto",                                                                                \
+     .help = "deflate by zlib (fast), by zopfli (best: 2-4% fewer bytes, much more CPU) or, the default, "  \
+             "zopfli only for segments the line will not wait for (auto); on a second thread",             \
+     .commands = PF_CMD_FLASH,                                                                               \
+     .flags = 0}
+int pf_zp_method_option(const char *value, pf_diag *diag);
 
 /* Compresses raw[0, len) in the calling thread with dict[0, dict_len) as
  * the window before it: raw deflate ending on a byte; non-final: a sync

@@ -313,28 +313,16 @@ static enum MHD_Result arduino_still_running(request *q, struct MHD_Connection *
     char *state = serve_target_json(q->t);
     size_t n = (state ? strlen(state) : 4) + 400;
     char *body = malloc(n);
-    if (!body) {
-        free(state);
-        return MHD_NO;
-    }
-    snprintf(body, n,
-             "{\"message\":\"peerflash: the %s of '%s' is still running after %u s (arduinoOTA waits 10 s): its "
-             "result will be in GET /api/targets/%s (last_result) and the daemon's log\",\"target\":%s}\n",
-             serve_job_name(q->kind), q->t->cfg.name, SERVE_ARDUINO_WAIT_US / 1000000u, q->t->cfg.name,
-             state ? state : "null");
+    if (body)
+        snprintf(body, n,
+                 "{\"message\":\"peerflash: the %s of '%s' is still running after %u s (arduinoOTA waits 10 s): "
+                 "its result will be in GET /api/targets/%s (last_result) and the daemon's log\",\"target\":%s}",
+                 serve_job_name(q->kind), q->t->cfg.name, SERVE_ARDUINO_WAIT_US / 1000000u, q->t->cfg.name,
+                 state ? state : "null");
     free(state);
     serve_log(q->d, "arduino", q->t, NULL, "%s from %s still running at the arduinoOTA deadline: answered 202",
               serve_job_name(q->kind), q->peer);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_ACCEPTED, r);
-    MHD_destroy_response(r);
-    return ret;
+    return reply_json(c, MHD_HTTP_ACCEPTED, body);
 }
 
 /* sync: "SYNC" when the target is free for an upload, else what it is busy

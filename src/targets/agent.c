@@ -1243,12 +1243,7 @@ void pf_agent_host_get_stats(const void *self, pf_agent_host_stats *st)
 static const pf_target_option agent_options[] = {
     {.name = "no-compress", .arg = NULL, .help = "send the image uncompressed", .commands = PF_CMD_FLASH, .flags = 0},
 #if PF_AGENT_ZPIPE
-    {.name = "compress",
-     .arg = "fast|best|auto",
-     .help = "deflate by zlib (fast), by zopfli (best: 2-4% fewer bytes, much more CPU) or, the default, "
-             "zopfli only for segments the line will not wait for (auto); on a second thread",
-     .commands = PF_CMD_FLASH,
-     .flags = 0},
+    PF_ZP_COMPRESS_OPTION,
 #endif
     /* the patch itself is the host's (a diff, an image cache): set_delta */
     {.name = "delta-from",
@@ -1275,15 +1270,9 @@ static int a_set_option(void *self, const char *name, const char *value)
     }
 #if PF_AGENT_ZPIPE
     if (!strcmp(name, "compress")) {
-        int m = pf_zp_method_parse(value);
+        int m = pf_zp_method_option(value, h->cfg.diag);
         if (m < 0)
-            return pf_diag_set(h->cfg.diag, PF_ERR_ARG, "--compress takes fast, best or auto, not '%s'",
-                               value ? value : "");
-        if (!pf_zp_available(m))
-            return pf_diag_set(h->cfg.diag, PF_ERR_UNSUPPORTED,
-                               "--compress %s needs zopfli, and this peerflash was built without it "
-                               "(libzopfli-dev; -DPF_ZOPFLI=ON): use fast or auto",
-                               value);
+            return m;
         h->zmethod = m;
         h->opt.deflate = 1;
         return PF_OK;

@@ -1816,12 +1816,7 @@ static void esp_close(void *self)
 static const pf_target_option esp_options[] = {
     {.name = "no-compress", .arg = NULL, .help = "send the image uncompressed", .commands = PF_CMD_FLASH, .flags = 0},
 #if PF_ESP_ZPIPE
-    {.name = "compress",
-     .arg = "fast|best|auto",
-     .help = "deflate by zlib (fast), by zopfli (best: 2-4% fewer bytes, much more CPU) or, the default, "
-             "zopfli only for segments the line will not wait for (auto); on a second thread",
-     .commands = PF_CMD_FLASH,
-     .flags = 0},
+    PF_ZP_COMPRESS_OPTION,
 #endif
     {.name = NULL},
 };
@@ -1836,15 +1831,9 @@ static int esp_set_option(void *self, const char *name, const char *value)
     }
 #if PF_ESP_ZPIPE
     if (!strcmp(name, "compress")) {
-        int m = pf_zp_method_parse(value);
+        int m = pf_zp_method_option(value, diag(s));
         if (m < 0)
-            return pf_diag_set(diag(s), PF_ERR_ARG, "--compress takes fast, best or auto, not '%s'",
-                               value ? value : "");
-        if (!pf_zp_available(m))
-            return pf_diag_set(diag(s), PF_ERR_UNSUPPORTED,
-                               "--compress %s needs zopfli, and this peerflash was built without it "
-                               "(libzopfli-dev; -DPF_ZOPFLI=ON): use fast or auto",
-                               value);
+            return m;
         s->opt.method = m;
         s->opt.compress = 1;
         return PF_OK;
