@@ -4,7 +4,7 @@
 # daemon, with the requests the tool makes (tests/serve/arduinoota_client.py,
 # written from arduinoOTA main.go; the Go tool itself is not in Debian):
 # sync, the .hex without its line breaks as a form body, Basic auth with the
-# token, reset. Then: a job longer than the tool's 10 s is answered 202 in
+# token, reset; a damaged HEX is refused and the flash keeps the application. Then: a job longer than the tool's 10 s is answered 202 in
 # time and goes on to its result; sync says BUSY meanwhile; the routes of a
 # target without --arduino-ota are 404; bad command lines exit 2.
 PF=${1:?usage: $0 path/to/peerflash AVR_BUILD_DIR}
@@ -45,8 +45,20 @@ reset_text=$(curl -s -X POST "$URL/api/targets/uno/arduino/reset")
     fail "reset: $reset_text"
 grep -q "flash started from http 127.0.0.1: sketch.hex" serve.log && ok "the log names the upload sketch.hex" ||
     fail "log: $(grep uno serve.log)"
+# a damaged sketch (one data byte changed, so its record's checksum is wrong), sent as the tool
+# sends it: refused before the port is opened, the application flashed above stays
+sed '3s/^\(:10....00\)\(.\)/\1F/' "$AVR_DIR/app_small.hex" >bad.hex
+cmp -s bad.hex "$AVR_DIR/app_small.hex" && die "bad.hex is not damaged"
+jobs_before=$(grep -c "job uno: flash started" serve.log)
+# shellcheck disable=SC2046
+$PY "$CLIENT" -address 127.0.0.1 -port "$HTTP_PORT" -sketch bad.hex $(ep uno) \
+    -username arduino -password arduino-test-token-1 >bad.out 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "Error flashing the sketch:.*sketch.hex: line 3.*checksum.*nothing was written" bad.out &&
+    [ "$(grep -c "job uno: flash started" serve.log)" = "$jobs_before" ] &&
+    ok "a damaged HEX: refused naming line 3's checksum, no job ran" || fail "bad hex: rc $rc: $(cat bad.out)"
 kill -TERM $AVR_SIM && wait $AVR_SIM
-$PY - "$AVR_DIR/app_small.hex" <<'PY' && ok "the ATmega328P's flash holds the application" || fail "avr flash differs"
+$PY - "$AVR_DIR/app_small.hex" <<'PY' && ok "the ATmega328P's flash holds the application (the damaged one changed nothing)" || fail "avr flash differs"
 import sys
 mem = {}
 base = 0
