@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "agent_fixture.h"
+#include "fault_port.h"
 #include "agent_sim.h"
 #include "peerflash/pf_agent_host.h"
 #include "peerflash/pf_agent_proto.h"
@@ -75,76 +76,20 @@ static void stop_sim(pthread_t t)
     unlink(dev);
 }
 
-/* ---- a port that records what the host writes ------------------------------ */
-typedef struct tap {
-    pf_port port, inner;
-    uint8_t *buf;
-    size_t len, cap;
-} tap;
-
-static int tap_read(void *c, uint8_t *b, size_t n, uint32_t t)
-{
-    tap *p = c;
-    return p->inner.read(p->inner.ctx, b, n, t);
-}
-
-static int tap_write(void *c, const uint8_t *b, size_t n)
-{
-    tap *p = c;
-    if (p->len + n > p->cap) {
-        p->cap = (p->len + n) * 2;
-        p->buf = realloc(p->buf, p->cap);
-    }
-    memcpy(p->buf + p->len, b, n);
-    p->len += n;
-    return p->inner.write(p->inner.ctx, b, n);
-}
-
-static int tap_flush(void *c)
-{
-    tap *p = c;
-    return p->inner.flush_input ? p->inner.flush_input(p->inner.ctx) : 0;
-}
-
-static int tap_set_line(void *c, uint32_t baud, pf_frame f)
-{
-    tap *p = c;
-    return p->inner.set_line ? p->inner.set_line(p->inner.ctx, baud, f) : PF_ERR_UNSUPPORTED;
-}
-
-static void tap_log(void *c, int level, const char *msg)
-{
-    tap *p = c;
-    if (p->inner.log)
-        p->inner.log(p->inner.ctx, level, msg);
-}
-
-static uint32_t tap_now(void *c)
-{
-    tap *p = c;
-    return p->inner.now_ms(p->inner.ctx);
-}
-
-static void tap_delay(void *c, uint32_t ms)
-{
-    tap *p = c;
-    p->inner.delay_ms(p->inner.ctx, ms);
-}
-
 /* The DATA stream of the last transfer in what the host wrote: the
  * payloads after its last BEGIN, each at its offset (a retransmission
  * writes the same bytes again). Returns its length; *out malloc'd. */
-static size_t stream_of(const tap *t, uint8_t **out)
+static size_t stream_of(const fault_port *t, uint8_t **out)
 {
     static uint8_t rx[PF_AP_WIRE_MAX(PF_AP_MAX_PAYLOAD)];
     pf_ap_decoder d;
     pf_ap_decoder_init(&d, rx, sizeof rx);
     size_t cap = 1u << 20, len = 0;
     uint8_t *s = calloc(1, cap);
-    for (size_t pos = 0; pos < t->len;) {
+    for (size_t pos = 0; pos < t->sent_len;) {
         pf_ap_frame f;
         int got = 0;
-        pos += pf_ap_decode(&d, t->buf + pos, t->len - pos, &f, &got);
+        pos += pf_ap_decode(&d, t->sent + pos, t->sent_len - pos, &f, &got);
         if (!got)
             continue;
         if (f.type == PF_AP_BEGIN) {
@@ -214,7 +159,8 @@ static const char *const names[] = {"fast", "best", "auto"};
 
 typedef struct host {
     pf_posix_link link;
-    tap t;
+    fault_port t; /* no faults: it records what the host writes */
+    pf_port real;
     const pf_target_ops *ops;
     void *self;
     pf_diag diag;
@@ -228,19 +174,10 @@ static int host_open(host *h, int method)
     int r = pf_posix_open(&h->link, dev, &h->diag);
     if (r < 0)
         return r;
-    pf_posix_port(&h->link, &h->t.inner);
+    pf_posix_port(&h->link, &h->real);
     h->link.log_level = getenv("PF_TEST_LOG") ? 3 : -1;
-    h->t.port = h->t.inner;
-    h->t.port.ctx = &h->t;
-    h->t.port.read = tap_read;
-    h->t.port.write = tap_write;
-    h->t.port.flush_input = tap_flush;
-    h->t.port.set_line = tap_set_line;
-    h->t.port.now_ms = tap_now;
-    h->t.port.delay_ms = tap_delay;
-    h->t.port.log = tap_log;
-    h->t.port.drain = NULL;
-    h->t.port.set_lines = NULL;
+    fault_port_init(&h->t, &h->real, 1);
+    h->t.record = 1;
     h->ops = pf_target_find("agent");
     if (!h->ops)
         return PF_ERR_UNSUPPORTED;
@@ -266,7 +203,7 @@ static void host_close(host *h)
         h->self = NULL;
     }
     pf_posix_close(&h->link);
-    free(h->t.buf);
+    free(h->t.sent);
 }
 
 static uint8_t major = 1;

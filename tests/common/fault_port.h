@@ -6,7 +6,9 @@
  *   - bit flips, both directions: one bit of a byte with probability
  *     1/flip_one_in, or flip_ppm per million bytes; one chosen received byte
  *     (flip_read_at) for a targeted flip;
- *   - drops, both directions: drop_ppm per million bytes.
+ *   - drops, both directions: drop_ppm per million bytes;
+ *   - with record set, what the driver wrote (before any fault) is kept in
+ *     sent[0..sent_len) (malloc'd: the caller frees it).
  * Per byte the order of the draws is drop, flip_ppm, flip_one_in, each only
  * when enabled, so a seed gives the same faults at the same byte positions.
  * Everything else (rates, modem lines, clock, log) goes to the real port.
@@ -19,6 +21,7 @@
 #define PEERFLASH_TEST_FAULT_PORT_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "peerflash/pf_port.h"
@@ -35,7 +38,10 @@ typedef struct fault_port {
      * as long) instead of calling the real port's: bytes may still be on
      * their way through a simulated line. 0 = the real port's flush. */
     uint32_t flush_quiet_ms;
+    int record;            /* keep what the driver writes in sent */
     /* what happened */
+    uint8_t *sent;
+    size_t sent_len, sent_cap;
     uint64_t written, received;
     uint32_t flips, drops;
     int cut;
@@ -99,6 +105,18 @@ static int fault_port_write(void *ctx, const uint8_t *buf, size_t n)
     if (f->cut_after >= 0 && f->written + n >= (uint64_t)f->cut_after) {
         f->cut = 1;
         pass = (size_t)((uint64_t)f->cut_after - f->written);
+    }
+    if (f->record && pass) {
+        if (f->sent_len + pass > f->sent_cap) {
+            size_t cap = 2 * (f->sent_len + pass);
+            uint8_t *grown = realloc(f->sent, cap);
+            if (!grown)
+                return PF_ERR_NOMEM;
+            f->sent = grown;
+            f->sent_cap = cap;
+        }
+        memcpy(f->sent + f->sent_len, buf, pass);
+        f->sent_len += pass;
     }
     uint8_t tmp[4096];
     for (size_t done = 0; done < pass;) {
